@@ -1,0 +1,486 @@
+//! Native code for a [`Model`] with Cranelift: the right-hand side, the dense Jacobian, both
+//! together, and the parameter Jacobian, compiled once when a file is loaded.
+//!
+//! Every generated function has the C signature
+//! `fn(t: f64, x: *const f64, p: *const f64, lag: *const f64, out: *mut f64 [, jac: *mut f64])`
+//! with `x` of length D (state), `p` of length P (parameters, sorted-name order), `lag` of length
+//! L (delayed values, DDEs only) and row-major outputs (`out` D for the right-hand side, D×D for
+//! the Jacobian ∂f_i/∂x_j at `i*D + j`, D×P for ∂f_i/∂p_k at `i*P + k`).
+//!
+//! Sub-expressions are hash-consed while lowering, so a term shared between equations, or
+//! between an equation and its derivatives, is computed once; transcendental functions call
+//! Rust's `f64` methods so the results equal the interpreter's bit for bit for the same
+//! evaluation order. Integer powers are lowered to the same multiplication sequence as
+//! [`expr::powi`].
+
+use super::expr::{self, Expr, Func1, Func2, E};
+use super::model::Model;
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::{types, AbiParam, FuncRef, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use std::collections::HashMap;
+
+/// Signature of a generated right-hand side / Jacobian / parameter-Jacobian function.
+pub type KernelFn = unsafe extern "C" fn(f64, *const f64, *const f64, *const f64, *mut f64);
+/// Signature of the generated combined right-hand side + Jacobian function.
+pub type KernelFn2 = unsafe extern "C" fn(f64, *const f64, *const f64, *const f64, *mut f64, *mut f64);
+
+/// Compiled kernels of one model. Owns the executable memory.
+pub struct JitCode {
+    module: Option<JITModule>,
+    /// f(t, x) (delayed terms read from `lag`).
+    pub rhs: KernelFn,
+    /// f(t, x) with every delayed term replaced by the current state (the τ → 0 limit; equals
+    /// `rhs` for systems without delays).
+    pub rhs_undelayed: KernelFn,
+    /// Dense Jacobian ∂f/∂x.
+    pub jacobian: KernelFn,
+    /// f and ∂f/∂x in one pass (shared sub-expressions).
+    pub rhs_jacobian: KernelFn2,
+    /// Dense parameter Jacobian ∂f/∂p.
+    pub param_jacobian: KernelFn,
+}
+
+// SAFETY: after `finalize_definitions` the module is never mutated again (only freed in `Drop`,
+// which needs `&mut self`); the generated functions are pure and reentrant, reading only their
+// arguments, so sharing them across threads is sound.
+unsafe impl Send for JitCode {}
+unsafe impl Sync for JitCode {}
+
+impl Drop for JitCode {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the function pointers are owned by `self` and die with it.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+/// An error of the code generator (not of the user's file: every valid model compiles).
+#[derive(Debug, thiserror::Error)]
+#[error("JIT compilation of '{system}' failed: {message}")]
+pub struct JitError {
+    pub system: String,
+    pub message: String,
+}
+
+extern "C" fn pf_f1(code: u32, x: f64) -> f64 {
+    // The function is chosen by code to keep one import: see `Func1` order in `f1_code`.
+    F1_TABLE[code as usize].eval(x)
+}
+extern "C" fn pf_f2(code: u32, a: f64, b: f64) -> f64 {
+    F2_TABLE[code as usize].eval(a, b)
+}
+extern "C" fn pf_zero(ptr: *mut f64, n: u64) {
+    // SAFETY: called only by generated code with the caller-provided output buffer of length n.
+    unsafe { std::ptr::write_bytes(ptr, 0, n as usize) };
+}
+
+const F1_TABLE: [Func1; 16] = [
+    Func1::Sin,
+    Func1::Cos,
+    Func1::Tan,
+    Func1::Asin,
+    Func1::Acos,
+    Func1::Atan,
+    Func1::Sinh,
+    Func1::Cosh,
+    Func1::Tanh,
+    Func1::Exp,
+    Func1::Log,
+    Func1::Sqrt,
+    Func1::Abs,
+    Func1::Sign,
+    Func1::Floor,
+    Func1::Heaviside,
+];
+const F2_TABLE: [Func2; 5] = [Func2::Atan2, Func2::Min, Func2::Max, Func2::Mod, Func2::Pow];
+
+fn f1_code(f: Func1) -> u32 {
+    F1_TABLE.iter().position(|g| *g == f).unwrap() as u32
+}
+fn f2_code(f: Func2) -> u32 {
+    F2_TABLE.iter().position(|g| *g == f).unwrap() as u32
+}
+
+/// Key of a hash-consed node: tag, payload, child ids.
+#[derive(Hash, PartialEq, Eq, Clone, Copy)]
+struct Key(u8, u64, u32, u32, u32);
+
+struct Lower<'a, 'b> {
+    b: &'a mut FunctionBuilder<'b>,
+    t: Value,
+    x: Value,
+    p: Value,
+    lag: Value,
+    f1: FuncRef,
+    f2: FuncRef,
+    by_ptr: HashMap<*const Expr, (u32, Value)>,
+    by_key: HashMap<Key, (u32, Value)>,
+    /// For the undelayed variant: lag slot → state component.
+    lag_to_state: Option<&'a [usize]>,
+}
+
+impl Lower<'_, '_> {
+    fn konst(&mut self, v: f64) -> (u32, Value) {
+        self.cons(Key(0, v.to_bits(), 0, 0, 0), |l| l.b.ins().f64const(v))
+    }
+    fn cons(&mut self, key: Key, make: impl FnOnce(&mut Self) -> Value) -> (u32, Value) {
+        if let Some(r) = self.by_key.get(&key) {
+            return *r;
+        }
+        let v = make(self);
+        let id = self.by_key.len() as u32 + 1;
+        self.by_key.insert(key, (id, v));
+        (id, v)
+    }
+    fn load(&mut self, base: Value, k: usize) -> Value {
+        self.b
+            .ins()
+            .load(types::F64, MemFlagsData::trusted().with_readonly(), base, (8 * k) as i32)
+    }
+    fn call1(&mut self, f: Func1, a: Value) -> Value {
+        let code = self.b.ins().iconst(types::I32, f1_code(f) as i64);
+        let call = self.b.ins().call(self.f1, &[code, a]);
+        self.b.inst_results(call)[0]
+    }
+    fn call2(&mut self, f: Func2, a: Value, c: Value) -> Value {
+        let code = self.b.ins().iconst(types::I32, f2_code(f) as i64);
+        let call = self.b.ins().call(self.f2, &[code, a, c]);
+        self.b.inst_results(call)[0]
+    }
+    fn ge_zero_select(&mut self, q: Value, a: Value, c: Value) -> Value {
+        let zero = self.konst(0.0).1;
+        let cmp = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, q, zero);
+        self.b.ins().select(cmp, a, c)
+    }
+
+    fn gen(&mut self, e: &E) -> (u32, Value) {
+        let ptr = std::sync::Arc::as_ptr(e);
+        if let Some(r) = self.by_ptr.get(&ptr) {
+            return *r;
+        }
+        let r = self.gen_node(e);
+        self.by_ptr.insert(ptr, r);
+        r
+    }
+
+    fn gen_node(&mut self, e: &E) -> (u32, Value) {
+        use Expr::*;
+        match &**e {
+            Const(v) => self.konst(*v),
+            State(k) => {
+                let k = *k;
+                self.cons(Key(1, k as u64, 0, 0, 0), |l| l.load(l.x, k))
+            }
+            Param(k) => {
+                let k = *k;
+                self.cons(Key(2, k as u64, 0, 0, 0), |l| l.load(l.p, k))
+            }
+            Time => {
+                let t = self.t;
+                self.cons(Key(3, 0, 0, 0, 0), |_| t)
+            }
+            Lag(k) => {
+                let k = *k;
+                match self.lag_to_state {
+                    Some(map) => {
+                        let s = map[k];
+                        self.cons(Key(1, s as u64, 0, 0, 0), |l| l.load(l.x, s))
+                    }
+                    None => self.cons(Key(4, k as u64, 0, 0, 0), |l| l.load(l.lag, k)),
+                }
+            }
+            Neg(a) => {
+                let (ia, va) = self.gen(a);
+                self.cons(Key(5, 0, ia, 0, 0), |l| l.b.ins().fneg(va))
+            }
+            Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) => {
+                let (ia, va) = self.gen(a);
+                let (ib, vb) = self.gen(b);
+                let tag = match &**e {
+                    Add(..) => 6,
+                    Sub(..) => 7,
+                    Mul(..) => 8,
+                    _ => 9,
+                };
+                self.cons(Key(tag, 0, ia, ib, 0), |l| match tag {
+                    6 => l.b.ins().fadd(va, vb),
+                    7 => l.b.ins().fsub(va, vb),
+                    8 => l.b.ins().fmul(va, vb),
+                    _ => l.b.ins().fdiv(va, vb),
+                })
+            }
+            Pow(a, b) => {
+                let (ia, va) = self.gen(a);
+                if let Const(n) = **b {
+                    if let Some(k) = expr::small_int(n) {
+                        return self.cons(Key(10, k as i64 as u64, ia, 0, 0), |l| l.powi(va, k));
+                    }
+                }
+                let (ib, vb) = self.gen(b);
+                self.cons(Key(11, 0, ia, ib, 0), |l| l.call2(Func2::Pow, va, vb))
+            }
+            F1(f, a) => {
+                let (ia, va) = self.gen(a);
+                let f = *f;
+                self.cons(Key(12, f1_code(f) as u64, ia, 0, 0), |l| match f {
+                    Func1::Sqrt => l.b.ins().sqrt(va),
+                    Func1::Abs => l.b.ins().fabs(va),
+                    Func1::Heaviside => {
+                        let one = l.konst(1.0).1;
+                        let zero = l.konst(0.0).1;
+                        l.ge_zero_select(va, one, zero)
+                    }
+                    Func1::Sign => {
+                        let one = l.konst(1.0).1;
+                        let mone = l.konst(-1.0).1;
+                        let zero = l.konst(0.0).1;
+                        let gt = l.b.ins().fcmp(FloatCC::GreaterThan, va, zero);
+                        let lt = l.b.ins().fcmp(FloatCC::LessThan, va, zero);
+                        let neg_or_zero = l.b.ins().select(lt, mone, zero);
+                        l.b.ins().select(gt, one, neg_or_zero)
+                    }
+                    _ => l.call1(f, va),
+                })
+            }
+            F2(f, a, b) => {
+                let (ia, va) = self.gen(a);
+                let (ib, vb) = self.gen(b);
+                let f = *f;
+                self.cons(Key(13, f2_code(f) as u64, ia, ib, 0), |l| match f {
+                    Func2::Min => {
+                        let cmp = l.b.ins().fcmp(FloatCC::LessThanOrEqual, va, vb);
+                        l.b.ins().select(cmp, va, vb)
+                    }
+                    Func2::Max => {
+                        let cmp = l.b.ins().fcmp(FloatCC::GreaterThanOrEqual, va, vb);
+                        l.b.ins().select(cmp, va, vb)
+                    }
+                    Func2::Mod => {
+                        // a − b·floor(a/b), as the interpreter
+                        let q = l.b.ins().fdiv(va, vb);
+                        let fl = l.call1(Func1::Floor, q);
+                        let m = l.b.ins().fmul(vb, fl);
+                        l.b.ins().fsub(va, m)
+                    }
+                    _ => l.call2(f, va, vb),
+                })
+            }
+            Select(q, a, b) => {
+                let (iq, vq) = self.gen(q);
+                let (ia, va) = self.gen(a);
+                let (ib, vb) = self.gen(b);
+                self.cons(Key(14, 0, iq, ia, ib), |l| l.ge_zero_select(vq, va, vb))
+            }
+        }
+    }
+
+    /// Binary powering in the order of [`expr::powi`].
+    fn powi(&mut self, a: Value, k: i32) -> Value {
+        let mut n = k.unsigned_abs();
+        let mut base = a;
+        let mut acc: Option<Value> = None;
+        while n > 0 {
+            if n & 1 == 1 {
+                acc = Some(match acc {
+                    None => base,
+                    Some(v) => self.b.ins().fmul(v, base),
+                });
+            }
+            n >>= 1;
+            if n > 0 {
+                base = self.b.ins().fmul(base, base);
+            }
+        }
+        let v = match acc {
+            Some(v) => v,
+            None => self.konst(1.0).1,
+        };
+        if k < 0 {
+            let one = self.konst(1.0).1;
+            self.b.ins().fdiv(one, v)
+        } else {
+            v
+        }
+    }
+}
+
+/// One output block of a generated function: a dense row-major array whose nonzero entries
+/// are given.
+struct Block<'a> {
+    len: usize,
+    entries: Vec<(usize, &'a E)>,
+}
+
+/// Compiles the model's kernels.
+pub fn compile(model: &Model) -> Result<JitCode, JitError> {
+    let fail = |m: String| JitError {
+        system: model.name.clone(),
+        message: m,
+    };
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(|e| fail(e.to_string()))?;
+    flags.set("is_pic", "false").map_err(|e| fail(e.to_string()))?;
+    flags
+        .set("use_colocated_libcalls", "false")
+        .map_err(|e| fail(e.to_string()))?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| fail(e.to_string()))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| fail(e.to_string()))?;
+    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+    jb.symbol("pf_f1", pf_f1 as *const u8);
+    jb.symbol("pf_f2", pf_f2 as *const u8);
+    jb.symbol("pf_zero", pf_zero as *const u8);
+    let mut module = JITModule::new(jb);
+
+    let d = model.dim();
+    let np = model.param_names.len();
+    let rhs_entries: Vec<(usize, &E)> = model.rhs.iter().enumerate().collect();
+    let jac_entries: Vec<(usize, &E)> = model.jacobian.iter().map(|(r, c, e)| (r * d + c, e)).collect();
+    let pj_entries: Vec<(usize, &E)> = model
+        .param_jacobian
+        .iter()
+        .map(|(r, k, e)| (r * np + k, e))
+        .collect();
+    let lag_map: Vec<usize> = model.lags.iter().map(|l| l.component).collect();
+
+    let rhs = build(&mut module, "rhs", &[Block { len: d, entries: rhs_entries.clone() }], None).map_err(fail)?;
+    let rhs_u = build(
+        &mut module,
+        "rhs_undelayed",
+        &[Block { len: d, entries: rhs_entries.clone() }],
+        Some(&lag_map),
+    )
+    .map_err(fail)?;
+    let jac = build(&mut module, "jacobian", &[Block { len: d * d, entries: jac_entries.clone() }], None).map_err(fail)?;
+    let both = build(
+        &mut module,
+        "rhs_jacobian",
+        &[
+            Block { len: d, entries: rhs_entries },
+            Block { len: d * d, entries: jac_entries },
+        ],
+        None,
+    )
+    .map_err(fail)?;
+    let pj = build(&mut module, "param_jacobian", &[Block { len: d * np, entries: pj_entries }], None).map_err(fail)?;
+    module.finalize_definitions().map_err(|e| fail(e.to_string()))?;
+    // SAFETY: each id was defined above with the signature matching the transmuted type.
+    unsafe {
+        let get = |id: FuncId| module.get_finalized_function(id);
+        Ok(JitCode {
+            rhs: std::mem::transmute::<*const u8, KernelFn>(get(rhs)),
+            rhs_undelayed: std::mem::transmute::<*const u8, KernelFn>(get(rhs_u)),
+            jacobian: std::mem::transmute::<*const u8, KernelFn>(get(jac)),
+            rhs_jacobian: std::mem::transmute::<*const u8, KernelFn2>(get(both)),
+            param_jacobian: std::mem::transmute::<*const u8, KernelFn>(get(pj)),
+            module: Some(module),
+        })
+    }
+}
+
+fn build(module: &mut JITModule, name: &str, blocks: &[Block], lag_to_state: Option<&[usize]>) -> Result<FuncId, String> {
+    let ptr = module.target_config().pointer_type();
+    let mut ctx = module.make_context();
+    let sig = &mut ctx.func.signature;
+    sig.params.push(AbiParam::new(types::F64));
+    for _ in 0..3 + blocks.len() {
+        sig.params.push(AbiParam::new(ptr));
+    }
+    let id = module
+        .declare_function(name, Linkage::Local, &ctx.func.signature)
+        .map_err(|e| e.to_string())?;
+
+    let mut sig1 = module.make_signature();
+    sig1.params.push(AbiParam::new(types::I32));
+    sig1.params.push(AbiParam::new(types::F64));
+    sig1.returns.push(AbiParam::new(types::F64));
+    let f1 = module
+        .declare_function("pf_f1", Linkage::Import, &sig1)
+        .map_err(|e| e.to_string())?;
+    let mut sig2 = module.make_signature();
+    sig2.params.push(AbiParam::new(types::I32));
+    sig2.params.push(AbiParam::new(types::F64));
+    sig2.params.push(AbiParam::new(types::F64));
+    sig2.returns.push(AbiParam::new(types::F64));
+    let f2 = module
+        .declare_function("pf_f2", Linkage::Import, &sig2)
+        .map_err(|e| e.to_string())?;
+    let mut sigz = module.make_signature();
+    sigz.params.push(AbiParam::new(ptr));
+    sigz.params.push(AbiParam::new(types::I64));
+    let fz = module
+        .declare_function("pf_zero", Linkage::Import, &sigz)
+        .map_err(|e| e.to_string())?;
+
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let f1r = module.declare_func_in_func(f1, b.func);
+        let f2r = module.declare_func_in_func(f2, b.func);
+        let fzr = module.declare_func_in_func(fz, b.func);
+        let mut l = Lower {
+            b: &mut b,
+            t: params[0],
+            x: params[1],
+            p: params[2],
+            lag: params[3],
+            f1: f1r,
+            f2: f2r,
+            by_ptr: HashMap::new(),
+            by_key: HashMap::new(),
+            lag_to_state,
+        };
+        // compute all values first (loads of x happen before any store, so `out` may alias `x`
+        // only if the caller wants it — it never does), then store
+        let mut stores: Vec<(Value, usize, Value)> = Vec::new();
+        for (bi, block) in blocks.iter().enumerate() {
+            let out = params[4 + bi];
+            for (pos, e) in &block.entries {
+                let v = l.gen(e).1;
+                stores.push((out, *pos, v));
+            }
+        }
+        for (bi, block) in blocks.iter().enumerate() {
+            let out = params[4 + bi];
+            let dense = block.entries.len() == block.len;
+            if dense {
+                continue;
+            }
+            if block.len <= 4096 {
+                let mut filled = vec![false; block.len];
+                for (pos, _) in &block.entries {
+                    filled[*pos] = true;
+                }
+                let zero = l.konst(0.0).1;
+                for (pos, f) in filled.iter().enumerate() {
+                    if !f {
+                        l.b.ins().store(MemFlagsData::trusted(), zero, out, (8 * pos) as i32);
+                    }
+                }
+            } else {
+                let n = l.b.ins().iconst(types::I64, block.len as i64);
+                l.b.ins().call(fzr, &[out, n]);
+            }
+        }
+        for (out, pos, v) in stores {
+            let off = i32::try_from(8 * pos).map_err(|_| "output too large for one kernel".to_string())?;
+            l.b.ins().store(MemFlagsData::trusted(), v, out, off);
+        }
+        b.ins().return_(&[]);
+        b.finalize(module.target_config());
+    }
+    module.define_function(id, &mut ctx).map_err(|e| format!("{e:?}"))?;
+    module.clear_context(&mut ctx);
+    Ok(id)
+}

@@ -1,0 +1,366 @@
+//! Dynamical systems: the traits every system implements, and systems read from definition
+//! files (`systems/*.toml`), resolved and compiled to native code.
+//!
+//! Pipeline: [`spec::SystemSpec::load`] (TOML → typed spec) → [`model::Model::build`] (names →
+//! slots, symbolic Jacobian) → [`jit::compile`] (Cranelift) → [`CompiledSystem`], which
+//! implements [`System`] and [`Jacobian`]. [`Interpreted`] evaluates the same trees with the
+//! reference interpreter and is used to check the compiled code.
+
+pub mod expr;
+pub mod jit;
+pub mod model;
+pub mod parse;
+pub mod spec;
+
+pub use model::{Model, Overrides};
+pub use spec::{Kind, SpecError, SystemSpec};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Continuous or discrete time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeKind {
+    Continuous,
+    Discrete,
+}
+
+/// A dynamical system: state dimension and right-hand side.
+///
+/// For flows `rhs` writes dx/dt = f(t, x); for maps it writes x_{n+1} = f(n, x_n).
+/// Implementations must not allocate in `rhs` (it is called in the integrators' hot loops).
+pub trait System {
+    /// State dimension D.
+    fn dim(&self) -> usize;
+    /// Continuous (flow) or discrete (map) time.
+    fn time_kind(&self) -> TimeKind {
+        TimeKind::Continuous
+    }
+    /// Writes f(t, x) into `out` (length D).
+    fn rhs(&self, t: f64, x: &[f64], out: &mut [f64]);
+}
+
+/// A system with an exact Jacobian.
+pub trait Jacobian: System {
+    /// Writes ∂f_i/∂x_j at `out[i*D + j]` (row-major D×D).
+    fn jacobian(&self, t: f64, x: &[f64], out: &mut [f64]);
+}
+
+/// Metadata of a system loaded from a file, shared by its compiled and interpreted forms.
+#[derive(Debug, Clone)]
+pub struct SystemInfo {
+    pub spec: SystemSpec,
+    pub model: Model,
+}
+
+/// A system from a definition file, compiled to native code. Cheap to clone (the code is
+/// shared); parameters can be changed without recompiling.
+#[derive(Clone)]
+pub struct CompiledSystem {
+    info: Arc<SystemInfo>,
+    params: Vec<f64>,
+    code: Arc<jit::JitCode>,
+}
+
+impl std::fmt::Debug for CompiledSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledSystem")
+            .field("name", &self.info.model.name)
+            .field("dim", &self.dim())
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+/// Any error while loading a system.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Spec(#[from] SpecError),
+    #[error("{0}")]
+    Jit(#[from] jit::JitError),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl CompiledSystem {
+    /// Builds and compiles a spec with overrides.
+    pub fn new(spec: SystemSpec, ov: &Overrides) -> Result<CompiledSystem, LoadError> {
+        let model = Model::build(&spec, ov)?;
+        let code = jit::compile(&model)?;
+        let params = model.param_values.clone();
+        Ok(CompiledSystem {
+            info: Arc::new(SystemInfo { spec, model }),
+            params,
+            code: Arc::new(code),
+        })
+    }
+
+    /// Loads a file (or catalogue name) and compiles it.
+    pub fn load(system: &str, ov: &Overrides) -> Result<CompiledSystem, LoadError> {
+        let path = resolve_system(system)?;
+        Self::new(SystemSpec::load(&path)?, ov)
+    }
+
+    /// The spec and resolved model.
+    pub fn info(&self) -> &SystemInfo {
+        &self.info
+    }
+    /// The resolved model.
+    pub fn model(&self) -> &Model {
+        &self.info.model
+    }
+    /// System name.
+    pub fn name(&self) -> &str {
+        &self.info.model.name
+    }
+    /// Current parameter values (sorted-name order, see [`Model::param_names`]).
+    pub fn params(&self) -> &[f64] {
+        &self.params
+    }
+    /// Sets a parameter by name; `false` if there is no such parameter.
+    pub fn set_param(&mut self, name: &str, value: f64) -> bool {
+        match self.info.model.param_names.iter().position(|p| p == name) {
+            Some(k) => {
+                self.params[k] = value;
+                true
+            }
+            None => false,
+        }
+    }
+    /// Number of delayed terms (0 unless a DDE).
+    pub fn n_lags(&self) -> usize {
+        self.info.model.lags.len()
+    }
+    /// f(t, x) with the delayed values `lag` (length [`Self::n_lags`]).
+    pub fn rhs_lagged(&self, t: f64, x: &[f64], lag: &[f64], out: &mut [f64]) {
+        let d = self.dim();
+        assert!(x.len() >= d && out.len() >= d && lag.len() >= self.n_lags());
+        // SAFETY: lengths checked above; the kernel reads D + P + L values and writes D.
+        unsafe { (self.code.rhs)(t, x.as_ptr(), self.params.as_ptr(), lag.as_ptr(), out.as_mut_ptr()) }
+    }
+    /// f(t, x) and the Jacobian in one pass (`jac` row-major D×D).
+    pub fn rhs_and_jacobian(&self, t: f64, x: &[f64], out: &mut [f64], jac: &mut [f64]) {
+        let d = self.dim();
+        assert!(x.len() >= d && out.len() >= d && jac.len() >= d * d);
+        let lag = [0.0f64; 0];
+        let lag_ptr = if self.n_lags() == 0 { lag.as_ptr() } else { x.as_ptr() };
+        debug_assert!(self.n_lags() == 0, "rhs_and_jacobian on a DDE ignores delays");
+        // SAFETY: lengths checked; `lag` is never read for systems without delays.
+        unsafe {
+            (self.code.rhs_jacobian)(
+                t,
+                x.as_ptr(),
+                self.params.as_ptr(),
+                lag_ptr,
+                out.as_mut_ptr(),
+                jac.as_mut_ptr(),
+            )
+        }
+    }
+    /// ∂f_i/∂p_k at `out[i*P + k]` (row-major D×P).
+    pub fn param_jacobian(&self, t: f64, x: &[f64], out: &mut [f64]) {
+        let d = self.dim();
+        let p = self.params.len();
+        assert!(x.len() >= d && out.len() >= d * p);
+        // SAFETY: as above; delayed terms are replaced by the current state.
+        unsafe {
+            (self.code.param_jacobian)(t, x.as_ptr(), self.params.as_ptr(), x.as_ptr(), out.as_mut_ptr())
+        }
+    }
+    /// Values of the named conserved quantities at (t, x) (interpreted; not a hot path).
+    pub fn conserved(&self, t: f64, x: &[f64]) -> Vec<(String, f64)> {
+        let cx = expr::Ctx {
+            t,
+            x,
+            p: &self.params,
+            lag: &[],
+        };
+        self.info
+            .model
+            .conserved
+            .iter()
+            .map(|(n, e)| (n.clone(), e.eval(&cx)))
+            .collect()
+    }
+}
+
+impl System for CompiledSystem {
+    fn dim(&self) -> usize {
+        self.info.model.dim()
+    }
+    fn time_kind(&self) -> TimeKind {
+        match self.info.model.kind {
+            Kind::Map => TimeKind::Discrete,
+            _ => TimeKind::Continuous,
+        }
+    }
+    /// For a DDE this is the τ → 0 limit (delayed terms read the current state); integrate
+    /// delay equations with [`CompiledSystem::rhs_lagged`].
+    #[inline]
+    fn rhs(&self, t: f64, x: &[f64], out: &mut [f64]) {
+        let d = self.info.model.components.len();
+        assert!(x.len() >= d && out.len() >= d);
+        // SAFETY: lengths checked; the undelayed kernel never reads `lag`.
+        unsafe {
+            (self.code.rhs_undelayed)(t, x.as_ptr(), self.params.as_ptr(), x.as_ptr(), out.as_mut_ptr())
+        }
+    }
+}
+
+impl Jacobian for CompiledSystem {
+    #[inline]
+    fn jacobian(&self, t: f64, x: &[f64], out: &mut [f64]) {
+        let d = self.dim();
+        assert!(x.len() >= d && out.len() >= d * d);
+        // SAFETY: lengths checked; delayed terms (DDEs) read the current state.
+        unsafe { (self.code.jacobian)(t, x.as_ptr(), self.params.as_ptr(), x.as_ptr(), out.as_mut_ptr()) }
+    }
+}
+
+/// The same system evaluated by the reference tree interpreter (slow; for checks).
+#[derive(Debug, Clone)]
+pub struct Interpreted {
+    pub model: Model,
+    pub params: Vec<f64>,
+}
+
+impl Interpreted {
+    /// Wraps a model with its default parameters.
+    pub fn new(model: Model) -> Interpreted {
+        let params = model.param_values.clone();
+        Interpreted { model, params }
+    }
+    fn lag_values(&self, x: &[f64]) -> Vec<f64> {
+        self.model.lags.iter().map(|l| x[l.component]).collect()
+    }
+    /// ∂f/∂p, row-major D×P.
+    pub fn param_jacobian(&self, t: f64, x: &[f64], out: &mut [f64]) {
+        let lag = self.lag_values(x);
+        let cx = expr::Ctx { t, x, p: &self.params, lag: &lag };
+        out.iter_mut().for_each(|v| *v = 0.0);
+        let np = self.params.len();
+        for (r, k, e) in &self.model.param_jacobian {
+            out[r * np + k] = e.eval(&cx);
+        }
+    }
+}
+
+impl System for Interpreted {
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+    fn time_kind(&self) -> TimeKind {
+        if self.model.kind == Kind::Map {
+            TimeKind::Discrete
+        } else {
+            TimeKind::Continuous
+        }
+    }
+    fn rhs(&self, t: f64, x: &[f64], out: &mut [f64]) {
+        let lag = self.lag_values(x);
+        let cx = expr::Ctx { t, x, p: &self.params, lag: &lag };
+        for (o, e) in out.iter_mut().zip(&self.model.rhs) {
+            *o = e.eval(&cx);
+        }
+    }
+}
+
+impl Jacobian for Interpreted {
+    fn jacobian(&self, t: f64, x: &[f64], out: &mut [f64]) {
+        let lag = self.lag_values(x);
+        let cx = expr::Ctx { t, x, p: &self.params, lag: &lag };
+        let d = self.dim();
+        out[..d * d].iter_mut().for_each(|v| *v = 0.0);
+        for (r, c, e) in &self.model.jacobian {
+            out[r * d + c] = e.eval(&cx);
+        }
+    }
+}
+
+/// Central finite-difference Jacobian of any system (row-major D×D), step h·max(1, |x_j|).
+pub fn finite_difference_jacobian<S: System + ?Sized>(sys: &S, t: f64, x: &[f64], h: f64) -> Vec<f64> {
+    let d = sys.dim();
+    let mut jac = vec![0.0; d * d];
+    let mut xp = x.to_vec();
+    let mut fp = vec![0.0; d];
+    let mut fm = vec![0.0; d];
+    for j in 0..d {
+        let hj = h * x[j].abs().max(1.0);
+        xp[j] = x[j] + hj;
+        sys.rhs(t, &xp, &mut fp);
+        xp[j] = x[j] - hj;
+        sys.rhs(t, &xp, &mut fm);
+        xp[j] = x[j];
+        for i in 0..d {
+            jac[i * d + j] = (fp[i] - fm[i]) / (2.0 * hj);
+        }
+    }
+    jac
+}
+
+/// Directory of the bundled catalogue: `$PHASEFLOW_SYSTEMS`, else `systems/` under the current
+/// directory, else the `systems/` folder of the source tree this binary was built from.
+pub fn catalogue_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("PHASEFLOW_SYSTEMS") {
+        return PathBuf::from(p);
+    }
+    let local = PathBuf::from("systems");
+    if local.is_dir() {
+        return local;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("systems")
+}
+
+/// All definition files of the catalogue (recursively), sorted by path.
+pub fn catalogue_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "toml") {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&catalogue_dir(), &mut out);
+    out.sort();
+    out
+}
+
+/// Resolves SYSTEM: an existing path, or a catalogue name matched case-insensitively against
+/// file stems and `name` fields (ignoring `_` and `-`).
+pub fn resolve_system(system: &str) -> Result<PathBuf, LoadError> {
+    let p = Path::new(system);
+    if p.is_file() {
+        return Ok(p.to_path_buf());
+    }
+    if system.ends_with(".toml") || system.contains('/') {
+        return Err(LoadError::NotFound(format!("{system}: no such definition file")));
+    }
+    let norm = |s: &str| s.to_lowercase().replace(['_', '-'], "");
+    let want = norm(system);
+    let files = catalogue_files();
+    for f in &files {
+        if f.file_stem().is_some_and(|s| norm(&s.to_string_lossy()) == want) {
+            return Ok(f.clone());
+        }
+    }
+    for f in &files {
+        if let Ok(text) = std::fs::read_to_string(f) {
+            if let Ok(v) = text.parse::<toml::Table>() {
+                if v.get("name").and_then(|n| n.as_str()).is_some_and(|n| norm(n) == want) {
+                    return Ok(f.clone());
+                }
+            }
+        }
+    }
+    Err(LoadError::NotFound(format!(
+        "{system}: not a file and not a system of the catalogue in {} (see `phaseflow list`)",
+        catalogue_dir().display()
+    )))
+}

@@ -1,0 +1,476 @@
+//! Resolution of a [`SystemSpec`] into a [`Model`]: names → slots, indexed families expanded,
+//! delay terms collected, symbolic Jacobian and parameter derivatives built.
+//!
+//! State layout: variables in declaration order; an indexed family `x` of size N occupies
+//! N consecutive slots `x[0] … x[N-1]`. Parameters are in sorted-name order.
+
+use super::expr::{self, c, Expr, Func1, Func2, Wrt, E, FUNCTION_NAMES};
+use super::parse::{parse_expr, Ast, AstKind, BinOp};
+use super::spec::{Kind, Located, SpecError, SystemSpec};
+use std::sync::Arc;
+
+/// A delayed term `x_k(t − τ)`: component `k` and the delay τ (an expression of parameters).
+#[derive(Debug, Clone)]
+pub struct LagSlot {
+    /// Flat state component that is delayed.
+    pub component: usize,
+    /// Delay τ > 0 as a parametric expression.
+    pub delay: E,
+    /// Text of the delay term, for messages.
+    pub text: String,
+}
+
+/// A resolved system: expressions over state/parameter/lag slots.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub name: String,
+    pub kind: Kind,
+    /// Names of the flat state components (`x`, or `x[3]` for families).
+    pub components: Vec<String>,
+    /// Family size for indexed families.
+    pub dimension: Option<usize>,
+    pub param_names: Vec<String>,
+    pub param_values: Vec<f64>,
+    /// Right-hand side per component: dx_k/dt (flows, DDEs) or x_k at the next step (maps).
+    pub rhs: Vec<E>,
+    /// Nonzero entries (row, column, ∂f_row/∂x_column) of the Jacobian, row-major order.
+    pub jacobian: Vec<(usize, usize, E)>,
+    /// Nonzero entries (row, parameter, ∂f_row/∂p) of the parameter Jacobian.
+    pub param_jacobian: Vec<(usize, usize, E)>,
+    /// Delayed terms (DDEs), in order of first appearance.
+    pub lags: Vec<LagSlot>,
+    /// Named conserved quantities.
+    pub conserved: Vec<(String, E)>,
+    /// Default initial condition (flat).
+    pub initial_condition: Vec<f64>,
+    pub t0: f64,
+    pub dt: f64,
+    pub period: f64,
+    /// Whether `t` appears in the equations.
+    pub uses_time: bool,
+}
+
+/// Overrides applied when building a model (from `--set NAME=VALUE`).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub values: Vec<(String, f64)>,
+}
+
+impl Overrides {
+    /// Parses `NAME=VALUE` strings.
+    pub fn parse(items: &[String]) -> Result<Overrides, SpecError> {
+        let mut values = Vec::new();
+        for item in items {
+            let bad = |m: String| SpecError {
+                file: "--set".into(),
+                line: 0,
+                col: 0,
+                message: m,
+            };
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| bad(format!("'{item}' is not of the form NAME=VALUE")))?;
+            let v: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("value '{}' of '{}' is not a number", v.trim(), k.trim())))?;
+            if !v.is_finite() {
+                return Err(bad(format!("value of '{}' is not finite", k.trim())));
+            }
+            values.push((k.trim().to_string(), v));
+        }
+        Ok(Overrides { values })
+    }
+}
+
+struct Family {
+    name: String,
+    offset: usize,
+    indexed: bool,
+}
+
+struct Env<'a> {
+    spec: &'a SystemSpec,
+    families: &'a [Family],
+    n: usize,
+    params: &'a [String],
+    /// index `i` of the component being resolved (indexed families)
+    index: Option<usize>,
+    allow_state: bool,
+    lags: &'a mut Vec<LagSlot>,
+}
+
+impl Model {
+    /// Resolves a spec with overrides. Errors are located in the file.
+    pub fn build(spec: &SystemSpec, ov: &Overrides) -> Result<Model, SpecError> {
+        let mut param_names: Vec<String> = spec.parameters.iter().map(|(n, _)| n.value.clone()).collect();
+        let mut param_values: Vec<f64> = spec.parameters.iter().map(|(_, v)| *v).collect();
+        let mut dimension = spec.dimension;
+        for (k, v) in &ov.values {
+            if k == "dimension" || k == "N" && spec.dimension.is_some() && !param_names.contains(k) {
+                if spec.dimension.is_none() {
+                    return Err(cli_err(format!(
+                        "'{k}' cannot be set: {} is not an indexed family (no 'dimension' in its file)",
+                        spec.name
+                    )));
+                }
+                if *v < 1.0 || v.fract() != 0.0 || *v > 1e7 {
+                    return Err(cli_err(format!("dimension must be a positive integer, got {v}")));
+                }
+                dimension = Some(*v as usize);
+            } else if let Some(i) = param_names.iter().position(|p| p == k) {
+                param_values[i] = *v;
+            } else {
+                return Err(cli_err(format!(
+                    "unknown parameter '{k}' for {} (parameters: {}{})",
+                    spec.name,
+                    if param_names.is_empty() { "none".to_string() } else { param_names.join(", ") },
+                    if spec.dimension.is_some() { "; and dimension" } else { "" }
+                )));
+            }
+        }
+        let n = dimension.unwrap_or(1);
+        let mut families = Vec::new();
+        let mut components = Vec::new();
+        for v in &spec.variables {
+            families.push(Family {
+                name: v.value.clone(),
+                offset: components.len(),
+                indexed: dimension.is_some(),
+            });
+            if dimension.is_some() {
+                for i in 0..n {
+                    components.push(format!("{}[{i}]", v.value));
+                }
+            } else {
+                components.push(v.value.clone());
+            }
+        }
+        let d = components.len();
+
+        // equations
+        let mut lags = Vec::new();
+        let mut rhs = vec![c(0.0); d];
+        for fam in &families {
+            let eq = &spec.equations[&fam.name];
+            let ast = parse_located(spec, eq)?;
+            let count = if fam.indexed { n } else { 1 };
+            for i in 0..count {
+                let mut env = Env {
+                    spec,
+                    families: &families,
+                    n,
+                    params: &param_names,
+                    index: fam.indexed.then_some(i),
+                    allow_state: true,
+                    lags: &mut lags,
+                };
+                rhs[fam.offset + i] = resolve(&ast, &mut env, eq.span.start)?;
+            }
+        }
+        // delays must be positive for the default parameters
+        for l in &lags {
+            let v = l.delay.eval(&expr::Ctx { t: 0.0, x: &[], p: &param_values, lag: &[] });
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(cli_err(format!(
+                    "delay of '{}' in {} must be positive, got {v}",
+                    l.text, spec.name
+                )));
+            }
+        }
+        let uses_time = rhs.iter().any(|e| e.uses_time());
+
+        // conserved quantities (scalar systems, or single components of families)
+        let mut conserved = Vec::new();
+        for (name, text) in &spec.conserved {
+            let ast = parse_located(spec, text)?;
+            let mut scratch = Vec::new();
+            let mut env = Env {
+                spec,
+                families: &families,
+                n,
+                params: &param_names,
+                index: None,
+                allow_state: true,
+                lags: &mut scratch,
+            };
+            let e = resolve(&ast, &mut env, text.span.start)?;
+            if !scratch.is_empty() {
+                return Err(spec.error_at(text.span.start, format!("conserved quantity '{name}' cannot contain delay terms")));
+            }
+            conserved.push((name.clone(), e));
+        }
+
+        // initial condition
+        let initial_condition = initial_condition(spec, &families, n, d, &param_names, &param_values)?;
+
+        // Jacobian: differentiate each equation w.r.t. the state components it depends on
+        let mut jacobian = Vec::new();
+        for (r, f) in rhs.iter().enumerate() {
+            let mut cols: Vec<usize> = Vec::new();
+            f.visit(&mut |e| {
+                if let Expr::State(k) = e {
+                    cols.push(*k)
+                }
+            });
+            cols.sort_unstable();
+            cols.dedup();
+            for col in cols {
+                let df = expr::diff(f, Wrt::State(col));
+                if !matches!(*df, Expr::Const(z) if z == 0.0) {
+                    jacobian.push((r, col, df));
+                }
+            }
+        }
+        let mut param_jacobian = Vec::new();
+        for (r, f) in rhs.iter().enumerate() {
+            for k in 0..param_names.len() {
+                let df = expr::diff(f, Wrt::Param(k));
+                if !matches!(*df, Expr::Const(z) if z == 0.0) {
+                    param_jacobian.push((r, k, df));
+                }
+            }
+        }
+        param_names.shrink_to_fit();
+        Ok(Model {
+            name: spec.name.clone(),
+            kind: spec.kind,
+            components,
+            dimension,
+            param_names,
+            param_values,
+            rhs,
+            jacobian,
+            param_jacobian,
+            lags,
+            conserved,
+            initial_condition,
+            t0: spec.t0,
+            dt: spec.dt,
+            period: spec.period,
+            uses_time,
+        })
+    }
+
+    /// State dimension.
+    pub fn dim(&self) -> usize {
+        self.components.len()
+    }
+}
+
+fn cli_err(message: String) -> SpecError {
+    SpecError {
+        file: "--set".into(),
+        line: 0,
+        col: 0,
+        message,
+    }
+}
+
+fn parse_located(spec: &SystemSpec, text: &Located<String>) -> Result<Ast, SpecError> {
+    parse_expr(&text.value).map_err(|e| spec.error_at(text.span.start + e.span.start, e.message))
+}
+
+fn initial_condition(
+    spec: &SystemSpec,
+    families: &[Family],
+    n: usize,
+    d: usize,
+    param_names: &[String],
+    param_values: &[f64],
+) -> Result<Vec<f64>, SpecError> {
+    if let Some(ic) = &spec.initial_conditions {
+        if ic.value.len() == d {
+            return Ok(ic.value.clone());
+        }
+        if spec.initial_rule.is_empty() || spec.dimension.is_none() {
+            return Err(spec.error_at(
+                ic.span.start,
+                format!(
+                    "initial_conditions has {} values but {} has {d} variables ({})",
+                    ic.value.len(),
+                    spec.name,
+                    families.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    let mut out = vec![0.0; d];
+    for fam in families {
+        let Some(rule) = spec.initial_rule.get(&fam.name) else {
+            return Err(spec.error_at(
+                0,
+                format!("no initial_conditions of length {d} and no initial_rule for '{}'", fam.name),
+            ));
+        };
+        let ast = parse_located(spec, rule)?;
+        let count = if fam.indexed { n } else { 1 };
+        for i in 0..count {
+            let mut scratch = Vec::new();
+            let mut env = Env {
+                spec,
+                families,
+                n,
+                params: param_names,
+                index: Some(i),
+                allow_state: false,
+                lags: &mut scratch,
+            };
+            let e = resolve(&ast, &mut env, rule.span.start)?;
+            out[fam.offset + i] = e.eval(&expr::Ctx { t: spec.t0, x: &[], p: param_values, lag: &[] });
+        }
+    }
+    Ok(out)
+}
+
+fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
+    let at = |off: usize, m: String| env.spec.error_at(base + off, m);
+    Ok(match &ast.kind {
+        AstKind::Num(v) => c(*v),
+        AstKind::Neg(a) => expr::neg(resolve(a, env, base)?),
+        AstKind::Bin(op, a, b) => {
+            let a = resolve(a, env, base)?;
+            let b = resolve(b, env, base)?;
+            match op {
+                BinOp::Add => expr::add(a, b),
+                BinOp::Sub => expr::sub(a, b),
+                BinOp::Mul => expr::mul(a, b),
+                BinOp::Div => expr::div(a, b),
+                BinOp::Pow => expr::pow(a, b),
+            }
+        }
+        AstKind::Name(name) => {
+            if let Some(f) = env.families.iter().find(|f| &f.name == name) {
+                if !env.allow_state {
+                    return Err(at(ast.span.start, format!("state variable '{name}' cannot appear here")));
+                }
+                let k = f.offset + if f.indexed { env.index.unwrap_or(0) } else { 0 };
+                if f.indexed && env.index.is_none() {
+                    return Err(at(ast.span.start, format!("'{name}' is an indexed variable: write {name}[k]")));
+                }
+                Arc::new(Expr::State(k))
+            } else if let Some(k) = env.params.iter().position(|p| p == name) {
+                Arc::new(Expr::Param(k))
+            } else if name == "t" {
+                if !env.allow_state {
+                    return Err(at(ast.span.start, "time 't' cannot appear here".into()));
+                }
+                Arc::new(Expr::Time)
+            } else if name == "i" && env.index.is_some() {
+                c(env.index.unwrap() as f64)
+            } else if name == "N" && env.spec.dimension.is_some() {
+                c(env.n as f64)
+            } else if name == "pi" {
+                c(std::f64::consts::PI)
+            } else if name == "e" {
+                c(std::f64::consts::E)
+            } else if expr::Func1::from_name(name).is_some() || expr::Func2::from_name(name).is_some() {
+                return Err(at(ast.span.start, format!("function '{name}' used without arguments")));
+            } else {
+                let mut known: Vec<&str> = env.families.iter().map(|f| f.name.as_str()).collect();
+                known.extend(env.params.iter().map(|s| s.as_str()));
+                return Err(at(
+                    ast.span.start,
+                    format!("unknown symbol '{name}' (variables and parameters: {})", known.join(", ")),
+                ));
+            }
+        }
+        AstKind::Index(name, idx) => {
+            let Some(f) = env.families.iter().find(|f| &f.name == name) else {
+                return Err(at(ast.span.start, format!("'{name}[...]': '{name}' is not a variable")));
+            };
+            if !f.indexed {
+                return Err(at(
+                    ast.span.start,
+                    format!("'{name}' is not indexed (the file has no 'dimension')"),
+                ));
+            }
+            if !env.allow_state {
+                return Err(at(ast.span.start, format!("state variable '{name}' cannot appear here")));
+            }
+            let save = env.allow_state;
+            env.allow_state = false;
+            let ie = resolve(idx, env, base);
+            env.allow_state = save;
+            let ie = ie?;
+            let k = match *ie {
+                Expr::Const(v) if v.fract() == 0.0 => v,
+                _ => {
+                    return Err(at(
+                        idx.span.start,
+                        format!("index of '{name}' must be an integer expression of i and N"),
+                    ))
+                }
+            };
+            let k = (k as i64).rem_euclid(env.n as i64) as usize;
+            Arc::new(Expr::State(f.offset + k))
+        }
+        AstKind::Call(name, args) => {
+            if let Some(f) = env.families.iter().find(|f| &f.name == name) {
+                // a delay term x(t - tau)
+                if env.spec.kind != Kind::Dde {
+                    return Err(at(
+                        ast.span.start,
+                        format!("delay term '{name}(...)' in a system of kind \"{}\" (use kind = \"dde\")", env.spec.kind.as_str()),
+                    ));
+                }
+                if !env.allow_state {
+                    return Err(at(ast.span.start, format!("delay term '{name}(...)' cannot appear here")));
+                }
+                let delay_ast = match (args.len(), args.first().map(|a| &a.kind)) {
+                    (1, Some(AstKind::Bin(BinOp::Sub, lhs, rhs))) if lhs.kind == AstKind::Name("t".into()) => rhs,
+                    _ => {
+                        return Err(at(
+                            ast.span.start,
+                            format!("delay term must read {name}(t - tau) with tau a positive expression of parameters"),
+                        ))
+                    }
+                };
+                let save = env.allow_state;
+                env.allow_state = false;
+                let delay = resolve(delay_ast, env, base);
+                env.allow_state = save;
+                let delay = delay?;
+                if !delay.is_parametric() {
+                    return Err(at(delay_ast.span.start, "a delay must depend only on parameters and numbers".into()));
+                }
+                let component = f.offset + if f.indexed { env.index.unwrap_or(0) } else { 0 };
+                let text = env
+                    .spec
+                    .source
+                    .get(base + ast.span.start..base + ast.span.end)
+                    .unwrap_or(name)
+                    .to_string();
+                let slot = match env.lags.iter().position(|l| l.component == component && *l.delay == *delay) {
+                    Some(s) => s,
+                    None => {
+                        env.lags.push(LagSlot {
+                            component,
+                            delay,
+                            text,
+                        });
+                        env.lags.len() - 1
+                    }
+                };
+                Arc::new(Expr::Lag(slot))
+            } else if let Some(f) = Func1::from_name(name) {
+                if args.len() != 1 {
+                    return Err(at(ast.span.start, format!("function '{name}' takes 1 argument, got {}", args.len())));
+                }
+                expr::f1(f, resolve(&args[0], env, base)?)
+            } else if let Some(f) = Func2::from_name(name) {
+                if args.len() != 2 {
+                    return Err(at(ast.span.start, format!("function '{name}' takes 2 arguments, got {}", args.len())));
+                }
+                let a = resolve(&args[0], env, base)?;
+                let b = resolve(&args[1], env, base)?;
+                expr::f2(f, a, b)
+            } else {
+                return Err(at(
+                    ast.span.start,
+                    format!("unknown function '{name}' (known: {})", FUNCTION_NAMES.join(", ")),
+                ));
+            }
+        }
+    })
+}

@@ -1,0 +1,379 @@
+//! Lexer and recursive-descent parser for the equation language of definition files.
+//!
+//! Grammar (standard precedence, `^` binds tighter than unary minus and is right-associative,
+//! so `-x^2` is `-(x^2)` and `2^3^2` is `2^(3^2)`):
+//!
+//! ```text
+//! expr    := term (('+' | '-') term)*
+//! term    := unary (('*' | '/') unary)*
+//! unary   := ('-' | '+') unary | power
+//! power   := primary ('^' unary)?
+//! primary := NUMBER | NAME | NAME '[' expr ']' | NAME '(' args ')' | '(' expr ')'
+//! args    := expr (',' expr)*
+//! ```
+//!
+//! `NAME(...)` is a function call, or a delay term `x(t - tau)` when `NAME` is a variable.
+//! The parser only builds the surface tree ([`Ast`]); names are resolved in [`super::model`].
+
+use std::ops::Range;
+
+/// A parse error: byte span inside the parsed string and a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParseError {
+    /// Byte range of the offending token within the expression string.
+    pub span: Range<usize>,
+    /// Human-readable message, naming the offending token.
+    pub message: String,
+}
+
+/// Binary operators of the surface language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+}
+
+/// Surface syntax tree with byte spans (relative to the expression string).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ast {
+    pub kind: AstKind,
+    pub span: Range<usize>,
+}
+
+/// Node kinds of the surface tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AstKind {
+    Num(f64),
+    /// A bare name: variable, parameter, constant, `t`, or (in indexed families) `i` / `N`.
+    Name(String),
+    /// `x[index]`: a component of an indexed family.
+    Index(String, Box<Ast>),
+    /// `f(a, b, ...)`: a function call or a delay term `x(t - tau)`.
+    Call(String, Vec<Ast>),
+    Neg(Box<Ast>),
+    Bin(BinOp, Box<Ast>, Box<Ast>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Num(f64),
+    Name(String),
+    Op(char),
+    End,
+}
+
+struct Lexer<'a> {
+    src: &'a str,
+    toks: Vec<(Tok, Range<usize>)>,
+}
+
+impl<'a> Lexer<'a> {
+    fn run(src: &'a str) -> Result<Vec<(Tok, Range<usize>)>, ParseError> {
+        let mut lx = Lexer {
+            src,
+            toks: Vec::new(),
+        };
+        let b = src.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i] as char;
+            if c.is_ascii_whitespace() {
+                i += 1;
+            } else if c.is_ascii_digit() || (c == '.' && i + 1 < b.len() && b[i + 1].is_ascii_digit())
+            {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+                    i += 1;
+                }
+                if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+                    let mut j = i + 1;
+                    if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+                        j += 1;
+                    }
+                    if j < b.len() && b[j].is_ascii_digit() {
+                        i = j;
+                        while i < b.len() && b[i].is_ascii_digit() {
+                            i += 1;
+                        }
+                    }
+                }
+                let text = &lx.src[start..i];
+                let v: f64 = text.parse().map_err(|_| ParseError {
+                    span: start..i,
+                    message: format!("malformed number '{text}'"),
+                })?;
+                lx.toks.push((Tok::Num(v), start..i));
+            } else if c.is_ascii_alphabetic() || c == '_' {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                lx.toks
+                    .push((Tok::Name(lx.src[start..i].to_string()), start..i));
+            } else if "+-*/^(),[]".contains(c) {
+                lx.toks.push((Tok::Op(c), i..i + 1));
+                i += 1;
+            } else {
+                let ch = lx.src[i..].chars().next().unwrap_or('?');
+                return Err(ParseError {
+                    span: i..i + ch.len_utf8(),
+                    message: format!("unexpected character '{ch}'"),
+                });
+            }
+        }
+        // `**` is accepted as a synonym of `^` (Python habit).
+        let mut out: Vec<(Tok, Range<usize>)> = Vec::with_capacity(lx.toks.len() + 1);
+        for (t, s) in lx.toks {
+            if t == Tok::Op('*') {
+                if let Some((Tok::Op('*'), ps)) = out.last() {
+                    if ps.end == s.start {
+                        let start = ps.start;
+                        out.pop();
+                        out.push((Tok::Op('^'), start..s.end));
+                        continue;
+                    }
+                }
+            }
+            out.push((t, s));
+        }
+        out.push((Tok::End, src.len()..src.len()));
+        Ok(out)
+    }
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    toks: Vec<(Tok, Range<usize>)>,
+    pos: usize,
+}
+
+/// Parses one expression string into a surface tree.
+pub fn parse_expr(src: &str) -> Result<Ast, ParseError> {
+    let toks = Lexer::run(src)?;
+    let mut p = Parser { src, toks, pos: 0 };
+    if p.peek() == &Tok::End {
+        return Err(ParseError {
+            span: 0..src.len(),
+            message: "empty expression".into(),
+        });
+    }
+    let e = p.expr()?;
+    match p.peek() {
+        Tok::End => Ok(e),
+        _ => {
+            let span = p.span();
+            Err(ParseError {
+                message: format!("unexpected '{}' after a complete expression", &src[span.clone()]),
+                span,
+            })
+        }
+    }
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Tok {
+        &self.toks[self.pos].0
+    }
+    fn span(&self) -> Range<usize> {
+        self.toks[self.pos].1.clone()
+    }
+    fn bump(&mut self) -> (Tok, Range<usize>) {
+        let t = self.toks[self.pos].clone();
+        if self.pos + 1 < self.toks.len() {
+            self.pos += 1;
+        }
+        t
+    }
+    fn token_text(&self) -> String {
+        match self.peek() {
+            Tok::End => "end of expression".to_string(),
+            _ => format!("'{}'", &self.src[self.span()]),
+        }
+    }
+    fn expect(&mut self, c: char) -> Result<Range<usize>, ParseError> {
+        if self.peek() == &Tok::Op(c) {
+            Ok(self.bump().1)
+        } else {
+            Err(ParseError {
+                span: self.span(),
+                message: format!("expected '{c}', found {}", self.token_text()),
+            })
+        }
+    }
+    fn expr(&mut self) -> Result<Ast, ParseError> {
+        let mut lhs = self.term()?;
+        loop {
+            let op = match self.peek() {
+                Tok::Op('+') => BinOp::Add,
+                Tok::Op('-') => BinOp::Sub,
+                _ => return Ok(lhs),
+            };
+            self.bump();
+            let rhs = self.term()?;
+            lhs = bin(op, lhs, rhs);
+        }
+    }
+    fn term(&mut self) -> Result<Ast, ParseError> {
+        let mut lhs = self.unary()?;
+        loop {
+            let op = match self.peek() {
+                Tok::Op('*') => BinOp::Mul,
+                Tok::Op('/') => BinOp::Div,
+                _ => return Ok(lhs),
+            };
+            self.bump();
+            let rhs = self.unary()?;
+            lhs = bin(op, lhs, rhs);
+        }
+    }
+    fn unary(&mut self) -> Result<Ast, ParseError> {
+        match self.peek() {
+            Tok::Op('-') => {
+                let s = self.bump().1;
+                let e = self.unary()?;
+                let span = s.start..e.span.end;
+                Ok(Ast {
+                    kind: AstKind::Neg(Box::new(e)),
+                    span,
+                })
+            }
+            Tok::Op('+') => {
+                self.bump();
+                self.unary()
+            }
+            _ => self.power(),
+        }
+    }
+    fn power(&mut self) -> Result<Ast, ParseError> {
+        let base = self.primary()?;
+        if self.peek() == &Tok::Op('^') {
+            self.bump();
+            // right-associative; the exponent may carry a sign: 2^-1
+            let exp = self.unary()?;
+            return Ok(bin(BinOp::Pow, base, exp));
+        }
+        Ok(base)
+    }
+    fn primary(&mut self) -> Result<Ast, ParseError> {
+        let (tok, span) = self.bump();
+        match tok {
+            Tok::Num(v) => Ok(Ast {
+                kind: AstKind::Num(v),
+                span,
+            }),
+            Tok::Op('(') => {
+                let e = self.expr()?;
+                let close = self.expect(')')?;
+                Ok(Ast {
+                    kind: e.kind,
+                    span: span.start..close.end,
+                })
+            }
+            Tok::Name(name) => match self.peek() {
+                Tok::Op('(') => {
+                    self.bump();
+                    let mut args = Vec::new();
+                    if self.peek() != &Tok::Op(')') {
+                        args.push(self.expr()?);
+                        while self.peek() == &Tok::Op(',') {
+                            self.bump();
+                            args.push(self.expr()?);
+                        }
+                    }
+                    let close = self.expect(')')?;
+                    Ok(Ast {
+                        kind: AstKind::Call(name, args),
+                        span: span.start..close.end,
+                    })
+                }
+                Tok::Op('[') => {
+                    self.bump();
+                    let idx = self.expr()?;
+                    let close = self.expect(']')?;
+                    Ok(Ast {
+                        kind: AstKind::Index(name, Box::new(idx)),
+                        span: span.start..close.end,
+                    })
+                }
+                _ => Ok(Ast {
+                    kind: AstKind::Name(name),
+                    span,
+                }),
+            },
+            Tok::End => Err(ParseError {
+                span,
+                message: "unexpected end of expression".into(),
+            }),
+            Tok::Op(c) => Err(ParseError {
+                span,
+                message: format!("unexpected '{c}'"),
+            }),
+        }
+    }
+}
+
+fn bin(op: BinOp, a: Ast, b: Ast) -> Ast {
+    let span = a.span.start..b.span.end;
+    Ast {
+        kind: AstKind::Bin(op, Box::new(a), Box::new(b)),
+        span,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(a: &Ast) -> String {
+        match &a.kind {
+            AstKind::Num(v) => format!("{v}"),
+            AstKind::Name(n) => n.clone(),
+            AstKind::Index(n, i) => format!("{n}[{}]", show(i)),
+            AstKind::Call(n, args) => {
+                let a: Vec<String> = args.iter().map(show).collect();
+                format!("{n}({})", a.join(","))
+            }
+            AstKind::Neg(e) => format!("(-{})", show(e)),
+            AstKind::Bin(op, a, b) => {
+                let o = match op {
+                    BinOp::Add => "+",
+                    BinOp::Sub => "-",
+                    BinOp::Mul => "*",
+                    BinOp::Div => "/",
+                    BinOp::Pow => "^",
+                };
+                format!("({}{o}{})", show(a), show(b))
+            }
+        }
+    }
+
+    #[test]
+    fn precedence_and_associativity() {
+        let p = |s: &str| show(&parse_expr(s).unwrap());
+        assert_eq!(p("-x^2"), "(-(x^2))");
+        assert_eq!(p("2^3^2"), "(2^(3^2))");
+        assert_eq!(p("a - b - c"), "((a-b)-c)");
+        assert_eq!(p("a / b * c"), "((a/b)*c)");
+        assert_eq!(p("a + b * c ^ d"), "(a+(b*(c^d)))");
+        assert_eq!(p("x**2"), "(x^2)");
+        assert_eq!(p("2^-1"), "(2^(-1))");
+        assert_eq!(p("x[i-1]*atan2(y, 1e-3)"), "(x[(i-1)]*atan2(y,0.001))");
+        assert_eq!(p("x(t - tau)"), "x((t-tau))");
+        assert_eq!(p("1.5e+2 + .5"), "(150+0.5)");
+    }
+
+    #[test]
+    fn errors_carry_spans() {
+        let e = parse_expr("x + * y").unwrap_err();
+        assert_eq!(e.span, 4..5);
+        let e = parse_expr("sin(x").unwrap_err();
+        assert!(e.message.contains("expected ')'"), "{}", e.message);
+        let e = parse_expr("x $ y").unwrap_err();
+        assert_eq!(e.span, 2..3);
+        assert!(parse_expr("").is_err());
+        assert!(parse_expr("x y").unwrap_err().message.contains("'y'"));
+    }
+}

@@ -1,0 +1,445 @@
+//! Reading system definition files (TOML) into a typed [`SystemSpec`].
+//!
+//! This is the only code that reads TOML. Every error names the file, the line and column and
+//! the offending token or field (see [`SpecError`]). The format is documented in
+//! `systems/README.md`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Kind of dynamics a file defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Ordinary differential equations dx/dt = f(t, x).
+    Flow,
+    /// Iterated map x_{n+1} = f(n, x_n).
+    Map,
+    /// Delay differential equations with terms `x(t - tau)`.
+    Dde,
+}
+
+impl Kind {
+    /// Name as written in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Flow => "flow",
+            Kind::Map => "map",
+            Kind::Dde => "dde",
+        }
+    }
+}
+
+/// An error in a definition file (or in a value given on the command line for it), located
+/// at `file:line:column`. Displays on one line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecError {
+    /// File the error is in (or `<command line>`).
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub col: usize,
+    /// Message naming the offending token or field.
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+        }
+    }
+}
+impl std::error::Error for SpecError {}
+
+/// A string value of the file together with the byte offset of its first character in the file
+/// (so errors inside an equation can point at the exact column).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located<T> {
+    pub value: T,
+    /// Byte span of the value in the file (for strings: of the contents, without quotes).
+    pub span: Range<usize>,
+}
+
+/// A parsed definition file. Names are not resolved yet (see [`super::model::Model`]).
+#[derive(Debug, Clone)]
+pub struct SystemSpec {
+    /// Path the file was read from (`<string>` when loaded from text).
+    pub path: PathBuf,
+    /// Full text of the file (stored in output files for provenance).
+    pub source: String,
+    pub name: String,
+    pub kind: Kind,
+    pub description: String,
+    pub citation: String,
+    /// Variable names in state order (for indexed families: the family names).
+    pub variables: Vec<Located<String>>,
+    /// Family size for indexed families (`dimension = N`).
+    pub dimension: Option<usize>,
+    /// Default initial condition (flat, state order).
+    pub initial_conditions: Option<Located<Vec<f64>>>,
+    /// Per-variable initial-condition expressions in `i`, `N` and parameters (indexed families).
+    pub initial_rule: BTreeMap<String, Located<String>>,
+    /// Parameters in sorted-name order (dysts' convention), with their spans.
+    pub parameters: Vec<(Located<String>, f64)>,
+    /// Equation per variable name: the expression string located in the file.
+    pub equations: BTreeMap<String, Located<String>>,
+    /// Span of the `[equations]` table key names (for "missing equation" errors).
+    pub equation_keys: BTreeMap<String, Range<usize>>,
+    /// Named conserved quantities (expressions of the state), e.g. the energy.
+    pub conserved: BTreeMap<String, Located<String>>,
+    /// Step hint (time units).
+    pub dt: f64,
+    /// Dominant period (time units), used for points-per-period sampling.
+    pub period: f64,
+    /// Initial time.
+    pub t0: f64,
+    pub hamiltonian: bool,
+    pub nonautonomous: bool,
+    /// Hint that the system is stiff (used by the solver selection of later issues).
+    pub stiff: bool,
+    /// Reference values (mean, std, Lyapunov exponents, …) as given in the file.
+    pub reference: toml::Table,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    citation: String,
+    variables: Spanned<Vec<Spanned<String>>>,
+    dimension: Option<Spanned<i64>>,
+    initial_conditions: Option<Spanned<Vec<f64>>>,
+    #[serde(default)]
+    initial_rule: BTreeMap<Spanned<String>, Spanned<String>>,
+    dt: Option<Spanned<f64>>,
+    period: Option<Spanned<f64>>,
+    t0: Option<f64>,
+    #[serde(default)]
+    hamiltonian: bool,
+    #[serde(default)]
+    nonautonomous: bool,
+    #[serde(default)]
+    stiff: bool,
+    #[serde(default)]
+    parameters: BTreeMap<Spanned<String>, Spanned<f64>>,
+    equations: Spanned<BTreeMap<Spanned<String>, Spanned<String>>>,
+    #[serde(default)]
+    conserved: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    reference: toml::Table,
+}
+
+/// Line and column (1-based; column counted in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = text[line_start..offset].chars().count() + 1;
+    (line, col)
+}
+
+/// Builds a located error for a byte offset in `source`.
+pub fn error_at(file: &Path, source: &str, offset: usize, message: impl Into<String>) -> SpecError {
+    let (line, col) = line_col(source, offset);
+    SpecError {
+        file: file.display().to_string(),
+        line,
+        col,
+        message: message.into(),
+    }
+}
+
+/// Span of a string's contents: skips the opening quote(s) of a TOML string.
+fn inner_span(source: &str, span: Range<usize>) -> Range<usize> {
+    let s = &source[span.clone()];
+    let q = if s.starts_with("\"\"\"") || s.starts_with("'''") {
+        let mut n = 3;
+        // a newline right after the opening delimiter is trimmed by TOML
+        if s[3..].starts_with("\r\n") {
+            n += 2;
+        } else if s[3..].starts_with('\n') {
+            n += 1;
+        }
+        n
+    } else if s.starts_with('"') || s.starts_with('\'') {
+        1
+    } else {
+        0
+    };
+    (span.start + q).min(span.end)..span.end
+}
+
+impl SystemSpec {
+    /// Reads and validates a definition file.
+    pub fn load(path: &Path) -> Result<SystemSpec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+            file: path.display().to_string(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read definition file: {e}"),
+        })?;
+        Self::from_str_at(&text, path)
+    }
+
+    /// Parses definition text; `path` is used in error messages.
+    pub fn from_str_at(text: &str, path: &Path) -> Result<SystemSpec, SpecError> {
+        let err = |off: usize, m: String| error_at(path, text, off, m);
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let off = e.span().map(|s| s.start).unwrap_or(0);
+            let msg = e.message().trim().replace('\n', " ");
+            err(off, format!("malformed definition file: {msg}"))
+        })?;
+        let loc = |s: &Spanned<String>| Located {
+            value: s.get_ref().clone(),
+            span: inner_span(text, s.span()),
+        };
+
+        let kind = match raw.kind.get_ref().as_str() {
+            "flow" => Kind::Flow,
+            "map" => Kind::Map,
+            "dde" => Kind::Dde,
+            "particles" => {
+                return Err(err(
+                    raw.kind.span().start,
+                    "kind \"particles\" is not supported by this loader (particle models are read by the particle engine)".into(),
+                ))
+            }
+            other => {
+                return Err(err(
+                    inner_span(text, raw.kind.span()).start,
+                    format!("unknown kind '{other}' (expected flow, map or dde)"),
+                ))
+            }
+        };
+        let name = raw.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            return Err(err(raw.name.span().start, "field 'name' is empty".into()));
+        }
+
+        let variables: Vec<Located<String>> = raw.variables.get_ref().iter().map(loc).collect();
+        if variables.is_empty() {
+            return Err(err(
+                raw.variables.span().start,
+                "field 'variables' is empty".into(),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for v in &variables {
+            if !is_identifier(&v.value) {
+                return Err(err(
+                    v.span.start,
+                    format!("variable name '{}' is not an identifier", v.value),
+                ));
+            }
+            if RESERVED.contains(&v.value.as_str()) {
+                return Err(err(
+                    v.span.start,
+                    format!("variable name '{}' is reserved", v.value),
+                ));
+            }
+            if !seen.insert(v.value.clone()) {
+                return Err(err(
+                    v.span.start,
+                    format!("variable '{}' is declared twice", v.value),
+                ));
+            }
+        }
+
+        let dimension = match &raw.dimension {
+            None => None,
+            Some(d) => {
+                let n = *d.get_ref();
+                if n < 1 {
+                    return Err(err(
+                        d.span().start,
+                        format!("field 'dimension' must be a positive integer, got {n}"),
+                    ));
+                }
+                Some(n as usize)
+            }
+        };
+
+        let mut parameters = Vec::new();
+        for (k, v) in &raw.parameters {
+            let name = k.get_ref();
+            if !is_identifier(name) {
+                return Err(err(
+                    k.span().start,
+                    format!("parameter name '{name}' is not an identifier"),
+                ));
+            }
+            if seen.contains(name) {
+                return Err(err(
+                    k.span().start,
+                    format!("parameter '{name}' has the name of a variable"),
+                ));
+            }
+            if RESERVED.contains(&name.as_str()) || (dimension.is_some() && (name == "i" || name == "N")) {
+                return Err(err(
+                    k.span().start,
+                    format!("parameter name '{name}' is reserved"),
+                ));
+            }
+            if !v.get_ref().is_finite() {
+                return Err(err(
+                    v.span().start,
+                    format!("parameter '{name}' is not finite"),
+                ));
+            }
+            parameters.push((
+                Located {
+                    value: name.clone(),
+                    span: k.span(),
+                },
+                *v.get_ref(),
+            ));
+        }
+
+        let mut equations = BTreeMap::new();
+        let mut equation_keys = BTreeMap::new();
+        for (k, v) in raw.equations.get_ref() {
+            let key = k.get_ref();
+            if !seen.contains(key) {
+                return Err(err(
+                    k.span().start,
+                    format!("equation for '{key}', which is not a declared variable"),
+                ));
+            }
+            equation_keys.insert(key.clone(), k.span());
+            equations.insert(key.clone(), loc(v));
+        }
+        for v in &variables {
+            if !equations.contains_key(&v.value) {
+                return Err(err(
+                    raw.equations.span().start,
+                    format!("no equation for variable '{}' in [equations]", v.value),
+                ));
+            }
+        }
+
+        let mut initial_rule = BTreeMap::new();
+        for (k, v) in &raw.initial_rule {
+            if !seen.contains(k.get_ref()) {
+                return Err(err(
+                    k.span().start,
+                    format!("initial_rule for '{}', which is not a declared variable", k.get_ref()),
+                ));
+            }
+            initial_rule.insert(k.get_ref().clone(), loc(v));
+        }
+        let mut conserved = BTreeMap::new();
+        for (k, v) in &raw.conserved {
+            conserved.insert(k.get_ref().clone(), loc(v));
+        }
+
+        let positive = |f: &Option<Spanned<f64>>, field: &str, default: f64| -> Result<f64, SpecError> {
+            match f {
+                None => Ok(default),
+                Some(v) if *v.get_ref() > 0.0 && v.get_ref().is_finite() => Ok(*v.get_ref()),
+                Some(v) => Err(err(
+                    v.span().start,
+                    format!("field '{field}' must be a positive number, got {}", v.get_ref()),
+                )),
+            }
+        };
+        let dt = positive(&raw.dt, "dt", if kind == Kind::Map { 1.0 } else { 1e-3 })?;
+        let period = positive(&raw.period, "period", if kind == Kind::Map { 1.0 } else { 1.0 })?;
+
+        let initial_conditions = raw.initial_conditions.as_ref().map(|v| Located {
+            value: v.get_ref().clone(),
+            span: v.span(),
+        });
+        if initial_conditions.is_none() && initial_rule.is_empty() {
+            return Err(err(
+                0,
+                "missing field 'initial_conditions' (or an [initial_rule] table)".into(),
+            ));
+        }
+
+        Ok(SystemSpec {
+            path: path.to_path_buf(),
+            source: text.to_string(),
+            name,
+            kind,
+            description: raw.description.trim().to_string(),
+            citation: raw.citation.trim().to_string(),
+            variables,
+            dimension,
+            initial_conditions,
+            initial_rule,
+            parameters,
+            equations,
+            equation_keys,
+            conserved,
+            dt,
+            period,
+            t0: raw.t0.unwrap_or(0.0),
+            hamiltonian: raw.hamiltonian,
+            nonautonomous: raw.nonautonomous,
+            stiff: raw.stiff,
+            reference: raw.reference,
+        })
+    }
+
+    /// Builds a located error at a byte offset of this file.
+    pub fn error_at(&self, offset: usize, message: impl Into<String>) -> SpecError {
+        error_at(&self.path, &self.source, offset, message)
+    }
+
+    /// A reference array (e.g. `mean`, `std`) from the `[reference]` table, if present.
+    pub fn reference_array(&self, key: &str) -> Option<Vec<f64>> {
+        let arr = self.reference.get(key)?.as_array()?;
+        arr.iter()
+            .map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+            .collect()
+    }
+}
+
+/// Names that cannot be variables or parameters.
+pub const RESERVED: &[&str] = &["t", "pi"];
+
+fn is_identifier(s: &str) -> bool {
+    let mut ch = s.chars();
+    matches!(ch.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && ch.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let t = "ab\ncd\nef";
+        assert_eq!(line_col(t, 0), (1, 1));
+        assert_eq!(line_col(t, 4), (2, 2));
+        assert_eq!(line_col(t, 6), (3, 1));
+    }
+
+    #[test]
+    fn malformed_toml_is_located() {
+        let e = SystemSpec::from_str_at("name = \"A\"\nkind = = 3\n", Path::new("a.toml")).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.to_string().starts_with("a.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let src = "name = \"A\"\nkind = \"flow\"\nvariables = [\"x\"]\ninitial_conditions = [1.0]\nparamters = {a = 1}\n[equations]\nx = \"-x\"\n";
+        let e = SystemSpec::from_str_at(src, Path::new("a.toml")).unwrap_err();
+        assert!(e.message.contains("paramters"), "{e}");
+        assert_eq!(e.line, 5, "{e}");
+    }
+}
