@@ -5,7 +5,9 @@
 //! `cargo bench --bench rhs_jacobian`; criterion prints the three timings side by side.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use phaseflow::systems::{CompiledSystem, Interpreted, Jacobian, Model, Overrides, System, SystemSpec};
+use phaseflow::systems::{
+    CompiledSystem, Interpreted, Jacobian, Model, Overrides, System, SystemSpec,
+};
 use std::hint::black_box;
 use std::path::Path;
 

@@ -25,7 +25,10 @@ fn check_system(spec: &SystemSpec, ov: &Overrides, n_states: usize) {
     let (mut fb, mut jb) = (vec![0.0; d], vec![0.0; d * d]);
     for k in 0..n_states {
         // random state: the IC perturbed by up to 50 % of the state scale
-        let x: Vec<f64> = x0.iter().map(|v| v + 0.5 * scale * rng.random_range(-1.0..1.0)).collect();
+        let x: Vec<f64> = x0
+            .iter()
+            .map(|v| v + 0.5 * scale * rng.random_range(-1.0..1.0))
+            .collect();
         let t = sys.model().t0 + rng.random_range(0.0..10.0);
         sys.rhs(t, &x, &mut fj);
         interp.rhs(t, &x, &mut fi);
@@ -33,12 +36,34 @@ fn check_system(spec: &SystemSpec, ov: &Overrides, n_states: usize) {
         interp.jacobian(t, &x, &mut ji);
         sys.rhs_and_jacobian(t, &x, &mut fb, &mut jb);
         for i in 0..d {
-            assert!(close(fj[i], fi[i], 1e-14, 1e-300), "{} state {k}: f[{i}] jit {} vs interp {}", spec.name, fj[i], fi[i]);
-            assert_eq!(fj[i].to_bits(), fb[i].to_bits(), "{}: combined kernel differs", spec.name);
+            assert!(
+                close(fj[i], fi[i], 1e-14, 1e-300),
+                "{} state {k}: f[{i}] jit {} vs interp {}",
+                spec.name,
+                fj[i],
+                fi[i]
+            );
+            assert_eq!(
+                fj[i].to_bits(),
+                fb[i].to_bits(),
+                "{}: combined kernel differs",
+                spec.name
+            );
         }
         for i in 0..d * d {
-            assert!(close(jj[i], ji[i], 1e-14, 1e-300), "{} state {k}: J[{i}] jit {} vs interp {}", spec.name, jj[i], ji[i]);
-            assert_eq!(jj[i].to_bits(), jb[i].to_bits(), "{}: combined kernel differs", spec.name);
+            assert!(
+                close(jj[i], ji[i], 1e-14, 1e-300),
+                "{} state {k}: J[{i}] jit {} vs interp {}",
+                spec.name,
+                jj[i],
+                ji[i]
+            );
+            assert_eq!(
+                jj[i].to_bits(),
+                jb[i].to_bits(),
+                "{}: combined kernel differs",
+                spec.name
+            );
         }
         // central differences: error O(h^2 f''') + O(eps f / h); h = 1e-6 relative
         let fd = finite_difference_jacobian(&sys, t, &x, 1e-6);
@@ -89,7 +114,11 @@ fn check_system(spec: &SystemSpec, ov: &Overrides, n_states: usize) {
 #[test]
 fn every_shipped_system_jit_equals_interpreter_equals_finite_differences() {
     let files = catalogue_files();
-    assert!(files.len() >= 10, "expected the shipped catalogue, found {} files", files.len());
+    assert!(
+        files.len() >= 10,
+        "expected the shipped catalogue, found {} files",
+        files.len()
+    );
     for f in files {
         let spec = SystemSpec::load(&f).unwrap_or_else(|e| panic!("{e}"));
         check_system(&spec, &Overrides::default(), 25);
@@ -106,12 +135,21 @@ fn indexed_family_any_dimension() {
         assert_eq!(sys.dim(), n);
         // Lorenz-96: dx_i/dt = (x_{i+1} − x_{i−2}) x_{i−1} − x_i + F, periodic indices
         let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.7).sin()).collect();
-        let f_param = sys.params()[sys.model().param_names.iter().position(|p| p == "f").unwrap()];
+        let f_param = sys.params()[sys
+            .model()
+            .param_names
+            .iter()
+            .position(|p| p == "f")
+            .unwrap()];
         let mut out = vec![0.0; n];
         sys.rhs(0.0, &x, &mut out);
         for i in 0..n {
             let want = (x[(i + 1) % n] - x[(i + n - 2) % n]) * x[(i + n - 1) % n] - x[i] + f_param;
-            assert!((out[i] - want).abs() < 1e-12, "N={n} i={i}: {} vs {want}", out[i]);
+            assert!(
+                (out[i] - want).abs() < 1e-12,
+                "N={n} i={i}: {} vs {want}",
+                out[i]
+            );
         }
     }
 }
@@ -137,11 +175,17 @@ fn all_functions_of_the_language() {
         ("abs(x)", f64::abs),
         ("sign(x) * x^2", |x: f64| x.signum() * x * x),
         ("floor(3*x) + x", |x: f64| (3.0 * x).floor() + x),
-        ("min(x, 0.1) + max(x, -0.2)", |x: f64| x.min(0.1) + x.max(-0.2)),
+        ("min(x, 0.1) + max(x, -0.2)", |x: f64| {
+            x.min(0.1) + x.max(-0.2)
+        }),
         ("mod(x, 0.3)", |x: f64| x - 0.3 * (x / 0.3).floor()),
-        ("pow(x + 2, 1.5) + (x+2)^-2", |x: f64| (x + 2.0).powf(1.5) + (x + 2.0).powi(-2)),
+        ("pow(x + 2, 1.5) + (x+2)^-2", |x: f64| {
+            (x + 2.0).powf(1.5) + (x + 2.0).powi(-2)
+        }),
         ("heaviside(x) * x", |x: f64| if x >= 0.0 { x } else { 0.0 }),
-        ("pi * e * x", |x: f64| std::f64::consts::PI * std::f64::consts::E * x),
+        ("pi * e * x", |x: f64| {
+            std::f64::consts::PI * std::f64::consts::E * x
+        }),
         ("-x^2", |x: f64| -(x * x)),
         ("2^3^2 * x", |x: f64| 512.0 * x),
     ];
@@ -154,7 +198,12 @@ fn all_functions_of_the_language() {
         for &x in &[-0.77, -0.31, 0.13, 0.52, 0.93] {
             let mut out = [0.0];
             sys.rhs(0.0, &[x], &mut out);
-            assert!(close(out[0], f(x), 1e-14, 1e-15), "{eq} at {x}: {} vs {}", out[0], f(x));
+            assert!(
+                close(out[0], f(x), 1e-14, 1e-15),
+                "{eq} at {x}: {} vs {}",
+                out[0],
+                f(x)
+            );
         }
         check_system(&spec, &Overrides::default(), 10);
     }

@@ -244,7 +244,9 @@ impl PartialEq for Expr {
             | (Sub(a, b), Sub(c, d))
             | (Mul(a, b), Mul(c, d))
             | (Div(a, b), Div(c, d))
-            | (Pow(a, b), Pow(c, d)) => (Arc::ptr_eq(a, c) || a == c) && (Arc::ptr_eq(b, d) || b == d),
+            | (Pow(a, b), Pow(c, d)) => {
+                (Arc::ptr_eq(a, c) || a == c) && (Arc::ptr_eq(b, d) || b == d)
+            }
             (F1(f, a), F1(g, b)) => f == g && (Arc::ptr_eq(a, b) || a == b),
             (F2(f, a, b), F2(g, c, d)) => f == g && a == c && b == d,
             (Select(a, b, c), Select(d, e, f)) => a == d && b == e && c == f,
@@ -330,8 +332,8 @@ pub fn neg(a: E) -> E {
 pub fn add(a: E, b: E) -> E {
     match (as_const(&a), as_const(&b)) {
         (Some(x), Some(y)) => c(x + y),
-        (Some(x), _) if x == 0.0 => b,
-        (_, Some(y)) if y == 0.0 => a,
+        (Some(0.0), _) => b,
+        (_, Some(0.0)) => a,
         _ => {
             if let Expr::Neg(bb) = &*b {
                 return sub(a, bb.clone());
@@ -344,8 +346,8 @@ pub fn add(a: E, b: E) -> E {
 pub fn sub(a: E, b: E) -> E {
     match (as_const(&a), as_const(&b)) {
         (Some(x), Some(y)) => c(x - y),
-        (Some(x), _) if x == 0.0 => neg(b),
-        (_, Some(y)) if y == 0.0 => a,
+        (Some(0.0), _) => neg(b),
+        (_, Some(0.0)) => a,
         _ => {
             if let Expr::Neg(bb) = &*b {
                 return add(a, bb.clone());
@@ -358,12 +360,12 @@ pub fn sub(a: E, b: E) -> E {
 pub fn mul(a: E, b: E) -> E {
     match (as_const(&a), as_const(&b)) {
         (Some(x), Some(y)) => c(x * y),
-        (Some(x), _) if x == 0.0 => c(0.0),
-        (_, Some(y)) if y == 0.0 => c(0.0),
-        (Some(x), _) if x == 1.0 => b,
-        (_, Some(y)) if y == 1.0 => a,
-        (Some(x), _) if x == -1.0 => neg(b),
-        (_, Some(y)) if y == -1.0 => neg(a),
+        (Some(0.0), _) => c(0.0),
+        (_, Some(0.0)) => c(0.0),
+        (Some(1.0), _) => b,
+        (_, Some(1.0)) => a,
+        (Some(-1.0), _) => neg(b),
+        (_, Some(-1.0)) => neg(a),
         _ => Arc::new(Expr::Mul(a, b)),
     }
 }
@@ -371,8 +373,8 @@ pub fn mul(a: E, b: E) -> E {
 pub fn div(a: E, b: E) -> E {
     match (as_const(&a), as_const(&b)) {
         (Some(x), Some(y)) if y != 0.0 => c(x / y),
-        (Some(x), _) if x == 0.0 => c(0.0),
-        (_, Some(y)) if y == 1.0 => a,
+        (Some(0.0), _) => c(0.0),
+        (_, Some(1.0)) => a,
         _ => Arc::new(Expr::Div(a, b)),
     }
 }
@@ -380,8 +382,8 @@ pub fn div(a: E, b: E) -> E {
 pub fn pow(a: E, b: E) -> E {
     match (as_const(&a), as_const(&b)) {
         (Some(x), Some(y)) => c(x.powf(y)),
-        (_, Some(y)) if y == 1.0 => a,
-        (_, Some(y)) if y == 0.0 => c(1.0),
+        (_, Some(1.0)) => a,
+        (_, Some(0.0)) => c(1.0),
         _ => Arc::new(Expr::Pow(a, b)),
     }
 }
@@ -550,7 +552,10 @@ pub fn diff(e: &E, w: Wrt) -> E {
             let da = diff(a, w);
             let db = diff(b, w);
             // (a/b)' = a'/b − a b'/b²
-            sub(div(da, b.clone()), div(mul(a.clone(), db), mul(b.clone(), b.clone())))
+            sub(
+                div(da, b.clone()),
+                div(mul(a.clone(), db), mul(b.clone(), b.clone())),
+            )
         }
         Pow(a, b) => dpow(e, a, b, w),
         F1(f, a) => {
@@ -588,10 +593,7 @@ pub fn diff(e: &E, w: Wrt) -> E {
                 }
                 Func2::Min => select(sub(b.clone(), a.clone()), da, db),
                 Func2::Max => select(sub(a.clone(), b.clone()), da, db),
-                Func2::Mod => sub(
-                    da,
-                    mul(db, f1(Func1::Floor, div(a.clone(), b.clone()))),
-                ),
+                Func2::Mod => sub(da, mul(db, f1(Func1::Floor, div(a.clone(), b.clone())))),
                 Func2::Pow => dpow(e, a, b, w),
             }
         }

@@ -26,7 +26,8 @@ use std::collections::HashMap;
 /// Signature of a generated right-hand side / Jacobian / parameter-Jacobian function.
 pub type KernelFn = unsafe extern "C" fn(f64, *const f64, *const f64, *const f64, *mut f64);
 /// Signature of the generated combined right-hand side + Jacobian function.
-pub type KernelFn2 = unsafe extern "C" fn(f64, *const f64, *const f64, *const f64, *mut f64, *mut f64);
+pub type KernelFn2 =
+    unsafe extern "C" fn(f64, *const f64, *const f64, *const f64, *mut f64, *mut f64);
 
 /// Compiled kernels of one model. Owns the executable memory.
 pub struct JitCode {
@@ -36,11 +37,12 @@ pub struct JitCode {
     /// f(t, x) with every delayed term replaced by the current state (the τ → 0 limit; equals
     /// `rhs` for systems without delays).
     pub rhs_undelayed: KernelFn,
-    /// Dense Jacobian ∂f/∂x.
+    /// Dense Jacobian ∂f/∂x with respect to the current state (delayed terms held fixed and,
+    /// like in `rhs_undelayed`, read from the current state; `lag` is not read).
     pub jacobian: KernelFn,
-    /// f and ∂f/∂x in one pass (shared sub-expressions).
+    /// f (undelayed) and ∂f/∂x in one pass (shared sub-expressions).
     pub rhs_jacobian: KernelFn2,
-    /// Dense parameter Jacobian ∂f/∂p.
+    /// Dense parameter Jacobian ∂f/∂p (undelayed).
     pub param_jacobian: KernelFn,
 }
 
@@ -138,9 +140,12 @@ impl Lower<'_, '_> {
         (id, v)
     }
     fn load(&mut self, base: Value, k: usize) -> Value {
-        self.b
-            .ins()
-            .load(types::F64, MemFlagsData::trusted().with_readonly(), base, (8 * k) as i32)
+        self.b.ins().load(
+            types::F64,
+            MemFlagsData::trusted().with_readonly(),
+            base,
+            (8 * k) as i32,
+        )
     }
     fn call1(&mut self, f: Func1, a: Value) -> Value {
         let code = self.b.ins().iconst(types::I32, f1_code(f) as i64);
@@ -323,8 +328,12 @@ pub fn compile(model: &Model) -> Result<JitCode, JitError> {
         message: m,
     };
     let mut flags = settings::builder();
-    flags.set("opt_level", "speed").map_err(|e| fail(e.to_string()))?;
-    flags.set("is_pic", "false").map_err(|e| fail(e.to_string()))?;
+    flags
+        .set("opt_level", "speed")
+        .map_err(|e| fail(e.to_string()))?;
+    flags
+        .set("is_pic", "false")
+        .map_err(|e| fail(e.to_string()))?;
     flags
         .set("use_colocated_libcalls", "false")
         .map_err(|e| fail(e.to_string()))?;
@@ -341,7 +350,11 @@ pub fn compile(model: &Model) -> Result<JitCode, JitError> {
     let d = model.dim();
     let np = model.param_names.len();
     let rhs_entries: Vec<(usize, &E)> = model.rhs.iter().enumerate().collect();
-    let jac_entries: Vec<(usize, &E)> = model.jacobian.iter().map(|(r, c, e)| (r * d + c, e)).collect();
+    let jac_entries: Vec<(usize, &E)> = model
+        .jacobian
+        .iter()
+        .map(|(r, c, e)| (r * d + c, e))
+        .collect();
     let pj_entries: Vec<(usize, &E)> = model
         .param_jacobian
         .iter()
@@ -349,27 +362,65 @@ pub fn compile(model: &Model) -> Result<JitCode, JitError> {
         .collect();
     let lag_map: Vec<usize> = model.lags.iter().map(|l| l.component).collect();
 
-    let rhs = build(&mut module, "rhs", &[Block { len: d, entries: rhs_entries.clone() }], None).map_err(fail)?;
+    let rhs = build(
+        &mut module,
+        "rhs",
+        &[Block {
+            len: d,
+            entries: rhs_entries.clone(),
+        }],
+        None,
+    )
+    .map_err(fail)?;
     let rhs_u = build(
         &mut module,
         "rhs_undelayed",
-        &[Block { len: d, entries: rhs_entries.clone() }],
+        &[Block {
+            len: d,
+            entries: rhs_entries.clone(),
+        }],
         Some(&lag_map),
     )
     .map_err(fail)?;
-    let jac = build(&mut module, "jacobian", &[Block { len: d * d, entries: jac_entries.clone() }], None).map_err(fail)?;
+    let jac = build(
+        &mut module,
+        "jacobian",
+        &[Block {
+            len: d * d,
+            entries: jac_entries.clone(),
+        }],
+        Some(&lag_map),
+    )
+    .map_err(fail)?;
     let both = build(
         &mut module,
         "rhs_jacobian",
         &[
-            Block { len: d, entries: rhs_entries },
-            Block { len: d * d, entries: jac_entries },
+            Block {
+                len: d,
+                entries: rhs_entries,
+            },
+            Block {
+                len: d * d,
+                entries: jac_entries,
+            },
         ],
-        None,
+        Some(&lag_map),
     )
     .map_err(fail)?;
-    let pj = build(&mut module, "param_jacobian", &[Block { len: d * np, entries: pj_entries }], None).map_err(fail)?;
-    module.finalize_definitions().map_err(|e| fail(e.to_string()))?;
+    let pj = build(
+        &mut module,
+        "param_jacobian",
+        &[Block {
+            len: d * np,
+            entries: pj_entries,
+        }],
+        Some(&lag_map),
+    )
+    .map_err(fail)?;
+    module
+        .finalize_definitions()
+        .map_err(|e| fail(e.to_string()))?;
     // SAFETY: each id was defined above with the signature matching the transmuted type.
     unsafe {
         let get = |id: FuncId| module.get_finalized_function(id);
@@ -384,7 +435,12 @@ pub fn compile(model: &Model) -> Result<JitCode, JitError> {
     }
 }
 
-fn build(module: &mut JITModule, name: &str, blocks: &[Block], lag_to_state: Option<&[usize]>) -> Result<FuncId, String> {
+fn build(
+    module: &mut JITModule,
+    name: &str,
+    blocks: &[Block],
+    lag_to_state: Option<&[usize]>,
+) -> Result<FuncId, String> {
     let ptr = module.target_config().pointer_type();
     let mut ctx = module.make_context();
     let sig = &mut ctx.func.signature;
@@ -465,7 +521,8 @@ fn build(module: &mut JITModule, name: &str, blocks: &[Block], lag_to_state: Opt
                 let zero = l.konst(0.0).1;
                 for (pos, f) in filled.iter().enumerate() {
                     if !f {
-                        l.b.ins().store(MemFlagsData::trusted(), zero, out, (8 * pos) as i32);
+                        l.b.ins()
+                            .store(MemFlagsData::trusted(), zero, out, (8 * pos) as i32);
                     }
                 }
             } else {
@@ -474,13 +531,16 @@ fn build(module: &mut JITModule, name: &str, blocks: &[Block], lag_to_state: Opt
             }
         }
         for (out, pos, v) in stores {
-            let off = i32::try_from(8 * pos).map_err(|_| "output too large for one kernel".to_string())?;
+            let off = i32::try_from(8 * pos)
+                .map_err(|_| "output too large for one kernel".to_string())?;
             l.b.ins().store(MemFlagsData::trusted(), v, out, off);
         }
         b.ins().return_(&[]);
         b.finalize(module.target_config());
     }
-    module.define_function(id, &mut ctx).map_err(|e| format!("{e:?}"))?;
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| format!("{e:?}"))?;
     module.clear_context(&mut ctx);
     Ok(id)
 }

@@ -60,6 +60,9 @@ pub struct CompiledSystem {
     info: Arc<SystemInfo>,
     params: Vec<f64>,
     code: Arc<jit::JitCode>,
+    /// Cached sizes (the kernels' argument checks must not chase pointers).
+    dim: usize,
+    n_lags: usize,
 }
 
 impl std::fmt::Debug for CompiledSystem {
@@ -89,10 +92,13 @@ impl CompiledSystem {
         let model = Model::build(&spec, ov)?;
         let code = jit::compile(&model)?;
         let params = model.param_values.clone();
+        let (dim, n_lags) = (model.dim(), model.lags.len());
         Ok(CompiledSystem {
             info: Arc::new(SystemInfo { spec, model }),
             params,
             code: Arc::new(code),
+            dim,
+            n_lags,
         })
     }
 
@@ -130,29 +136,35 @@ impl CompiledSystem {
     }
     /// Number of delayed terms (0 unless a DDE).
     pub fn n_lags(&self) -> usize {
-        self.info.model.lags.len()
+        self.n_lags
     }
     /// f(t, x) with the delayed values `lag` (length [`Self::n_lags`]).
     pub fn rhs_lagged(&self, t: f64, x: &[f64], lag: &[f64], out: &mut [f64]) {
         let d = self.dim();
         assert!(x.len() >= d && out.len() >= d && lag.len() >= self.n_lags());
         // SAFETY: lengths checked above; the kernel reads D + P + L values and writes D.
-        unsafe { (self.code.rhs)(t, x.as_ptr(), self.params.as_ptr(), lag.as_ptr(), out.as_mut_ptr()) }
+        unsafe {
+            (self.code.rhs)(
+                t,
+                x.as_ptr(),
+                self.params.as_ptr(),
+                lag.as_ptr(),
+                out.as_mut_ptr(),
+            )
+        }
     }
-    /// f(t, x) and the Jacobian in one pass (`jac` row-major D×D).
+    /// f(t, x) and the Jacobian in one pass (`jac` row-major D×D). For a DDE both are the
+    /// undelayed forms (see [`System::rhs`] below).
     pub fn rhs_and_jacobian(&self, t: f64, x: &[f64], out: &mut [f64], jac: &mut [f64]) {
         let d = self.dim();
         assert!(x.len() >= d && out.len() >= d && jac.len() >= d * d);
-        let lag = [0.0f64; 0];
-        let lag_ptr = if self.n_lags() == 0 { lag.as_ptr() } else { x.as_ptr() };
-        debug_assert!(self.n_lags() == 0, "rhs_and_jacobian on a DDE ignores delays");
-        // SAFETY: lengths checked; `lag` is never read for systems without delays.
+        // SAFETY: lengths checked; this kernel never reads `lag` (delayed terms read the state).
         unsafe {
             (self.code.rhs_jacobian)(
                 t,
                 x.as_ptr(),
                 self.params.as_ptr(),
-                lag_ptr,
+                x.as_ptr(),
                 out.as_mut_ptr(),
                 jac.as_mut_ptr(),
             )
@@ -165,7 +177,13 @@ impl CompiledSystem {
         assert!(x.len() >= d && out.len() >= d * p);
         // SAFETY: as above; delayed terms are replaced by the current state.
         unsafe {
-            (self.code.param_jacobian)(t, x.as_ptr(), self.params.as_ptr(), x.as_ptr(), out.as_mut_ptr())
+            (self.code.param_jacobian)(
+                t,
+                x.as_ptr(),
+                self.params.as_ptr(),
+                x.as_ptr(),
+                out.as_mut_ptr(),
+            )
         }
     }
     /// Values of the named conserved quantities at (t, x) (interpreted; not a hot path).
@@ -186,8 +204,9 @@ impl CompiledSystem {
 }
 
 impl System for CompiledSystem {
+    #[inline]
     fn dim(&self) -> usize {
-        self.info.model.dim()
+        self.dim
     }
     fn time_kind(&self) -> TimeKind {
         match self.info.model.kind {
@@ -199,11 +218,17 @@ impl System for CompiledSystem {
     /// delay equations with [`CompiledSystem::rhs_lagged`].
     #[inline]
     fn rhs(&self, t: f64, x: &[f64], out: &mut [f64]) {
-        let d = self.info.model.components.len();
+        let d = self.dim;
         assert!(x.len() >= d && out.len() >= d);
         // SAFETY: lengths checked; the undelayed kernel never reads `lag`.
         unsafe {
-            (self.code.rhs_undelayed)(t, x.as_ptr(), self.params.as_ptr(), x.as_ptr(), out.as_mut_ptr())
+            (self.code.rhs_undelayed)(
+                t,
+                x.as_ptr(),
+                self.params.as_ptr(),
+                x.as_ptr(),
+                out.as_mut_ptr(),
+            )
         }
     }
 }
@@ -214,7 +239,15 @@ impl Jacobian for CompiledSystem {
         let d = self.dim();
         assert!(x.len() >= d && out.len() >= d * d);
         // SAFETY: lengths checked; delayed terms (DDEs) read the current state.
-        unsafe { (self.code.jacobian)(t, x.as_ptr(), self.params.as_ptr(), x.as_ptr(), out.as_mut_ptr()) }
+        unsafe {
+            (self.code.jacobian)(
+                t,
+                x.as_ptr(),
+                self.params.as_ptr(),
+                x.as_ptr(),
+                out.as_mut_ptr(),
+            )
+        }
     }
 }
 
@@ -237,7 +270,12 @@ impl Interpreted {
     /// ∂f/∂p, row-major D×P.
     pub fn param_jacobian(&self, t: f64, x: &[f64], out: &mut [f64]) {
         let lag = self.lag_values(x);
-        let cx = expr::Ctx { t, x, p: &self.params, lag: &lag };
+        let cx = expr::Ctx {
+            t,
+            x,
+            p: &self.params,
+            lag: &lag,
+        };
         out.iter_mut().for_each(|v| *v = 0.0);
         let np = self.params.len();
         for (r, k, e) in &self.model.param_jacobian {
@@ -259,7 +297,12 @@ impl System for Interpreted {
     }
     fn rhs(&self, t: f64, x: &[f64], out: &mut [f64]) {
         let lag = self.lag_values(x);
-        let cx = expr::Ctx { t, x, p: &self.params, lag: &lag };
+        let cx = expr::Ctx {
+            t,
+            x,
+            p: &self.params,
+            lag: &lag,
+        };
         for (o, e) in out.iter_mut().zip(&self.model.rhs) {
             *o = e.eval(&cx);
         }
@@ -269,7 +312,12 @@ impl System for Interpreted {
 impl Jacobian for Interpreted {
     fn jacobian(&self, t: f64, x: &[f64], out: &mut [f64]) {
         let lag = self.lag_values(x);
-        let cx = expr::Ctx { t, x, p: &self.params, lag: &lag };
+        let cx = expr::Ctx {
+            t,
+            x,
+            p: &self.params,
+            lag: &lag,
+        };
         let d = self.dim();
         out[..d * d].iter_mut().for_each(|v| *v = 0.0);
         for (r, c, e) in &self.model.jacobian {
@@ -279,7 +327,12 @@ impl Jacobian for Interpreted {
 }
 
 /// Central finite-difference Jacobian of any system (row-major D×D), step h·max(1, |x_j|).
-pub fn finite_difference_jacobian<S: System + ?Sized>(sys: &S, t: f64, x: &[f64], h: f64) -> Vec<f64> {
+pub fn finite_difference_jacobian<S: System + ?Sized>(
+    sys: &S,
+    t: f64,
+    x: &[f64],
+    h: f64,
+) -> Vec<f64> {
     let d = sys.dim();
     let mut jac = vec![0.0; d * d];
     let mut xp = x.to_vec();
@@ -340,20 +393,27 @@ pub fn resolve_system(system: &str) -> Result<PathBuf, LoadError> {
         return Ok(p.to_path_buf());
     }
     if system.ends_with(".toml") || system.contains('/') {
-        return Err(LoadError::NotFound(format!("{system}: no such definition file")));
+        return Err(LoadError::NotFound(format!(
+            "{system}: no such definition file"
+        )));
     }
     let norm = |s: &str| s.to_lowercase().replace(['_', '-'], "");
     let want = norm(system);
     let files = catalogue_files();
     for f in &files {
-        if f.file_stem().is_some_and(|s| norm(&s.to_string_lossy()) == want) {
+        if f.file_stem()
+            .is_some_and(|s| norm(&s.to_string_lossy()) == want)
+        {
             return Ok(f.clone());
         }
     }
     for f in &files {
         if let Ok(text) = std::fs::read_to_string(f) {
             if let Ok(v) = text.parse::<toml::Table>() {
-                if v.get("name").and_then(|n| n.as_str()).is_some_and(|n| norm(n) == want) {
+                if v.get("name")
+                    .and_then(|n| n.as_str())
+                    .is_some_and(|n| norm(n) == want)
+                {
                     return Ok(f.clone());
                 }
             }

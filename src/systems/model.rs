@@ -70,10 +70,13 @@ impl Overrides {
             let (k, v) = item
                 .split_once('=')
                 .ok_or_else(|| bad(format!("'{item}' is not of the form NAME=VALUE")))?;
-            let v: f64 = v
-                .trim()
-                .parse()
-                .map_err(|_| bad(format!("value '{}' of '{}' is not a number", v.trim(), k.trim())))?;
+            let v: f64 = v.trim().parse().map_err(|_| {
+                bad(format!(
+                    "value '{}' of '{}' is not a number",
+                    v.trim(),
+                    k.trim()
+                ))
+            })?;
             if !v.is_finite() {
                 return Err(bad(format!("value of '{}' is not finite", k.trim())));
             }
@@ -103,11 +106,16 @@ struct Env<'a> {
 impl Model {
     /// Resolves a spec with overrides. Errors are located in the file.
     pub fn build(spec: &SystemSpec, ov: &Overrides) -> Result<Model, SpecError> {
-        let mut param_names: Vec<String> = spec.parameters.iter().map(|(n, _)| n.value.clone()).collect();
+        let mut param_names: Vec<String> = spec
+            .parameters
+            .iter()
+            .map(|(n, _)| n.value.clone())
+            .collect();
         let mut param_values: Vec<f64> = spec.parameters.iter().map(|(_, v)| *v).collect();
         let mut dimension = spec.dimension;
         for (k, v) in &ov.values {
-            if k == "dimension" || k == "N" && spec.dimension.is_some() && !param_names.contains(k) {
+            if k == "dimension" || k == "N" && spec.dimension.is_some() && !param_names.contains(k)
+            {
                 if spec.dimension.is_none() {
                     return Err(cli_err(format!(
                         "'{k}' cannot be set: {} is not an indexed family (no 'dimension' in its file)",
@@ -115,7 +123,9 @@ impl Model {
                     )));
                 }
                 if *v < 1.0 || v.fract() != 0.0 || *v > 1e7 {
-                    return Err(cli_err(format!("dimension must be a positive integer, got {v}")));
+                    return Err(cli_err(format!(
+                        "dimension must be a positive integer, got {v}"
+                    )));
                 }
                 dimension = Some(*v as usize);
             } else if let Some(i) = param_names.iter().position(|p| p == k) {
@@ -124,8 +134,16 @@ impl Model {
                 return Err(cli_err(format!(
                     "unknown parameter '{k}' for {} (parameters: {}{})",
                     spec.name,
-                    if param_names.is_empty() { "none".to_string() } else { param_names.join(", ") },
-                    if spec.dimension.is_some() { "; and dimension" } else { "" }
+                    if param_names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        param_names.join(", ")
+                    },
+                    if spec.dimension.is_some() {
+                        "; and dimension"
+                    } else {
+                        ""
+                    }
                 )));
             }
         }
@@ -170,7 +188,12 @@ impl Model {
         }
         // delays must be positive for the default parameters
         for l in &lags {
-            let v = l.delay.eval(&expr::Ctx { t: 0.0, x: &[], p: &param_values, lag: &[] });
+            let v = l.delay.eval(&expr::Ctx {
+                t: 0.0,
+                x: &[],
+                p: &param_values,
+                lag: &[],
+            });
             if !(v > 0.0 && v.is_finite()) {
                 return Err(cli_err(format!(
                     "delay of '{}' in {} must be positive, got {v}",
@@ -196,13 +219,17 @@ impl Model {
             };
             let e = resolve(&ast, &mut env, text.span.start)?;
             if !scratch.is_empty() {
-                return Err(spec.error_at(text.span.start, format!("conserved quantity '{name}' cannot contain delay terms")));
+                return Err(spec.error_at(
+                    text.span.start,
+                    format!("conserved quantity '{name}' cannot contain delay terms"),
+                ));
             }
             conserved.push((name.clone(), e));
         }
 
         // initial condition
-        let initial_condition = initial_condition(spec, &families, n, d, &param_names, &param_values)?;
+        let initial_condition =
+            initial_condition(spec, &families, n, d, &param_names, &param_values)?;
 
         // Jacobian: differentiate each equation w.r.t. the state components it depends on
         let mut jacobian = Vec::new();
@@ -290,7 +317,11 @@ fn initial_condition(
                     "initial_conditions has {} values but {} has {d} variables ({})",
                     ic.value.len(),
                     spec.name,
-                    families.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                    families
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -300,7 +331,10 @@ fn initial_condition(
         let Some(rule) = spec.initial_rule.get(&fam.name) else {
             return Err(spec.error_at(
                 0,
-                format!("no initial_conditions of length {d} and no initial_rule for '{}'", fam.name),
+                format!(
+                    "no initial_conditions of length {d} and no initial_rule for '{}'",
+                    fam.name
+                ),
             ));
         };
         let ast = parse_located(spec, rule)?;
@@ -317,7 +351,12 @@ fn initial_condition(
                 lags: &mut scratch,
             };
             let e = resolve(&ast, &mut env, rule.span.start)?;
-            out[fam.offset + i] = e.eval(&expr::Ctx { t: spec.t0, x: &[], p: param_values, lag: &[] });
+            out[fam.offset + i] = e.eval(&expr::Ctx {
+                t: spec.t0,
+                x: &[],
+                p: param_values,
+                lag: &[],
+            });
         }
     }
     Ok(out)
@@ -342,11 +381,17 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
         AstKind::Name(name) => {
             if let Some(f) = env.families.iter().find(|f| &f.name == name) {
                 if !env.allow_state {
-                    return Err(at(ast.span.start, format!("state variable '{name}' cannot appear here")));
+                    return Err(at(
+                        ast.span.start,
+                        format!("state variable '{name}' cannot appear here"),
+                    ));
                 }
                 let k = f.offset + if f.indexed { env.index.unwrap_or(0) } else { 0 };
                 if f.indexed && env.index.is_none() {
-                    return Err(at(ast.span.start, format!("'{name}' is an indexed variable: write {name}[k]")));
+                    return Err(at(
+                        ast.span.start,
+                        format!("'{name}' is an indexed variable: write {name}[k]"),
+                    ));
                 }
                 Arc::new(Expr::State(k))
             } else if let Some(k) = env.params.iter().position(|p| p == name) {
@@ -364,20 +409,31 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                 c(std::f64::consts::PI)
             } else if name == "e" {
                 c(std::f64::consts::E)
-            } else if expr::Func1::from_name(name).is_some() || expr::Func2::from_name(name).is_some() {
-                return Err(at(ast.span.start, format!("function '{name}' used without arguments")));
+            } else if expr::Func1::from_name(name).is_some()
+                || expr::Func2::from_name(name).is_some()
+            {
+                return Err(at(
+                    ast.span.start,
+                    format!("function '{name}' used without arguments"),
+                ));
             } else {
                 let mut known: Vec<&str> = env.families.iter().map(|f| f.name.as_str()).collect();
                 known.extend(env.params.iter().map(|s| s.as_str()));
                 return Err(at(
                     ast.span.start,
-                    format!("unknown symbol '{name}' (variables and parameters: {})", known.join(", ")),
+                    format!(
+                        "unknown symbol '{name}' (variables and parameters: {})",
+                        known.join(", ")
+                    ),
                 ));
             }
         }
         AstKind::Index(name, idx) => {
             let Some(f) = env.families.iter().find(|f| &f.name == name) else {
-                return Err(at(ast.span.start, format!("'{name}[...]': '{name}' is not a variable")));
+                return Err(at(
+                    ast.span.start,
+                    format!("'{name}[...]': '{name}' is not a variable"),
+                ));
             };
             if !f.indexed {
                 return Err(at(
@@ -386,7 +442,10 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                 ));
             }
             if !env.allow_state {
-                return Err(at(ast.span.start, format!("state variable '{name}' cannot appear here")));
+                return Err(at(
+                    ast.span.start,
+                    format!("state variable '{name}' cannot appear here"),
+                ));
             }
             let save = env.allow_state;
             env.allow_state = false;
@@ -415,7 +474,10 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                     ));
                 }
                 if !env.allow_state {
-                    return Err(at(ast.span.start, format!("delay term '{name}(...)' cannot appear here")));
+                    return Err(at(
+                        ast.span.start,
+                        format!("delay term '{name}(...)' cannot appear here"),
+                    ));
                 }
                 let delay_ast = match (args.len(), args.first().map(|a| &a.kind)) {
                     (1, Some(AstKind::Bin(BinOp::Sub, lhs, rhs))) if lhs.kind == AstKind::Name("t".into()) => rhs,
@@ -432,7 +494,10 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                 env.allow_state = save;
                 let delay = delay?;
                 if !delay.is_parametric() {
-                    return Err(at(delay_ast.span.start, "a delay must depend only on parameters and numbers".into()));
+                    return Err(at(
+                        delay_ast.span.start,
+                        "a delay must depend only on parameters and numbers".into(),
+                    ));
                 }
                 let component = f.offset + if f.indexed { env.index.unwrap_or(0) } else { 0 };
                 let text = env
@@ -441,7 +506,11 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                     .get(base + ast.span.start..base + ast.span.end)
                     .unwrap_or(name)
                     .to_string();
-                let slot = match env.lags.iter().position(|l| l.component == component && *l.delay == *delay) {
+                let slot = match env
+                    .lags
+                    .iter()
+                    .position(|l| l.component == component && *l.delay == *delay)
+                {
                     Some(s) => s,
                     None => {
                         env.lags.push(LagSlot {
@@ -455,12 +524,18 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                 Arc::new(Expr::Lag(slot))
             } else if let Some(f) = Func1::from_name(name) {
                 if args.len() != 1 {
-                    return Err(at(ast.span.start, format!("function '{name}' takes 1 argument, got {}", args.len())));
+                    return Err(at(
+                        ast.span.start,
+                        format!("function '{name}' takes 1 argument, got {}", args.len()),
+                    ));
                 }
                 expr::f1(f, resolve(&args[0], env, base)?)
             } else if let Some(f) = Func2::from_name(name) {
                 if args.len() != 2 {
-                    return Err(at(ast.span.start, format!("function '{name}' takes 2 arguments, got {}", args.len())));
+                    return Err(at(
+                        ast.span.start,
+                        format!("function '{name}' takes 2 arguments, got {}", args.len()),
+                    ));
                 }
                 let a = resolve(&args[0], env, base)?;
                 let b = resolve(&args[1], env, base)?;
@@ -468,7 +543,10 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
             } else {
                 return Err(at(
                     ast.span.start,
-                    format!("unknown function '{name}' (known: {})", FUNCTION_NAMES.join(", ")),
+                    format!(
+                        "unknown function '{name}' (known: {})",
+                        FUNCTION_NAMES.join(", ")
+                    ),
                 ));
             }
         }

@@ -82,7 +82,8 @@ impl<'a> Lexer<'a> {
             let c = b[i] as char;
             if c.is_ascii_whitespace() {
                 i += 1;
-            } else if c.is_ascii_digit() || (c == '.' && i + 1 < b.len() && b[i + 1].is_ascii_digit())
+            } else if c.is_ascii_digit()
+                || (c == '.' && i + 1 < b.len() && b[i + 1].is_ascii_digit())
             {
                 let start = i;
                 while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
@@ -166,7 +167,10 @@ pub fn parse_expr(src: &str) -> Result<Ast, ParseError> {
         _ => {
             let span = p.span();
             Err(ParseError {
-                message: format!("unexpected '{}' after a complete expression", &src[span.clone()]),
+                message: format!(
+                    "unexpected '{}' after a complete expression",
+                    &src[span.clone()]
+                ),
                 span,
             })
         }

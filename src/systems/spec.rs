@@ -52,7 +52,11 @@ impl fmt::Display for SpecError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            )
         }
     }
 }
@@ -286,7 +290,9 @@ impl SystemSpec {
                     format!("parameter '{name}' has the name of a variable"),
                 ));
             }
-            if RESERVED.contains(&name.as_str()) || (dimension.is_some() && (name == "i" || name == "N")) {
+            if RESERVED.contains(&name.as_str())
+                || (dimension.is_some() && (name == "i" || name == "N"))
+            {
                 return Err(err(
                     k.span().start,
                     format!("parameter name '{name}' is reserved"),
@@ -334,7 +340,10 @@ impl SystemSpec {
             if !seen.contains(k.get_ref()) {
                 return Err(err(
                     k.span().start,
-                    format!("initial_rule for '{}', which is not a declared variable", k.get_ref()),
+                    format!(
+                        "initial_rule for '{}', which is not a declared variable",
+                        k.get_ref()
+                    ),
                 ));
             }
             initial_rule.insert(k.get_ref().clone(), loc(v));
@@ -344,18 +353,22 @@ impl SystemSpec {
             conserved.insert(k.get_ref().clone(), loc(v));
         }
 
-        let positive = |f: &Option<Spanned<f64>>, field: &str, default: f64| -> Result<f64, SpecError> {
-            match f {
-                None => Ok(default),
-                Some(v) if *v.get_ref() > 0.0 && v.get_ref().is_finite() => Ok(*v.get_ref()),
-                Some(v) => Err(err(
-                    v.span().start,
-                    format!("field '{field}' must be a positive number, got {}", v.get_ref()),
-                )),
-            }
-        };
+        let positive =
+            |f: &Option<Spanned<f64>>, field: &str, default: f64| -> Result<f64, SpecError> {
+                match f {
+                    None => Ok(default),
+                    Some(v) if *v.get_ref() > 0.0 && v.get_ref().is_finite() => Ok(*v.get_ref()),
+                    Some(v) => Err(err(
+                        v.span().start,
+                        format!(
+                            "field '{field}' must be a positive number, got {}",
+                            v.get_ref()
+                        ),
+                    )),
+                }
+            };
         let dt = positive(&raw.dt, "dt", if kind == Kind::Map { 1.0 } else { 1e-3 })?;
-        let period = positive(&raw.period, "period", if kind == Kind::Map { 1.0 } else { 1.0 })?;
+        let period = positive(&raw.period, "period", 1.0)?;
 
         let initial_conditions = raw.initial_conditions.as_ref().map(|v| Located {
             value: v.get_ref().clone(),
@@ -430,7 +443,8 @@ mod tests {
 
     #[test]
     fn malformed_toml_is_located() {
-        let e = SystemSpec::from_str_at("name = \"A\"\nkind = = 3\n", Path::new("a.toml")).unwrap_err();
+        let e =
+            SystemSpec::from_str_at("name = \"A\"\nkind = = 3\n", Path::new("a.toml")).unwrap_err();
         assert_eq!(e.line, 2, "{e}");
         assert!(e.to_string().starts_with("a.toml:2:"), "{e}");
     }

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Executes every notebook in notebooks/ against freshly simulated phaseflow output.
+
+Usage: python3 notebooks/run_notebooks.py --phaseflow target/release/phaseflow
+
+Each notebook reads the HDF5 file named by $PHASEFLOW_H5; a failing cell fails the run.
+"""
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import nbformat
+from nbclient import NotebookClient
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--phaseflow", required=True, help="path to the phaseflow binary")
+    args = ap.parse_args()
+    exe = str(pathlib.Path(args.phaseflow).resolve())
+    with tempfile.TemporaryDirectory() as tmp:
+        h5 = os.path.join(tmp, "lorenz.h5")
+        subprocess.run([exe, "simulate", str(HERE.parent / "systems" / "lorenz.toml"), "--points", "4000",
+                        "--pts-per-period", "200", "--burn-in", "10", "-q", "-o", h5], check=True)
+        os.environ["PHASEFLOW_H5"] = h5
+        os.environ["PHASEFLOW_FIG"] = os.path.join(tmp, "fig.png")
+        notebooks = sorted(HERE.glob("*.ipynb"))
+        for nb_path in notebooks:
+            nb = nbformat.read(nb_path, as_version=4)
+            NotebookClient(nb, timeout=600, kernel_name="python3",
+                           resources={"metadata": {"path": str(HERE)}}).execute()
+            print(f"notebook ok: {nb_path.name}")
+        if not notebooks:
+            print("no notebooks found", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

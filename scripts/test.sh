@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit, integration and CLI tests (optimised: the numerical tests
+# integrate chaotic systems at tight tolerances), then the Python notebooks executed against
+# freshly simulated output.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+cargo test --profile test-opt --locked
+python3 notebooks/run_notebooks.py --phaseflow target/test-opt/phaseflow

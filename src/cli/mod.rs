@@ -1,0 +1,560 @@
+//! The `phaseflow` command line: argument parsing and one library pipeline per subcommand.
+
+use crate::integrate::{self, IntegrationError, Method, SolverOptions};
+use crate::io::{self, AttrValue, PlotOptions, TrajectoryWriter};
+use crate::systems::{self, CompiledSystem, Kind, Overrides, System, SystemSpec};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// phaseflow: chaotic flows and active matter from plain-text definition files.
+#[derive(Parser, Debug)]
+#[command(name = "phaseflow", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the systems of the catalogue (`systems/`, or $PHASEFLOW_SYSTEMS).
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a system: equations, parameters, initial condition, reference values.
+    Info {
+        /// A definition file path or a catalogue name (e.g. lorenz).
+        system: String,
+        /// Override a parameter (or `dimension` of an indexed family): NAME=VALUE.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Integrate a system and write its trajectory to HDF5 (/time [T], /state [T, D]).
+    Simulate(SimulateArgs),
+    /// Plot a trajectory file: 2-D projection, or the first three coordinates in perspective.
+    Plot {
+        /// Trajectory file written by `phaseflow simulate`.
+        input: PathBuf,
+        /// Output PNG.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Components to plot, by name or index (2 or 3 of them), e.g. `x,z`.
+        #[arg(long, value_delimiter = ',')]
+        axes: Option<Vec<String>>,
+        /// Image width in pixels.
+        #[arg(long, default_value_t = 1000)]
+        width: u32,
+        /// Image height in pixels.
+        #[arg(long, default_value_t = 800)]
+        height: u32,
+    },
+}
+
+/// Options of `phaseflow simulate`.
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// A definition file path or a catalogue name (e.g. lorenz).
+    pub system: String,
+    /// Override a parameter (or `dimension` of an indexed family): NAME=VALUE; repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Initial condition, comma-separated (default: the file's).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, num_args = 1)]
+    pub ic: Option<Vec<String>>,
+    /// Integration method.
+    #[arg(long, default_value = "dop853", value_parser = ["dop853", "dopri5", "rk4"])]
+    pub method: String,
+    /// Relative tolerance (adaptive methods).
+    #[arg(long, default_value_t = 1e-10)]
+    pub rtol: f64,
+    /// Absolute tolerance (adaptive methods).
+    #[arg(long, default_value_t = 1e-10)]
+    pub atol: f64,
+    /// Step size of rk4 (default: the file's `dt`); initial step of adaptive methods.
+    #[arg(long)]
+    pub step: Option<f64>,
+    /// Number of output points (with --pts-per-period: t_end = period·N/K, like dysts).
+    #[arg(long, conflicts_with_all = ["t_end", "dt_out"])]
+    pub points: Option<usize>,
+    /// Output points per dominant period of the system.
+    #[arg(long, default_value_t = 100, conflicts_with_all = ["t_end", "dt_out"])]
+    pub pts_per_period: usize,
+    /// Length of the recorded interval (time units), with --dt-out.
+    #[arg(long, requires = "dt_out")]
+    pub t_end: Option<f64>,
+    /// Output spacing (time units), with --t-end.
+    #[arg(long, requires = "t_end")]
+    pub dt_out: Option<f64>,
+    /// Transient discarded before recording (time units; iterations for maps).
+    #[arg(long, default_value_t = 0.0)]
+    pub burn_in: f64,
+    /// Blow-up threshold: stop with an error when a |component| exceeds it.
+    #[arg(long, default_value_t = 1e12)]
+    pub max_abs: f64,
+    /// Output HDF5 file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Print a machine-readable summary.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::List { json } => list(json),
+        Command::Info { system, set, json } => info(&system, &set, json),
+        Command::Simulate(args) => simulate(&args),
+        Command::Plot {
+            input,
+            output,
+            axes,
+            width,
+            height,
+        } => plot(&input, &output, axes, width, height),
+    }
+}
+
+fn load(system: &str, set: &[String]) -> Result<CompiledSystem> {
+    let ov = Overrides::parse(set)?;
+    Ok(CompiledSystem::load(system, &ov)?)
+}
+
+fn list(json_out: bool) -> Result<()> {
+    let mut rows = Vec::new();
+    for f in systems::catalogue_files() {
+        match SystemSpec::load(&f) {
+            Ok(s) => {
+                let d = match s.dimension {
+                    Some(n) => n * s.variables.len(),
+                    None => s.variables.len(),
+                };
+                rows.push(json!({
+                    "name": s.name, "kind": s.kind.as_str(), "dimension": d,
+                    "file": f.display().to_string(), "description": s.description,
+                }));
+            }
+            Err(e) => rows.push(json!({"file": f.display().to_string(), "error": e.to_string()})),
+        }
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!("{:<16} {:<5} {:>4}  description", "name", "kind", "dim");
+    for r in &rows {
+        if let Some(e) = r.get("error") {
+            println!("{:<16} error: {}", "?", e.as_str().unwrap_or(""));
+            continue;
+        }
+        let mut desc = r["description"].as_str().unwrap_or("").to_string();
+        if desc.chars().count() > 70 {
+            desc = desc.chars().take(67).collect::<String>() + "...";
+        }
+        println!(
+            "{:<16} {:<5} {:>4}  {}",
+            r["name"].as_str().unwrap_or(""),
+            r["kind"].as_str().unwrap_or(""),
+            r["dimension"],
+            desc
+        );
+    }
+    println!("{} systems in {}", rows.len(), systems::catalogue_dir().display());
+    Ok(())
+}
+
+fn info(system: &str, set: &[String], json_out: bool) -> Result<()> {
+    let sys = load(system, set)?;
+    let info = sys.info();
+    let (spec, m) = (&info.spec, &info.model);
+    let equations: Vec<_> = spec
+        .variables
+        .iter()
+        .map(|v| json!({"variable": v.value, "equation": spec.equations[&v.value].value}))
+        .collect();
+    let params: serde_json::Map<String, serde_json::Value> = m
+        .param_names
+        .iter()
+        .zip(sys.params())
+        .map(|(n, v)| (n.clone(), json!(v)))
+        .collect();
+    let reference = serde_json::to_value(&spec.reference)?;
+    let out = json!({
+        "name": m.name, "kind": m.kind.as_str(), "file": spec.path.display().to_string(),
+        "description": spec.description, "citation": spec.citation,
+        "variables": m.components, "dimension": sys.dim(), "family_size": m.dimension,
+        "parameters": params, "equations": equations,
+        "initial_condition": m.initial_condition, "t0": m.t0, "dt": m.dt, "period": m.period,
+        "nonautonomous": m.uses_time, "hamiltonian": spec.hamiltonian,
+        "jacobian_nonzeros": m.jacobian.len(),
+        "delays": m.lags.iter().map(|l| l.text.clone()).collect::<Vec<_>>(),
+        "conserved": m.conserved.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        "reference": reference,
+    });
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("{} ({}, dimension {})", m.name, m.kind.as_str(), sys.dim());
+    println!("  file:        {}", spec.path.display());
+    if !spec.description.is_empty() {
+        println!("  description: {}", spec.description);
+    }
+    if !spec.citation.is_empty() {
+        println!("  citation:    {}", spec.citation);
+    }
+    println!("  equations:");
+    let dot = if m.kind == Kind::Map { "next" } else { "d/dt" };
+    for v in &spec.variables {
+        let lhs = if m.dimension.is_some() {
+            format!("{dot} {}[i]", v.value)
+        } else {
+            format!("{dot} {}", v.value)
+        };
+        println!("    {lhs:<12} = {}", spec.equations[&v.value].value);
+    }
+    println!("  parameters:");
+    for (n, v) in m.param_names.iter().zip(sys.params()) {
+        println!("    {n:<12} = {v}");
+    }
+    println!("  initial condition: {:?} (t0 = {})", m.initial_condition, m.t0);
+    println!("  dt = {}, period = {}", m.dt, m.period);
+    println!(
+        "  Jacobian: {} nonzero entries of {}",
+        m.jacobian.len(),
+        sys.dim() * sys.dim()
+    );
+    if !m.lags.is_empty() {
+        let l: Vec<_> = m.lags.iter().map(|l| l.text.as_str()).collect();
+        println!("  delay terms: {}", l.join(", "));
+    }
+    if !spec.reference.is_empty() {
+        println!("  reference:");
+        for (k, v) in &spec.reference {
+            println!("    {k:<28} = {v}");
+        }
+    }
+    Ok(())
+}
+
+/// The output grid of a run: first recorded time and spacing.
+#[derive(Debug, Clone, Copy)]
+pub struct Sampling {
+    pub points: usize,
+    pub t_start: f64,
+    pub dt_out: f64,
+}
+
+impl Sampling {
+    /// Output times t_start + k·dt_out, k = 0..points.
+    pub fn times(&self) -> Vec<f64> {
+        (0..self.points)
+            .map(|k| self.t_start + k as f64 * self.dt_out)
+            .collect()
+    }
+}
+
+fn sampling(args: &SimulateArgs, sys: &CompiledSystem) -> Result<Sampling> {
+    let m = sys.model();
+    if !(args.burn_in >= 0.0 && args.burn_in.is_finite()) {
+        bail!("--burn-in must be a non-negative number, got {}", args.burn_in);
+    }
+    if m.kind == Kind::Map {
+        if args.burn_in.fract() != 0.0 {
+            bail!("--burn-in of a map counts iterations: give an integer");
+        }
+        let points = args.points.unwrap_or(1000);
+        return Ok(Sampling {
+            points,
+            t_start: m.t0 + args.burn_in,
+            dt_out: 1.0,
+        });
+    }
+    let t_start = m.t0 + args.burn_in;
+    match (args.t_end, args.dt_out) {
+        (Some(t_end), Some(dt_out)) => {
+            if !(t_end > 0.0 && dt_out > 0.0 && t_end.is_finite()) {
+                bail!("--t-end and --dt-out must be positive");
+            }
+            let points = (t_end / dt_out * (1.0 + 1e-12)).floor() as usize + 1;
+            Ok(Sampling {
+                points,
+                t_start,
+                dt_out,
+            })
+        }
+        _ => {
+            // dysts' convention: t_end = period · N / K, N points uniformly on [0, t_end]
+            let points = args.points.unwrap_or(1000);
+            if points < 2 || args.pts_per_period == 0 {
+                bail!("--points must be at least 2 and --pts-per-period positive");
+            }
+            let t_len = m.period * points as f64 / args.pts_per_period as f64;
+            Ok(Sampling {
+                points,
+                t_start,
+                dt_out: t_len / (points - 1) as f64,
+            })
+        }
+    }
+}
+
+fn parse_ic(items: &[String], sys: &CompiledSystem) -> Result<Vec<f64>> {
+    let m = sys.model();
+    let mut out = Vec::with_capacity(items.len());
+    for s in items {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("--ic: '{}' is not a number", s.trim()))?;
+        if !v.is_finite() {
+            bail!("--ic: '{}' is not finite", s.trim());
+        }
+        out.push(v);
+    }
+    if out.len() != sys.dim() {
+        let names = if m.components.len() <= 8 {
+            m.components.join(", ")
+        } else {
+            format!("{}, ..., {}", m.components[0], m.components[m.components.len() - 1])
+        };
+        bail!(
+            "--ic has {} values but {} has {} variables ({names})",
+            out.len(),
+            m.name,
+            sys.dim()
+        );
+    }
+    Ok(out)
+}
+
+fn simulate(args: &SimulateArgs) -> Result<()> {
+    let started = Instant::now();
+    let sys = load(&args.system, &args.set)?;
+    let m = sys.model();
+    if m.kind == Kind::Dde {
+        bail!(
+            "{}: delay equations are parsed and validated, but their integrator (method of steps) is not part of this version",
+            m.name
+        );
+    }
+    let x0 = match &args.ic {
+        Some(items) => parse_ic(items, &sys)?,
+        None => m.initial_condition.clone(),
+    };
+    let smp = sampling(args, &sys)?;
+    let method: Method = args.method.parse().map_err(|e| anyhow!("{e}"))?;
+    if !(args.rtol > 0.0 && args.atol > 0.0) {
+        bail!("--rtol and --atol must be positive");
+    }
+    let opts = SolverOptions {
+        method,
+        rtol: args.rtol,
+        atol: args.atol,
+        h0: Some(args.step.unwrap_or(m.dt)),
+        max_abs: args.max_abs,
+        ..SolverOptions::default()
+    };
+    let opts = if method == Method::Rk4 {
+        opts
+    } else {
+        SolverOptions {
+            h0: args.step,
+            ..opts
+        }
+    };
+
+    let mut writer = TrajectoryWriter::create(&args.output, sys.dim(), &m.components)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
+    let bar = progress_bar(smp.points as u64, args.quiet);
+    let times = smp.times();
+    let mut write_err: Option<anyhow::Error> = None;
+    let mut observe = |k: usize, t: f64, x: &[f64]| -> bool {
+        if let Err(e) = writer.push(t, x) {
+            write_err = Some(e.into());
+            return false;
+        }
+        bar.tick_to(k as u64 + 1);
+        true
+    };
+    let result = if m.kind == Kind::Map {
+        integrate::iterate_map(&sys, m.t0, &x0, &times, args.max_abs, &mut observe)
+    } else {
+        integrate::integrate(&sys, &opts, m.t0, &x0, &times, &mut observe)
+    };
+    bar.finish_and_clear();
+    if let Some(e) = write_err {
+        return Err(e.context(format!("writing {}", args.output.display())));
+    }
+    let stats = result.map_err(|e| describe_integration_error(e, &sys))?;
+
+    let spec = &sys.info().spec;
+    let cmdline: Vec<String> = std::env::args().collect();
+    let attrs: Vec<(&str, AttrValue)> = vec![
+        ("system", AttrValue::Str(m.name.clone())),
+        ("kind", AttrValue::Str(m.kind.as_str().into())),
+        ("definition", AttrValue::Str(spec.source.clone())),
+        ("definition_path", AttrValue::Str(spec.path.display().to_string())),
+        ("variables", AttrValue::Strs(m.components.clone())),
+        ("parameter_names", AttrValue::Strs(m.param_names.clone())),
+        ("parameter_values", AttrValue::F64s(sys.params().to_vec())),
+        ("initial_condition", AttrValue::F64s(x0.clone())),
+        ("t0", AttrValue::F64(m.t0)),
+        ("burn_in", AttrValue::F64(args.burn_in)),
+        ("dt_out", AttrValue::F64(smp.dt_out)),
+        ("period", AttrValue::F64(m.period)),
+        (
+            "solver",
+            AttrValue::Str(if m.kind == Kind::Map { "map".into() } else { method.to_string() }),
+        ),
+        ("rtol", AttrValue::F64(args.rtol)),
+        ("atol", AttrValue::F64(args.atol)),
+        ("step", AttrValue::F64(opts.h0.unwrap_or(f64::NAN))),
+        ("accepted_steps", AttrValue::U64(stats.accepted)),
+        ("rejected_steps", AttrValue::U64(stats.rejected)),
+        ("rhs_evaluations", AttrValue::U64(stats.rhs_evals)),
+        ("phaseflow_version", AttrValue::Str(env!("CARGO_PKG_VERSION").into())),
+        ("command_line", AttrValue::Str(shell_join(&cmdline))),
+    ];
+    for (k, v) in &attrs {
+        writer.set_attr(k, v)?;
+    }
+    let frames = writer
+        .finish()
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    let wall = started.elapsed().as_secs_f64();
+    let summary = json!({
+        "output": args.output.display().to_string(), "system": m.name, "points": frames,
+        "dimension": sys.dim(), "t_start": smp.t_start,
+        "t_end": smp.t_start + (smp.points.saturating_sub(1)) as f64 * smp.dt_out,
+        "solver": if m.kind == Kind::Map { "map".to_string() } else { method.to_string() },
+        "accepted_steps": stats.accepted, "rejected_steps": stats.rejected,
+        "rhs_evaluations": stats.rhs_evals, "wall_seconds": wall,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else if !args.quiet {
+        eprintln!(
+            "wrote {} ({} points × {} variables, t ∈ [{}, {}]; {}: {} steps, {} rejected, {} evaluations; {:.2} s)",
+            args.output.display(),
+            frames,
+            sys.dim(),
+            summary["t_start"],
+            summary["t_end"],
+            summary["solver"].as_str().unwrap_or(""),
+            stats.accepted,
+            stats.rejected,
+            stats.rhs_evals,
+            wall
+        );
+    }
+    Ok(())
+}
+
+fn describe_integration_error(e: IntegrationError, sys: &CompiledSystem) -> anyhow::Error {
+    let names = &sys.model().components;
+    match e {
+        IntegrationError::BlowUp { t, index, value } => anyhow!(
+            "{}: blow-up at t = {t}: variable '{}' = {value} (non-finite or beyond --max-abs); no output written",
+            sys.name(),
+            names.get(index).map(|s| s.as_str()).unwrap_or("?")
+        ),
+        other => anyhow!("{}: {other}; no output written", sys.name()),
+    }
+}
+
+fn shell_join(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_=./,:+".contains(c)) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A progress bar that only appears once a run has taken more than a second.
+struct LazyBar {
+    bar: ProgressBar,
+    start: Instant,
+    shown: std::cell::Cell<bool>,
+    quiet: bool,
+}
+
+impl LazyBar {
+    fn tick_to(&self, pos: u64) {
+        if pos % 64 != 0 {
+            return;
+        }
+        if !self.shown.get() && !self.quiet && self.start.elapsed().as_secs_f64() > 1.0 {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown.set(true);
+        }
+        self.bar.set_position(pos);
+    }
+    fn finish_and_clear(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn progress_bar(len: u64, quiet: bool) -> LazyBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} points ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    LazyBar {
+        bar,
+        start: Instant::now(),
+        shown: std::cell::Cell::new(false),
+        quiet,
+    }
+}
+
+fn plot(input: &Path, output: &Path, axes: Option<Vec<String>>, width: u32, height: u32) -> Result<()> {
+    let traj = io::read_trajectory(input)?;
+    let axes = match axes {
+        None => None,
+        Some(list) => {
+            if !(2..=3).contains(&list.len()) {
+                bail!("--axes takes 2 or 3 components, got {}", list.len());
+            }
+            let mut idx = Vec::new();
+            for a in &list {
+                let k = traj
+                    .variables
+                    .iter()
+                    .position(|v| v == a)
+                    .or_else(|| a.parse::<usize>().ok().filter(|k| *k < traj.dim))
+                    .ok_or_else(|| {
+                        anyhow!("--axes: no component '{a}' (components: {})", traj.variables.join(", "))
+                    })?;
+                idx.push(k);
+            }
+            Some(idx)
+        }
+    };
+    let opts = PlotOptions {
+        width,
+        height,
+        title: None,
+        axes,
+    };
+    io::plot_trajectory(&traj, output, &opts)?;
+    eprintln!("wrote {}", output.display());
+    Ok(())
+}
