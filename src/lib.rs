@@ -4,4 +4,5 @@
 //! system definition files compiled to native code ([`systems`]), integrators ([`integrate`]),
 //! and HDF5 / plot output ([`io`]). The `phaseflow` binary ([`cli`]) drives them.
 
+pub mod io;
 pub mod systems;

@@ -99,6 +99,9 @@ pub struct SimulateArgs {
     /// Blow-up threshold: stop with an error when a |component| exceeds it.
     #[arg(long, default_value_t = 1e12)]
     pub max_abs: f64,
+    /// Record the raw state even where the file declares an observation map (`[observe]`).
+    #[arg(long)]
+    pub raw: bool,
     /// Output HDF5 file.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -380,8 +383,16 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
     let bar = progress_bar(smp.points as u64, args.quiet);
     let times = smp.times();
     let mut write_err: Option<anyhow::Error> = None;
+    let apply_map = sys.has_observation_map() && !args.raw;
+    let mut recorded = vec![0.0; sys.dim()];
     let mut observe = |k: usize, t: f64, x: &[f64]| -> bool {
-        if let Err(e) = writer.push(t, x) {
+        let row = if apply_map {
+            sys.observe(t, x, &mut recorded);
+            &recorded[..]
+        } else {
+            x
+        };
+        if let Err(e) = writer.push(t, row) {
             write_err = Some(e.into());
             return false;
         }
@@ -424,6 +435,17 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
         ("accepted_steps", AttrValue::U64(stats.accepted)),
         ("rejected_steps", AttrValue::U64(stats.rejected)),
         ("rhs_evaluations", AttrValue::U64(stats.rhs_evals)),
+        (
+            "observation_map",
+            AttrValue::Strs(if apply_map {
+                spec.observe
+                    .iter()
+                    .map(|(v, e)| format!("{v} -> {}", e.value))
+                    .collect()
+            } else {
+                Vec::new()
+            }),
+        ),
         ("phaseflow_version", AttrValue::Str(env!("CARGO_PKG_VERSION").into())),
         ("command_line", AttrValue::Str(shell_join(&cmdline))),
     ];

@@ -60,9 +60,13 @@ pub struct CompiledSystem {
     info: Arc<SystemInfo>,
     params: Vec<f64>,
     code: Arc<jit::JitCode>,
-    /// Cached sizes (the kernels' argument checks must not chase pointers).
+    /// Cached sizes and kernel pointers (the hot calls must not chase pointers; `code` keeps
+    /// the kernels alive).
     dim: usize,
     n_lags: usize,
+    rhs_fn: jit::KernelFn,
+    jac_fn: jit::KernelFn,
+    rhs_jac_fn: jit::KernelFn2,
 }
 
 impl std::fmt::Debug for CompiledSystem {
@@ -93,12 +97,16 @@ impl CompiledSystem {
         let code = jit::compile(&model)?;
         let params = model.param_values.clone();
         let (dim, n_lags) = (model.dim(), model.lags.len());
+        let (rhs_fn, jac_fn, rhs_jac_fn) = (code.rhs_undelayed, code.jacobian, code.rhs_jacobian);
         Ok(CompiledSystem {
             info: Arc::new(SystemInfo { spec, model }),
             params,
             code: Arc::new(code),
             dim,
             n_lags,
+            rhs_fn,
+            jac_fn,
+            rhs_jac_fn,
         })
     }
 
@@ -160,7 +168,7 @@ impl CompiledSystem {
         assert!(x.len() >= d && out.len() >= d && jac.len() >= d * d);
         // SAFETY: lengths checked; this kernel never reads `lag` (delayed terms read the state).
         unsafe {
-            (self.code.rhs_jacobian)(
+            (self.rhs_jac_fn)(
                 t,
                 x.as_ptr(),
                 self.params.as_ptr(),
@@ -186,6 +194,25 @@ impl CompiledSystem {
             )
         }
     }
+    /// Writes the recorded form of the state: `x` with the components of the file's
+    /// `[observe]` table replaced by their expressions (interpreted; called per output point).
+    pub fn observe(&self, t: f64, x: &[f64], out: &mut [f64]) {
+        out[..self.dim].copy_from_slice(&x[..self.dim]);
+        let cx = expr::Ctx {
+            t,
+            x,
+            p: &self.params,
+            lag: &[],
+        };
+        for (k, e) in &self.info.model.observe {
+            out[*k] = e.eval(&cx);
+        }
+    }
+    /// Whether the file declares an observation map.
+    pub fn has_observation_map(&self) -> bool {
+        !self.info.model.observe.is_empty()
+    }
+
     /// Values of the named conserved quantities at (t, x) (interpreted; not a hot path).
     pub fn conserved(&self, t: f64, x: &[f64]) -> Vec<(String, f64)> {
         let cx = expr::Ctx {
@@ -222,7 +249,7 @@ impl System for CompiledSystem {
         assert!(x.len() >= d && out.len() >= d);
         // SAFETY: lengths checked; the undelayed kernel never reads `lag`.
         unsafe {
-            (self.code.rhs_undelayed)(
+            (self.rhs_fn)(
                 t,
                 x.as_ptr(),
                 self.params.as_ptr(),
@@ -240,7 +267,7 @@ impl Jacobian for CompiledSystem {
         assert!(x.len() >= d && out.len() >= d * d);
         // SAFETY: lengths checked; delayed terms (DDEs) read the current state.
         unsafe {
-            (self.code.jacobian)(
+            (self.jac_fn)(
                 t,
                 x.as_ptr(),
                 self.params.as_ptr(),

@@ -41,6 +41,8 @@ pub struct Model {
     pub lags: Vec<LagSlot>,
     /// Named conserved quantities.
     pub conserved: Vec<(String, E)>,
+    /// Observation map: (component, expression recorded in its place).
+    pub observe: Vec<(usize, E)>,
     /// Default initial condition (flat).
     pub initial_condition: Vec<f64>,
     pub t0: f64,
@@ -227,6 +229,36 @@ impl Model {
             conserved.push((name.clone(), e));
         }
 
+        // observation map, one entry per component of the variable
+        let mut observe = Vec::new();
+        for fam in &families {
+            let Some(text) = spec.observe.get(&fam.name) else {
+                continue;
+            };
+            let ast = parse_located(spec, text)?;
+            let count = if fam.indexed { n } else { 1 };
+            for i in 0..count {
+                let mut scratch = Vec::new();
+                let mut env = Env {
+                    spec,
+                    families: &families,
+                    n,
+                    params: &param_names,
+                    index: fam.indexed.then_some(i),
+                    allow_state: true,
+                    lags: &mut scratch,
+                };
+                let e = resolve(&ast, &mut env, text.span.start)?;
+                if !scratch.is_empty() {
+                    return Err(spec.error_at(
+                        text.span.start,
+                        format!("observation of '{}' cannot contain delay terms", fam.name),
+                    ));
+                }
+                observe.push((fam.offset + i, e));
+            }
+        }
+
         // initial condition
         let initial_condition =
             initial_condition(spec, &families, n, d, &param_names, &param_values)?;
@@ -271,6 +303,7 @@ impl Model {
             param_jacobian,
             lags,
             conserved,
+            observe,
             initial_condition,
             t0: spec.t0,
             dt: spec.dt,

@@ -98,6 +98,9 @@ pub struct SystemSpec {
     pub equation_keys: BTreeMap<String, Range<usize>>,
     /// Named conserved quantities (expressions of the state), e.g. the energy.
     pub conserved: BTreeMap<String, Located<String>>,
+    /// Observation map: variable → bounded expression recorded in its place (e.g. an angle
+    /// `theta` recorded as `cos(theta)`).
+    pub observe: BTreeMap<String, Located<String>>,
     /// Step hint (time units).
     pub dt: f64,
     /// Dominant period (time units), used for points-per-period sampling.
@@ -140,6 +143,8 @@ struct Raw {
     equations: Spanned<BTreeMap<Spanned<String>, Spanned<String>>>,
     #[serde(default)]
     conserved: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    observe: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     reference: toml::Table,
 }
@@ -352,6 +357,19 @@ impl SystemSpec {
         for (k, v) in &raw.conserved {
             conserved.insert(k.get_ref().clone(), loc(v));
         }
+        let mut observe = BTreeMap::new();
+        for (k, v) in &raw.observe {
+            if !seen.contains(k.get_ref()) {
+                return Err(err(
+                    k.span().start,
+                    format!(
+                        "observe entry for '{}', which is not a declared variable",
+                        k.get_ref()
+                    ),
+                ));
+            }
+            observe.insert(k.get_ref().clone(), loc(v));
+        }
 
         let positive =
             |f: &Option<Spanned<f64>>, field: &str, default: f64| -> Result<f64, SpecError> {
@@ -396,6 +414,7 @@ impl SystemSpec {
             equations,
             equation_keys,
             conserved,
+            observe,
             dt,
             period,
             t0: raw.t0.unwrap_or(0.0),

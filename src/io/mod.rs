@@ -1,0 +1,156 @@
+//! Trajectory files (HDF5) and trajectory plots (PNG).
+//!
+//! # File layout
+//!
+//! A phaseflow trajectory file is an HDF5 file (library format bounds v1.8 … latest, so any
+//! HDF5 ≥ 1.8 reader, h5py included, can open it) with
+//!
+//! | object                 | type                    | content                                           |
+//! |------------------------|-------------------------|---------------------------------------------------|
+//! | `/time`                | `f64` `[T]`             | sample times; chunked, resizable (unlimited)       |
+//! | `/time@units`          | UTF-8 string            | time units (`"dimensionless"` unless set)          |
+//! | `/state`               | `f64` `[T, D]`          | row `k` is the state at `time[k]`; chunked along `T` |
+//! | `/state@variables`     | UTF-8 string `[D]`      | component names                                   |
+//! | `/@format`             | UTF-8 string            | always `"phaseflow-trajectory"` ([`FORMAT_NAME`]) |
+//! | `/@format_version`     | `i64`                   | [`FORMAT_VERSION`]                                |
+//! | `/@variables`          | UTF-8 string `[D]`      | component names (same as `/state@variables`)      |
+//! | `/@<anything else>`    | see [`AttrValue`]       | set by the caller: system name, definition text, parameters, solver, … |
+//!
+//! Strings are variable-length UTF-8 (h5py reads them as `str`), numbers are native
+//! little-endian `f64` / `i64` / `u64`, booleans are the HDF5 enum `{FALSE = 0, TRUE = 1}`
+//! that h5py maps to `numpy.bool_`.
+//!
+//! Files are only ever written through [`TrajectoryWriter`], which streams frames into a
+//! temporary file next to the destination and renames it into place in
+//! [`TrajectoryWriter::finish`]: a run that fails or panics leaves no file behind, and the
+//! destination path never holds a partial file.
+//!
+//! Plots ([`plot_trajectory`]) are PNGs drawn with plotters, written the same way (temporary
+//! name + rename).
+
+mod plot;
+mod trajectory;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+pub use plot::{plot_trajectory, PlotOptions, MAX_DRAWN_POINTS};
+pub use trajectory::{
+    read_trajectory, AttrValue, Trajectory, TrajectoryWriter, CHUNK_FRAMES, FORMAT_NAME,
+    FORMAT_VERSION,
+};
+
+/// Errors of the I/O layer. Every variant names the file concerned, and its `Display` is a
+/// complete sentence-like message (`<path>: <what failed>: <why>`), so callers can show it as is.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// The HDF5 library reported an error.
+    #[error("{}: {op}: {msg}", .path.display())]
+    Hdf5 {
+        /// File concerned.
+        path: PathBuf,
+        /// What was being done (`"create file"`, `"write /state"`, …).
+        op: String,
+        /// HDF5's message.
+        msg: String,
+    },
+    /// A file-system operation failed.
+    #[error("{}: {op}: {err}", .path.display())]
+    Fs {
+        /// File concerned.
+        path: PathBuf,
+        /// What was being done (`"rename into place"`, …).
+        op: String,
+        /// The underlying error.
+        err: std::io::Error,
+    },
+    /// The file is HDF5 (or not even that) but not a phaseflow trajectory.
+    #[error("{}: not a phaseflow trajectory file: {reason}", .path.display())]
+    NotTrajectory {
+        /// File concerned.
+        path: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// The caller passed inconsistent data (wrong state length, bad axis index, …).
+    #[error("{}: {msg}", .path.display())]
+    Invalid {
+        /// File concerned.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// Drawing the plot failed.
+    #[error("{}: drawing the plot failed: {msg}", .path.display())]
+    Plot {
+        /// File concerned.
+        path: PathBuf,
+        /// plotters' message.
+        msg: String,
+    },
+}
+
+/// Result type of the I/O layer.
+pub type Result<T, E = IoError> = std::result::Result<T, E>;
+
+impl IoError {
+    pub(crate) fn hdf5(path: &Path, op: impl Into<String>, e: impl std::fmt::Display) -> Self {
+        IoError::Hdf5 {
+            path: path.to_path_buf(),
+            op: op.into(),
+            msg: e.to_string(),
+        }
+    }
+
+    pub(crate) fn fs(path: &Path, op: impl Into<String>, err: std::io::Error) -> Self {
+        IoError::Fs {
+            path: path.to_path_buf(),
+            op: op.into(),
+            err,
+        }
+    }
+
+    pub(crate) fn invalid(path: &Path, msg: impl Into<String>) -> Self {
+        IoError::Invalid {
+            path: path.to_path_buf(),
+            msg: msg.into(),
+        }
+    }
+}
+
+/// `<dir>/.<file name><tag>-<pid>-<n><suffix>`: a hidden name next to `path`, unique within
+/// this process (`n` counts up) and across live processes (`pid`).
+pub(crate) fn temp_path_for(path: &Path, tag: &str, suffix: &str) -> Result<PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .ok_or_else(|| IoError::invalid(path, "the path does not name a file"))?;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp_name = format!(
+        ".{}{tag}-{}-{n}{suffix}",
+        name.to_string_lossy(),
+        std::process::id()
+    );
+    Ok(path.with_file_name(tmp_name))
+}
+
+/// Renames `tmp` onto `path` (atomic on POSIX file systems) after syncing `tmp` to disk, then
+/// syncs the directory (best effort) so that the rename itself survives a crash.
+pub(crate) fn commit_file(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| IoError::fs(tmp, "sync temporary file", e))?;
+    std::fs::rename(tmp, path)
+        .map_err(|e| IoError::fs(path, format!("rename {} into place", tmp.display()), e))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,580 @@
+//! Trajectory plots (PNG, drawn with plotters).
+//!
+//! * one component: `x(t)` against time;
+//! * two components: the 2-D projection `(x_a, x_b)`;
+//! * three components: a 3-D perspective view, the third chosen component vertical.
+//!
+//! Curves are coloured by time (dark violet at the start → red at the end, with a colour bar),
+//! except time series, which are drawn in one colour. Trajectories whose root attribute `kind`
+//! is `"map"` are drawn as dots (successive iterates of a map are not joined). At most
+//! [`MAX_DRAWN_POINTS`] frames are drawn (evenly decimated, last frame kept); non-finite values
+//! break the curve.
+
+use std::ops::Range;
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::{commit_file, temp_path_for, IoError, Result, Trajectory};
+
+/// Upper bound on the number of frames drawn; longer trajectories are decimated evenly.
+pub const MAX_DRAWN_POINTS: usize = 200_000;
+
+/// What to draw and how large.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlotOptions {
+    /// Image width in pixels.
+    pub width: u32,
+    /// Image height in pixels.
+    pub height: u32,
+    /// Title; defaults to the root attribute `system`, if any.
+    pub title: Option<String>,
+    /// Component indices to plot (1, 2 or 3 of them); defaults to the first `min(D, 3)`.
+    pub axes: Option<Vec<usize>>,
+}
+
+impl Default for PlotOptions {
+    fn default() -> Self {
+        PlotOptions {
+            width: 1200,
+            height: 900,
+            title: None,
+            axes: None,
+        }
+    }
+}
+
+type DrawResult<T = ()> = std::result::Result<T, String>;
+
+fn s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Draws `traj` into the PNG file `png` (written atomically: temporary name + rename).
+pub fn plot_trajectory(traj: &Trajectory, png: &Path, opts: &PlotOptions) -> Result<()> {
+    let invalid = |msg: String| IoError::invalid(png, msg);
+    let n = traj.time.len();
+    if traj.dim == 0 || traj.state.len() != n * traj.dim {
+        return Err(invalid(format!(
+            "inconsistent trajectory: {n} times, {} state values, dimension {}",
+            traj.state.len(),
+            traj.dim
+        )));
+    }
+    if n == 0 {
+        return Err(invalid("the trajectory has no frames to plot".into()));
+    }
+    if !(64..=16384).contains(&opts.width) || !(64..=16384).contains(&opts.height) {
+        return Err(invalid(format!(
+            "image size {}×{} out of range (64..=16384 pixels per side)",
+            opts.width, opts.height
+        )));
+    }
+    let axes = opts
+        .axes
+        .clone()
+        .unwrap_or_else(|| (0..traj.dim.min(3)).collect());
+    if !(1..=3).contains(&axes.len()) {
+        return Err(invalid(format!(
+            "{} axes requested; a plot shows 1, 2 or 3 components",
+            axes.len()
+        )));
+    }
+    if let Some(&bad) = axes.iter().find(|&&a| a >= traj.dim) {
+        return Err(invalid(format!(
+            "axis {bad} does not exist: the state has {} components",
+            traj.dim
+        )));
+    }
+
+    let title = opts
+        .title
+        .clone()
+        .or_else(|| traj.attr_str("system").map(str::to_owned))
+        .unwrap_or_else(|| "trajectory".to_owned());
+    let plot = Plot {
+        traj,
+        idx: decimate(n, MAX_DRAWN_POINTS),
+        axes,
+        title,
+        dots: traj.attr_str("kind") == Some("map"),
+        scale: (f64::from(opts.width) * f64::from(opts.height)).sqrt() / (1200.0f64 * 900.0).sqrt(),
+    };
+
+    let tmp = temp_path_for(png, ".tmp", ".png")?;
+    let drawn = plot
+        .draw(&tmp, (opts.width, opts.height))
+        .map_err(|msg| IoError::Plot {
+            path: png.to_path_buf(),
+            msg,
+        })
+        .and_then(|()| commit_file(&tmp, png));
+    if drawn.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    drawn
+}
+
+/// Indices `0, s, 2s, …` (and the last one) with `s` chosen to keep at most `max` of them.
+pub(super) fn decimate(n: usize, max: usize) -> Vec<usize> {
+    let step = n.div_ceil(max).max(1);
+    let mut idx: Vec<usize> = (0..n).step_by(step).collect();
+    if idx.last() != Some(&(n - 1)) {
+        idx.push(n - 1);
+    }
+    idx
+}
+
+/// Colour at `f` ∈ [0, 1] along the time gradient (dark violet → blue → teal → amber → red),
+/// dark enough everywhere to read on white.
+fn time_colour(f: f64) -> RGBColor {
+    const STOPS: [(f64, f64, f64); 5] = [
+        (68.0, 1.0, 84.0),
+        (49.0, 104.0, 172.0),
+        (25.0, 150.0, 120.0),
+        (225.0, 150.0, 0.0),
+        (200.0, 30.0, 30.0),
+    ];
+    let x = f.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let u = x - i as f64;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let mix = |p: f64, q: f64| (p + (q - p) * u).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Finite range of `values`, padded by 4 % (or ±1 / ±10 % if it is a single value).
+fn padded_range(values: impl Iterator<Item = f64>) -> Range<f64> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo > hi {
+        return -1.0..1.0;
+    }
+    let pad = if hi > lo {
+        0.04 * (hi - lo)
+    } else if lo != 0.0 {
+        0.1 * lo.abs()
+    } else {
+        1.0
+    };
+    (lo - pad)..(hi + pad)
+}
+
+/// Tick label on an axis spanning `span`: rounding noise around zero (`5.55e-17`) shows as 0.
+fn fmt_tick(v: f64, span: f64) -> String {
+    if v.abs() <= 1e-9 * span.abs() {
+        "0".into()
+    } else {
+        fmt_num(v)
+    }
+}
+
+/// `v` with 4 significant digits (colour-bar end labels: `2249.995` → `2250`).
+fn fmt_sig(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 || !(1e-3..1e5).contains(&a) {
+        return fmt_num(v);
+    }
+    let decimals = (3 - a.log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
+}
+
+/// Short, readable number for labels.
+fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        format!("{v:.2e}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+/// Drawable pieces of a curve: coloured polylines, or dots.
+struct Curve<C> {
+    lines: Vec<(Vec<C>, ShapeStyle)>,
+    dots: Vec<(C, ShapeStyle)>,
+    dot_radius: u32,
+}
+
+/// Draws a [`Curve`] on a chart (2-D or 3-D); evaluates to a `DrawResult`.
+macro_rules! draw_curve {
+    ($chart:expr, $curve:expr) => {{
+        let curve = $curve;
+        let r = curve.dot_radius;
+        $chart
+            .draw_series(
+                curve
+                    .lines
+                    .into_iter()
+                    .map(|(points, style)| PathElement::new(points, style)),
+            )
+            .map_err(s)?;
+        $chart
+            .draw_series(
+                curve
+                    .dots
+                    .into_iter()
+                    .map(|(c, style)| Circle::new(c, r, style)),
+            )
+            .map_err(s)?;
+        DrawResult::Ok(())
+    }};
+}
+
+struct Plot<'a> {
+    traj: &'a Trajectory,
+    /// Frames to draw.
+    idx: Vec<usize>,
+    axes: Vec<usize>,
+    title: String,
+    dots: bool,
+    /// Font/line scale relative to a 1200×900 image (geometric mean of the sides).
+    scale: f64,
+}
+
+impl Plot<'_> {
+    fn px(&self, v: f64) -> u32 {
+        (v * self.scale).round().max(1.0) as u32
+    }
+
+    fn value(&self, k: usize, axis: usize) -> f64 {
+        self.traj.state[k * self.traj.dim + self.axes[axis]]
+    }
+
+    fn name(&self, axis: usize) -> &str {
+        &self.traj.variables[self.axes[axis]]
+    }
+
+    fn range(&self, axis: usize) -> Range<f64> {
+        padded_range(self.idx.iter().map(|&k| self.value(k, axis)))
+    }
+
+    fn time_fraction(&self, k: usize) -> f64 {
+        let n = self.traj.time.len();
+        if n > 1 {
+            k as f64 / (n - 1) as f64
+        } else {
+            0.0
+        }
+    }
+
+    fn font(&self, size: f64) -> TextStyle<'static> {
+        ("sans-serif", f64::from(self.px(size))).into_font().into()
+    }
+
+    fn draw(&self, file: &Path, size: (u32, u32)) -> DrawResult {
+        let root = BitMapBackend::new(file, size).into_drawing_area();
+        root.fill(&WHITE).map_err(s)?;
+        if self.axes.len() == 1 {
+            self.draw_time_series(&root)?;
+        } else {
+            let bar_w = self.px(110.0).min(size.0 / 4);
+            let (main, bar) = root.split_horizontally(size.0 - bar_w);
+            if self.axes.len() == 2 {
+                self.draw_2d(&main)?;
+            } else {
+                self.draw_3d(&main)?;
+            }
+            self.draw_colour_bar(&bar)?;
+        }
+        root.present().map_err(s)
+    }
+
+    /// The frames `coord(k)` in order, coloured by time: one polyline per colour band (or
+    /// dots for maps); `None` (non-finite) breaks the line.
+    fn curve<C: Clone>(&self, coord: impl Fn(usize) -> Option<C>, gradient: bool) -> Curve<C> {
+        const BANDS: usize = 256;
+        let colour = |band: usize| {
+            if gradient {
+                time_colour((band as f64 + 0.5) / BANDS as f64)
+            } else {
+                RGBColor(31, 90, 160)
+            }
+        };
+        let band_of = |k: usize| ((self.time_fraction(k) * BANDS as f64) as usize).min(BANDS - 1);
+        let mut curve = Curve {
+            lines: Vec::new(),
+            dots: Vec::new(),
+            dot_radius: self.px(1.0),
+        };
+        if self.dots {
+            curve.dots = self
+                .idx
+                .iter()
+                .filter_map(|&k| coord(k).map(|c| (c, colour(band_of(k)).filled())))
+                .collect();
+            return curve;
+        }
+        let width = self.px(1.6);
+        let mut line: Vec<C> = Vec::new();
+        let mut band = 0;
+        let mut flush = |line: &mut Vec<C>, band: usize| {
+            if line.len() >= 2 {
+                let style = colour(band).stroke_width(width);
+                curve.lines.push((std::mem::take(line), style));
+            }
+            line.clear();
+        };
+        for &k in &self.idx {
+            let b = band_of(k);
+            match coord(k) {
+                None => flush(&mut line, band),
+                Some(c) => {
+                    if b != band && !line.is_empty() {
+                        // The new band starts where the old one ends: no gap.
+                        let joint = line[line.len() - 1].clone();
+                        flush(&mut line, band);
+                        line.push(joint);
+                    }
+                    band = b;
+                    line.push(c);
+                }
+            }
+        }
+        flush(&mut line, band);
+        curve
+    }
+
+    fn finite(v: &[f64]) -> bool {
+        v.iter().all(|x| x.is_finite())
+    }
+
+    fn draw_time_series(&self, area: &DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult {
+        let t = &self.traj.time;
+        let tr = padded_range(self.idx.iter().map(|&k| t[k]));
+        let tr = (tr.start + (tr.end - tr.start) / 27.0)..(tr.end - (tr.end - tr.start) / 27.0);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, self.font(30.0))
+            .margin(self.px(24.0))
+            .x_label_area_size(self.px(60.0))
+            .y_label_area_size(self.px(90.0))
+            .build_cartesian_2d(tr, self.range(0))
+            .map_err(s)?;
+        self.configure_mesh_2d(&mut chart, "t", self.name(0))?;
+        draw_curve!(
+            chart,
+            self.curve(
+                |k| {
+                    let p = [t[k], self.value(k, 0)];
+                    Self::finite(&p).then_some((p[0], p[1]))
+                },
+                false,
+            )
+        )
+    }
+
+    fn draw_2d(&self, area: &DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult {
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, self.font(30.0))
+            .margin(self.px(24.0))
+            .x_label_area_size(self.px(60.0))
+            .y_label_area_size(self.px(90.0))
+            .build_cartesian_2d(self.range(0), self.range(1))
+            .map_err(s)?;
+        self.configure_mesh_2d(&mut chart, self.name(0), self.name(1))?;
+        draw_curve!(
+            chart,
+            self.curve(
+                |k| {
+                    let p = [self.value(k, 0), self.value(k, 1)];
+                    Self::finite(&p).then_some((p[0], p[1]))
+                },
+                true,
+            )
+        )
+    }
+
+    fn configure_mesh_2d(
+        &self,
+        chart: &mut ChartContext<
+            '_,
+            BitMapBackend<'_>,
+            Cartesian2d<
+                plotters::coord::types::RangedCoordf64,
+                plotters::coord::types::RangedCoordf64,
+            >,
+        >,
+        x: &str,
+        y: &str,
+    ) -> DrawResult {
+        let (xr, yr) = (chart.x_range(), chart.y_range());
+        let (sx, sy) = (xr.end - xr.start, yr.end - yr.start);
+        chart
+            .configure_mesh()
+            .x_desc(x)
+            .y_desc(y)
+            .axis_desc_style(self.font(24.0))
+            .label_style(self.font(17.0))
+            .x_label_formatter(&|v| fmt_tick(*v, sx))
+            .y_label_formatter(&|v| fmt_tick(*v, sy))
+            .bold_line_style(BLACK.mix(0.12))
+            .light_line_style(BLACK.mix(0.04))
+            .axis_style(BLACK.mix(0.6))
+            .x_labels(8)
+            .y_labels(8)
+            .draw()
+            .map_err(s)
+    }
+
+    /// 3-D view of the chosen components (a, b, c), c vertical.
+    ///
+    /// plotters' 3-D frame (X, Y up, Z) has the opposite handedness of the usual (a, b, c) with
+    /// c up when mapped as (a, c, b); mapping (X, Y, Z) = (b, c, a) keeps the picture
+    /// right-handed (a chaotic attractor and its mirror image differ).
+    fn draw_3d(&self, area: &DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult {
+        let (ra, rb, rc) = (self.range(0), self.range(1), self.range(2));
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, self.font(30.0))
+            .margin(self.px(20.0))
+            .build_cartesian_3d(rb.clone(), rc.clone(), ra.clone())
+            .map_err(s)?;
+        chart.with_projection(|mut p| {
+            // Seen from the front of the (a, b) quadrant, slightly from above: a to the right
+            // and towards the viewer, b to the right and away, c up.
+            p.yaw = -0.9;
+            p.pitch = 0.3;
+            p.scale = 0.78;
+            p.into_matrix()
+        });
+        chart
+            .configure_axes()
+            .label_style(self.font(15.0).color(&BLACK.mix(0.75)))
+            .tick_size(self.px(6.0) as i32)
+            .x_labels(6)
+            .y_labels(6)
+            .z_labels(6)
+            .max_light_lines(2)
+            .light_grid_style(BLACK.mix(0.04))
+            .bold_grid_style(BLACK.mix(0.12))
+            .axis_panel_style(RGBColor(246, 246, 250).mix(0.6))
+            .x_formatter(&|v| fmt_tick(*v, rb.end - rb.start))
+            .y_formatter(&|v| fmt_tick(*v, rc.end - rc.start))
+            .z_formatter(&|v| fmt_tick(*v, ra.end - ra.start))
+            .draw()
+            .map_err(s)?;
+        draw_curve!(
+            chart,
+            self.curve(
+                |k| {
+                    let p = [self.value(k, 1), self.value(k, 2), self.value(k, 0)];
+                    Self::finite(&p).then_some((p[0], p[1], p[2]))
+                },
+                true,
+            )
+        )?;
+
+        // Axis names, placed in screen space next to the edges plotters labels: the lowest
+        // bottom edge for the two horizontal axes, the leftmost vertical edge for the vertical.
+        let spec = chart.as_coord_spec();
+        let base = area.get_base_pixel();
+        let to_px = |p: (f64, f64, f64)| {
+            let (x, y) = spec.translate(&p);
+            (f64::from(x - base.0), f64::from(y - base.1))
+        };
+        let (x, y, z) = (&rb, &rc, &ra);
+        let centre = to_px((
+            (x.start + x.end) / 2.0,
+            (y.start + y.end) / 2.0,
+            (z.start + z.end) / 2.0,
+        ));
+        let lowest = |ends: [[(f64, f64, f64); 2]; 2]| {
+            let mids = ends.map(|[p, q]| {
+                let (p, q) = (to_px(p), to_px(q));
+                ((p.0 + q.0) / 2.0, (p.1 + q.1) / 2.0)
+            });
+            if mids[0].1 >= mids[1].1 {
+                mids[0]
+            } else {
+                mids[1]
+            }
+        };
+        let out = |m: (f64, f64), dist: f64| {
+            let (dx, dy) = (m.0 - centre.0, m.1 - centre.1);
+            let norm = dx.hypot(dy).max(1.0);
+            let d = f64::from(self.px(dist));
+            ((m.0 + d * dx / norm) as i32, (m.1 + d * dy / norm) as i32)
+        };
+        let x_mid = lowest([
+            [(x.start, y.start, z.start), (x.end, y.start, z.start)],
+            [(x.start, y.start, z.end), (x.end, y.start, z.end)],
+        ]);
+        let z_mid = lowest([
+            [(x.start, y.start, z.start), (x.start, y.start, z.end)],
+            [(x.end, y.start, z.start), (x.end, y.start, z.end)],
+        ]);
+        let top = [x.start, x.end]
+            .into_iter()
+            .flat_map(|a| [z.start, z.end].map(|c| to_px((a, y.end, c))))
+            .min_by(|p, q| p.0.total_cmp(&q.0))
+            .unwrap_or(centre);
+        let style = self.font(24.0).pos(Pos::new(HPos::Center, VPos::Center));
+        let names = [
+            (self.name(1), out(x_mid, 62.0)),
+            (self.name(0), out(z_mid, 62.0)),
+            (
+                self.name(2),
+                (top.0 as i32, top.1 as i32 - self.px(24.0) as i32),
+            ),
+        ];
+        for (name, pos) in names {
+            area.draw(&Text::new(name, pos, style.clone())).map_err(s)?;
+        }
+        Ok(())
+    }
+
+    fn draw_colour_bar(&self, area: &DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult {
+        let (w, h) = area.dim_in_pixel();
+        let (w, h) = (w as i32, h as i32);
+        let top = h / 5;
+        let bottom = h - h / 5;
+        let x0 = w / 6;
+        let x1 = x0 + self.px(22.0) as i32;
+        for y in top..bottom {
+            let f = f64::from(bottom - 1 - y) / f64::from((bottom - top - 1).max(1));
+            area.draw(&Rectangle::new(
+                [(x0, y), (x1, y + 1)],
+                time_colour(f).filled(),
+            ))
+            .map_err(s)?;
+        }
+        area.draw(&Rectangle::new([(x0, top), (x1, bottom)], BLACK.mix(0.5)))
+            .map_err(s)?;
+        let t = &self.traj.time;
+        let (t0, t1) = (t[0], t[t.len() - 1]);
+        let grey = BLACK.mix(0.8);
+        let label = self.font(16.0).color(&grey);
+        let lx = x1 + self.px(6.0) as i32;
+        area.draw(&Text::new(
+            fmt_sig(t1),
+            (lx, top - self.px(8.0) as i32),
+            label.clone(),
+        ))
+        .map_err(s)?;
+        area.draw(&Text::new(
+            fmt_sig(t0),
+            (lx, bottom - self.px(8.0) as i32),
+            label,
+        ))
+        .map_err(s)?;
+        area.draw(&Text::new(
+            "t",
+            (x0 + self.px(4.0) as i32, top - self.px(40.0) as i32),
+            self.font(22.0),
+        ))
+        .map_err(s)?;
+        Ok(())
+    }
+}

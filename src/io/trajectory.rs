@@ -1,0 +1,548 @@
+//! Streaming HDF5 trajectory writer and reader. The file layout is documented in [`super`].
+//!
+//! This is the only code that writes trajectories to HDF5.
+//!
+//! # Ensemble extension (not implemented yet)
+//!
+//! An ensemble of `M` trajectories sampled at the same times fits the same scheme: `/state`
+//! becomes `[M, T, D]` with chunks `[1, CHUNK_FRAMES, D]`, max shape `[M, unlimited, D]`, and a
+//! root attribute `ensemble_size = M`; the writer keeps one column buffer per member (or takes
+//! a whole `M × D` frame per `push`) and flushes each member's block with the same per-column
+//! hyperslab writes as below, indexed `(m, a..b, j)`. `/time` stays `[T]`. The reader would
+//! accept `ndim == 3` and expose `members`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use hdf5::types::{FloatSize, TypeDescriptor, VarLenAscii, VarLenUnicode};
+use hdf5::{Dataset, File, Location};
+
+use super::{commit_file, temp_path_for, IoError, Result};
+
+/// Value of the root attribute `format` of every phaseflow trajectory file.
+pub const FORMAT_NAME: &str = "phaseflow-trajectory";
+/// Value of the root attribute `format_version` written by this code.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// Frames buffered in memory before they are written; also the chunk length along time.
+pub const CHUNK_FRAMES: usize = 4096;
+
+/// An HDF5 attribute value: scalar, string, or 1-D array.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue {
+    /// Variable-length UTF-8 string (h5py: `str`).
+    Str(String),
+    /// `f64` scalar.
+    F64(f64),
+    /// `i64` scalar.
+    I64(i64),
+    /// `u64` scalar.
+    U64(u64),
+    /// 1-D `f64` array.
+    F64s(Vec<f64>),
+    /// 1-D array of variable-length UTF-8 strings (h5py: array of `str`).
+    Strs(Vec<String>),
+    /// Boolean (HDF5 enum `{FALSE, TRUE}` over `i8`, as h5py writes it).
+    Bool(bool),
+}
+
+impl AttrValue {
+    /// The string, if this is [`AttrValue::Str`].
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            AttrValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Open HDF5 handles of a file being written. Field order matters: the datasets are dropped
+/// (closed) before the file.
+struct Handles {
+    time: Dataset,
+    state: Dataset,
+    file: File,
+}
+
+/// Streams a trajectory into an HDF5 file (layout in [`super`]).
+///
+/// Frames are buffered (column-major, one block of [`CHUNK_FRAMES`] frames) and written a
+/// chunk at a time, so `push` never allocates. The file is written under a temporary name in
+/// the destination directory and only renamed to its final path by [`finish`]; dropping an
+/// unfinished writer deletes the temporary file.
+///
+/// [`finish`]: TrajectoryWriter::finish
+pub struct TrajectoryWriter {
+    handles: Option<Handles>,
+    path: PathBuf,
+    tmp: PathBuf,
+    dim: usize,
+    /// `CHUNK_FRAMES` times.
+    tbuf: Vec<f64>,
+    /// `dim` columns of `CHUNK_FRAMES` values: component `j` of buffered frame `k` is at
+    /// `xbuf[j * CHUNK_FRAMES + k]`.
+    xbuf: Vec<f64>,
+    buffered: usize,
+    written: usize,
+    /// Set when a write failed: the file is in an unknown state and must not be committed.
+    failed: bool,
+    finished: bool,
+}
+
+impl std::fmt::Debug for TrajectoryWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrajectoryWriter")
+            .field("path", &self.path)
+            .field("tmp", &self.tmp)
+            .field("dim", &self.dim)
+            .field("frames", &(self.written + self.buffered))
+            .finish()
+    }
+}
+
+impl TrajectoryWriter {
+    /// Creates the temporary file `<dir>/.<name>.tmp-<pid>-<n>` next to `path` (which is not
+    /// touched until [`finish`](Self::finish)) with empty `/time` `[0]` and `/state` `[0, dim]`.
+    ///
+    /// `variables` are the names of the `dim` state components; they are stored as root
+    /// attribute `variables` and as `/state` attribute `variables`.
+    pub fn create(path: &Path, dim: usize, variables: &[String]) -> Result<Self> {
+        if dim == 0 {
+            return Err(IoError::invalid(path, "state dimension must be at least 1"));
+        }
+        if variables.len() != dim {
+            return Err(IoError::invalid(
+                path,
+                format!(
+                    "{} variable names given for a {dim}-dimensional state",
+                    variables.len()
+                ),
+            ));
+        }
+        let tmp = temp_path_for(path, ".tmp", "")?;
+        // A plain message for the commonest failure, rather than HDF5's.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    let e = std::io::Error::other(format!("{} is not a directory", dir.display()));
+                    return Err(IoError::fs(path, "create", e));
+                }
+                Err(e) => {
+                    return Err(IoError::fs(
+                        path,
+                        format!("create (directory {})", dir.display()),
+                        e,
+                    ));
+                }
+            }
+        }
+        // From here on, `writer`'s Drop removes `tmp` if anything fails.
+        let mut writer = TrajectoryWriter {
+            handles: None,
+            path: path.to_path_buf(),
+            tmp,
+            dim,
+            tbuf: vec![0.0; CHUNK_FRAMES],
+            xbuf: vec![0.0; CHUNK_FRAMES * dim],
+            buffered: 0,
+            written: 0,
+            failed: false,
+            finished: false,
+        };
+        writer.handles = Some(writer.open_tmp(variables)?);
+        Ok(writer)
+    }
+
+    fn open_tmp(&self, variables: &[String]) -> Result<Handles> {
+        let dim = self.dim;
+        let err = |op: &str, e: hdf5::Error| IoError::hdf5(&self.path, op, e);
+        let file = File::with_options()
+            .with_fapl(|p| {
+                p.libver_v18()
+                    .fclose_degree(hdf5::file::FileCloseDegree::Strong)
+            })
+            .create(&self.tmp)
+            .map_err(|e| {
+                IoError::hdf5(
+                    &self.path,
+                    format!("create temporary file {}", self.tmp.display()),
+                    e,
+                )
+            })?;
+        let time = file
+            .new_dataset::<f64>()
+            .chunk(CHUNK_FRAMES)
+            .shape(0..)
+            .create("time")
+            .map_err(|e| err("create /time", e))?;
+        // One chunk must stay in the cache while its columns are written one by one.
+        let chunk_bytes = CHUNK_FRAMES * dim * std::mem::size_of::<f64>();
+        let state = file
+            .new_dataset::<f64>()
+            .chunk((CHUNK_FRAMES, dim))
+            .shape((0.., dim))
+            .with_dapl(|p| p.chunk_cache(521, (4 * chunk_bytes).max(1 << 20), 1.0))
+            .create("state")
+            .map_err(|e| err("create /state", e))?;
+        let path = &self.path;
+        write_attr(
+            &time,
+            "units",
+            &AttrValue::Str("dimensionless".into()),
+            path,
+        )?;
+        let vars = AttrValue::Strs(variables.to_vec());
+        write_attr(&state, "variables", &vars, path)?;
+        write_attr(&file, "format", &AttrValue::Str(FORMAT_NAME.into()), path)?;
+        write_attr(
+            &file,
+            "format_version",
+            &AttrValue::I64(FORMAT_VERSION),
+            path,
+        )?;
+        write_attr(&file, "variables", &vars, path)?;
+        Ok(Handles { time, state, file })
+    }
+
+    fn handles(&self) -> Result<&Handles> {
+        match (&self.handles, self.failed) {
+            (Some(h), false) => Ok(h),
+            _ => Err(IoError::invalid(
+                &self.path,
+                "an earlier write to this trajectory failed",
+            )),
+        }
+    }
+
+    /// Destination path given to [`create`](Self::create).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of frames pushed so far.
+    pub fn frames(&self) -> usize {
+        self.written + self.buffered
+    }
+
+    /// Appends the frame `(t, x)`; `x.len()` must be the state dimension. Frames are buffered
+    /// and written every [`CHUNK_FRAMES`] frames; no allocation happens here.
+    pub fn push(&mut self, t: f64, x: &[f64]) -> Result<()> {
+        // After a failed write the buffer may be full: refuse rather than index past it.
+        self.handles()?;
+        if x.len() != self.dim {
+            return Err(IoError::invalid(
+                &self.path,
+                format!(
+                    "frame at t = {t} has {} components, expected {}",
+                    x.len(),
+                    self.dim
+                ),
+            ));
+        }
+        let k = self.buffered;
+        self.tbuf[k] = t;
+        for (j, &v) in x.iter().enumerate() {
+            self.xbuf[j * CHUNK_FRAMES + k] = v;
+        }
+        self.buffered += 1;
+        if self.buffered == CHUNK_FRAMES {
+            self.flush_buffer()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered frames: grows `/time` and `/state` and writes the new rows, one
+    /// hyperslab for `/time` and one per state column for `/state` (each a single chunk, kept
+    /// in the chunk cache, so the chunk reaches the disk once).
+    fn flush_buffer(&mut self) -> Result<()> {
+        let n = self.buffered;
+        if n == 0 {
+            return Ok(());
+        }
+        let result = self.write_rows(n);
+        if result.is_err() {
+            self.failed = true;
+        } else {
+            self.written += n;
+            self.buffered = 0;
+        }
+        result
+    }
+
+    fn write_rows(&self, n: usize) -> Result<()> {
+        let h = self.handles()?;
+        let (a, b) = (self.written, self.written + n);
+        let err = |op: &str, e: hdf5::Error| IoError::hdf5(&self.path, op, e);
+        h.time.resize(b).map_err(|e| err("grow /time", e))?;
+        h.state
+            .resize((b, self.dim))
+            .map_err(|e| err("grow /state", e))?;
+        h.time
+            .write_slice(&self.tbuf[..n], a..b)
+            .map_err(|e| err("write /time", e))?;
+        for j in 0..self.dim {
+            let col = &self.xbuf[j * CHUNK_FRAMES..j * CHUNK_FRAMES + n];
+            h.state
+                .write_slice(col, (a..b, j))
+                .map_err(|e| err("write /state", e))?;
+        }
+        Ok(())
+    }
+
+    /// Sets (or replaces) the root attribute `name`. Strings are variable-length UTF-8, arrays
+    /// 1-D. `format` and `format_version` are reserved.
+    pub fn set_attr(&mut self, name: &str, value: &AttrValue) -> Result<()> {
+        if name == "format" || name == "format_version" {
+            return Err(IoError::invalid(
+                &self.path,
+                format!("attribute name '{name}' is reserved"),
+            ));
+        }
+        let h = self.handles()?;
+        write_attr(&h.file, name, value, &self.path)
+    }
+
+    /// Sets the `units` attribute of `/time` (default `"dimensionless"`).
+    pub fn set_time_units(&mut self, units: &str) -> Result<()> {
+        let h = self.handles()?;
+        write_attr(&h.time, "units", &AttrValue::Str(units.into()), &self.path)
+    }
+
+    /// Writes the buffered frames, closes the file, syncs it, and renames it atomically onto the
+    /// destination path (replacing any existing file). Returns the number of frames.
+    pub fn finish(mut self) -> Result<usize> {
+        self.flush_buffer()?;
+        let h = self.handles.take().ok_or_else(|| {
+            IoError::invalid(&self.path, "an earlier write to this trajectory failed")
+        })?;
+        let Handles { time, state, file } = h;
+        drop(time);
+        drop(state);
+        file.flush()
+            .map_err(|e| IoError::hdf5(&self.path, "flush", e))?;
+        file.close()
+            .map_err(|e| IoError::hdf5(&self.path, "close", e))?;
+        commit_file(&self.tmp, &self.path)?;
+        self.finished = true;
+        Ok(self.written)
+    }
+}
+
+impl Drop for TrajectoryWriter {
+    /// An unfinished writer closes and deletes its temporary file: no partial output remains.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        drop(self.handles.take());
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Writes attribute `name` on `loc`, replacing an existing one.
+fn write_attr(loc: &Location, name: &str, value: &AttrValue, path: &Path) -> Result<()> {
+    let op = || format!("write attribute '{name}'");
+    let vlu = |s: &str| {
+        VarLenUnicode::from_str(s).map_err(|e| {
+            IoError::invalid(
+                path,
+                format!("attribute '{name}': string not storable: {e}"),
+            )
+        })
+    };
+    if loc.attr_info(name).is_ok() {
+        loc.delete_attr(name)
+            .map_err(|e| IoError::hdf5(path, op(), e))?;
+    }
+    let r: hdf5::Result<()> = match value {
+        AttrValue::Str(s) => {
+            let v = vlu(s)?;
+            loc.new_attr::<VarLenUnicode>()
+                .shape(())
+                .create(name)
+                .and_then(|a| a.write_scalar(&v))
+        }
+        AttrValue::F64(x) => scalar_attr(loc, name, x),
+        AttrValue::I64(x) => scalar_attr(loc, name, x),
+        AttrValue::U64(x) => scalar_attr(loc, name, x),
+        AttrValue::Bool(x) => scalar_attr(loc, name, x),
+        AttrValue::F64s(v) => loc
+            .new_attr::<f64>()
+            .shape(v.len())
+            .create(name)
+            .and_then(|a| a.write_raw(v.as_slice())),
+        AttrValue::Strs(v) => {
+            let v = v.iter().map(|s| vlu(s)).collect::<Result<Vec<_>>>()?;
+            loc.new_attr::<VarLenUnicode>()
+                .shape(v.len())
+                .create(name)
+                .and_then(|a| a.write_raw(v.as_slice()))
+        }
+    };
+    r.map_err(|e| IoError::hdf5(path, op(), e))
+}
+
+fn scalar_attr<T: hdf5::H5Type>(loc: &Location, name: &str, x: &T) -> hdf5::Result<()> {
+    loc.new_attr::<T>()
+        .shape(())
+        .create(name)
+        .and_then(|a| a.write_scalar(x))
+}
+
+/// Reads an attribute into an [`AttrValue`]; `Ok(None)` for types without a counterpart
+/// (compound, enum other than bool, fixed-length strings, arrays of more than one dimension, …).
+fn read_attr(loc: &Location, name: &str) -> hdf5::Result<Option<AttrValue>> {
+    use TypeDescriptor as T;
+    let attr = loc.attr(name)?;
+    let desc = attr.dtype()?.to_descriptor()?;
+    let shape = attr.shape();
+    let value = match (shape.len(), desc) {
+        (0, T::VarLenUnicode) => AttrValue::Str(attr.read_scalar::<VarLenUnicode>()?.into()),
+        (0, T::VarLenAscii) => AttrValue::Str(attr.read_scalar::<VarLenAscii>()?.into()),
+        (0, T::Float(_)) => AttrValue::F64(attr.read_scalar::<f64>()?),
+        (0, T::Integer(_)) => AttrValue::I64(attr.read_scalar::<i64>()?),
+        (0, T::Unsigned(_)) => AttrValue::U64(attr.read_scalar::<u64>()?),
+        (0, T::Boolean) => AttrValue::Bool(attr.read_scalar::<bool>()?),
+        (1, T::Float(FloatSize::U8)) => AttrValue::F64s(attr.read_raw::<f64>()?),
+        // Other numbers: integer → float is a "hard" conversion in HDF5 terms.
+        (1, T::Float(_) | T::Integer(_) | T::Unsigned(_)) => AttrValue::F64s(
+            attr.as_reader()
+                .conversion(hdf5::Conversion::Hard)
+                .read_raw::<f64>()?,
+        ),
+        (1, T::VarLenUnicode) => AttrValue::Strs(
+            attr.read_raw::<VarLenUnicode>()?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        ),
+        (1, T::VarLenAscii) => AttrValue::Strs(
+            attr.read_raw::<VarLenAscii>()?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        ),
+        _ => return Ok(None),
+    };
+    Ok(Some(value))
+}
+
+/// A trajectory read back from a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trajectory {
+    /// Sample times, `T` values.
+    pub time: Vec<f64>,
+    /// States, row-major `T × D`: component `j` of frame `k` is `state[k * dim + j]`.
+    pub state: Vec<f64>,
+    /// State dimension `D`.
+    pub dim: usize,
+    /// Component names (`D` of them).
+    pub variables: Vec<String>,
+    /// Every root attribute of the file whose type has an [`AttrValue`] counterpart (that is,
+    /// everything the writer writes, `format`, `format_version` and `variables` included).
+    pub attrs: BTreeMap<String, AttrValue>,
+}
+
+impl Trajectory {
+    /// Number of frames `T`.
+    pub fn len(&self) -> usize {
+        self.time.len()
+    }
+
+    /// `true` if there are no frames.
+    pub fn is_empty(&self) -> bool {
+        self.time.is_empty()
+    }
+
+    /// State of frame `k` (`D` values).
+    pub fn frame(&self, k: usize) -> &[f64] {
+        &self.state[k * self.dim..(k + 1) * self.dim]
+    }
+
+    /// The root attribute `name` if it is a string.
+    pub fn attr_str(&self, name: &str) -> Option<&str> {
+        self.attrs.get(name).and_then(AttrValue::as_str)
+    }
+}
+
+/// Reads a whole trajectory file. Fails with an error naming `path` if the file is missing, is
+/// not HDF5, or lacks a consistent `/time` `[T]` + `/state` `[T, D]` pair (a `format` attribute,
+/// if present, must be [`FORMAT_NAME`] with a version this code understands).
+pub fn read_trajectory(path: &Path) -> Result<Trajectory> {
+    std::fs::metadata(path).map_err(|e| IoError::fs(path, "open", e))?;
+    let not_traj = |reason: String| IoError::NotTrajectory {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(|e| not_traj(format!("cannot open as HDF5 ({e})")))?;
+    let err = |op: &str, e: hdf5::Error| IoError::hdf5(path, op, e);
+
+    let names = file
+        .attr_names()
+        .map_err(|e| err("list root attributes", e))?;
+    let mut attrs = BTreeMap::new();
+    for name in names {
+        let v = read_attr(&file, &name).map_err(|e| err(&format!("read attribute '{name}'"), e))?;
+        if let Some(v) = v {
+            attrs.insert(name, v);
+        }
+    }
+    match attrs.get("format") {
+        None => {}
+        Some(AttrValue::Str(s)) if s == FORMAT_NAME => {}
+        Some(other) => return Err(not_traj(format!("root attribute format = {other:?}"))),
+    }
+    if let Some(v) = attrs.get("format_version") {
+        match v {
+            AttrValue::I64(v) if (1..=FORMAT_VERSION).contains(v) => {}
+            other => {
+                return Err(not_traj(format!(
+                    "unsupported format_version {other:?} (this build reads 1..={FORMAT_VERSION})"
+                )));
+            }
+        }
+    }
+
+    let time_ds = file
+        .dataset("time")
+        .map_err(|_| not_traj("no /time dataset".into()))?;
+    let state_ds = file
+        .dataset("state")
+        .map_err(|_| not_traj("no /state dataset".into()))?;
+    let (tshape, sshape) = (time_ds.shape(), state_ds.shape());
+    if tshape.len() != 1 || sshape.len() != 2 || sshape[0] != tshape[0] || sshape[1] == 0 {
+        return Err(not_traj(format!(
+            "/time has shape {tshape:?} and /state {sshape:?}; expected [T] and [T, D]"
+        )));
+    }
+    let dim = sshape[1];
+    let time = time_ds
+        .read_raw::<f64>()
+        .map_err(|e| err("read /time", e))?;
+    let state = state_ds
+        .read_raw::<f64>()
+        .map_err(|e| err("read /state", e))?;
+
+    let variables = match state_ds
+        .attr_info("variables")
+        .ok()
+        .map(|_| read_attr(&state_ds, "variables"))
+        .transpose()
+        .map_err(|e| err("read /state attribute 'variables'", e))?
+        .flatten()
+        .or_else(|| attrs.get("variables").cloned())
+    {
+        Some(AttrValue::Strs(v)) if v.len() == dim => v,
+        _ => (0..dim).map(|j| format!("x{j}")).collect(),
+    };
+
+    Ok(Trajectory {
+        time,
+        state,
+        dim,
+        variables,
+        attrs,
+    })
+}
