@@ -1,8 +1,11 @@
 //! # phaseflow
 //!
-//! A engine for the physics of systems far from equilibrium. This crate holds the dynamics core:
-//! system definition files compiled to native code ([`systems`]), integrators ([`integrate`]),
-//! and HDF5 / plot output ([`io`]). The `phaseflow` binary ([`cli`]) drives them.
+//! An engine for the physics of systems far from equilibrium. This crate holds the dynamics
+//! core: system definition files compiled to native code ([`systems`]), integrators
+//! ([`integrate`]), HDF5 trajectories and plots ([`io`]), and the `phaseflow` command line
+//! ([`cli`]).
 
+pub mod cli;
+pub mod integrate;
 pub mod io;
 pub mod systems;

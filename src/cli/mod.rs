@@ -173,7 +173,11 @@ fn list(json_out: bool) -> Result<()> {
             desc
         );
     }
-    println!("{} systems in {}", rows.len(), systems::catalogue_dir().display());
+    println!(
+        "{} systems in {}",
+        rows.len(),
+        systems::catalogue_dir().display()
+    );
     Ok(())
 }
 
@@ -231,7 +235,10 @@ fn info(system: &str, set: &[String], json_out: bool) -> Result<()> {
     for (n, v) in m.param_names.iter().zip(sys.params()) {
         println!("    {n:<12} = {v}");
     }
-    println!("  initial condition: {:?} (t0 = {})", m.initial_condition, m.t0);
+    println!(
+        "  initial condition: {:?} (t0 = {})",
+        m.initial_condition, m.t0
+    );
     println!("  dt = {}, period = {}", m.dt, m.period);
     println!(
         "  Jacobian: {} nonzero entries of {}",
@@ -271,7 +278,10 @@ impl Sampling {
 fn sampling(args: &SimulateArgs, sys: &CompiledSystem) -> Result<Sampling> {
     let m = sys.model();
     if !(args.burn_in >= 0.0 && args.burn_in.is_finite()) {
-        bail!("--burn-in must be a non-negative number, got {}", args.burn_in);
+        bail!(
+            "--burn-in must be a non-negative number, got {}",
+            args.burn_in
+        );
     }
     if m.kind == Kind::Map {
         if args.burn_in.fract() != 0.0 {
@@ -330,7 +340,11 @@ fn parse_ic(items: &[String], sys: &CompiledSystem) -> Result<Vec<f64>> {
         let names = if m.components.len() <= 8 {
             m.components.join(", ")
         } else {
-            format!("{}, ..., {}", m.components[0], m.components[m.components.len() - 1])
+            format!(
+                "{}, ..., {}",
+                m.components[0],
+                m.components[m.components.len() - 1]
+            )
         };
         bail!(
             "--ic has {} values but {} has {} variables ({names})",
@@ -416,7 +430,10 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
         ("system", AttrValue::Str(m.name.clone())),
         ("kind", AttrValue::Str(m.kind.as_str().into())),
         ("definition", AttrValue::Str(spec.source.clone())),
-        ("definition_path", AttrValue::Str(spec.path.display().to_string())),
+        (
+            "definition_path",
+            AttrValue::Str(spec.path.display().to_string()),
+        ),
         ("variables", AttrValue::Strs(m.components.clone())),
         ("parameter_names", AttrValue::Strs(m.param_names.clone())),
         ("parameter_values", AttrValue::F64s(sys.params().to_vec())),
@@ -427,7 +444,11 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
         ("period", AttrValue::F64(m.period)),
         (
             "solver",
-            AttrValue::Str(if m.kind == Kind::Map { "map".into() } else { method.to_string() }),
+            AttrValue::Str(if m.kind == Kind::Map {
+                "map".into()
+            } else {
+                method.to_string()
+            }),
         ),
         ("rtol", AttrValue::F64(args.rtol)),
         ("atol", AttrValue::F64(args.atol)),
@@ -446,7 +467,10 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
                 Vec::new()
             }),
         ),
-        ("phaseflow_version", AttrValue::Str(env!("CARGO_PKG_VERSION").into())),
+        (
+            "phaseflow_version",
+            AttrValue::Str(env!("CARGO_PKG_VERSION").into()),
+        ),
         ("command_line", AttrValue::Str(shell_join(&cmdline))),
     ];
     for (k, v) in &attrs {
@@ -499,7 +523,9 @@ fn describe_integration_error(e: IntegrationError, sys: &CompiledSystem) -> anyh
 fn shell_join(args: &[String]) -> String {
     args.iter()
         .map(|a| {
-            if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_=./,:+".contains(c)) {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=./,:+".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', "'\\''"))
@@ -519,7 +545,7 @@ struct LazyBar {
 
 impl LazyBar {
     fn tick_to(&self, pos: u64) {
-        if pos % 64 != 0 {
+        if !pos.is_multiple_of(64) {
             return;
         }
         if !self.shown.get() && !self.quiet && self.start.elapsed().as_secs_f64() > 1.0 {
@@ -536,8 +562,10 @@ impl LazyBar {
 fn progress_bar(len: u64, quiet: bool) -> LazyBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} points ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} points ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     LazyBar {
         bar,
@@ -547,7 +575,13 @@ fn progress_bar(len: u64, quiet: bool) -> LazyBar {
     }
 }
 
-fn plot(input: &Path, output: &Path, axes: Option<Vec<String>>, width: u32, height: u32) -> Result<()> {
+fn plot(
+    input: &Path,
+    output: &Path,
+    axes: Option<Vec<String>>,
+    width: u32,
+    height: u32,
+) -> Result<()> {
     let traj = io::read_trajectory(input)?;
     let axes = match axes {
         None => None,
@@ -563,7 +597,10 @@ fn plot(input: &Path, output: &Path, axes: Option<Vec<String>>, width: u32, heig
                     .position(|v| v == a)
                     .or_else(|| a.parse::<usize>().ok().filter(|k| *k < traj.dim))
                     .ok_or_else(|| {
-                        anyhow!("--axes: no component '{a}' (components: {})", traj.variables.join(", "))
+                        anyhow!(
+                            "--axes: no component '{a}' (components: {})",
+                            traj.variables.join(", ")
+                        )
                     })?;
                 idx.push(k);
             }

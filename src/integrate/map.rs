@@ -25,7 +25,10 @@ pub fn iterate_map<S: System + ?Sized>(
             sys.rhs(n, &x, &mut next);
             evals += 1;
             n += 1.0;
-            if let Some(i) = next.iter().position(|v| !v.is_finite() || v.abs() > max_abs) {
+            if let Some(i) = next
+                .iter()
+                .position(|v| !v.is_finite() || v.abs() > max_abs)
+            {
                 return Err(IntegrationError::BlowUp {
                     t: n,
                     index: i,
