@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 cargo test --profile test-opt --locked
-python3 notebooks/run_notebooks.py --phaseflow target/test-opt/phaseflow
+target_dir="${CARGO_TARGET_DIR:-target}"
+python3 notebooks/run_notebooks.py --phaseflow "$target_dir/test-opt/phaseflow"
+"$target_dir/test-opt/phaseflow" catalogue check

@@ -5,7 +5,10 @@
 //! ([`integrate`]), HDF5 trajectories and plots ([`io`]), and the `phaseflow` command line
 //! ([`cli`]).
 
+pub mod analysis;
+pub mod catalogue;
 pub mod cli;
 pub mod integrate;
 pub mod io;
+pub mod simulate;
 pub mod systems;

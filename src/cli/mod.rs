@@ -1,7 +1,8 @@
 //! The `phaseflow` command line: argument parsing and one library pipeline per subcommand.
 
-use crate::integrate::{self, IntegrationError, Method, SolverOptions};
+use crate::integrate::{Method, SolverOptions};
 use crate::io::{self, AttrValue, PlotOptions, TrajectoryWriter};
+use crate::simulate::{self, Sampling};
 use crate::systems::{self, CompiledSystem, Kind, Overrides, System, SystemSpec};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -39,6 +40,11 @@ pub enum Command {
     },
     /// Integrate a system and write its trajectory to HDF5 (/time [T], /state [T, D]).
     Simulate(SimulateArgs),
+    /// Catalogue-wide operations.
+    Catalogue {
+        #[command(subcommand)]
+        action: CatalogueCommand,
+    },
     /// Plot a trajectory file: 2-D projection, or the first three coordinates in perspective.
     Plot {
         /// Trajectory file written by `phaseflow simulate`.
@@ -56,6 +62,45 @@ pub enum Command {
         #[arg(long, default_value_t = 800)]
         height: u32,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatalogueCommand {
+    /// Integrate every system from its default initial condition and compare its mean and std
+    /// with the reference values of its file (exit status 1 when a system fails).
+    Check(CheckArgs),
+}
+
+/// Options of `phaseflow catalogue check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Only these systems (names or files), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub systems: Option<Vec<String>>,
+    /// Integration method.
+    #[arg(long, default_value = "dop853", value_parser = ["dop853", "dopri5", "rk4"])]
+    pub method: String,
+    /// Relative tolerance.
+    #[arg(long, default_value_t = 1e-10)]
+    pub rtol: f64,
+    /// Absolute tolerance.
+    #[arg(long, default_value_t = 1e-10)]
+    pub atol: f64,
+    /// Transient discarded before recording, in periods (dysts' references used none).
+    #[arg(long, default_value_t = 0.0)]
+    pub burn_in_periods: f64,
+    /// Recorded points per system.
+    #[arg(long, default_value_t = 1000)]
+    pub points: usize,
+    /// Points per period.
+    #[arg(long, default_value_t = 100)]
+    pub pts_per_period: usize,
+    /// Largest accepted mean/std error, in units of the reference std.
+    #[arg(long, default_value_t = 0.1)]
+    pub tolerance: f64,
+    /// Machine-readable output (one object per system).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `phaseflow simulate`.
@@ -119,6 +164,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List { json } => list(json),
         Command::Info { system, set, json } => info(&system, &set, json),
         Command::Simulate(args) => simulate(&args),
+        Command::Catalogue {
+            action: CatalogueCommand::Check(args),
+        } => catalogue_check(&args),
         Command::Plot {
             input,
             output,
@@ -169,7 +217,7 @@ fn list(json_out: bool) -> Result<()> {
             "{:<16} {:<5} {:>4}  {}",
             r["name"].as_str().unwrap_or(""),
             r["kind"].as_str().unwrap_or(""),
-            r["dimension"],
+            r["dimension"].as_u64().unwrap_or(0),
             desc
         );
     }
@@ -258,23 +306,6 @@ fn info(system: &str, set: &[String], json_out: bool) -> Result<()> {
     Ok(())
 }
 
-/// The output grid of a run: first recorded time and spacing.
-#[derive(Debug, Clone, Copy)]
-pub struct Sampling {
-    pub points: usize,
-    pub t_start: f64,
-    pub dt_out: f64,
-}
-
-impl Sampling {
-    /// Output times t_start + k·dt_out, k = 0..points.
-    pub fn times(&self) -> Vec<f64> {
-        (0..self.points)
-            .map(|k| self.t_start + k as f64 * self.dt_out)
-            .collect()
-    }
-}
-
 fn sampling(args: &SimulateArgs, sys: &CompiledSystem) -> Result<Sampling> {
     let m = sys.model();
     if !(args.burn_in >= 0.0 && args.burn_in.is_finite()) {
@@ -283,29 +314,19 @@ fn sampling(args: &SimulateArgs, sys: &CompiledSystem) -> Result<Sampling> {
             args.burn_in
         );
     }
+    let t_start = m.t0 + args.burn_in;
     if m.kind == Kind::Map {
         if args.burn_in.fract() != 0.0 {
             bail!("--burn-in of a map counts iterations: give an integer");
         }
-        let points = args.points.unwrap_or(1000);
-        return Ok(Sampling {
-            points,
-            t_start: m.t0 + args.burn_in,
-            dt_out: 1.0,
-        });
+        return Ok(Sampling::iterations(t_start, args.points.unwrap_or(1000)));
     }
-    let t_start = m.t0 + args.burn_in;
     match (args.t_end, args.dt_out) {
         (Some(t_end), Some(dt_out)) => {
             if !(t_end > 0.0 && dt_out > 0.0 && t_end.is_finite()) {
                 bail!("--t-end and --dt-out must be positive");
             }
-            let points = (t_end / dt_out * (1.0 + 1e-12)).floor() as usize + 1;
-            Ok(Sampling {
-                points,
-                t_start,
-                dt_out,
-            })
+            Ok(Sampling::fixed(t_start, t_end, dt_out))
         }
         _ => {
             // dysts' convention: t_end = period · N / K, N points uniformly on [0, t_end]
@@ -313,12 +334,12 @@ fn sampling(args: &SimulateArgs, sys: &CompiledSystem) -> Result<Sampling> {
             if points < 2 || args.pts_per_period == 0 {
                 bail!("--points must be at least 2 and --pts-per-period positive");
             }
-            let t_len = m.period * points as f64 / args.pts_per_period as f64;
-            Ok(Sampling {
-                points,
+            Ok(Sampling::per_period(
                 t_start,
-                dt_out: t_len / (points - 1) as f64,
-            })
+                m.period,
+                points,
+                args.pts_per_period,
+            ))
         }
     }
 }
@@ -360,12 +381,6 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
     let started = Instant::now();
     let sys = load(&args.system, &args.set)?;
     let m = sys.model();
-    if m.kind == Kind::Dde {
-        bail!(
-            "{}: delay equations are parsed and validated, but their integrator (method of steps) is not part of this version",
-            m.name
-        );
-    }
     let x0 = match &args.ic {
         Some(items) => parse_ic(items, &sys)?,
         None => m.initial_condition.clone(),
@@ -398,31 +413,19 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
     let times = smp.times();
     let mut write_err: Option<anyhow::Error> = None;
     let apply_map = sys.has_observation_map() && !args.raw;
-    let mut recorded = vec![0.0; sys.dim()];
-    let mut observe = |k: usize, t: f64, x: &[f64]| -> bool {
-        let row = if apply_map {
-            sys.observe(t, x, &mut recorded);
-            &recorded[..]
-        } else {
-            x
-        };
+    let result = simulate::run(&sys, &opts, &x0, &times, args.raw, &mut |k, t, row| {
         if let Err(e) = writer.push(t, row) {
             write_err = Some(e.into());
             return false;
         }
         bar.tick_to(k as u64 + 1);
         true
-    };
-    let result = if m.kind == Kind::Map {
-        integrate::iterate_map(&sys, m.t0, &x0, &times, args.max_abs, &mut observe)
-    } else {
-        integrate::integrate(&sys, &opts, m.t0, &x0, &times, &mut observe)
-    };
+    });
     bar.finish_and_clear();
     if let Some(e) = write_err {
         return Err(e.context(format!("writing {}", args.output.display())));
     }
-    let stats = result.map_err(|e| describe_integration_error(e, &sys))?;
+    let stats = result.map_err(|e| anyhow!("{e}; no output written"))?;
 
     let spec = &sys.info().spec;
     let cmdline: Vec<String> = std::env::args().collect();
@@ -483,7 +486,7 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
     let summary = json!({
         "output": args.output.display().to_string(), "system": m.name, "points": frames,
         "dimension": sys.dim(), "t_start": smp.t_start,
-        "t_end": smp.t_start + (smp.points.saturating_sub(1)) as f64 * smp.dt_out,
+        "t_end": smp.t_end(),
         "solver": if m.kind == Kind::Map { "map".to_string() } else { method.to_string() },
         "accepted_steps": stats.accepted, "rejected_steps": stats.rejected,
         "rhs_evaluations": stats.rhs_evals, "wall_seconds": wall,
@@ -506,18 +509,6 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn describe_integration_error(e: IntegrationError, sys: &CompiledSystem) -> anyhow::Error {
-    let names = &sys.model().components;
-    match e {
-        IntegrationError::BlowUp { t, index, value } => anyhow!(
-            "{}: blow-up at t = {t}: variable '{}' = {value} (non-finite or beyond --max-abs); no output written",
-            sys.name(),
-            names.get(index).map(|s| s.as_str()).unwrap_or("?")
-        ),
-        other => anyhow!("{}: {other}; no output written", sys.name()),
-    }
 }
 
 fn shell_join(args: &[String]) -> String {
@@ -615,5 +606,108 @@ fn plot(
     };
     io::plot_trajectory(&traj, output, &opts)?;
     eprintln!("wrote {}", output.display());
+    Ok(())
+}
+
+fn catalogue_check(args: &CheckArgs) -> Result<()> {
+    use crate::catalogue::{check_files, CheckOptions, Verdict};
+    let files: Vec<PathBuf> = match &args.systems {
+        Some(list) => list
+            .iter()
+            .map(|s| systems::resolve_system(s.trim()).map_err(|e| anyhow!("{e}")))
+            .collect::<Result<_>>()?,
+        None => systems::catalogue_files(),
+    };
+    if files.is_empty() {
+        bail!(
+            "no definition files in {}",
+            systems::catalogue_dir().display()
+        );
+    }
+    let opts = CheckOptions {
+        method: args.method.parse().map_err(|e| anyhow!("{e}"))?,
+        rtol: args.rtol,
+        atol: args.atol,
+        burn_in_periods: args.burn_in_periods,
+        points: args.points,
+        per_period: args.pts_per_period,
+        tolerance: args.tolerance,
+    };
+    let bar = ProgressBar::new(files.len() as u64);
+    if args.json {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} systems {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let start = Instant::now();
+    let results = check_files(&files, &opts, &|r| {
+        bar.set_message(r.system.clone());
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let n_fail = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail)
+        .count();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        println!(
+            "{:<26} {:<5} {:>3} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9}  verdict",
+            "system",
+            "kind",
+            "dim",
+            "mean_err",
+            "std_err",
+            "period",
+            "spectral",
+            "wall_ms",
+            "evals"
+        );
+        let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+        for r in &results {
+            let verdict = match r.verdict {
+                Verdict::Pass => "pass".to_string(),
+                Verdict::Explained => format!("explained: {}", r.note.as_deref().unwrap_or("")),
+                Verdict::Fail => format!("FAIL: {}", r.reason),
+            };
+            println!(
+                "{:<26} {:<5} {:>3} {:>9} {:>9} {:>8.3} {:>8} {:>8.1} {:>9}  {verdict}",
+                r.system,
+                r.kind,
+                r.dimension,
+                f(r.mean_error),
+                f(r.std_error),
+                r.period,
+                f(r.spectral_period),
+                r.wall_seconds * 1e3,
+                r.rhs_evaluations,
+            );
+        }
+        let pass = results
+            .iter()
+            .filter(|r| r.verdict == Verdict::Pass)
+            .count();
+        let explained = results
+            .iter()
+            .filter(|r| r.verdict == Verdict::Explained)
+            .count();
+        println!(
+            "{pass} of {} systems within {} of the reference std ({explained} explained deviations, {n_fail} failures); {:.2} s",
+            results.len(),
+            args.tolerance,
+            start.elapsed().as_secs_f64()
+        );
+    }
+    if n_fail > 0 {
+        bail!(
+            "{n_fail} of {} systems failed the catalogue check",
+            results.len()
+        );
+    }
     Ok(())
 }

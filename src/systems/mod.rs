@@ -208,6 +208,24 @@ impl CompiledSystem {
             out[*k] = e.eval(&cx);
         }
     }
+    /// One step of the inverse map (maps with an `[inverse]` table): writes the previous state
+    /// into `out` and returns `true`, or returns `false` when the file gives no inverse.
+    pub fn inverse_step(&self, n: f64, x: &[f64], out: &mut [f64]) -> bool {
+        let inv = &self.info.model.inverse;
+        if inv.is_empty() {
+            return false;
+        }
+        let cx = expr::Ctx {
+            t: n,
+            x,
+            p: &self.params,
+            lag: &[],
+        };
+        for (o, e) in out.iter_mut().zip(inv) {
+            *o = e.eval(&cx);
+        }
+        true
+    }
     /// Whether the file declares an observation map.
     pub fn has_observation_map(&self) -> bool {
         !self.info.model.observe.is_empty()

@@ -43,6 +43,8 @@ pub struct Model {
     pub conserved: Vec<(String, E)>,
     /// Observation map: (component, expression recorded in its place).
     pub observe: Vec<(usize, E)>,
+    /// Inverse map (maps with an `[inverse]` table): previous state per component; empty if none.
+    pub inverse: Vec<E>,
     /// Default initial condition (flat).
     pub initial_condition: Vec<f64>,
     pub t0: f64,
@@ -259,6 +261,29 @@ impl Model {
             }
         }
 
+        // inverse map
+        let mut inverse = Vec::new();
+        if !spec.inverse.is_empty() {
+            for fam in &families {
+                let text = &spec.inverse[&fam.name];
+                let ast = parse_located(spec, text)?;
+                let count = if fam.indexed { n } else { 1 };
+                for i in 0..count {
+                    let mut scratch = Vec::new();
+                    let mut env = Env {
+                        spec,
+                        families: &families,
+                        n,
+                        params: &param_names,
+                        index: fam.indexed.then_some(i),
+                        allow_state: true,
+                        lags: &mut scratch,
+                    };
+                    inverse.push(resolve(&ast, &mut env, text.span.start)?);
+                }
+            }
+        }
+
         // initial condition
         let initial_condition =
             initial_condition(spec, &families, n, d, &param_names, &param_values)?;
@@ -304,6 +329,7 @@ impl Model {
             lags,
             conserved,
             observe,
+            inverse,
             initial_condition,
             t0: spec.t0,
             dt: spec.dt,

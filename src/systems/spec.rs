@@ -101,6 +101,8 @@ pub struct SystemSpec {
     /// Observation map: variable → bounded expression recorded in its place (e.g. an angle
     /// `theta` recorded as `cos(theta)`).
     pub observe: BTreeMap<String, Located<String>>,
+    /// Inverse of a map: variable → expression of the state giving its previous value.
+    pub inverse: BTreeMap<String, Located<String>>,
     /// Step hint (time units).
     pub dt: f64,
     /// Dominant period (time units), used for points-per-period sampling.
@@ -145,6 +147,7 @@ struct Raw {
     conserved: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     observe: BTreeMap<Spanned<String>, Spanned<String>>,
+    inverse: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     #[serde(default)]
     reference: toml::Table,
 }
@@ -370,6 +373,35 @@ impl SystemSpec {
             }
             observe.insert(k.get_ref().clone(), loc(v));
         }
+        let mut inverse = BTreeMap::new();
+        if let Some(raw_inverse) = &raw.inverse {
+            if kind != Kind::Map {
+                return Err(err(
+                    raw_inverse.span().start,
+                    "an [inverse] table is only meaningful for kind = \"map\"".into(),
+                ));
+            }
+            for (k, v) in raw_inverse.get_ref() {
+                if !seen.contains(k.get_ref()) {
+                    return Err(err(
+                        k.span().start,
+                        format!(
+                            "inverse for '{}', which is not a declared variable",
+                            k.get_ref()
+                        ),
+                    ));
+                }
+                inverse.insert(k.get_ref().clone(), loc(v));
+            }
+            for v in &variables {
+                if !inverse.contains_key(&v.value) {
+                    return Err(err(
+                        raw_inverse.span().start,
+                        format!("[inverse] has no expression for variable '{}'", v.value),
+                    ));
+                }
+            }
+        }
 
         let positive =
             |f: &Option<Spanned<f64>>, field: &str, default: f64| -> Result<f64, SpecError> {
@@ -415,6 +447,7 @@ impl SystemSpec {
             equation_keys,
             conserved,
             observe,
+            inverse,
             dt,
             period,
             t0: raw.t0.unwrap_or(0.0),
