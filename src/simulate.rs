@@ -8,6 +8,26 @@
 
 use crate::integrate::{self, IntegrationError, SolverOptions, SolverStats};
 use crate::systems::{CompiledSystem, Kind, System};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+/// Additive noise σ ∘ dW on a flow (see [`integrate::sde`]): one intensity per component, a
+/// fixed step and the seed of the Gaussian increments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Noise {
+    pub sigma: Vec<f64>,
+    pub step: f64,
+    pub seed: u64,
+}
+
+/// A well-mixed 64-bit seed for stream `k` of a run seeded with `seed` (SplitMix64 finaliser),
+/// so ensemble members get independent, thread-count-independent random streams.
+pub fn stream_seed(seed: u64, k: u64) -> u64 {
+    let mut z = seed ^ k.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
 
 /// A uniform output grid: `points` times `t_start + k·dt_out`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,12 +101,21 @@ pub enum RunError {
 pub fn run(
     sys: &CompiledSystem,
     opts: &SolverOptions,
+    noise: Option<&Noise>,
     x0: &[f64],
     times: &[f64],
     raw: bool,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
 ) -> Result<SolverStats, RunError> {
     let m = sys.model();
+    if noise.is_some() && m.kind != Kind::Flow {
+        return Err(RunError::Integration {
+            system: m.name.clone(),
+            source: IntegrationError::InvalidInput {
+                reason: "noise is supported for flows only".into(),
+            },
+        });
+    }
     let apply_map = sys.has_observation_map() && !raw;
     let mut recorded = vec![0.0; sys.dim()];
     let mut obs = |k: usize, t: f64, x: &[f64]| -> bool {
@@ -99,7 +128,23 @@ pub fn run(
     };
     let result = match m.kind {
         Kind::Map => integrate::iterate_map(sys, m.t0, x0, times, opts.max_abs, &mut obs),
-        Kind::Flow => integrate::integrate(sys, opts, m.t0, x0, times, &mut obs),
+        Kind::Flow => match noise {
+            None => integrate::integrate(sys, opts, m.t0, x0, times, &mut obs),
+            Some(nz) => {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(nz.seed);
+                integrate::integrate_additive_noise(
+                    sys,
+                    &nz.sigma,
+                    nz.step,
+                    m.t0,
+                    x0,
+                    times,
+                    opts.max_abs,
+                    &mut rng,
+                    &mut obs,
+                )
+            }
+        },
         Kind::Dde => return Err(RunError::DelayUnsupported(m.name.clone())),
     };
     result.map_err(|e| match e {
@@ -129,6 +174,7 @@ pub struct Recorded {
 pub fn trajectory(
     sys: &CompiledSystem,
     opts: &SolverOptions,
+    noise: Option<&Noise>,
     x0: &[f64],
     sampling: &Sampling,
     raw: bool,
@@ -137,7 +183,7 @@ pub fn trajectory(
     let d = sys.dim();
     let mut state = Vec::with_capacity(times.len() * d);
     let mut time = Vec::with_capacity(times.len());
-    let stats = run(sys, opts, x0, &times, raw, &mut |_, t, row| {
+    let stats = run(sys, opts, noise, x0, &times, raw, &mut |_, t, row| {
         time.push(t);
         state.extend_from_slice(row);
         true
@@ -148,4 +194,60 @@ pub fn trajectory(
         dim: d,
         stats,
     })
+}
+
+/// `members` initial conditions on the attractor: the trajectory from the file's initial
+/// condition, after a transient of 20 periods (1000 iterations for maps), is sampled at
+/// 10 points per period over `max(100, 20·members)` points, and `members` distinct samples are
+/// drawn with a generator seeded by `seed` (deterministic). Raw states (no observation map).
+pub fn attractor_initial_conditions(
+    sys: &CompiledSystem,
+    opts: &SolverOptions,
+    members: usize,
+    seed: u64,
+) -> Result<Vec<Vec<f64>>, RunError> {
+    let m = sys.model();
+    let pool = (20 * members).max(100);
+    let sampling = match m.kind {
+        Kind::Map => Sampling::iterations(m.t0 + 1000.0, pool),
+        _ => Sampling {
+            points: pool,
+            t_start: m.t0 + 20.0 * m.period,
+            dt_out: m.period / 10.0,
+        },
+    };
+    let rec = trajectory(sys, opts, None, &m.initial_condition, &sampling, true)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(stream_seed(seed, u64::MAX));
+    let d = rec.dim;
+    // partial Fisher–Yates: `members` distinct rows
+    let mut idx: Vec<usize> = (0..pool).collect();
+    let mut out = Vec::with_capacity(members);
+    for i in 0..members {
+        let j = rng.random_range(i..pool);
+        idx.swap(i, j);
+        out.push(rec.state[idx[i] * d..(idx[i] + 1) * d].to_vec());
+    }
+    Ok(out)
+}
+
+/// Integrates an ensemble in parallel (rayon), member `k` from `ics[k]` with the noise seed
+/// `stream_seed(noise.seed, k)`. The result does not depend on the number of threads.
+pub fn ensemble(
+    sys: &CompiledSystem,
+    opts: &SolverOptions,
+    noise: Option<&Noise>,
+    ics: &[Vec<f64>],
+    sampling: &Sampling,
+    raw: bool,
+) -> Result<Vec<Recorded>, RunError> {
+    ics.par_iter()
+        .enumerate()
+        .map(|(k, x0)| {
+            let nz = noise.map(|n| Noise {
+                seed: stream_seed(n.seed, k as u64),
+                ..n.clone()
+            });
+            trajectory(sys, opts, nz.as_ref(), x0, sampling, raw)
+        })
+        .collect()
 }

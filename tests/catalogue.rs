@@ -26,7 +26,7 @@ fn every_file_loads_compiles_and_integrates_briefly() {
             atol: 1e-8,
             ..SolverOptions::default()
         };
-        let rec = trajectory(&sys, &opts, &m.initial_condition, &sampling, false)
+        let rec = trajectory(&sys, &opts, None, &m.initial_condition, &sampling, false)
             .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         assert_eq!(rec.time.len(), 200, "{}", f.display());
         assert!(

@@ -417,3 +417,82 @@ fn every_subcommand_has_help() {
         assert!(String::from_utf8_lossy(&o.stdout).contains("Usage"));
     }
 }
+
+#[test]
+fn ensemble_is_bit_identical_for_any_thread_count() {
+    let dir = tmpdir();
+    let mut outs = Vec::new();
+    for threads in ["1", "2"] {
+        let out = dir.path().join(format!("ens{threads}.h5"));
+        let o = bin()
+            .env("RAYON_NUM_THREADS", threads)
+            .args([
+                "simulate",
+                "lorenz",
+                "--ensemble",
+                "8",
+                "--seed",
+                "7",
+                "--points",
+                "300",
+                "--noise",
+                "0.1",
+                "--noise-units",
+                "std",
+                "-q",
+                "-o",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        outs.push(read_trajectory(&out).unwrap());
+    }
+    assert_eq!(outs[0].members, 8);
+    assert_eq!(outs[0].state.len(), 8 * 300 * 3);
+    assert_eq!(
+        outs[0].state, outs[1].state,
+        "thread count changed the result"
+    );
+    // members start from different points of the attractor
+    let first: Vec<&[f64]> = (0..8)
+        .map(|m| &outs[0].state[m * 300 * 3..m * 300 * 3 + 3])
+        .collect();
+    assert!(first.windows(2).all(|w| w[0] != w[1]));
+}
+
+#[test]
+fn ensemble_from_ic_file() {
+    let dir = tmpdir();
+    let ics = dir.path().join("ics.txt");
+    std::fs::write(&ics, "# two members\n1, 1, 1\n-1 -1 20\n").unwrap();
+    let out = dir.path().join("e.h5");
+    let o = run(&[
+        "simulate",
+        "lorenz",
+        "--ic-file",
+        ics.to_str().unwrap(),
+        "--points",
+        "50",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tr = read_trajectory(&out).unwrap();
+    assert_eq!(tr.members, 2);
+    assert_eq!(&tr.state[..3], &[1.0, 1.0, 1.0]);
+    assert_eq!(&tr.state[50 * 3..50 * 3 + 3], &[-1.0, -1.0, 20.0]);
+    std::fs::write(&ics, "1, 1\n").unwrap();
+    let o = run(&[
+        "simulate",
+        "lorenz",
+        "--ic-file",
+        ics.to_str().unwrap(),
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("ics.txt:1: 2 values"), "{}", stderr(&o));
+}

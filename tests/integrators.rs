@@ -145,3 +145,64 @@ y = "b * x"
         assert_eq!((gx, gy), (x, y), "iteration {n}");
     }
 }
+
+/// Ornstein–Uhlenbeck dx = −θ x dt + σ dW from x = 0: Var x(t) = σ²(1 − e^{−2θt})/(2θ).
+#[test]
+fn additive_noise_reproduces_ornstein_uhlenbeck_variance() {
+    use phaseflow::simulate::{ensemble, Noise, Sampling};
+    let sys = system(
+        r#"name = "OU"
+kind = "flow"
+variables = ["x"]
+initial_conditions = [0.0]
+[parameters]
+theta = 1.5
+[equations]
+x = "-theta * x"
+"#,
+    );
+    let (theta, sigma, m) = (1.5, 0.8, 4000usize);
+    let noise = Noise {
+        sigma: vec![sigma],
+        step: 0.005,
+        seed: 42,
+    };
+    let ics = vec![vec![0.0]; m];
+    let sampling = Sampling::fixed(0.0, 4.0, 1.0);
+    let recs = ensemble(
+        &sys,
+        &SolverOptions::default(),
+        Some(&noise),
+        &ics,
+        &sampling,
+        false,
+    )
+    .unwrap();
+    for (k, t) in sampling.times().iter().enumerate().skip(1) {
+        let xs: Vec<f64> = recs.iter().map(|r| r.state[k]).collect();
+        let mean = xs.iter().sum::<f64>() / m as f64;
+        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (m - 1) as f64;
+        let exact = sigma * sigma * (1.0 - (-2.0 * theta * t).exp()) / (2.0 * theta);
+        // standard error of a Gaussian sample variance: var·√(2/(M−1)) ≈ 2.2 %; allow 4 of them
+        assert!(
+            (var / exact - 1.0).abs() < 4.0 * (2.0 / (m as f64 - 1.0)).sqrt(),
+            "t={t}: var {var} vs {exact}"
+        );
+        assert!(
+            mean.abs() < 4.0 * (exact / m as f64).sqrt(),
+            "t={t}: mean {mean}"
+        );
+    }
+    // same seed → identical paths; member streams differ
+    let again = ensemble(
+        &sys,
+        &SolverOptions::default(),
+        Some(&noise),
+        &ics[..3],
+        &sampling,
+        false,
+    )
+    .unwrap();
+    assert_eq!(again[1].state, recs[1].state);
+    assert_ne!(recs[0].state, recs[1].state);
+}

@@ -39,7 +39,7 @@ pub enum Command {
         json: bool,
     },
     /// Integrate a system and write its trajectory to HDF5 (/time [T], /state [T, D]).
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
     /// Catalogue-wide operations.
     Catalogue {
         #[command(subcommand)]
@@ -144,6 +144,25 @@ pub struct SimulateArgs {
     /// Blow-up threshold: stop with an error when a |component| exceeds it.
     #[arg(long, default_value_t = 1e12)]
     pub max_abs: f64,
+    /// Integrate an ensemble of M trajectories from initial conditions sampled on the attractor
+    /// (seeded); `/state` is then [M, T, D].
+    #[arg(long, value_name = "M", conflicts_with = "ic")]
+    pub ensemble: Option<usize>,
+    /// Ensemble initial conditions from a text file: one state per line, numbers separated by
+    /// commas or spaces (`#` starts a comment).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ic", "ensemble"])]
+    pub ic_file: Option<PathBuf>,
+    /// Seed of every random choice (attractor sampling, noise).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Additive noise intensity σ (dx = f dt + σ dW), one value or one per variable (diagonal);
+    /// integrated with the stochastic Heun method at the fixed step --step (default: the file's dt).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub noise: Option<Vec<f64>>,
+    /// Units of --noise: `state` (as given) or `std` (multiplied by the reference std of each
+    /// variable from the file's [reference] table).
+    #[arg(long, default_value = "state", value_parser = ["state", "std"])]
+    pub noise_units: String,
     /// Record the raw state even where the file declares an observation map (`[observe]`).
     #[arg(long)]
     pub raw: bool,
@@ -407,26 +426,82 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
         }
     };
 
-    let mut writer = TrajectoryWriter::create(&args.output, sys.dim(), &m.components)
-        .with_context(|| format!("cannot create {}", args.output.display()))?;
-    let bar = progress_bar(smp.points as u64, args.quiet);
+    let noise = parse_noise(args, &sys)?;
+    let ensemble_ics: Option<Vec<Vec<f64>>> = match (&args.ic_file, args.ensemble) {
+        (Some(f), _) => Some(read_ic_file(f, &sys)?),
+        (None, Some(0)) => bail!("--ensemble must be at least 1"),
+        (None, Some(n)) => Some(
+            simulate::attractor_initial_conditions(&sys, &opts, n, args.seed)
+                .map_err(|e| anyhow!("sampling initial conditions on the attractor: {e}"))?,
+        ),
+        (None, None) => None,
+    };
     let times = smp.times();
-    let mut write_err: Option<anyhow::Error> = None;
     let apply_map = sys.has_observation_map() && !args.raw;
-    let result = simulate::run(&sys, &opts, &x0, &times, args.raw, &mut |k, t, row| {
-        if let Err(e) = writer.push(t, row) {
-            write_err = Some(e.into());
-            return false;
+    let (mut writer, stats) = if let Some(ics) = &ensemble_ics {
+        let bar = progress_bar(ics.len() as u64, args.quiet);
+        let recs = simulate::ensemble(&sys, &opts, noise.as_ref(), ics, &smp, args.raw)
+            .map_err(|e| anyhow!("{e}; no output written"))?;
+        bar.finish_and_clear();
+        let mut writer =
+            TrajectoryWriter::create_ensemble(&args.output, ics.len(), sys.dim(), &m.components)
+                .with_context(|| format!("cannot create {}", args.output.display()))?;
+        let d = sys.dim();
+        let mut frame = vec![0.0; d * ics.len()];
+        for (k, &t) in times.iter().enumerate() {
+            for (j, r) in recs.iter().enumerate() {
+                frame[j * d..(j + 1) * d].copy_from_slice(&r.state[k * d..(k + 1) * d]);
+            }
+            writer
+                .push(t, &frame)
+                .with_context(|| format!("writing {}", args.output.display()))?;
         }
-        bar.tick_to(k as u64 + 1);
-        true
-    });
-    bar.finish_and_clear();
-    if let Some(e) = write_err {
-        return Err(e.context(format!("writing {}", args.output.display())));
+        let mut total = recs[0].stats;
+        for r in &recs[1..] {
+            total.accepted += r.stats.accepted;
+            total.rejected += r.stats.rejected;
+            total.rhs_evals += r.stats.rhs_evals;
+        }
+        let flat: Vec<f64> = ics.iter().flatten().copied().collect();
+        writer.set_attr("initial_conditions", &AttrValue::F64s(flat))?;
+        (writer, total)
+    } else {
+        let mut writer = TrajectoryWriter::create(&args.output, sys.dim(), &m.components)
+            .with_context(|| format!("cannot create {}", args.output.display()))?;
+        let bar = progress_bar(smp.points as u64, args.quiet);
+        let mut write_err: Option<anyhow::Error> = None;
+        let result = simulate::run(
+            &sys,
+            &opts,
+            noise.as_ref(),
+            &x0,
+            &times,
+            args.raw,
+            &mut |k, t, row| {
+                if let Err(e) = writer.push(t, row) {
+                    write_err = Some(e.into());
+                    return false;
+                }
+                bar.tick_to(k as u64 + 1);
+                true
+            },
+        );
+        bar.finish_and_clear();
+        if let Some(e) = write_err {
+            return Err(e.context(format!("writing {}", args.output.display())));
+        }
+        let stats = result.map_err(|e| anyhow!("{e}; no output written"))?;
+        (writer, stats)
+    };
+    writer.set_attr("seed", &AttrValue::U64(args.seed))?;
+    if let Some(nz) = &noise {
+        writer.set_attr("noise_sigma", &AttrValue::F64s(nz.sigma.clone()))?;
+        writer.set_attr("noise_step", &AttrValue::F64(nz.step))?;
+        writer.set_attr(
+            "noise_method",
+            &AttrValue::Str("stochastic Heun (additive noise)".into()),
+        )?;
     }
-    let stats = result.map_err(|e| anyhow!("{e}; no output written"))?;
-
     let spec = &sys.info().spec;
     let cmdline: Vec<String> = std::env::args().collect();
     let attrs: Vec<(&str, AttrValue)> = vec![
@@ -710,4 +785,74 @@ fn catalogue_check(args: &CheckArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn parse_noise(args: &SimulateArgs, sys: &CompiledSystem) -> Result<Option<simulate::Noise>> {
+    let Some(values) = &args.noise else {
+        return Ok(None);
+    };
+    let d = sys.dim();
+    let mut sigma = match values.len() {
+        1 => vec![values[0]; d],
+        n if n == d => values.clone(),
+        n => bail!(
+            "--noise has {n} values but {} has {d} variables (give 1 or {d})",
+            sys.name()
+        ),
+    };
+    if sigma.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
+        bail!("--noise intensities must be non-negative numbers");
+    }
+    if args.noise_units == "std" {
+        let std = sys.info().spec.reference_array("std").filter(|s| s.len() == d).ok_or_else(|| {
+            anyhow!("--noise-units std needs a [reference] std with {d} values in the definition file")
+        })?;
+        for (s, r) in sigma.iter_mut().zip(&std) {
+            *s *= r;
+        }
+    }
+    let step = args.step.unwrap_or(sys.model().dt);
+    if step.is_nan() || step <= 0.0 {
+        bail!("--step must be positive");
+    }
+    Ok(Some(simulate::Noise {
+        sigma,
+        step,
+        seed: args.seed,
+    }))
+}
+
+fn read_ic_file(path: &Path, sys: &CompiledSystem) -> Result<Vec<Vec<f64>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let d = sys.dim();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let row: Vec<f64> = line
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<f64>()
+                    .map_err(|_| anyhow!("{}:{}: '{s}' is not a number", path.display(), i + 1))
+            })
+            .collect::<Result<_>>()?;
+        if row.len() != d {
+            bail!(
+                "{}:{}: {} values but {} has {d} variables",
+                path.display(),
+                i + 1,
+                row.len(),
+                sys.name()
+            );
+        }
+        out.push(row);
+    }
+    if out.is_empty() {
+        bail!("{}: no initial conditions", path.display());
+    }
+    Ok(out)
 }

@@ -35,12 +35,14 @@ pub mod dop853;
 pub mod dopri5;
 pub mod map;
 pub mod rk4;
+pub mod sde;
 
 pub use adaptive::{hinit, integrate_adaptive, AdaptiveStepper, StepControl};
 pub use dop853::Dop853;
 pub use dopri5::Dopri5;
 pub use map::iterate_map;
 pub use rk4::{integrate_rk4, Rk4};
+pub use sde::integrate_additive_noise;
 
 use crate::systems::{System, TimeKind};
 use std::fmt;

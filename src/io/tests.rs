@@ -378,6 +378,7 @@ fn lorenz(n: usize) -> Trajectory {
         time,
         state,
         dim: 3,
+        members: 1,
         variables: names(&["x", "y", "z"]),
         attrs,
     }

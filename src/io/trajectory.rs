@@ -78,6 +78,10 @@ pub struct TrajectoryWriter {
     path: PathBuf,
     tmp: PathBuf,
     dim: usize,
+    /// Ensemble size M (1: a plain `[T, D]` file; > 1 or [`TrajectoryWriter::create_ensemble`]:
+    /// `/state` is `[M, T, D]`).
+    members: usize,
+    ensemble: bool,
     /// `CHUNK_FRAMES` times.
     tbuf: Vec<f64>,
     /// `dim` columns of `CHUNK_FRAMES` values: component `j` of buffered frame `k` is at
@@ -108,6 +112,34 @@ impl TrajectoryWriter {
     /// `variables` are the names of the `dim` state components; they are stored as root
     /// attribute `variables` and as `/state` attribute `variables`.
     pub fn create(path: &Path, dim: usize, variables: &[String]) -> Result<Self> {
+        Self::create_inner(path, 1, false, dim, variables)
+    }
+
+    /// Like [`create`](Self::create) for an ensemble of `members` trajectories sampled at the
+    /// same times: `/state` is `[M, T, D]` (chunks `[1, CHUNK_FRAMES, D]`) and the root
+    /// attribute `ensemble_size` is M. [`push`](Self::push) then takes all members' states at
+    /// one time, member-major (`M × D` values).
+    pub fn create_ensemble(
+        path: &Path,
+        members: usize,
+        dim: usize,
+        variables: &[String],
+    ) -> Result<Self> {
+        if members == 0 {
+            return Err(IoError::invalid(path, "ensemble size must be at least 1"));
+        }
+        let mut w = Self::create_inner(path, members, true, dim, variables)?;
+        w.set_attr("ensemble_size", &AttrValue::U64(members as u64))?;
+        Ok(w)
+    }
+
+    fn create_inner(
+        path: &Path,
+        members: usize,
+        ensemble: bool,
+        dim: usize,
+        variables: &[String],
+    ) -> Result<Self> {
         if dim == 0 {
             return Err(IoError::invalid(path, "state dimension must be at least 1"));
         }
@@ -144,8 +176,10 @@ impl TrajectoryWriter {
             path: path.to_path_buf(),
             tmp,
             dim,
+            members,
+            ensemble,
             tbuf: vec![0.0; CHUNK_FRAMES],
-            xbuf: vec![0.0; CHUNK_FRAMES * dim],
+            xbuf: vec![0.0; CHUNK_FRAMES * dim * members],
             buffered: 0,
             written: 0,
             failed: false,
@@ -179,13 +213,20 @@ impl TrajectoryWriter {
             .map_err(|e| err("create /time", e))?;
         // One chunk must stay in the cache while its columns are written one by one.
         let chunk_bytes = CHUNK_FRAMES * dim * std::mem::size_of::<f64>();
-        let state = file
-            .new_dataset::<f64>()
-            .chunk((CHUNK_FRAMES, dim))
-            .shape((0.., dim))
-            .with_dapl(|p| p.chunk_cache(521, (4 * chunk_bytes).max(1 << 20), 1.0))
-            .create("state")
-            .map_err(|e| err("create /state", e))?;
+        let state = if self.ensemble {
+            file.new_dataset::<f64>()
+                .chunk((1, CHUNK_FRAMES, dim))
+                .shape((self.members, 0.., dim))
+                .with_dapl(|p| p.chunk_cache(521, (4 * chunk_bytes).max(1 << 20), 1.0))
+                .create("state")
+        } else {
+            file.new_dataset::<f64>()
+                .chunk((CHUNK_FRAMES, dim))
+                .shape((0.., dim))
+                .with_dapl(|p| p.chunk_cache(521, (4 * chunk_bytes).max(1 << 20), 1.0))
+                .create("state")
+        }
+        .map_err(|e| err("create /state", e))?;
         let path = &self.path;
         write_attr(
             &time,
@@ -226,18 +267,19 @@ impl TrajectoryWriter {
         self.written + self.buffered
     }
 
-    /// Appends the frame `(t, x)`; `x.len()` must be the state dimension. Frames are buffered
+    /// Appends the frame `(t, x)`; `x.len()` must be the state dimension (times the ensemble
+    /// size, member-major, for ensembles). Frames are buffered
     /// and written every [`CHUNK_FRAMES`] frames; no allocation happens here.
     pub fn push(&mut self, t: f64, x: &[f64]) -> Result<()> {
         // After a failed write the buffer may be full: refuse rather than index past it.
         self.handles()?;
-        if x.len() != self.dim {
+        if x.len() != self.dim * self.members {
             return Err(IoError::invalid(
                 &self.path,
                 format!(
                     "frame at t = {t} has {} components, expected {}",
                     x.len(),
-                    self.dim
+                    self.dim * self.members
                 ),
             ));
         }
@@ -276,17 +318,24 @@ impl TrajectoryWriter {
         let (a, b) = (self.written, self.written + n);
         let err = |op: &str, e: hdf5::Error| IoError::hdf5(&self.path, op, e);
         h.time.resize(b).map_err(|e| err("grow /time", e))?;
-        h.state
-            .resize((b, self.dim))
-            .map_err(|e| err("grow /state", e))?;
+        if self.ensemble {
+            h.state.resize((self.members, b, self.dim))
+        } else {
+            h.state.resize((b, self.dim))
+        }
+        .map_err(|e| err("grow /state", e))?;
         h.time
             .write_slice(&self.tbuf[..n], a..b)
             .map_err(|e| err("write /time", e))?;
-        for j in 0..self.dim {
-            let col = &self.xbuf[j * CHUNK_FRAMES..j * CHUNK_FRAMES + n];
-            h.state
-                .write_slice(col, (a..b, j))
-                .map_err(|e| err("write /state", e))?;
+        for c in 0..self.dim * self.members {
+            let col = &self.xbuf[c * CHUNK_FRAMES..c * CHUNK_FRAMES + n];
+            if self.ensemble {
+                let (m, j) = (c / self.dim, c % self.dim);
+                h.state.write_slice(col, (m, a..b, j))
+            } else {
+                h.state.write_slice(col, (a..b, c))
+            }
+            .map_err(|e| err("write /state", e))?;
         }
         Ok(())
     }
@@ -434,10 +483,13 @@ fn read_attr(loc: &Location, name: &str) -> hdf5::Result<Option<AttrValue>> {
 pub struct Trajectory {
     /// Sample times, `T` values.
     pub time: Vec<f64>,
-    /// States, row-major `T × D`: component `j` of frame `k` is `state[k * dim + j]`.
+    /// States, row-major `T × D` (`M × T × D` for ensembles): component `j` of frame `k` of
+    /// member `m` is `state[(m * T + k) * dim + j]`.
     pub state: Vec<f64>,
     /// State dimension `D`.
     pub dim: usize,
+    /// Ensemble size `M` (1 for a plain `[T, D]` file).
+    pub members: usize,
     /// Component names (`D` of them).
     pub variables: Vec<String>,
     /// Every root attribute of the file whose type has an [`AttrValue`] counterpart (that is,
@@ -456,7 +508,7 @@ impl Trajectory {
         self.time.is_empty()
     }
 
-    /// State of frame `k` (`D` values).
+    /// State of frame `k` (`D` values; of the first member for ensembles).
     pub fn frame(&self, k: usize) -> &[f64] {
         &self.state[k * self.dim..(k + 1) * self.dim]
     }
@@ -512,12 +564,22 @@ pub fn read_trajectory(path: &Path) -> Result<Trajectory> {
         .dataset("state")
         .map_err(|_| not_traj("no /state dataset".into()))?;
     let (tshape, sshape) = (time_ds.shape(), state_ds.shape());
-    if tshape.len() != 1 || sshape.len() != 2 || sshape[0] != tshape[0] || sshape[1] == 0 {
+    let ok2 = sshape.len() == 2 && tshape.len() == 1 && sshape[0] == tshape[0] && sshape[1] > 0;
+    let ok3 = sshape.len() == 3
+        && tshape.len() == 1
+        && sshape[1] == tshape[0]
+        && sshape[2] > 0
+        && sshape[0] > 0;
+    if !(ok2 || ok3) {
         return Err(not_traj(format!(
-            "/time has shape {tshape:?} and /state {sshape:?}; expected [T] and [T, D]"
+            "/time has shape {tshape:?} and /state {sshape:?}; expected [T] and [T, D] or [M, T, D]"
         )));
     }
-    let dim = sshape[1];
+    let (members, dim) = if ok3 {
+        (sshape[0], sshape[2])
+    } else {
+        (1, sshape[1])
+    };
     let time = time_ds
         .read_raw::<f64>()
         .map_err(|e| err("read /time", e))?;
@@ -542,6 +604,7 @@ pub fn read_trajectory(path: &Path) -> Result<Trajectory> {
         time,
         state,
         dim,
+        members,
         variables,
         attrs,
     })
