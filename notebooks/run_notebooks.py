@@ -6,6 +6,7 @@ Usage: python3 notebooks/run_notebooks.py --phaseflow target/release/phaseflow
 Each notebook reads the HDF5 file named by $PHASEFLOW_H5; a failing cell fails the run.
 """
 import argparse
+import json
 import os
 import pathlib
 import subprocess
@@ -28,6 +29,17 @@ def main() -> int:
         subprocess.run([exe, "simulate", str(HERE.parent / "systems" / "lorenz.toml"), "--points", "4000",
                         "--pts-per-period", "200", "--burn-in", "10", "-q", "-o", h5], check=True)
         os.environ["PHASEFLOW_H5"] = h5
+        gallery = os.path.join(tmp, "gallery")
+        os.makedirs(gallery)
+        listing = json.loads(subprocess.run([exe, "list", "--json"], check=True, capture_output=True,
+                                            text=True, cwd=HERE.parent).stdout)
+        for row in listing:
+            if row.get("kind") != "flow":
+                continue
+            subprocess.run([exe, "simulate", row["file"], "--points", "2000", "--pts-per-period", "100",
+                            "--burn-in", str(20 * row["period"]), "-q", "-o", os.path.join(gallery, row["name"] + ".h5")],
+                           check=True, cwd=HERE.parent)
+        os.environ["PHASEFLOW_GALLERY"] = gallery
         os.environ["PHASEFLOW_FIG"] = os.path.join(tmp, "fig.png")
         notebooks = sorted(HERE.glob("*.ipynb"))
         for nb_path in notebooks:

@@ -213,6 +213,7 @@ fn list(json_out: bool) -> Result<()> {
                 rows.push(json!({
                     "name": s.name, "kind": s.kind.as_str(), "dimension": d,
                     "file": f.display().to_string(), "description": s.description,
+                    "period": s.period, "dt": s.dt,
                 }));
             }
             Err(e) => rows.push(json!({"file": f.display().to_string(), "error": e.to_string()})),
