@@ -5,7 +5,7 @@
 //! `cargo bench --bench ensemble`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use phaseflow::integrate::Rk4;
+use phaseflow::integrate::{Rk4, Rk4Batch};
 use phaseflow::systems::{CompiledSystem, Overrides, System};
 use rayon::prelude::*;
 use std::hint::black_box;
@@ -37,6 +37,34 @@ fn bench(c: &mut Criterion) {
                         rk4.step(&sys, t, x, h);
                         t += h;
                     }
+                }
+            });
+            black_box(xs)
+        })
+    });
+    // structure-of-arrays blocks of 64 members, one batched (SIMD) kernel call per stage
+    let lanes = 64usize;
+    let soa0: Vec<f64> = x0
+        .chunks(d * lanes)
+        .flat_map(|block| {
+            let mut soa = vec![0.0; d * lanes];
+            for (l, x) in block.chunks(d).enumerate() {
+                for k in 0..d {
+                    soa[k * lanes + l] = x[k];
+                }
+            }
+            soa
+        })
+        .collect();
+    g.bench_function("1024x1000_steps_batched", |b| {
+        b.iter(|| {
+            let mut xs = soa0.clone();
+            xs.par_chunks_mut(d * lanes).for_each(|block| {
+                let mut rk4 = Rk4Batch::new(d, lanes);
+                let mut t = 0.0;
+                for _ in 0..steps {
+                    rk4.step(&sys, t, block, h);
+                    t += h;
                 }
             });
             black_box(xs)

@@ -206,3 +206,39 @@ x = "-theta * x"
     assert_eq!(again[1].state, recs[1].state);
     assert_ne!(recs[0].state, recs[1].state);
 }
+
+#[test]
+fn batched_rk4_is_bit_identical_to_scalar_rk4() {
+    use phaseflow::integrate::{Rk4, Rk4Batch};
+    let sys = CompiledSystem::load("lorenz", &Overrides::default()).unwrap();
+    let lanes = 7;
+    let starts: Vec<[f64; 3]> = (0..lanes)
+        .map(|l| [1.0 + l as f64, -2.0, 20.0 + 0.5 * l as f64])
+        .collect();
+    let mut soa = vec![0.0; 3 * lanes];
+    for (l, s) in starts.iter().enumerate() {
+        for k in 0..3 {
+            soa[k * lanes + l] = s[k];
+        }
+    }
+    let mut batch = Rk4Batch::new(3, lanes);
+    let mut scalar = Rk4::new(3);
+    let mut xs: Vec<Vec<f64>> = starts.iter().map(|s| s.to_vec()).collect();
+    let h = 1e-3;
+    for n in 0..2000 {
+        let t = n as f64 * h;
+        batch.step(&sys, t, &mut soa, h);
+        for x in xs.iter_mut() {
+            scalar.step(&sys, t, x, h);
+        }
+    }
+    for (l, x) in xs.iter().enumerate() {
+        for k in 0..3 {
+            assert_eq!(
+                soa[k * lanes + l].to_bits(),
+                x[k].to_bits(),
+                "lane {l} component {k}"
+            );
+        }
+    }
+}

@@ -3,8 +3,8 @@
 //! differences, on random states around the default initial condition.
 
 use phaseflow::systems::{
-    catalogue_files, finite_difference_jacobian, CompiledSystem, Interpreted, Jacobian, Model,
-    Overrides, System, SystemSpec,
+    catalogue_files, finite_difference_jacobian, BatchSystem, CompiledSystem, Interpreted,
+    Jacobian, Model, Overrides, System, SystemSpec,
 };
 use rand::{Rng, SeedableRng};
 
@@ -64,6 +64,34 @@ fn check_system(spec: &SystemSpec, ov: &Overrides, n_states: usize) {
                 "{}: combined kernel differs",
                 spec.name
             );
+        }
+        // batched (SIMD) kernel: 5 states (odd: the last goes through the scalar kernel), stride 6
+        {
+            let lanes = 5;
+            let stride = 6;
+            let states: Vec<Vec<f64>> = (0..lanes)
+                .map(|l| x.iter().map(|v| v * (1.0 + 0.01 * l as f64)).collect())
+                .collect();
+            let mut soa = vec![0.0; d * stride];
+            for (l, st) in states.iter().enumerate() {
+                for k in 0..d {
+                    soa[k * stride + l] = st[k];
+                }
+            }
+            let mut out = vec![0.0; d * stride];
+            sys.rhs_batch(t, &soa, stride, lanes, &mut out);
+            let mut f = vec![0.0; d];
+            for (l, st) in states.iter().enumerate() {
+                sys.rhs(t, st, &mut f);
+                for k in 0..d {
+                    assert_eq!(
+                        out[k * stride + l].to_bits(),
+                        f[k].to_bits(),
+                        "{}: batched f[{k}] lane {l}",
+                        spec.name
+                    );
+                }
+            }
         }
         // central differences: error O(h^2 f''') + O(eps f / h); h = 1e-6 relative
         let fd = finite_difference_jacobian(&sys, t, &x, 1e-6);

@@ -41,7 +41,7 @@ pub use adaptive::{hinit, integrate_adaptive, AdaptiveStepper, StepControl};
 pub use dop853::Dop853;
 pub use dopri5::Dopri5;
 pub use map::iterate_map;
-pub use rk4::{integrate_rk4, Rk4};
+pub use rk4::{integrate_rk4, Rk4, Rk4Batch};
 pub use sde::integrate_additive_noise;
 
 use crate::systems::{System, TimeKind};

@@ -29,6 +29,11 @@ pub type KernelFn = unsafe extern "C" fn(f64, *const f64, *const f64, *const f64
 pub type KernelFn2 =
     unsafe extern "C" fn(f64, *const f64, *const f64, *const f64, *mut f64, *mut f64);
 
+/// Signature of the batched right-hand side: `fn(t, x, p, out, stride, n)` for `n` states in
+/// structure-of-arrays layout (component `k` of state `i` at `x[k*stride + i]`, likewise `out`),
+/// `n` even. Two states are evaluated at once with SIMD (f64x2).
+pub type BatchFn = unsafe extern "C" fn(f64, *const f64, *const f64, *mut f64, i64, i64);
+
 /// Compiled kernels of one model. Owns the executable memory.
 pub struct JitCode {
     module: Option<JITModule>,
@@ -44,6 +49,8 @@ pub struct JitCode {
     pub rhs_jacobian: KernelFn2,
     /// Dense parameter Jacobian ∂f/∂p (undelayed).
     pub param_jacobian: KernelFn,
+    /// Batched right-hand side (systems without delays).
+    pub rhs_batch: Option<BatchFn>,
 }
 
 // SAFETY: after `finalize_definitions` the module is never mutated again (only freed in `Drop`,
@@ -124,11 +131,49 @@ struct Lower<'a, 'b> {
     by_key: HashMap<Key, (u32, Value)>,
     /// For the undelayed variant: lag slot → state component.
     lag_to_state: Option<&'a [usize]>,
+    /// Batched (SIMD, two lanes of f64) lowering: the state rows and the byte offset of the
+    /// current lane pair.
+    vec: Option<VecCtx>,
+}
+
+/// Addressing of the batched kernel: row `k` of the structure-of-arrays state starts at
+/// `rows[k]`, and the current pair of lanes is at byte offset `off`.
+struct VecCtx {
+    rows: Vec<Value>,
+    off: Value,
 }
 
 impl Lower<'_, '_> {
     fn konst(&mut self, v: f64) -> (u32, Value) {
-        self.cons(Key(0, v.to_bits(), 0, 0, 0), |l| l.b.ins().f64const(v))
+        self.cons(Key(0, v.to_bits(), 0, 0, 0), |l| {
+            let s = l.b.ins().f64const(v);
+            l.splat(s)
+        })
+    }
+    /// A scalar broadcast to both lanes in batched mode; unchanged otherwise.
+    fn splat(&mut self, s: Value) -> Value {
+        if self.vec.is_some() {
+            self.b.ins().splat(types::F64X2, s)
+        } else {
+            s
+        }
+    }
+    /// Applies a scalar operation lane by lane (batched mode): the lanes of `args` are
+    /// extracted, `f` builds the scalar result, and the results are packed again.
+    fn lanewise(&mut self, args: &[Value], f: &dyn Fn(&mut Self, &[Value]) -> Value) -> Value {
+        let mut packed: Option<Value> = None;
+        for lane in 0..2u8 {
+            let scalars: Vec<Value> = args
+                .iter()
+                .map(|a| self.b.ins().extractlane(*a, lane))
+                .collect();
+            let r = f(self, &scalars);
+            packed = Some(match packed {
+                None => self.b.ins().scalar_to_vector(types::F64X2, r),
+                Some(v) => self.b.ins().insertlane(v, r, lane),
+            });
+        }
+        packed.expect("two lanes")
     }
     fn cons(&mut self, key: Key, make: impl FnOnce(&mut Self) -> Value) -> (u32, Value) {
         if let Some(r) = self.by_key.get(&key) {
@@ -179,15 +224,26 @@ impl Lower<'_, '_> {
             Const(v) => self.konst(*v),
             State(k) => {
                 let k = *k;
-                self.cons(Key(1, k as u64, 0, 0, 0), |l| l.load(l.x, k))
+                self.cons(Key(1, k as u64, 0, 0, 0), |l| match &l.vec {
+                    Some(v) => {
+                        let addr = l.b.ins().iadd(v.rows[k], v.off);
+                        // lanes of a Vec<f64> are 8-byte aligned only: no `aligned` flag
+                        l.b.ins()
+                            .load(types::F64X2, MemFlagsData::new().with_notrap(), addr, 0)
+                    }
+                    None => l.load(l.x, k),
+                })
             }
             Param(k) => {
                 let k = *k;
-                self.cons(Key(2, k as u64, 0, 0, 0), |l| l.load(l.p, k))
+                self.cons(Key(2, k as u64, 0, 0, 0), |l| {
+                    let s = l.load(l.p, k);
+                    l.splat(s)
+                })
             }
             Time => {
                 let t = self.t;
-                self.cons(Key(3, 0, 0, 0, 0), |_| t)
+                self.cons(Key(3, 0, 0, 0, 0), |l| l.splat(t))
             }
             Lag(k) => {
                 let k = *k;
@@ -227,7 +283,13 @@ impl Lower<'_, '_> {
                     }
                 }
                 let (ib, vb) = self.gen(b);
-                self.cons(Key(11, 0, ia, ib, 0), |l| l.call2(Func2::Pow, va, vb))
+                self.cons(Key(11, 0, ia, ib, 0), |l| {
+                    if l.vec.is_some() {
+                        l.lanewise(&[va, vb], &|l, s| l.call2(Func2::Pow, s[0], s[1]))
+                    } else {
+                        l.call2(Func2::Pow, va, vb)
+                    }
+                })
             }
             F1(f, a) => {
                 let (ia, va) = self.gen(a);
@@ -235,6 +297,7 @@ impl Lower<'_, '_> {
                 self.cons(Key(12, f1_code(f) as u64, ia, 0, 0), |l| match f {
                     Func1::Sqrt => l.b.ins().sqrt(va),
                     Func1::Abs => l.b.ins().fabs(va),
+                    _ if l.vec.is_some() => l.lanewise(&[va], &|l, s| l.call1(f, s[0])),
                     Func1::Heaviside => {
                         let one = l.konst(1.0).1;
                         let zero = l.konst(0.0).1;
@@ -257,6 +320,7 @@ impl Lower<'_, '_> {
                 let (ib, vb) = self.gen(b);
                 let f = *f;
                 self.cons(Key(13, f2_code(f) as u64, ia, ib, 0), |l| match f {
+                    _ if l.vec.is_some() => l.lanewise(&[va, vb], &|l, s| l.call2(f, s[0], s[1])),
                     Func2::Min => {
                         let cmp = l.b.ins().fcmp(FloatCC::LessThanOrEqual, va, vb);
                         l.b.ins().select(cmp, va, vb)
@@ -279,7 +343,17 @@ impl Lower<'_, '_> {
                 let (iq, vq) = self.gen(q);
                 let (ia, va) = self.gen(a);
                 let (ib, vb) = self.gen(b);
-                self.cons(Key(14, 0, iq, ia, ib), |l| l.ge_zero_select(vq, va, vb))
+                self.cons(Key(14, 0, iq, ia, ib), |l| {
+                    if l.vec.is_some() {
+                        l.lanewise(&[vq, va, vb], &|l, s| {
+                            let zero = l.b.ins().f64const(0.0);
+                            let cmp = l.b.ins().fcmp(FloatCC::GreaterThanOrEqual, s[0], zero);
+                            l.b.ins().select(cmp, s[1], s[2])
+                        })
+                    } else {
+                        l.ge_zero_select(vq, va, vb)
+                    }
+                })
             }
         }
     }
@@ -418,6 +492,11 @@ pub fn compile(model: &Model) -> Result<JitCode, JitError> {
         Some(&lag_map),
     )
     .map_err(fail)?;
+    let batch = if model.lags.is_empty() {
+        Some(build_batch(&mut module, &model.rhs).map_err(fail)?)
+    } else {
+        None
+    };
     module
         .finalize_definitions()
         .map_err(|e| fail(e.to_string()))?;
@@ -430,6 +509,7 @@ pub fn compile(model: &Model) -> Result<JitCode, JitError> {
             jacobian: std::mem::transmute::<*const u8, KernelFn>(get(jac)),
             rhs_jacobian: std::mem::transmute::<*const u8, KernelFn2>(get(both)),
             param_jacobian: std::mem::transmute::<*const u8, KernelFn>(get(pj)),
+            rhs_batch: batch.map(|id| std::mem::transmute::<*const u8, BatchFn>(get(id))),
             module: Some(module),
         })
     }
@@ -496,6 +576,7 @@ fn build(
             by_ptr: HashMap::new(),
             by_key: HashMap::new(),
             lag_to_state,
+            vec: None,
         };
         // compute all values first (loads of x happen before any store, so `out` may alias `x`
         // only if the caller wants it — it never does), then store
@@ -535,6 +616,117 @@ fn build(
                 .map_err(|_| "output too large for one kernel".to_string())?;
             l.b.ins().store(MemFlagsData::trusted(), v, out, off);
         }
+        b.ins().return_(&[]);
+        b.finalize(module.target_config());
+    }
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| format!("{e:?}"))?;
+    module.clear_context(&mut ctx);
+    Ok(id)
+}
+
+/// Builds the batched right-hand side (see [`BatchFn`]): a loop over pairs of states, each
+/// pair evaluated with two-lane SIMD; functions without a vector instruction are applied lane
+/// by lane with the same scalar code as the other kernels, so results equal theirs bit for bit.
+fn build_batch(module: &mut JITModule, rhs: &[E]) -> Result<FuncId, String> {
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::BlockArg;
+    let ptr = module.target_config().pointer_type();
+    let d = rhs.len();
+    let mut ctx = module.make_context();
+    let sig = &mut ctx.func.signature;
+    sig.params.push(AbiParam::new(types::F64));
+    for _ in 0..3 {
+        sig.params.push(AbiParam::new(ptr));
+    }
+    sig.params.push(AbiParam::new(types::I64));
+    sig.params.push(AbiParam::new(types::I64));
+    let id = module
+        .declare_function("rhs_batch", Linkage::Local, &ctx.func.signature)
+        .map_err(|e| e.to_string())?;
+    let mut sig1 = module.make_signature();
+    sig1.params.push(AbiParam::new(types::I32));
+    sig1.params.push(AbiParam::new(types::F64));
+    sig1.returns.push(AbiParam::new(types::F64));
+    let f1 = module
+        .declare_function("pf_f1", Linkage::Import, &sig1)
+        .map_err(|e| e.to_string())?;
+    let mut sig2 = module.make_signature();
+    sig2.params.push(AbiParam::new(types::I32));
+    sig2.params.push(AbiParam::new(types::F64));
+    sig2.params.push(AbiParam::new(types::F64));
+    sig2.returns.push(AbiParam::new(types::F64));
+    let f2 = module
+        .declare_function("pf_f2", Linkage::Import, &sig2)
+        .map_err(|e| e.to_string())?;
+
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let entry = b.create_block();
+        let header = b.create_block();
+        let body = b.create_block();
+        let exit = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.append_block_param(header, types::I64);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let (t, x, p, out, stride, n) = (
+            params[0], params[1], params[2], params[3], params[4], params[5],
+        );
+        let f1r = module.declare_func_in_func(f1, b.func);
+        let f2r = module.declare_func_in_func(f2, b.func);
+        // row pointers: base + k·stride·8
+        let stride8 = b.ins().ishl_imm_u(stride, 3);
+        let mut rows_x = Vec::with_capacity(d);
+        let mut rows_out = Vec::with_capacity(d);
+        for k in 0..d {
+            let kk = b.ins().iconst(types::I64, k as i64);
+            let offk = b.ins().imul(kk, stride8);
+            rows_x.push(b.ins().iadd(x, offk));
+            rows_out.push(b.ins().iadd(out, offk));
+        }
+        let zero = b.ins().iconst(types::I64, 0);
+        b.ins().jump(header, &[BlockArg::Value(zero)]);
+
+        b.switch_to_block(header);
+        let i = b.block_params(header)[0];
+        let more = b.ins().icmp(IntCC::SignedLessThan, i, n);
+        b.ins().brif(more, body, &[], exit, &[]);
+
+        b.switch_to_block(body);
+        b.seal_block(body);
+        let off = b.ins().ishl_imm_u(i, 3);
+        let mut l = Lower {
+            b: &mut b,
+            t,
+            x,
+            p,
+            lag: x,
+            f1: f1r,
+            f2: f2r,
+            by_ptr: HashMap::new(),
+            by_key: HashMap::new(),
+            lag_to_state: None,
+            vec: Some(VecCtx { rows: rows_x, off }),
+        };
+        let mut vals = Vec::with_capacity(d);
+        for e in rhs {
+            vals.push(l.gen(e).1);
+        }
+        for (k, v) in vals.into_iter().enumerate() {
+            let addr = l.b.ins().iadd(rows_out[k], off);
+            l.b.ins()
+                .store(MemFlagsData::new().with_notrap(), v, addr, 0);
+        }
+        let next = b.ins().iadd_imm_u(i, 2);
+        b.ins().jump(header, &[BlockArg::Value(next)]);
+        b.seal_block(header);
+
+        b.switch_to_block(exit);
+        b.seal_block(exit);
         b.ins().return_(&[]);
         b.finalize(module.target_config());
     }
