@@ -237,8 +237,8 @@ impl Rk4Batch {
         }
         sys.rhs_batch(t + h, &self.ys, l, l, &mut self.k4);
         let h6 = h / 6.0;
-        for i in 0..n {
-            x[i] += h6 * (self.k1[i] + 2.0 * (self.k2[i] + self.k3[i]) + self.k4[i]);
+        for (i, xi) in x.iter_mut().enumerate().take(n) {
+            *xi += h6 * (self.k1[i] + 2.0 * (self.k2[i] + self.k3[i]) + self.k4[i]);
         }
     }
 }
