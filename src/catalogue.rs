@@ -157,7 +157,12 @@ pub fn check_file(path: &Path, opts: &CheckOptions) -> CheckResult {
         },
         ..SolverOptions::default()
     };
-    let rec = simulate::trajectory(&sys, &solver, None, &m.initial_condition, &sampling, false);
+    let rec = simulate::trajectory(
+        &sys,
+        &simulate::RunOptions::new(solver),
+        &m.initial_condition,
+        &sampling,
+    );
     r.wall_seconds = start.elapsed().as_secs_f64();
     let rec = match rec {
         Ok(rec) => rec,

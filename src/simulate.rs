@@ -20,6 +20,41 @@ pub struct Noise {
     pub seed: u64,
 }
 
+/// How to run a system: solver settings, optional noise, whether to record the raw state
+/// (ignoring the file's observation map), and for maps whether to iterate the inverse map.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub solver: SolverOptions,
+    pub noise: Option<Noise>,
+    pub raw: bool,
+    pub inverse: bool,
+}
+
+impl RunOptions {
+    /// Plain deterministic run with the given solver settings.
+    pub fn new(solver: SolverOptions) -> RunOptions {
+        RunOptions {
+            solver,
+            ..RunOptions::default()
+        }
+    }
+}
+
+/// The inverse of a map (from its file's `[inverse]` table) as a system of its own.
+struct InverseMap<'a>(&'a CompiledSystem);
+
+impl System for InverseMap<'_> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn time_kind(&self) -> crate::systems::TimeKind {
+        crate::systems::TimeKind::Discrete
+    }
+    fn rhs(&self, t: f64, x: &[f64], out: &mut [f64]) {
+        self.0.inverse_step(t, x, out);
+    }
+}
+
 /// A well-mixed 64-bit seed for stream `k` of a run seeded with `seed` (SplitMix64 finaliser),
 /// so ensemble members get independent, thread-count-independent random streams.
 pub fn stream_seed(seed: u64, k: u64) -> u64 {
@@ -100,14 +135,22 @@ pub enum RunError {
 /// unless `raw`. `observe` returning `false` stops the run.
 pub fn run(
     sys: &CompiledSystem,
-    opts: &SolverOptions,
-    noise: Option<&Noise>,
+    ro: &RunOptions,
     x0: &[f64],
     times: &[f64],
-    raw: bool,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
 ) -> Result<SolverStats, RunError> {
+    let (opts, noise, raw) = (&ro.solver, ro.noise.as_ref(), ro.raw);
     let m = sys.model();
+    if ro.inverse && (m.kind != Kind::Map || m.inverse.is_empty()) {
+        return Err(RunError::Integration {
+            system: m.name.clone(),
+            source: IntegrationError::InvalidInput {
+                reason: "the inverse is only available for maps whose file has an [inverse] table"
+                    .into(),
+            },
+        });
+    }
     if noise.is_some() && m.kind != Kind::Flow {
         return Err(RunError::Integration {
             system: m.name.clone(),
@@ -127,6 +170,9 @@ pub fn run(
         }
     };
     let result = match m.kind {
+        Kind::Map if ro.inverse => {
+            integrate::iterate_map(&InverseMap(sys), m.t0, x0, times, opts.max_abs, &mut obs)
+        }
         Kind::Map => integrate::iterate_map(sys, m.t0, x0, times, opts.max_abs, &mut obs),
         Kind::Flow => match noise {
             None => integrate::integrate(sys, opts, m.t0, x0, times, &mut obs),
@@ -173,17 +219,15 @@ pub struct Recorded {
 /// [`run`], collecting the rows.
 pub fn trajectory(
     sys: &CompiledSystem,
-    opts: &SolverOptions,
-    noise: Option<&Noise>,
+    ro: &RunOptions,
     x0: &[f64],
     sampling: &Sampling,
-    raw: bool,
 ) -> Result<Recorded, RunError> {
     let times = sampling.times();
     let d = sys.dim();
     let mut state = Vec::with_capacity(times.len() * d);
     let mut time = Vec::with_capacity(times.len());
-    let stats = run(sys, opts, noise, x0, &times, raw, &mut |_, t, row| {
+    let stats = run(sys, ro, x0, &times, &mut |_, t, row| {
         time.push(t);
         state.extend_from_slice(row);
         true
@@ -216,7 +260,12 @@ pub fn attractor_initial_conditions(
             dt_out: m.period / 10.0,
         },
     };
-    let rec = trajectory(sys, opts, None, &m.initial_condition, &sampling, true)?;
+    let ro = RunOptions {
+        solver: opts.clone(),
+        raw: true,
+        ..RunOptions::default()
+    };
+    let rec = trajectory(sys, &ro, &m.initial_condition, &sampling)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(stream_seed(seed, u64::MAX));
     let d = rec.dim;
     // partial Fisher–Yates: `members` distinct rows
@@ -234,20 +283,21 @@ pub fn attractor_initial_conditions(
 /// `stream_seed(noise.seed, k)`. The result does not depend on the number of threads.
 pub fn ensemble(
     sys: &CompiledSystem,
-    opts: &SolverOptions,
-    noise: Option<&Noise>,
+    ro: &RunOptions,
     ics: &[Vec<f64>],
     sampling: &Sampling,
-    raw: bool,
 ) -> Result<Vec<Recorded>, RunError> {
     ics.par_iter()
         .enumerate()
         .map(|(k, x0)| {
-            let nz = noise.map(|n| Noise {
-                seed: stream_seed(n.seed, k as u64),
-                ..n.clone()
-            });
-            trajectory(sys, opts, nz.as_ref(), x0, sampling, raw)
+            let member = RunOptions {
+                noise: ro.noise.as_ref().map(|n| Noise {
+                    seed: stream_seed(n.seed, k as u64),
+                    ..n.clone()
+                }),
+                ..ro.clone()
+            };
+            trajectory(sys, &member, x0, sampling)
         })
         .collect()
 }

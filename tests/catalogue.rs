@@ -3,7 +3,7 @@
 
 use phaseflow::catalogue::{check_file, CheckOptions, Verdict};
 use phaseflow::integrate::SolverOptions;
-use phaseflow::simulate::{trajectory, Sampling};
+use phaseflow::simulate::{trajectory, RunOptions, Sampling};
 use phaseflow::systems::{
     catalogue_files, resolve_system, CompiledSystem, Kind, Overrides, SystemSpec,
 };
@@ -26,8 +26,13 @@ fn every_file_loads_compiles_and_integrates_briefly() {
             atol: 1e-8,
             ..SolverOptions::default()
         };
-        let rec = trajectory(&sys, &opts, None, &m.initial_condition, &sampling, false)
-            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let rec = trajectory(
+            &sys,
+            &RunOptions::new(opts),
+            &m.initial_condition,
+            &sampling,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         assert_eq!(rec.time.len(), 200, "{}", f.display());
         assert!(
             rec.state.iter().all(|v| v.is_finite()),

@@ -149,7 +149,7 @@ y = "b * x"
 /// Ornstein–Uhlenbeck dx = −θ x dt + σ dW from x = 0: Var x(t) = σ²(1 − e^{−2θt})/(2θ).
 #[test]
 fn additive_noise_reproduces_ornstein_uhlenbeck_variance() {
-    use phaseflow::simulate::{ensemble, Noise, Sampling};
+    use phaseflow::simulate::{ensemble, Noise, RunOptions, Sampling};
     let sys = system(
         r#"name = "OU"
 kind = "flow"
@@ -241,4 +241,47 @@ fn batched_rk4_is_bit_identical_to_scalar_rk4() {
             );
         }
     }
+}
+
+#[test]
+fn inverse_map_undoes_the_map() {
+    use phaseflow::simulate::{trajectory, RunOptions, Sampling};
+    let sys = system(
+        r#"name = "Henon"
+kind = "map"
+variables = ["x", "y"]
+initial_conditions = [0.1, 0.2]
+[parameters]
+a = 1.4
+b = 0.3
+[equations]
+x = "1 - a * x^2 + y"
+y = "b * x"
+[inverse]
+x = "y / b"
+y = "x - 1 + a * (y / b)^2"
+"#,
+    );
+    let fwd = trajectory(
+        &sys,
+        &RunOptions::default(),
+        &[0.1, 0.2],
+        &Sampling::iterations(0.0, 11),
+    )
+    .unwrap();
+    let x10 = fwd.state[20..22].to_vec();
+    let inv = RunOptions {
+        inverse: true,
+        ..RunOptions::default()
+    };
+    let back = trajectory(&sys, &inv, &x10, &Sampling::iterations(0.0, 11)).unwrap();
+    // ten inverse steps return to the start (errors grow by the expansion, ~e^{0.42·10})
+    assert!(
+        (back.state[20] - 0.1).abs() < 1e-10 && (back.state[21] - 0.2).abs() < 1e-10,
+        "{:?}",
+        &back.state[20..22]
+    );
+    // a flow has no inverse map
+    let flow = system(FORCED);
+    assert!(trajectory(&flow, &inv, &[1.0], &Sampling::iterations(0.0, 3)).is_err());
 }

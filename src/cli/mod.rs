@@ -163,6 +163,9 @@ pub struct SimulateArgs {
     /// variable from the file's [reference] table).
     #[arg(long, default_value = "state", value_parser = ["state", "std"])]
     pub noise_units: String,
+    /// Maps: iterate the inverse map given by the file's `[inverse]` table (backwards in time).
+    #[arg(long)]
+    pub inverse: bool,
     /// Record the raw state even where the file declares an observation map (`[observe]`).
     #[arg(long)]
     pub raw: bool,
@@ -439,9 +442,15 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
     };
     let times = smp.times();
     let apply_map = sys.has_observation_map() && !args.raw;
+    let ro = simulate::RunOptions {
+        solver: opts.clone(),
+        noise: noise.clone(),
+        raw: args.raw,
+        inverse: args.inverse,
+    };
     let (mut writer, stats) = if let Some(ics) = &ensemble_ics {
         let bar = progress_bar(ics.len() as u64, args.quiet);
-        let recs = simulate::ensemble(&sys, &opts, noise.as_ref(), ics, &smp, args.raw)
+        let recs = simulate::ensemble(&sys, &ro, ics, &smp)
             .map_err(|e| anyhow!("{e}; no output written"))?;
         bar.finish_and_clear();
         let mut writer =
@@ -471,22 +480,14 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
             .with_context(|| format!("cannot create {}", args.output.display()))?;
         let bar = progress_bar(smp.points as u64, args.quiet);
         let mut write_err: Option<anyhow::Error> = None;
-        let result = simulate::run(
-            &sys,
-            &opts,
-            noise.as_ref(),
-            &x0,
-            &times,
-            args.raw,
-            &mut |k, t, row| {
-                if let Err(e) = writer.push(t, row) {
-                    write_err = Some(e.into());
-                    return false;
-                }
-                bar.tick_to(k as u64 + 1);
-                true
-            },
-        );
+        let result = simulate::run(&sys, &ro, &x0, &times, &mut |k, t, row| {
+            if let Err(e) = writer.push(t, row) {
+                write_err = Some(e.into());
+                return false;
+            }
+            bar.tick_to(k as u64 + 1);
+            true
+        });
         bar.finish_and_clear();
         if let Some(e) = write_err {
             return Err(e.context(format!("writing {}", args.output.display())));
@@ -518,6 +519,7 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
         ("parameter_values", AttrValue::F64s(sys.params().to_vec())),
         ("initial_condition", AttrValue::F64s(x0.clone())),
         ("t0", AttrValue::F64(m.t0)),
+        ("inverse_map", AttrValue::Bool(args.inverse)),
         ("burn_in", AttrValue::F64(args.burn_in)),
         ("dt_out", AttrValue::F64(smp.dt_out)),
         ("period", AttrValue::F64(m.period)),
