@@ -173,21 +173,16 @@ impl Model {
         // equations
         let mut lags = Vec::new();
         let mut rhs = vec![c(0.0); d];
+        let ctx = FamilyCtx {
+            spec,
+            families: &families,
+            n,
+            params: &param_names,
+        };
         for fam in &families {
-            let eq = &spec.equations[&fam.name];
-            let ast = parse_located(spec, eq)?;
-            let count = if fam.indexed { n } else { 1 };
-            for i in 0..count {
-                let mut env = Env {
-                    spec,
-                    families: &families,
-                    n,
-                    params: &param_names,
-                    index: fam.indexed.then_some(i),
-                    allow_state: true,
-                    lags: &mut lags,
-                };
-                rhs[fam.offset + i] = resolve(&ast, &mut env, eq.span.start)?;
+            let es = ctx.resolve(fam, &spec.equations[&fam.name], true, Some(&mut lags), "")?;
+            for (i, e) in es.into_iter().enumerate() {
+                rhs[fam.offset + i] = e;
             }
         }
         // delays must be positive for the default parameters
@@ -231,56 +226,30 @@ impl Model {
             conserved.push((name.clone(), e));
         }
 
-        // observation map, one entry per component of the variable
+        // observation map, one entry per component of the variable; inverse map (maps)
+        let ctx = FamilyCtx {
+            spec,
+            families: &families,
+            n,
+            params: &param_names,
+        };
         let mut observe = Vec::new();
         for fam in &families {
-            let Some(text) = spec.observe.get(&fam.name) else {
-                continue;
-            };
-            let ast = parse_located(spec, text)?;
-            let count = if fam.indexed { n } else { 1 };
-            for i in 0..count {
-                let mut scratch = Vec::new();
-                let mut env = Env {
-                    spec,
-                    families: &families,
-                    n,
-                    params: &param_names,
-                    index: fam.indexed.then_some(i),
-                    allow_state: true,
-                    lags: &mut scratch,
-                };
-                let e = resolve(&ast, &mut env, text.span.start)?;
-                if !scratch.is_empty() {
-                    return Err(spec.error_at(
-                        text.span.start,
-                        format!("observation of '{}' cannot contain delay terms", fam.name),
-                    ));
-                }
-                observe.push((fam.offset + i, e));
+            if let Some(text) = spec.observe.get(&fam.name) {
+                let es = ctx.resolve(fam, text, true, None, "an observation")?;
+                observe.extend(es.into_iter().enumerate().map(|(i, e)| (fam.offset + i, e)));
             }
         }
-
-        // inverse map
         let mut inverse = Vec::new();
         if !spec.inverse.is_empty() {
             for fam in &families {
-                let text = &spec.inverse[&fam.name];
-                let ast = parse_located(spec, text)?;
-                let count = if fam.indexed { n } else { 1 };
-                for i in 0..count {
-                    let mut scratch = Vec::new();
-                    let mut env = Env {
-                        spec,
-                        families: &families,
-                        n,
-                        params: &param_names,
-                        index: fam.indexed.then_some(i),
-                        allow_state: true,
-                        lags: &mut scratch,
-                    };
-                    inverse.push(resolve(&ast, &mut env, text.span.start)?);
-                }
+                inverse.extend(ctx.resolve(
+                    fam,
+                    &spec.inverse[&fam.name],
+                    true,
+                    None,
+                    "an inverse map",
+                )?);
             }
         }
 
@@ -396,20 +365,21 @@ fn initial_condition(
                 ),
             ));
         };
-        let ast = parse_located(spec, rule)?;
+        let ctx = FamilyCtx {
+            spec,
+            families,
+            n,
+            params: param_names,
+        };
+        // an initial rule is evaluated for every component, scalar variables included (index 0)
+        let indexed = Family {
+            name: fam.name.clone(),
+            offset: fam.offset,
+            indexed: true,
+        };
         let count = if fam.indexed { n } else { 1 };
-        for i in 0..count {
-            let mut scratch = Vec::new();
-            let mut env = Env {
-                spec,
-                families,
-                n,
-                params: param_names,
-                index: Some(i),
-                allow_state: false,
-                lags: &mut scratch,
-            };
-            let e = resolve(&ast, &mut env, rule.span.start)?;
+        let es = ctx.resolve(&indexed, rule, false, None, "an initial rule")?;
+        for (i, e) in es.into_iter().take(count).enumerate() {
             out[fam.offset + i] = e.eval(&expr::Ctx {
                 t: spec.t0,
                 x: &[],
@@ -419,6 +389,53 @@ fn initial_condition(
         }
     }
     Ok(out)
+}
+
+/// What resolving an expression for each member of a family needs.
+struct FamilyCtx<'a> {
+    spec: &'a SystemSpec,
+    families: &'a [Family],
+    n: usize,
+    params: &'a [String],
+}
+
+impl FamilyCtx<'_> {
+    /// Resolves `text` once per component of `fam` (once for a scalar variable). Delay terms
+    /// are collected into `lags`; without `lags` they are an error naming `what`.
+    fn resolve(
+        &self,
+        fam: &Family,
+        text: &Located<String>,
+        allow_state: bool,
+        lags: Option<&mut Vec<LagSlot>>,
+        what: &str,
+    ) -> Result<Vec<E>, SpecError> {
+        let ast = parse_located(self.spec, text)?;
+        let count = if fam.indexed { self.n } else { 1 };
+        let mut scratch = Vec::new();
+        let delays_allowed = lags.is_some();
+        let lags = lags.unwrap_or(&mut scratch);
+        let mut out = Vec::with_capacity(count);
+        for i in 0..count {
+            let mut env = Env {
+                spec: self.spec,
+                families: self.families,
+                n: self.n,
+                params: self.params,
+                index: fam.indexed.then_some(i),
+                allow_state,
+                lags: &mut *lags,
+            };
+            out.push(resolve(&ast, &mut env, text.span.start)?);
+        }
+        if !delays_allowed && !lags.is_empty() {
+            return Err(self.spec.error_at(
+                text.span.start,
+                format!("{what} of '{}' cannot contain delay terms", fam.name),
+            ));
+        }
+        Ok(out)
+    }
 }
 
 fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
