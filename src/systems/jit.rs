@@ -532,27 +532,7 @@ fn build(
         .declare_function(name, Linkage::Local, &ctx.func.signature)
         .map_err(|e| e.to_string())?;
 
-    let mut sig1 = module.make_signature();
-    sig1.params.push(AbiParam::new(types::I32));
-    sig1.params.push(AbiParam::new(types::F64));
-    sig1.returns.push(AbiParam::new(types::F64));
-    let f1 = module
-        .declare_function("pf_f1", Linkage::Import, &sig1)
-        .map_err(|e| e.to_string())?;
-    let mut sig2 = module.make_signature();
-    sig2.params.push(AbiParam::new(types::I32));
-    sig2.params.push(AbiParam::new(types::F64));
-    sig2.params.push(AbiParam::new(types::F64));
-    sig2.returns.push(AbiParam::new(types::F64));
-    let f2 = module
-        .declare_function("pf_f2", Linkage::Import, &sig2)
-        .map_err(|e| e.to_string())?;
-    let mut sigz = module.make_signature();
-    sigz.params.push(AbiParam::new(ptr));
-    sigz.params.push(AbiParam::new(types::I64));
-    let fz = module
-        .declare_function("pf_zero", Linkage::Import, &sigz)
-        .map_err(|e| e.to_string())?;
+    let (f1, f2, fz) = declare_imports(module)?;
 
     let mut fctx = FunctionBuilderContext::new();
     {
@@ -645,21 +625,7 @@ fn build_batch(module: &mut JITModule, rhs: &[E]) -> Result<FuncId, String> {
     let id = module
         .declare_function("rhs_batch", Linkage::Local, &ctx.func.signature)
         .map_err(|e| e.to_string())?;
-    let mut sig1 = module.make_signature();
-    sig1.params.push(AbiParam::new(types::I32));
-    sig1.params.push(AbiParam::new(types::F64));
-    sig1.returns.push(AbiParam::new(types::F64));
-    let f1 = module
-        .declare_function("pf_f1", Linkage::Import, &sig1)
-        .map_err(|e| e.to_string())?;
-    let mut sig2 = module.make_signature();
-    sig2.params.push(AbiParam::new(types::I32));
-    sig2.params.push(AbiParam::new(types::F64));
-    sig2.params.push(AbiParam::new(types::F64));
-    sig2.returns.push(AbiParam::new(types::F64));
-    let f2 = module
-        .declare_function("pf_f2", Linkage::Import, &sig2)
-        .map_err(|e| e.to_string())?;
+    let (f1, f2, _) = declare_imports(module)?;
 
     let mut fctx = FunctionBuilderContext::new();
     {
@@ -735,4 +701,31 @@ fn build_batch(module: &mut JITModule, rhs: &[E]) -> Result<FuncId, String> {
         .map_err(|e| format!("{e:?}"))?;
     module.clear_context(&mut ctx);
     Ok(id)
+}
+
+/// Declares the Rust helpers the kernels call: `pf_f1(code, x)`, `pf_f2(code, a, b)` (the
+/// functions of the language, see [`F1_TABLE`] / [`F2_TABLE`]) and `pf_zero(ptr, n)`.
+fn declare_imports(module: &mut JITModule) -> Result<(FuncId, FuncId, FuncId), String> {
+    let ptr = module.target_config().pointer_type();
+    let mut sig1 = module.make_signature();
+    sig1.params.push(AbiParam::new(types::I32));
+    sig1.params.push(AbiParam::new(types::F64));
+    sig1.returns.push(AbiParam::new(types::F64));
+    let mut sig2 = module.make_signature();
+    sig2.params.push(AbiParam::new(types::I32));
+    sig2.params.push(AbiParam::new(types::F64));
+    sig2.params.push(AbiParam::new(types::F64));
+    sig2.returns.push(AbiParam::new(types::F64));
+    let mut sigz = module.make_signature();
+    sigz.params.push(AbiParam::new(ptr));
+    sigz.params.push(AbiParam::new(types::I64));
+    let declare = |m: &mut JITModule, name: &str, sig: &cranelift_codegen::ir::Signature| {
+        m.declare_function(name, Linkage::Import, sig)
+            .map_err(|e| e.to_string())
+    };
+    Ok((
+        declare(module, "pf_f1", &sig1)?,
+        declare(module, "pf_f2", &sig2)?,
+        declare(module, "pf_zero", &sigz)?,
+    ))
 }
