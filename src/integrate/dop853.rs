@@ -306,6 +306,18 @@ impl Dop853 {
             &self.k[0]
         }
     }
+
+    /// The dense-output coefficients `r1..r8` of the last accepted step (8 blocks of `dim`
+    /// values, block-major: `r_b` of component `i` at `(b-1) dim + i`; see the module
+    /// documentation for the polynomial). Requires [`AdaptiveStepper::prepare_dense`] since the
+    /// last [`AdaptiveStepper::accept`] (panics otherwise). Used by the DDE solver's history.
+    pub fn dense_coefficients(&self) -> &[f64] {
+        assert!(
+            self.dense == Dense::Ready,
+            "Dop853::dense_coefficients called without prepare_dense after an accepted step"
+        );
+        &self.rcont
+    }
 }
 
 impl AdaptiveStepper for Dop853 {

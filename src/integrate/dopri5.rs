@@ -134,6 +134,18 @@ impl Dopri5 {
         }
     }
 
+    /// The dense-output coefficients `r1..r5` of the last accepted step (5 blocks of `dim`
+    /// values, block-major: `r_b` of component `i` at `(b-1) dim + i`; see the module
+    /// documentation for the polynomial). Requires [`AdaptiveStepper::prepare_dense`] since the
+    /// last [`AdaptiveStepper::accept`] (panics otherwise). Used by the DDE solver's history.
+    pub fn dense_coefficients(&self) -> &[f64] {
+        assert!(
+            self.dense == 2,
+            "Dopri5::dense_coefficients called without prepare_dense after an accepted step"
+        );
+        &self.rcont
+    }
+
     fn take_fsal(&mut self) {
         if self.fsal_pending {
             self.k.swap(0, 6);

@@ -31,6 +31,7 @@
 //! of DOP853 in the tests.
 
 pub mod adaptive;
+pub mod dde;
 pub mod dop853;
 pub mod dopri5;
 pub mod map;
@@ -38,6 +39,7 @@ pub mod rk4;
 pub mod sde;
 
 pub use adaptive::{hinit, integrate_adaptive, AdaptiveStepper, StepControl};
+pub use dde::{integrate_dde, DelaySystem, History, HistoryFn};
 pub use dop853::Dop853;
 pub use dopri5::Dopri5;
 pub use map::iterate_map;
