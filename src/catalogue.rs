@@ -8,6 +8,9 @@
 //! units of the reference std, the dominant spectral period against the file's `period`, wall
 //! time and solver statistics.
 //!
+//! Delay equations: dysts stores the statistics of a 10-coordinate delay embedding; for a
+//! scalar DDE they are pooled into one mean and std before comparing.
+//!
 //! Verdicts: `pass` (finite, bounded, both errors ≤ tolerance), `explained` (outside tolerance,
 //! and the file's `[reference]` has a `check_note` saying why), `fail` (anything else, including
 //! integration errors and missing or malformed references).
@@ -184,6 +187,18 @@ pub fn check_file(path: &Path, opts: &CheckOptions) -> CheckResult {
         r.bounded = r.finite && rec.state.iter().all(|v| v.abs() < 1e8);
         r.reason = "no reference mean/std in the file".into();
         return r;
+    };
+    // Delay equations: dysts stores statistics of a delay embedding (E coordinates, the
+    // windows x(t), x(t − Δ), …); for a scalar DDE they are pooled into one mean and std
+    // (mean of the means; variance = mean of the variances + variance of the means).
+    let (rm, rs) = if d == 1 && rm.len() > 1 && rm.len() == rs.len() && r.kind == "dde" {
+        let e = rm.len() as f64;
+        let mu = rm.iter().sum::<f64>() / e;
+        let var = rs.iter().map(|s| s * s).sum::<f64>() / e
+            + rm.iter().map(|m| (m - mu) * (m - mu)).sum::<f64>() / e;
+        (vec![mu], vec![var.sqrt()])
+    } else {
+        (rm, rs)
     };
     if rm.len() != d || rs.len() != d {
         r.reason = format!(

@@ -126,8 +126,6 @@ pub enum RunError {
         system: String,
         source: IntegrationError,
     },
-    #[error("{0}: delay equations are parsed and validated, but their integrator (method of steps) is not part of this version")]
-    DelayUnsupported(String),
 }
 
 /// Integrates (or iterates) `sys` from `(sys.t0, x0)` and hands `observe(k, t_k, row_k)` the
@@ -191,7 +189,35 @@ pub fn run(
                 )
             }
         },
-        Kind::Dde => return Err(RunError::DelayUnsupported(m.name.clone())),
+        Kind::Dde => {
+            if noise.is_some() {
+                return Err(RunError::Integration {
+                    system: m.name.clone(),
+                    source: IntegrationError::InvalidInput {
+                        reason: "noise is not supported for delay equations".into(),
+                    },
+                });
+            }
+            // method of steps with dense history; the history is the initial state held constant
+            // for t ≤ t0. RK4 has no dense output: delay equations use DOP853 then.
+            let method = match opts.method {
+                integrate::Method::Rk4 => integrate::Method::Dop853,
+                m => m,
+            };
+            let history = integrate::History::Constant(x0.to_vec());
+            integrate::integrate_dde(
+                sys,
+                method,
+                opts.rtol,
+                opts.atol,
+                opts.max_abs,
+                opts.max_steps,
+                m.t0,
+                &history,
+                times,
+                &mut obs,
+            )
+        }
     };
     result.map_err(|e| match e {
         IntegrationError::BlowUp { t, index, value } => RunError::BlowUp {

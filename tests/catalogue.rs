@@ -76,3 +76,45 @@ fn check_fails_on_a_wrong_reference() {
     assert_eq!(r.verdict, Verdict::Fail, "{r:?}");
     assert!(r.mean_error.unwrap() > 0.9);
 }
+
+#[test]
+fn mackey_glass_long_run_matches_an_independent_integration() {
+    // The file's mean_x_long_run / std_x_long_run were computed by an independent method-of-steps
+    // integrator (RK4 with h = tau/320, cubic Hermite history, in Python) over a long run; with
+    // dysts' tau = 16 the attractor is a periodic orbit, so the statistics agree to ~1e-4.
+    let path = resolve_system("mackey_glass").unwrap();
+    let spec = SystemSpec::load(&path).unwrap();
+    let want_mean = spec.reference_array("mean_x_long_run").unwrap()[0];
+    let want_std = spec.reference_array("std_x_long_run").unwrap()[0];
+    let sys = CompiledSystem::new(spec, &Overrides::default()).unwrap();
+    let sampling = Sampling::fixed(2000.0, 20000.0, 0.25);
+    let opts = SolverOptions {
+        rtol: 1e-9,
+        atol: 1e-9,
+        ..SolverOptions::default()
+    };
+    let rec = trajectory(
+        &sys,
+        &RunOptions::new(opts),
+        &sys.model().initial_condition.clone(),
+        &sampling,
+    )
+    .unwrap();
+    let n = rec.state.len() as f64;
+    let mean = rec.state.iter().sum::<f64>() / n;
+    let std = (rec
+        .state
+        .iter()
+        .map(|x| (x - mean) * (x - mean))
+        .sum::<f64>()
+        / n)
+        .sqrt();
+    assert!(
+        (mean - want_mean).abs() < 1e-3 * want_std,
+        "mean {mean} vs {want_mean}"
+    );
+    assert!(
+        (std / want_std - 1.0).abs() < 1e-3,
+        "std {std} vs {want_std}"
+    );
+}

@@ -285,6 +285,30 @@ impl System for CompiledSystem {
     }
 }
 
+impl crate::integrate::DelaySystem for CompiledSystem {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    /// (component, τ) of each delayed term, τ evaluated at the current parameters.
+    fn lags(&self) -> Vec<(usize, f64)> {
+        let cx = expr::Ctx {
+            t: 0.0,
+            x: &[],
+            p: &self.params,
+            lag: &[],
+        };
+        self.info
+            .model
+            .lags
+            .iter()
+            .map(|l| (l.component, l.delay.eval(&cx)))
+            .collect()
+    }
+    fn rhs_lagged(&self, t: f64, x: &[f64], lagged: &[f64], out: &mut [f64]) {
+        CompiledSystem::rhs_lagged(self, t, x, lagged, out)
+    }
+}
+
 impl BatchSystem for CompiledSystem {
     /// Two states per SIMD operation through the JIT's batched kernel; an odd last state (and
     /// every state of a DDE, which has no batched kernel) goes through the scalar kernel.
@@ -485,12 +509,20 @@ pub fn catalogue_files() -> Vec<PathBuf> {
     out
 }
 
-/// Resolves SYSTEM: an existing path, or a catalogue name matched case-insensitively against
-/// file stems and `name` fields (ignoring `_` and `-`).
+/// Resolves SYSTEM: an existing path, a path inside the catalogue (`maps/duffing`), or a
+/// catalogue name matched case-insensitively against file stems and `name` fields (ignoring `_`
+/// and `-`; the first match in path order wins, so flows in `systems/` come before `maps/`).
 pub fn resolve_system(system: &str) -> Result<PathBuf, LoadError> {
     let p = Path::new(system);
     if p.is_file() {
         return Ok(p.to_path_buf());
+    }
+    // a path inside the catalogue: `maps/duffing` or `maps/duffing.toml`
+    let inside = catalogue_dir().join(system);
+    for candidate in [inside.clone(), inside.with_extension("toml")] {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
     }
     if system.ends_with(".toml") || system.contains('/') {
         return Err(LoadError::NotFound(format!(
