@@ -496,3 +496,54 @@ fn ensemble_from_ic_file() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("ics.txt:1: 2 values"), "{}", stderr(&o));
 }
+
+#[test]
+fn delay_equation_with_delay_embedding() {
+    let dir = tmpdir();
+    let out = dir.path().join("mg.h5");
+    let o = run(&[
+        "simulate",
+        "mackey_glass",
+        "--embed",
+        "4",
+        "--burn-in",
+        "100",
+        "--points",
+        "500",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tr = read_trajectory(&out).unwrap();
+    assert_eq!(tr.dim, 4);
+    assert_eq!(tr.variables[2], "x(t-2L)");
+    let lag = match tr.attrs.get("embedding_lag") {
+        Some(AttrValue::F64(l)) => *l,
+        other => panic!("{other:?}"),
+    };
+    let dt = tr.time[1] - tr.time[0];
+    let m = (lag / dt).round() as usize;
+    assert!(
+        (lag - 16.0).abs() <= dt,
+        "lag {lag} should be the delay tau = 16 to the output spacing"
+    );
+    // column q at row k is column 0 at row k − q·m
+    for k in 3 * m..tr.time.len() {
+        for q in 1..4 {
+            assert_eq!(tr.state[k * 4 + q], tr.state[(k - q * m) * 4]);
+        }
+    }
+    // the embedding looks back 3·16 time units: a shorter burn-in is refused
+    let o = run(&[
+        "simulate",
+        "mackey_glass",
+        "--embed",
+        "4",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("burn-in"), "{}", stderr(&o));
+}

@@ -163,6 +163,14 @@ pub struct SimulateArgs {
     /// variable from the file's [reference] table).
     #[arg(long, default_value = "state", value_parser = ["state", "std"])]
     pub noise_units: String,
+    /// Record a delay embedding with E coordinates per variable: x(t), x(t − L), …, x(t − (E−1)L)
+    /// (dysts stores delay equations with E = 10). L is --embed-lag, rounded to a multiple of the
+    /// output spacing; the burn-in must cover (E−1)·L.
+    #[arg(long, value_name = "E", conflicts_with_all = ["ensemble", "ic_file"])]
+    pub embed: Option<usize>,
+    /// Lag L of --embed (time units; default: the smallest delay of a delay equation).
+    #[arg(long, requires = "embed")]
+    pub embed_lag: Option<f64>,
     /// Maps: iterate the inverse map given by the file's `[inverse]` table (backwards in time).
     #[arg(long)]
     pub inverse: bool,
@@ -448,7 +456,42 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
         raw: args.raw,
         inverse: args.inverse,
     };
-    let (mut writer, stats) = if let Some(ics) = &ensemble_ics {
+    let (mut writer, stats) = if let Some(e) = args.embed {
+        let emb = embedding(args, &sys, &smp, e)?;
+        let rec = simulate::trajectory(&sys, &ro, &x0, &emb.sampling)
+            .map_err(|e| anyhow!("{e}; no output written"))?;
+        let d = sys.dim();
+        let mut names = Vec::with_capacity(d * e);
+        for c in &m.components {
+            for k in 0..e {
+                names.push(if k == 0 {
+                    format!("{c}(t)")
+                } else {
+                    format!("{c}(t-{k}L)")
+                });
+            }
+        }
+        let mut writer = TrajectoryWriter::create(&args.output, d * e, &names)
+            .with_context(|| format!("cannot create {}", args.output.display()))?;
+        let shift = (e - 1) * emb.lag_steps;
+        let mut row = vec![0.0; d * e];
+        for k in 0..smp.points {
+            for j in 0..d {
+                for q in 0..e {
+                    row[j * e + q] = rec.state[(k + shift - q * emb.lag_steps) * d + j];
+                }
+            }
+            writer
+                .push(rec.time[k + shift], &row)
+                .with_context(|| format!("writing {}", args.output.display()))?;
+        }
+        writer.set_attr("embedding_dimension", &AttrValue::U64(e as u64))?;
+        writer.set_attr(
+            "embedding_lag",
+            &AttrValue::F64(emb.lag_steps as f64 * smp.dt_out),
+        )?;
+        (writer, rec.stats)
+    } else if let Some(ics) = &ensemble_ics {
         let bar = progress_bar(ics.len() as u64, args.quiet);
         let recs = simulate::ensemble(&sys, &ro, ics, &smp)
             .map_err(|e| anyhow!("{e}; no output written"))?;
@@ -858,4 +901,50 @@ fn read_ic_file(path: &Path, sys: &CompiledSystem) -> Result<Vec<Vec<f64>>> {
         bail!("{}: no initial conditions", path.display());
     }
     Ok(out)
+}
+
+/// Output grid of a delay-embedded run: the requested grid extended backwards by (E−1)·L.
+struct Embedding {
+    sampling: Sampling,
+    lag_steps: usize,
+}
+
+fn embedding(
+    args: &SimulateArgs,
+    sys: &CompiledSystem,
+    smp: &Sampling,
+    e: usize,
+) -> Result<Embedding> {
+    use crate::integrate::DelaySystem;
+    if e == 0 {
+        bail!("--embed must be at least 1");
+    }
+    let lag = match args.embed_lag {
+        Some(l) => l,
+        None => DelaySystem::lags(sys)
+            .iter()
+            .map(|(_, tau)| *tau)
+            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))))
+            .ok_or_else(|| anyhow!("--embed needs --embed-lag for a system without delays"))?,
+    };
+    if !(lag.is_finite() && lag > 0.0) {
+        bail!("--embed-lag must be positive");
+    }
+    let lag_steps = ((lag / smp.dt_out).round() as usize).max(1);
+    let back = (e - 1) as f64 * lag_steps as f64 * smp.dt_out;
+    let t0 = sys.model().t0;
+    if smp.t_start - back < t0 - 1e-9 * back.max(1.0) {
+        bail!(
+            "--embed {e} with lag {} needs a burn-in of at least {back} (the embedding looks back (E-1)·L)",
+            lag_steps as f64 * smp.dt_out
+        );
+    }
+    Ok(Embedding {
+        sampling: Sampling {
+            points: smp.points + (e - 1) * lag_steps,
+            t_start: smp.t_start - back,
+            dt_out: smp.dt_out,
+        },
+        lag_steps,
+    })
 }
