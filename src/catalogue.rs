@@ -3,7 +3,7 @@
 //!
 //! Protocol (defaults): no transient (`burn_in_periods = 0`: dysts computed its stored mean and
 //! std from the default initial condition without one, over 10 periods), then 1000 points at 100
-//! per period with DOP853 at rtol = atol = 1e-10; maps: 1000 iterations. Per system it reports
+//! per period with the automatic method (DOP853, switching to the Rosenbrock method on detected stiffness) at rtol = atol = 1e-10; maps: 1000 iterations. Per system it reports
 //! whether the run stayed finite and bounded, the largest mean and std errors over components in
 //! units of the reference std, the dominant spectral period against the file's `period`, wall
 //! time and solver statistics.
@@ -41,7 +41,7 @@ pub struct CheckOptions {
 impl Default for CheckOptions {
     fn default() -> Self {
         CheckOptions {
-            method: Method::Dop853,
+            method: Method::Auto,
             rtol: 1e-10,
             atol: 1e-10,
             burn_in_periods: 0.0,
@@ -83,6 +83,8 @@ pub struct CheckResult {
     /// Dominant spectral period of the first component.
     pub spectral_period: Option<f64>,
     pub wall_seconds: f64,
+    /// Method(s) used, e.g. `dop853` or `dop853 -> rosenbrock` after a stiffness switch.
+    pub solver: String,
     pub accepted_steps: u64,
     pub rejected_steps: u64,
     pub rhs_evaluations: u64,
@@ -109,6 +111,7 @@ pub fn check_file(path: &Path, opts: &CheckOptions) -> CheckResult {
         period: f64::NAN,
         spectral_period: None,
         wall_seconds: 0.0,
+        solver: String::new(),
         accepted_steps: 0,
         rejected_steps: 0,
         rhs_evaluations: 0,
@@ -175,6 +178,7 @@ pub fn check_file(path: &Path, opts: &CheckOptions) -> CheckResult {
         }
     };
     r.accepted_steps = rec.stats.accepted;
+    r.solver = rec.methods.join(" -> ");
     r.rejected_steps = rec.stats.rejected;
     r.rhs_evaluations = rec.stats.rhs_evals;
     let d = rec.dim;

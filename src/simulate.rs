@@ -6,7 +6,7 @@
 //! map → iteration) and applies the file's observation map before handing each recorded row to
 //! the caller; [`trajectory`] collects the rows in memory.
 
-use crate::integrate::{self, IntegrationError, SolverOptions, SolverStats};
+use crate::integrate::{self, IntegrationError, SolveReport, SolverOptions, SolverStats};
 use crate::systems::{CompiledSystem, Kind, System};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -137,7 +137,7 @@ pub fn run(
     x0: &[f64],
     times: &[f64],
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
-) -> Result<SolverStats, RunError> {
+) -> Result<SolveReport, RunError> {
     let (opts, noise, raw) = (&ro.solver, ro.noise.as_ref(), ro.raw);
     let m = sys.model();
     if ro.inverse && (m.kind != Kind::Map || m.inverse.is_empty()) {
@@ -167,13 +167,23 @@ pub fn run(
             observe(k, t, x)
         }
     };
+    let plain = |stats: SolverStats, method: &'static str| SolveReport {
+        stats,
+        methods: vec![method],
+        switched_at: None,
+    };
     let result = match m.kind {
         Kind::Map if ro.inverse => {
             integrate::iterate_map(&InverseMap(sys), m.t0, x0, times, opts.max_abs, &mut obs)
+                .map(|s| plain(s, "inverse map"))
         }
-        Kind::Map => integrate::iterate_map(sys, m.t0, x0, times, opts.max_abs, &mut obs),
+        Kind::Map => integrate::iterate_map(sys, m.t0, x0, times, opts.max_abs, &mut obs)
+            .map(|s| plain(s, "map")),
         Kind::Flow => match noise {
-            None => integrate::integrate(sys, opts, m.t0, x0, times, &mut obs),
+            None => {
+                let stiff = sys.info().spec.stiff;
+                integrate::integrate_with_jacobian(sys, opts, stiff, m.t0, x0, times, &mut obs)
+            }
             Some(nz) => {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(nz.seed);
                 integrate::integrate_additive_noise(
@@ -187,6 +197,7 @@ pub fn run(
                     &mut rng,
                     &mut obs,
                 )
+                .map(|s| plain(s, "stochastic-heun"))
             }
         },
         Kind::Dde => {
@@ -201,8 +212,8 @@ pub fn run(
             // method of steps with dense history; the history is the initial state held constant
             // for t ≤ t0. RK4 has no dense output: delay equations use DOP853 then.
             let method = match opts.method {
-                integrate::Method::Rk4 => integrate::Method::Dop853,
-                m => m,
+                integrate::Method::Dopri5 => integrate::Method::Dopri5,
+                _ => integrate::Method::Dop853,
             };
             let history = integrate::History::Constant(x0.to_vec());
             integrate::integrate_dde(
@@ -217,6 +228,7 @@ pub fn run(
                 times,
                 &mut obs,
             )
+            .map(|s| plain(s, method.name()))
         }
     };
     result.map_err(|e| match e {
@@ -240,6 +252,8 @@ pub struct Recorded {
     pub state: Vec<f64>,
     pub dim: usize,
     pub stats: SolverStats,
+    /// Methods used, in order (e.g. `["dop853", "rosenbrock"]` after a stiffness switch).
+    pub methods: Vec<&'static str>,
 }
 
 /// [`run`], collecting the rows.
@@ -253,7 +267,7 @@ pub fn trajectory(
     let d = sys.dim();
     let mut state = Vec::with_capacity(times.len() * d);
     let mut time = Vec::with_capacity(times.len());
-    let stats = run(sys, ro, x0, &times, &mut |_, t, row| {
+    let report = run(sys, ro, x0, &times, &mut |_, t, row| {
         time.push(t);
         state.extend_from_slice(row);
         true
@@ -262,7 +276,8 @@ pub fn trajectory(
         time,
         state,
         dim: d,
-        stats,
+        stats: report.stats,
+        methods: report.methods,
     })
 }
 

@@ -273,7 +273,9 @@ fn lorenz_reference_point_end_to_end() {
         assert!(tr.attrs.contains_key(key), "missing attribute {key}");
     }
     match tr.attrs.get("solver") {
-        Some(AttrValue::Str(s)) => assert_eq!(s, "dop853"),
+        Some(AttrValue::Str(s)) => {
+            assert_eq!(s, "dop853", "auto runs DOP853 on a non-stiff system")
+        }
         other => panic!("solver attribute: {other:?}"),
     }
 

@@ -78,7 +78,7 @@ pub struct CheckArgs {
     #[arg(long, value_delimiter = ',')]
     pub systems: Option<Vec<String>>,
     /// Integration method.
-    #[arg(long, default_value = "dop853", value_parser = ["dop853", "dopri5", "rk4"])]
+    #[arg(long, default_value = "auto", value_parser = ["auto", "dop853", "dopri5", "rk4", "rosenbrock"])]
     pub method: String,
     /// Relative tolerance.
     #[arg(long, default_value_t = 1e-10)]
@@ -115,7 +115,7 @@ pub struct SimulateArgs {
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true, num_args = 1)]
     pub ic: Option<Vec<String>>,
     /// Integration method.
-    #[arg(long, default_value = "dop853", value_parser = ["dop853", "dopri5", "rk4"])]
+    #[arg(long, default_value = "auto", value_parser = ["auto", "dop853", "dopri5", "rk4", "rosenbrock"])]
     pub method: String,
     /// Relative tolerance (adaptive methods).
     #[arg(long, default_value_t = 1e-10)]
@@ -456,7 +456,7 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
         raw: args.raw,
         inverse: args.inverse,
     };
-    let (mut writer, stats) = if let Some(e) = args.embed {
+    let (mut writer, stats, methods) = if let Some(e) = args.embed {
         let emb = embedding(args, &sys, &smp, e)?;
         let rec = simulate::trajectory(&sys, &ro, &x0, &emb.sampling)
             .map_err(|e| anyhow!("{e}; no output written"))?;
@@ -490,7 +490,7 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
             "embedding_lag",
             &AttrValue::F64(emb.lag_steps as f64 * smp.dt_out),
         )?;
-        (writer, rec.stats)
+        (writer, rec.stats, rec.methods)
     } else if let Some(ics) = &ensemble_ics {
         let bar = progress_bar(ics.len() as u64, args.quiet);
         let recs = simulate::ensemble(&sys, &ro, ics, &smp)
@@ -517,7 +517,15 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
         }
         let flat: Vec<f64> = ics.iter().flatten().copied().collect();
         writer.set_attr("initial_conditions", &AttrValue::F64s(flat))?;
-        (writer, total)
+        let mut methods: Vec<&'static str> = Vec::new();
+        for r in &recs {
+            for m in &r.methods {
+                if !methods.contains(m) {
+                    methods.push(m);
+                }
+            }
+        }
+        (writer, total, methods)
     } else {
         let mut writer = TrajectoryWriter::create(&args.output, sys.dim(), &m.components)
             .with_context(|| format!("cannot create {}", args.output.display()))?;
@@ -535,9 +543,11 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
         if let Some(e) = write_err {
             return Err(e.context(format!("writing {}", args.output.display())));
         }
-        let stats = result.map_err(|e| anyhow!("{e}; no output written"))?;
-        (writer, stats)
+        let report = result.map_err(|e| anyhow!("{e}; no output written"))?;
+        (writer, report.stats, report.methods)
     };
+    // what actually ran: e.g. "dop853", or "dop853 -> rosenbrock" after a stiffness switch
+    let solver_used = methods.join(" -> ");
     writer.set_attr("seed", &AttrValue::U64(args.seed))?;
     if let Some(nz) = &noise {
         writer.set_attr("noise_sigma", &AttrValue::F64s(nz.sigma.clone()))?;
@@ -566,14 +576,8 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
         ("burn_in", AttrValue::F64(args.burn_in)),
         ("dt_out", AttrValue::F64(smp.dt_out)),
         ("period", AttrValue::F64(m.period)),
-        (
-            "solver",
-            AttrValue::Str(if m.kind == Kind::Map {
-                "map".into()
-            } else {
-                method.to_string()
-            }),
-        ),
+        ("solver", AttrValue::Str(solver_used.clone())),
+        ("solver_requested", AttrValue::Str(method.to_string())),
         ("rtol", AttrValue::F64(args.rtol)),
         ("atol", AttrValue::F64(args.atol)),
         ("step", AttrValue::F64(opts.h0.unwrap_or(f64::NAN))),
@@ -608,7 +612,7 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
         "output": args.output.display().to_string(), "system": m.name, "points": frames,
         "dimension": sys.dim(), "t_start": smp.t_start,
         "t_end": smp.t_end(),
-        "solver": if m.kind == Kind::Map { "map".to_string() } else { method.to_string() },
+        "solver": solver_used, "solver_requested": method.to_string(),
         "accepted_steps": stats.accepted, "rejected_steps": stats.rejected,
         "rhs_evaluations": stats.rhs_evals, "wall_seconds": wall,
     });

@@ -158,6 +158,26 @@ pub fn integrate_adaptive<A: AdaptiveStepper, S: System + ?Sized>(
     t_out: &[f64],
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
 ) -> Result<SolverStats, IntegrationError> {
+    integrate_adaptive_monitored(stepper, sys, opts, t0, x0, t_out, observe, None)
+}
+
+/// A callback `(t, x, h) -> stop?` run after accepted steps (see [`integrate_adaptive_monitored`]).
+pub type StepMonitor<'a> = &'a mut dyn FnMut(f64, &[f64], f64) -> bool;
+
+/// [`integrate_adaptive`] with a monitor called after every accepted step that does not end
+/// the run, as `monitor(t, x, h)`; returning `true` stops the run with
+/// [`IntegrationError::Stiff`] at `(t, x)` (every output time ≤ t has been reported).
+#[allow(clippy::too_many_arguments)]
+pub fn integrate_adaptive_monitored<A: AdaptiveStepper, S: System + ?Sized>(
+    stepper: &mut A,
+    sys: &S,
+    opts: &SolverOptions,
+    t0: f64,
+    x0: &[f64],
+    t_out: &[f64],
+    observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
+    mut monitor: Option<StepMonitor<'_>>,
+) -> Result<SolverStats, IntegrationError> {
     validate(sys, stepper.dim(), opts, t0, x0, t_out)?;
     let evals0 = stepper.rhs_evals();
     let mut stats = SolverStats {
@@ -262,6 +282,16 @@ pub fn integrate_adaptive<A: AdaptiveStepper, S: System + ?Sized>(
                 k += 1;
             }
             t = t_new;
+            if k < n_out {
+                if let Some(m) = monitor.as_mut() {
+                    if m(t, &x, h) {
+                        return Err(IntegrationError::Stiff {
+                            t,
+                            state: x.clone(),
+                        });
+                    }
+                }
+            }
             if k == n_out {
                 stats.rhs_evals = evals(stepper);
                 stats.t_final = t;

@@ -197,7 +197,7 @@ fn dispatch<S: DelaySystem + ?Sized>(
             observe,
             info,
         ),
-        Method::Rk4 => Err(IntegrationError::InvalidInput {
+        Method::Rk4 | Method::Rosenbrock | Method::Auto => Err(IntegrationError::InvalidInput {
             reason: "delay equations need a method with dense output (dopri5 or dop853)".into(),
         }),
     }
