@@ -580,6 +580,10 @@ pub fn diff(e: &E, w: Wrt) -> E {
                 Abs => f1(Sign, a.clone()),
                 Sign | Floor | Heaviside => c(0.0),
             };
+            if matches!(f, Sqrt | Log | Asin | Acos) {
+                // outer derivative singular at the domain's edge: keep 0 where a' = 0
+                return guarded_chain(outer, da);
+            }
             mul(outer, da)
         }
         F2(f, a, b) => {
@@ -601,6 +605,17 @@ pub fn diff(e: &E, w: Wrt) -> E {
     }
 }
 
+/// Chain rule `outer · a'` for an outer derivative that may be infinite (√ at 0, log at 0, asin at
+/// ±1): the product is taken as 0 wherever `a' = 0` (e.g. `sqrt(max(x, 0))` for x < 0), instead of
+/// the `∞ · 0 = NaN` of plain arithmetic. Implemented as `select(−a'² ≥ 0, 0, outer · a')`.
+fn guarded_chain(outer: E, da: E) -> E {
+    if is(&da, 0.0) {
+        return c(0.0);
+    }
+    let prod = mul(outer, da.clone());
+    select(neg(mul(da.clone(), da)), c(0.0), prod)
+}
+
 fn dpow(e: &E, a: &E, b: &E, w: Wrt) -> E {
     let da = diff(a, w);
     let db = diff(b, w);
@@ -609,7 +624,12 @@ fn dpow(e: &E, a: &E, b: &E, w: Wrt) -> E {
         if is(&da, 0.0) {
             return c(0.0);
         }
-        return mul(mul(c(n), pow(a.clone(), c(n - 1.0))), da);
+        let outer = mul(c(n), pow(a.clone(), c(n - 1.0)));
+        if n < 1.0 {
+            // a^(n-1) is infinite at a = 0 (e.g. sqrt-like powers): keep 0 where a' = 0
+            return guarded_chain(outer, da);
+        }
+        return mul(outer, da);
     }
     // (a^b)' = a^b (b' ln a + b a'/a)
     let t1 = mul(db, f1(Func1::Log, a.clone()));
