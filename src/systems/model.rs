@@ -84,7 +84,9 @@ impl Overrides {
             if !v.is_finite() {
                 return Err(bad(format!("value of '{}' is not finite", k.trim())));
             }
-            values.push((k.trim().to_string(), v));
+            // `w[0, 1]` and `w[0,1]` name the same array element
+            let name: String = k.chars().filter(|c| !c.is_whitespace()).collect();
+            values.push((name, v));
         }
         Ok(Overrides { values })
     }
@@ -105,6 +107,8 @@ struct Env<'a> {
     index: Option<usize>,
     allow_state: bool,
     lags: &'a mut Vec<LagSlot>,
+    /// Indices bound by enclosing reductions (`sum(j, 0, 4, …)`), innermost last.
+    bound: Vec<(String, i64)>,
 }
 
 impl Model {
@@ -215,6 +219,7 @@ impl Model {
                 index: None,
                 allow_state: true,
                 lags: &mut scratch,
+                bound: Vec::new(),
             };
             let e = resolve(&ast, &mut env, text.span.start)?;
             if !scratch.is_empty() {
@@ -425,6 +430,7 @@ impl FamilyCtx<'_> {
                 index: fam.indexed.then_some(i),
                 allow_state,
                 lags: &mut *lags,
+                bound: Vec::new(),
             };
             out.push(resolve(&ast, &mut env, text.span.start)?);
         }
@@ -455,7 +461,32 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
             }
         }
         AstKind::Name(name) => {
-            if let Some(f) = env.families.iter().find(|f| &f.name == name) {
+            if let Some((_, k)) = env.bound.iter().rev().find(|(b, _)| b == name) {
+                c(*k as f64)
+            } else if let Some(a) = env.spec.arrays.iter().find(|a| &a.name == name) {
+                // a bare vector parameter in an indexed family means its element i
+                match (a.shape.as_slice(), env.index) {
+                    ([len], Some(i)) if i < *len => Arc::new(Expr::Param(a.first + i)),
+                    ([len], Some(_)) => {
+                        return Err(at(
+                            ast.span.start,
+                            format!(
+                                "'{name}' has {len} elements but the family has N = {}: write {name}[k]",
+                                env.n
+                            ),
+                        ))
+                    }
+                    _ => {
+                        return Err(at(
+                            ast.span.start,
+                            format!(
+                                "'{name}' is an array parameter: write {name}[{}]",
+                                vec!["k"; a.shape.len()].join(", ")
+                            ),
+                        ))
+                    }
+                }
+            } else if let Some(f) = env.families.iter().find(|f| &f.name == name) {
                 if !env.allow_state {
                     return Err(at(
                         ast.span.start,
@@ -504,7 +535,33 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                 ));
             }
         }
-        AstKind::Index(name, idx) => {
+        AstKind::Index(name, idxs) if env.spec.arrays.iter().any(|a| &a.name == name) => {
+            let a = env.spec.arrays.iter().find(|a| &a.name == name).unwrap();
+            if idxs.len() != a.shape.len() {
+                return Err(at(
+                    ast.span.start,
+                    format!(
+                        "'{name}' has {} index(es) (shape {:?}), got {}",
+                        a.shape.len(),
+                        a.shape,
+                        idxs.len()
+                    ),
+                ));
+            }
+            let mut flat = 0usize;
+            for (idx, &len) in idxs.iter().zip(&a.shape) {
+                let k = const_index(idx, env, base, name)?;
+                if k < 0 || k as usize >= len {
+                    return Err(at(
+                        idx.span.start,
+                        format!("index {k} of '{name}' is out of range 0..{}", len - 1),
+                    ));
+                }
+                flat = flat * len + k as usize;
+            }
+            Arc::new(Expr::Param(a.first + flat))
+        }
+        AstKind::Index(name, idxs) => {
             let Some(f) = env.families.iter().find(|f| &f.name == name) else {
                 return Err(at(
                     ast.span.start,
@@ -523,21 +580,14 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                     format!("state variable '{name}' cannot appear here"),
                 ));
             }
-            let save = env.allow_state;
-            env.allow_state = false;
-            let ie = resolve(idx, env, base);
-            env.allow_state = save;
-            let ie = ie?;
-            let k = match *ie {
-                Expr::Const(v) if v.fract() == 0.0 => v,
-                _ => {
-                    return Err(at(
-                        idx.span.start,
-                        format!("index of '{name}' must be an integer expression of i and N"),
-                    ))
-                }
-            };
-            let k = (k as i64).rem_euclid(env.n as i64) as usize;
+            if idxs.len() != 1 {
+                return Err(at(
+                    ast.span.start,
+                    format!("'{name}' takes one index, got {}", idxs.len()),
+                ));
+            }
+            let k = const_index(&idxs[0], env, base, name)?;
+            let k = k.rem_euclid(env.n as i64) as usize;
             Arc::new(Expr::State(f.offset + k))
         }
         AstKind::Call(name, args) => {
@@ -598,6 +648,9 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                     }
                 };
                 Arc::new(Expr::Lag(slot))
+            } else if let Some(red) = Reduction::of(name, args.len(), env.spec.dimension.is_some())
+            {
+                reduce(red, ast, args, env, base)?
             } else if let Some(f) = Func1::from_name(name) {
                 if args.len() != 1 {
                     return Err(at(
@@ -627,4 +680,120 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
             }
         }
     })
+}
+
+/// Resolves an index expression to an integer (an expression of `i`, `N`, reduction indices and
+/// numbers; state, time and parameters are not allowed).
+fn const_index(idx: &Ast, env: &mut Env, base: usize, name: &str) -> Result<i64, SpecError> {
+    let save = env.allow_state;
+    env.allow_state = false;
+    let ie = resolve(idx, env, base);
+    env.allow_state = save;
+    match *ie? {
+        Expr::Const(v) if v.fract() == 0.0 && v.abs() < 1e15 => Ok(v as i64),
+        _ => Err(env.spec.error_at(
+            base + idx.span.start,
+            format!("index of '{name}' must be an integer expression of i, N, summation indices and numbers"),
+        )),
+    }
+}
+
+/// Reductions over an integer index, unrolled when the file is loaded:
+/// `sum(j, lo, hi, body)`, `prod(…)`, `min(j, lo, hi, body)`, `max(…)` over j = lo, …, hi
+/// (inclusive), and in indexed families `sum(j, body)` / `prod(j, body)` over j = 0, …, N − 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Reduction {
+    Sum,
+    Prod,
+    Min,
+    Max,
+}
+
+impl Reduction {
+    fn of(name: &str, nargs: usize, family: bool) -> Option<Reduction> {
+        match (name, nargs) {
+            ("sum", 4) => Some(Reduction::Sum),
+            ("prod", 4) => Some(Reduction::Prod),
+            ("min", 4) => Some(Reduction::Min),
+            ("max", 4) => Some(Reduction::Max),
+            ("sum", 2) if family => Some(Reduction::Sum),
+            ("prod", 2) if family => Some(Reduction::Prod),
+            ("sum" | "prod", _) => Some(Reduction::Sum), // wrong arity: reported by `reduce`
+            _ => None,
+        }
+    }
+}
+
+fn reduce(
+    red: Reduction,
+    ast: &Ast,
+    args: &[Ast],
+    env: &mut Env,
+    base: usize,
+) -> Result<E, SpecError> {
+    let AstKind::Call(fname, _) = &ast.kind else {
+        unreachable!("reduce is called on calls")
+    };
+    let usage = || {
+        format!(
+            "'{fname}' over an index reads {fname}(j, lo, hi, expression) with j running from lo to hi inclusive{}",
+            if env.spec.dimension.is_some() { format!(", or {fname}(j, expression) for j = 0 .. N-1") } else { String::new() }
+        )
+    };
+    if !(args.len() == 4 || (args.len() == 2 && env.spec.dimension.is_some())) {
+        return Err(env.spec.error_at(base + ast.span.start, usage()));
+    }
+    let AstKind::Name(var) = &args[0].kind else {
+        return Err(env.spec.error_at(base + args[0].span.start, usage()));
+    };
+    let clash = env.families.iter().any(|f| &f.name == var)
+        || env.params.iter().any(|p| p == var)
+        || env.spec.arrays.iter().any(|a| &a.name == var)
+        || (env.index.is_some() && var == "i")
+        || var == "t"
+        || var == "N";
+    if clash {
+        return Err(env.spec.error_at(
+            base + args[0].span.start,
+            format!(
+                "summation index '{var}' has the name of a variable, parameter or reserved symbol"
+            ),
+        ));
+    }
+    let (lo, hi, body) = if args.len() == 4 {
+        let lo = const_index(&args[1], env, base, fname)?;
+        let hi = const_index(&args[2], env, base, fname)?;
+        (lo, hi, &args[3])
+    } else {
+        (0, env.n as i64 - 1, &args[1])
+    };
+    if hi < lo && matches!(red, Reduction::Min | Reduction::Max) {
+        return Err(env.spec.error_at(
+            base + args[1].span.start,
+            format!("'{fname}' over an empty range {lo} .. {hi}"),
+        ));
+    }
+    if hi - lo > 100_000 {
+        return Err(env.spec.error_at(
+            base + args[1].span.start,
+            format!("'{fname}' over {} terms: at most 100000", hi - lo + 1),
+        ));
+    }
+    let mut acc: Option<E> = None;
+    for k in lo..=hi {
+        env.bound.push((var.clone(), k));
+        let term = resolve(body, env, base);
+        env.bound.pop();
+        let term = term?;
+        acc = Some(match acc {
+            None => term,
+            Some(a) => match red {
+                Reduction::Sum => expr::add(a, term),
+                Reduction::Prod => expr::mul(a, term),
+                Reduction::Min => expr::f2(Func2::Min, a, term),
+                Reduction::Max => expr::f2(Func2::Max, a, term),
+            },
+        });
+    }
+    Ok(acc.unwrap_or_else(|| c(if red == Reduction::Prod { 1.0 } else { 0.0 })))
 }

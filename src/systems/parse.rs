@@ -8,7 +8,7 @@
 //! term    := unary (('*' | '/') unary)*
 //! unary   := ('-' | '+') unary | power
 //! power   := primary ('^' unary)?
-//! primary := NUMBER | NAME | NAME '[' expr ']' | NAME '(' args ')' | '(' expr ')'
+//! primary := NUMBER | NAME | NAME '[' args ']' | NAME '(' args ')' | '(' expr ')'
 //! args    := expr (',' expr)*
 //! ```
 //!
@@ -49,8 +49,9 @@ pub enum AstKind {
     Num(f64),
     /// A bare name: variable, parameter, constant, `t`, or (in indexed families) `i` / `N`.
     Name(String),
-    /// `x[index]`: a component of an indexed family.
-    Index(String, Box<Ast>),
+    /// `x[index]` (a component of an indexed family) or `w[row, col]` (an element of an array
+    /// parameter).
+    Index(String, Vec<Ast>),
     /// `f(a, b, ...)`: a function call or a delay term `x(t - tau)`.
     Call(String, Vec<Ast>),
     Neg(Box<Ast>),
@@ -295,10 +296,14 @@ impl Parser<'_> {
                 }
                 Tok::Op('[') => {
                     self.bump();
-                    let idx = self.expr()?;
+                    let mut idx = vec![self.expr()?];
+                    while self.peek() == &Tok::Op(',') {
+                        self.bump();
+                        idx.push(self.expr()?);
+                    }
                     let close = self.expect(']')?;
                     Ok(Ast {
-                        kind: AstKind::Index(name, Box::new(idx)),
+                        kind: AstKind::Index(name, idx),
                         span: span.start..close.end,
                     })
                 }
@@ -335,7 +340,9 @@ mod tests {
         match &a.kind {
             AstKind::Num(v) => format!("{v}"),
             AstKind::Name(n) => n.clone(),
-            AstKind::Index(n, i) => format!("{n}[{}]", show(i)),
+            AstKind::Index(n, i) => {
+                format!("{n}[{}]", i.iter().map(show).collect::<Vec<_>>().join(", "))
+            }
             AstKind::Call(n, args) => {
                 let a: Vec<String> = args.iter().map(show).collect();
                 format!("{n}({})", a.join(","))

@@ -90,8 +90,11 @@ pub struct SystemSpec {
     pub initial_conditions: Option<Located<Vec<f64>>>,
     /// Per-variable initial-condition expressions in `i`, `N` and parameters (indexed families).
     pub initial_rule: BTreeMap<String, Located<String>>,
-    /// Parameters in sorted-name order (dysts' convention), with their spans.
+    /// Parameters in sorted-name order (dysts' convention), with their spans; the elements of an
+    /// array parameter appear in its place as scalars `w[r,c]` (row-major).
     pub parameters: Vec<(Located<String>, f64)>,
+    /// Array parameters (vectors and matrices), whose elements are in `parameters`.
+    pub arrays: Vec<ArrayParam>,
     /// Equation per variable name: the expression string located in the file.
     pub equations: BTreeMap<String, Located<String>>,
     /// Span of the `[equations]` table key names (for "missing equation" errors).
@@ -115,6 +118,34 @@ pub struct SystemSpec {
     pub stiff: bool,
     /// Reference values (mean, std, Lyapunov exponents, …) as given in the file.
     pub reference: toml::Table,
+}
+
+/// A parameter value in a file: a number, a vector or a matrix (rows of equal length).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawParam {
+    Scalar(f64),
+    Vector(Vec<f64>),
+    Matrix(Vec<Vec<f64>>),
+}
+
+/// An array parameter (`theta = [..]`, `w = [[..], [..]]`): its elements are scalar parameters
+/// named `theta[k]` / `w[r,c]` (row-major), stored consecutively in [`SystemSpec::parameters`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayParam {
+    pub name: String,
+    /// `[len]` for a vector, `[rows, cols]` for a matrix.
+    pub shape: Vec<usize>,
+    /// Index of element 0 in [`SystemSpec::parameters`].
+    pub first: usize,
+}
+
+impl ArrayParam {
+    /// Name of the scalar parameter holding the element at `idx` (`w[1,2]`).
+    pub fn element_name(&self, idx: &[usize]) -> String {
+        let parts: Vec<String> = idx.iter().map(|k| k.to_string()).collect();
+        format!("{}[{}]", self.name, parts.join(","))
+    }
 }
 
 #[derive(Deserialize)]
@@ -141,7 +172,7 @@ struct Raw {
     #[serde(default)]
     stiff: bool,
     #[serde(default)]
-    parameters: BTreeMap<Spanned<String>, Spanned<f64>>,
+    parameters: BTreeMap<Spanned<String>, Spanned<RawParam>>,
     equations: Spanned<BTreeMap<Spanned<String>, Spanned<String>>>,
     #[serde(default)]
     conserved: BTreeMap<Spanned<String>, Spanned<String>>,
@@ -284,6 +315,7 @@ impl SystemSpec {
         };
 
         let mut parameters = Vec::new();
+        let mut arrays = Vec::new();
         for (k, v) in &raw.parameters {
             let name = k.get_ref();
             if !is_identifier(name) {
@@ -306,19 +338,54 @@ impl SystemSpec {
                     format!("parameter name '{name}' is reserved"),
                 ));
             }
-            if !v.get_ref().is_finite() {
+            let (shape, values): (Vec<usize>, Vec<f64>) = match v.get_ref() {
+                RawParam::Scalar(x) => (Vec::new(), vec![*x]),
+                RawParam::Vector(xs) => (vec![xs.len()], xs.clone()),
+                RawParam::Matrix(rows) => {
+                    let cols = rows.first().map_or(0, |r| r.len());
+                    if rows.iter().any(|r| r.len() != cols) {
+                        return Err(err(
+                            v.span().start,
+                            format!("matrix parameter '{name}' has rows of different lengths"),
+                        ));
+                    }
+                    (vec![rows.len(), cols], rows.concat())
+                }
+            };
+            if values.is_empty() {
+                return Err(err(
+                    v.span().start,
+                    format!("array parameter '{name}' is empty"),
+                ));
+            }
+            if values.iter().any(|x| !x.is_finite()) {
                 return Err(err(
                     v.span().start,
                     format!("parameter '{name}' is not finite"),
                 ));
             }
-            parameters.push((
-                Located {
-                    value: name.clone(),
-                    span: k.span(),
-                },
-                *v.get_ref(),
-            ));
+            let located = |value: String| Located {
+                value,
+                span: k.span(),
+            };
+            if shape.is_empty() {
+                parameters.push((located(name.clone()), values[0]));
+                continue;
+            }
+            let array = ArrayParam {
+                name: name.clone(),
+                shape: shape.clone(),
+                first: parameters.len(),
+            };
+            for (flat, x) in values.iter().enumerate() {
+                let idx = if shape.len() == 1 {
+                    vec![flat]
+                } else {
+                    vec![flat / shape[1], flat % shape[1]]
+                };
+                parameters.push((located(array.element_name(&idx)), *x));
+            }
+            arrays.push(array);
         }
 
         let mut equations = BTreeMap::new();
@@ -443,6 +510,7 @@ impl SystemSpec {
             initial_conditions,
             initial_rule,
             parameters,
+            arrays,
             equations,
             equation_keys,
             conserved,
