@@ -209,13 +209,13 @@ pub fn run(
                     },
                 });
             }
-            // method of steps with dense history; the history is the initial state held constant
-            // for t ≤ t0. RK4 has no dense output: delay equations use DOP853 then.
+            // method of steps with dense history; the history for t < t0 is the file's [history]
+            // table, or the initial state held constant. RK4 has no dense output: delay equations use DOP853 then.
             let method = match opts.method {
                 integrate::Method::Dopri5 => integrate::Method::Dopri5,
                 _ => integrate::Method::Dop853,
             };
-            let history = integrate::History::Constant(x0.to_vec());
+            let history = dde_history(m, sys.params(), x0);
             integrate::integrate_dde(
                 sys,
                 method,
@@ -341,4 +341,26 @@ pub fn ensemble(
             trajectory(sys, &member, x0, sampling)
         })
         .collect()
+}
+
+/// The history of a delay equation for t < t0: the expressions of the file's `[history]` table
+/// (components without one keep their initial value), or the initial state held constant.
+pub fn dde_history(m: &crate::systems::Model, params: &[f64], x0: &[f64]) -> integrate::History {
+    if m.history.is_empty() {
+        return integrate::History::Constant(x0.to_vec());
+    }
+    let exprs = m.history.clone();
+    let params = params.to_vec();
+    let x0 = x0.to_vec();
+    integrate::History::Function(Box::new(move |t: f64, out: &mut [f64]| {
+        let cx = crate::systems::expr::Ctx {
+            t,
+            x: &[],
+            p: &params,
+            lag: &[],
+        };
+        for ((o, e), v0) in out.iter_mut().zip(&exprs).zip(&x0) {
+            *o = e.as_ref().map_or(*v0, |e| e.eval(&cx));
+        }
+    }))
 }

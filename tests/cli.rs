@@ -549,3 +549,69 @@ fn delay_equation_with_delay_embedding() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("burn-in"), "{}", stderr(&o));
 }
+
+/// A delay equation with an expression history: x'(t) = e·x(t − 1) with x(t) = e^t for t ≤ 0
+/// has the exact solution x(t) = e^t for all t (x(t − 1) = e^(t−1)); with the constant history
+/// x = 1 instead, x(1) = 1 + e. Checks the [history] table end to end.
+#[test]
+fn dde_expression_history_end_to_end() {
+    let dir = tmpdir();
+    let file = dir.path().join("growth.toml");
+    let text = r#"
+name = "Growth"
+kind = "dde"
+variables = ["x"]
+initial_conditions = [1.0]
+[parameters]
+tau = 1.0
+[equations]
+x = "e * x(t - tau)"
+[history]
+x = "exp(t)"
+"#;
+    std::fs::write(&file, text).unwrap();
+    let out = dir.path().join("g.h5");
+    let args = |f: &Path, o: &Path| {
+        run(&[
+            "simulate",
+            f.to_str().unwrap(),
+            "--t-end",
+            "3",
+            "--dt-out",
+            "0.5",
+            "--rtol",
+            "1e-11",
+            "--atol",
+            "1e-11",
+            "-o",
+            o.to_str().unwrap(),
+        ])
+    };
+    let o = args(&file, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tr = read_trajectory(&out).unwrap();
+    for (t, x) in tr.time.iter().zip(&tr.state) {
+        assert!(
+            (x - t.exp()).abs() < 1e-8 * t.exp(),
+            "x({t}) = {x} vs e^t = {}",
+            t.exp()
+        );
+    }
+    // without the history table: constant history x = 1, so x(1) = 1 + e
+    let file2 = dir.path().join("growth_const.toml");
+    std::fs::write(&file2, text.replace("[history]\nx = \"exp(t)\"\n", "")).unwrap();
+    let out2 = dir.path().join("g2.h5");
+    let o = args(&file2, &out2);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tr = read_trajectory(&out2).unwrap();
+    assert!((tr.state[2] - (1.0 + std::f64::consts::E)).abs() < 1e-8);
+    // a history may not depend on the state
+    std::fs::write(&file2, text.replace("\"exp(t)\"", "\"exp(t) * x\"")).unwrap();
+    let o = args(&file2, &out2);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("history of 'x' must be an expression of t and parameters"),
+        "{}",
+        stderr(&o)
+    );
+}

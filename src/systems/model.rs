@@ -45,6 +45,9 @@ pub struct Model {
     pub observe: Vec<(usize, E)>,
     /// Inverse map (maps with an `[inverse]` table): previous state per component; empty if none.
     pub inverse: Vec<E>,
+    /// Delay equations: history x_k(t) for t < t0 per component (expressions of `t` and
+    /// parameters); empty when the history is the initial condition held constant.
+    pub history: Vec<Option<E>>,
     /// Default initial condition (flat).
     pub initial_condition: Vec<f64>,
     pub t0: f64,
@@ -258,6 +261,32 @@ impl Model {
             }
         }
 
+        // history of delay equations: expressions of t and parameters only
+        let mut history = Vec::new();
+        if !spec.history.is_empty() {
+            history = vec![None; d];
+            for fam in &families {
+                let Some(text) = spec.history.get(&fam.name) else {
+                    continue;
+                };
+                let es = ctx.resolve(fam, text, true, None, "a history")?;
+                for (i, e) in es.into_iter().enumerate() {
+                    let mut uses_state = false;
+                    e.visit(&mut |x| uses_state |= matches!(x, Expr::State(_)));
+                    if uses_state {
+                        return Err(spec.error_at(
+                            text.span.start,
+                            format!(
+                                "the history of '{}' must be an expression of t and parameters",
+                                fam.name
+                            ),
+                        ));
+                    }
+                    history[fam.offset + i] = Some(e);
+                }
+            }
+        }
+
         // initial condition
         let initial_condition =
             initial_condition(spec, &families, n, d, &param_names, &param_values)?;
@@ -304,6 +333,7 @@ impl Model {
             conserved,
             observe,
             inverse,
+            history,
             initial_condition,
             t0: spec.t0,
             dt: spec.dt,

@@ -106,6 +106,9 @@ pub struct SystemSpec {
     pub observe: BTreeMap<String, Located<String>>,
     /// Inverse of a map: variable → expression of the state giving its previous value.
     pub inverse: BTreeMap<String, Located<String>>,
+    /// Delay equations: variable → expression of `t` and parameters giving its value for
+    /// `t < t0` (variables without one keep their initial value).
+    pub history: BTreeMap<String, Located<String>>,
     /// Step hint (time units).
     pub dt: f64,
     /// Dominant period (time units), used for points-per-period sampling.
@@ -179,6 +182,7 @@ struct Raw {
     #[serde(default)]
     observe: BTreeMap<Spanned<String>, Spanned<String>>,
     inverse: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    history: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     #[serde(default)]
     reference: toml::Table,
 }
@@ -470,6 +474,28 @@ impl SystemSpec {
             }
         }
 
+        let mut history = BTreeMap::new();
+        if let Some(raw_history) = &raw.history {
+            if kind != Kind::Dde {
+                return Err(err(
+                    raw_history.span().start,
+                    "a [history] table is only meaningful for kind = \"dde\"".into(),
+                ));
+            }
+            for (k, v) in raw_history.get_ref() {
+                if !seen.contains(k.get_ref()) {
+                    return Err(err(
+                        k.span().start,
+                        format!(
+                            "history for '{}', which is not a declared variable",
+                            k.get_ref()
+                        ),
+                    ));
+                }
+                history.insert(k.get_ref().clone(), loc(v));
+            }
+        }
+
         let positive =
             |f: &Option<Spanned<f64>>, field: &str, default: f64| -> Result<f64, SpecError> {
                 match f {
@@ -516,6 +542,7 @@ impl SystemSpec {
             conserved,
             observe,
             inverse,
+            history,
             dt,
             period,
             t0: raw.t0.unwrap_or(0.0),
