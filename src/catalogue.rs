@@ -8,6 +8,12 @@
 //! units of the reference std, the dominant spectral period against the file's `period`, wall
 //! time and solver statistics.
 //!
+//! Reference windows: dysts' statistics are 10-period samples with the period it stored when it
+//! computed them (then dt = period / 4999.17 for every flow). For four flows (Bouali2, ExcitableCell,
+//! KawczynskiStrizhak, BickleyJet) the stored period was edited later, and only the period implied
+//! by dt reproduces the statistics; their files give it as `[reference] sample_period`, and the
+//! check samples 10 of those periods (the file's `period` is unchanged).
+//!
 //! Delay equations: dysts stores the statistics of a 10-coordinate delay embedding; for a
 //! scalar DDE they are pooled into one mean and std before comparing.
 //!
@@ -80,6 +86,9 @@ pub struct CheckResult {
     /// max_k |std_k − ref_std_k| / ref_std_k.
     pub std_error: Option<f64>,
     pub period: f64,
+    /// `[reference] sample_period`: the period whose 10-period window the reference statistics
+    /// describe, used for the sampling instead of `period` where the file gives one.
+    pub sample_period: Option<f64>,
     /// Dominant spectral period of the first component.
     pub spectral_period: Option<f64>,
     pub wall_seconds: f64,
@@ -109,6 +118,7 @@ pub fn check_file(path: &Path, opts: &CheckOptions) -> CheckResult {
         mean_error: None,
         std_error: None,
         period: f64::NAN,
+        sample_period: None,
         spectral_period: None,
         wall_seconds: 0.0,
         solver: String::new(),
@@ -130,6 +140,14 @@ pub fn check_file(path: &Path, opts: &CheckOptions) -> CheckResult {
         .get("check_note")
         .and_then(|v| v.as_str())
         .map(String::from);
+    // the period of the window the reference statistics were computed over, where the file says
+    // it differs from `period` (dysts edited four periods after computing its statistics)
+    let sample_period = spec.reference.get("sample_period").and_then(|v| {
+        v.as_float()
+            .or_else(|| v.as_integer().map(|i| i as f64))
+            .filter(|p| *p > 0.0 && p.is_finite())
+    });
+    r.sample_period = sample_period;
     let ref_mean = spec.reference_array("mean");
     let ref_std = spec.reference_array("std");
     let sys = match CompiledSystem::new(spec, &Overrides::default()) {
@@ -145,9 +163,10 @@ pub fn check_file(path: &Path, opts: &CheckOptions) -> CheckResult {
     let sampling = if m.kind == Kind::Map {
         Sampling::iterations(m.t0 + opts.burn_in_periods.round(), opts.points)
     } else {
+        let period = sample_period.unwrap_or(m.period);
         Sampling::per_period(
-            m.t0 + opts.burn_in_periods * m.period,
-            m.period,
+            m.t0 + opts.burn_in_periods * period,
+            period,
             opts.points,
             opts.per_period,
         )

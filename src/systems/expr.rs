@@ -44,6 +44,8 @@ pub enum Func2 {
     Max,
     Mod,
     Pow,
+    /// `kepler(m, e)`: the root E of Kepler's equation E − e·sin E = m (|e| < 1).
+    Kepler,
 }
 
 impl Func1 {
@@ -140,6 +142,7 @@ impl Func2 {
             "max" => Func2::Max,
             "mod" => Func2::Mod,
             "pow" => Func2::Pow,
+            "kepler" => Func2::Kepler,
             _ => return None,
         })
     }
@@ -151,6 +154,7 @@ impl Func2 {
             Func2::Max => "max",
             Func2::Mod => "mod",
             Func2::Pow => "pow",
+            Func2::Kepler => "kepler",
         }
     }
     /// Evaluates the function (the reference semantics shared with the JIT).
@@ -174,8 +178,41 @@ impl Func2 {
             }
             Func2::Mod => a - b * (a / b).floor(),
             Func2::Pow => a.powf(b),
+            Func2::Kepler => kepler(a, b),
         }
     }
+}
+
+/// Solves Kepler's equation E − e·sin E = m for E. For |e| < 1 the left side is strictly
+/// increasing, so the root is unique and lies in [m − |e|, m + |e|]; Newton's method is run inside
+/// that bracket (a step leaving it is replaced by bisection) to full double precision. Returns
+/// NaN for |e| ≥ 1 (several roots) or non-finite input.
+pub fn kepler(m: f64, e: f64) -> f64 {
+    if !(m.is_finite() && e.is_finite()) || e.abs() >= 1.0 {
+        return f64::NAN;
+    }
+    let (mut lo, mut hi) = (m - e.abs(), m + e.abs());
+    let mut x = m + e * m.sin();
+    for _ in 0..100 {
+        let g = x - e * x.sin() - m;
+        if g == 0.0 {
+            return x;
+        }
+        if g > 0.0 {
+            hi = x;
+        } else {
+            lo = x;
+        }
+        let mut next = x - g / (1.0 - e * x.cos());
+        if !(next > lo && next < hi) {
+            next = 0.5 * (lo + hi);
+        }
+        if (next - x).abs() <= 1e-16 * x.abs().max(1.0) || hi - lo <= 2e-16 * x.abs().max(1.0) {
+            return next;
+        }
+        x = next;
+    }
+    x
 }
 
 /// Names of all functions of the language, for error messages and documentation.
@@ -201,6 +238,7 @@ pub const FUNCTION_NAMES: &[&str] = &[
     "mod",
     "pow",
     "heaviside",
+    "kepler",
 ];
 
 /// A resolved expression. Leaves refer to slots of the evaluation context.
@@ -599,6 +637,11 @@ pub fn diff(e: &E, w: Wrt) -> E {
                 Func2::Max => select(sub(a.clone(), b.clone()), da, db),
                 Func2::Mod => sub(da, mul(db, f1(Func1::Floor, div(a.clone(), b.clone())))),
                 Func2::Pow => dpow(e, a, b, w),
+                Func2::Kepler => {
+                    // E = kepler(m, ε): dE = (dm + sin E dε) / (1 − ε cos E)
+                    let den = sub(c(1.0), mul(b.clone(), f1(Func1::Cos, e.clone())));
+                    div(add(da, mul(f1(Func1::Sin, e.clone()), db)), den)
+                }
             }
         }
         Select(q, a, b) => select(q.clone(), diff(a, w), diff(b, w)),

@@ -106,7 +106,14 @@ const F1_TABLE: [Func1; 16] = [
     Func1::Floor,
     Func1::Heaviside,
 ];
-const F2_TABLE: [Func2; 5] = [Func2::Atan2, Func2::Min, Func2::Max, Func2::Mod, Func2::Pow];
+const F2_TABLE: [Func2; 6] = [
+    Func2::Atan2,
+    Func2::Min,
+    Func2::Max,
+    Func2::Mod,
+    Func2::Pow,
+    Func2::Kepler,
+];
 
 fn f1_code(f: Func1) -> u32 {
     F1_TABLE.iter().position(|g| *g == f).unwrap() as u32

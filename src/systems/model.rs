@@ -112,6 +112,8 @@ struct Env<'a> {
     lags: &'a mut Vec<LagSlot>,
     /// Indices bound by enclosing reductions (`sum(j, 0, 4, …)`), innermost last.
     bound: Vec<(String, i64)>,
+    /// `[define]` names being resolved (cycle detection).
+    defining: Vec<String>,
 }
 
 impl Model {
@@ -223,6 +225,7 @@ impl Model {
                 allow_state: true,
                 lags: &mut scratch,
                 bound: Vec::new(),
+                defining: Vec::new(),
             };
             let e = resolve(&ast, &mut env, text.span.start)?;
             if !scratch.is_empty() {
@@ -461,6 +464,7 @@ impl FamilyCtx<'_> {
                 allow_state,
                 lags: &mut *lags,
                 bound: Vec::new(),
+                defining: Vec::new(),
             };
             out.push(resolve(&ast, &mut env, text.span.start)?);
         }
@@ -493,6 +497,8 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
         AstKind::Name(name) => {
             if let Some((_, k)) = env.bound.iter().rev().find(|(b, _)| b == name) {
                 c(*k as f64)
+            } else if env.spec.define.contains_key(name) {
+                resolve_define(name, env.index, ast, env, base)?
             } else if let Some(a) = env.spec.arrays.iter().find(|a| &a.name == name) {
                 // a bare vector parameter in an indexed family means its element i
                 match (a.shape.as_slice(), env.index) {
@@ -590,6 +596,19 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                 flat = flat * len + k as usize;
             }
             Arc::new(Expr::Param(a.first + flat))
+        }
+        AstKind::Index(name, idxs) if env.spec.define.contains_key(name) => {
+            if env.spec.dimension.is_none() || idxs.len() != 1 {
+                return Err(at(
+                    ast.span.start,
+                    format!(
+                        "'{name}[...]': only defined quantities of indexed families take one index"
+                    ),
+                ));
+            }
+            let k = const_index(&idxs[0], env, base, name)?;
+            let k = k.rem_euclid(env.n as i64) as usize;
+            resolve_define(name, Some(k), ast, env, base)?
         }
         AstKind::Index(name, idxs) => {
             let Some(f) = env.families.iter().find(|f| &f.name == name) else {
@@ -826,4 +845,35 @@ fn reduce(
         });
     }
     Ok(acc.unwrap_or_else(|| c(if red == Reduction::Prod { 1.0 } else { 0.0 })))
+}
+
+/// Resolves the `[define]` quantity `name` for family index `index` (its own expression, with its
+/// own spans; enclosing reduction indices are not visible inside it).
+fn resolve_define(
+    name: &str,
+    index: Option<usize>,
+    at: &Ast,
+    env: &mut Env,
+    base: usize,
+) -> Result<E, SpecError> {
+    if env.defining.iter().any(|d| d == name) {
+        return Err(env.spec.error_at(
+            base + at.span.start,
+            format!(
+                "[define] '{name}' refers to itself ({} -> {name})",
+                env.defining.join(" -> ")
+            ),
+        ));
+    }
+    let text = &env.spec.define[name];
+    let ast = parse_located(env.spec, text)?;
+    let saved_bound = std::mem::take(&mut env.bound);
+    let saved_index = env.index;
+    env.index = index.or(env.index);
+    env.defining.push(name.to_string());
+    let e = resolve(&ast, env, text.span.start);
+    env.defining.pop();
+    env.index = saved_index;
+    env.bound = saved_bound;
+    e
 }

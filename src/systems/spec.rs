@@ -104,6 +104,9 @@ pub struct SystemSpec {
     /// Observation map: variable → bounded expression recorded in its place (e.g. an angle
     /// `theta` recorded as `cos(theta)`).
     pub observe: BTreeMap<String, Located<String>>,
+    /// Named intermediate quantities (`[define]`): name → expression, usable in every
+    /// expression of the file (in indexed families, per component: `mu` or `mu[j]`).
+    pub define: BTreeMap<String, Located<String>>,
     /// Inverse of a map: variable → expression of the state giving its previous value.
     pub inverse: BTreeMap<String, Located<String>>,
     /// Delay equations: variable → expression of `t` and parameters giving its value for
@@ -181,6 +184,8 @@ struct Raw {
     conserved: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     observe: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    define: BTreeMap<Spanned<String>, Spanned<String>>,
     inverse: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     history: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     #[serde(default)]
@@ -444,6 +449,30 @@ impl SystemSpec {
             }
             observe.insert(k.get_ref().clone(), loc(v));
         }
+        let mut define = BTreeMap::new();
+        for (k, v) in &raw.define {
+            let name = k.get_ref();
+            let clash = seen.contains(name)
+                || parameters
+                    .iter()
+                    .any(|(p, _)| p.value == *name || p.value.starts_with(&format!("{name}[")));
+            if !is_identifier(name)
+                || clash
+                || RESERVED.contains(&name.as_str())
+                || name == "i"
+                || name == "N"
+                || super::expr::FUNCTION_NAMES.contains(&name.as_str())
+                || ["sum", "prod"].contains(&name.as_str())
+            {
+                return Err(err(
+                    k.span().start,
+                    format!(
+                        "[define] name '{name}' is not an identifier or is already a variable, parameter, function or reserved name"
+                    ),
+                ));
+            }
+            define.insert(name.clone(), loc(v));
+        }
         let mut inverse = BTreeMap::new();
         if let Some(raw_inverse) = &raw.inverse {
             if kind != Kind::Map {
@@ -541,6 +570,7 @@ impl SystemSpec {
             equation_keys,
             conserved,
             observe,
+            define,
             inverse,
             history,
             dt,
