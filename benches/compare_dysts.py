@@ -38,7 +38,7 @@ print(json.dumps(out))
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--phaseflow", default=str(ROOT / "target" / "release" / "phaseflow"))
-    ap.add_argument("--systems", default=None, help="comma-separated dysts names (default: all flows of systems/)")
+    ap.add_argument("--systems", default=None, help="comma-separated dysts names (default: all flows and delay equations of systems/)")
     ap.add_argument("--venv", default=None)
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args()
@@ -51,7 +51,7 @@ def main():
                            + (["--systems", args.systems] if args.systems else []),
                            capture_output=True, text=True, cwd=ROOT)
     pf_wall = time.perf_counter() - t0
-    results = [r for r in json.loads(check.stdout) if r["kind"] == "flow"]
+    results = [r for r in json.loads(check.stdout) if r["kind"] in ("flow", "dde")]
     names = [r["system"] for r in results]
 
     venv = args.venv or tempfile.mkdtemp(prefix="dysts-venv-")
