@@ -10,5 +10,6 @@ pub mod catalogue;
 pub mod cli;
 pub mod integrate;
 pub mod io;
+pub mod particles;
 pub mod simulate;
 pub mod systems;

@@ -61,6 +61,10 @@ pub enum Command {
         /// Image height in pixels.
         #[arg(long, default_value_t = 800)]
         height: u32,
+        /// Particle (H5MD) files: the frame to draw, negative from the end (-1 = last);
+        /// particles are coloured by their local packing fraction
+        #[arg(long, allow_hyphen_values = true, default_value_t = -1)]
+        frame: i64,
     },
 }
 
@@ -133,10 +137,10 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 100, conflicts_with_all = ["t_end", "dt_out"])]
     pub pts_per_period: usize,
     /// Length of the recorded interval (time units), with --dt-out.
-    #[arg(long, requires = "dt_out")]
+    #[arg(long)]
     pub t_end: Option<f64>,
     /// Output spacing (time units), with --t-end.
-    #[arg(long, requires = "t_end")]
+    #[arg(long)]
     pub dt_out: Option<f64>,
     /// Transient discarded before recording (time units; iterations for maps).
     #[arg(long, default_value_t = 0.0)]
@@ -178,6 +182,22 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub raw: bool,
     /// Output HDF5 file.
+    /// Particle models: number of recorded steps after the burn-in (or give --t-end)
+    #[arg(long, conflicts_with = "t_end")]
+    pub steps: Option<u64>,
+    /// Particle models: steps between recorded frames (default: 100 frames in all)
+    #[arg(long)]
+    pub every: Option<u64>,
+    /// Particle models: independent replicas (stationary samples), written as
+    /// /particles/replica_0 … (one replica: /particles/all)
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// Particle models: continue an interrupted run from its partial file (same command)
+    #[arg(long)]
+    pub resume: bool,
+    /// Worker threads (default: all cores); results do not depend on it
+    #[arg(long)]
+    pub threads: Option<usize>,
     #[arg(short, long)]
     pub output: PathBuf,
     /// Print a machine-readable summary.
@@ -203,7 +223,14 @@ pub fn run(cli: Cli) -> Result<()> {
             axes,
             width,
             height,
-        } => plot(&input, &output, axes, width, height),
+            frame,
+        } => {
+            if io::h5md::is_h5md(&input) {
+                plot_particles(&input, &output, frame, width, height)
+            } else {
+                plot(&input, &output, axes, width, height)
+            }
+        }
     }
 }
 
@@ -409,6 +436,106 @@ fn parse_ic(items: &[String], sys: &CompiledSystem) -> Result<Vec<f64>> {
 }
 
 fn simulate(args: &SimulateArgs) -> Result<()> {
+    if let Some(t) = args.threads {
+        if t == 0 {
+            bail!("--threads must be at least 1");
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .map_err(|e| anyhow!("cannot start {t} threads: {e}"))?;
+        return pool.install(|| simulate_in_pool(args));
+    }
+    simulate_in_pool(args)
+}
+
+fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
+    let path = crate::systems::resolve_system(&args.system).map_err(|e| anyhow!("{e}"))?;
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if crate::particles::model::is_particle_file(&text) {
+            return simulate_particles(args, &path);
+        }
+    }
+    for (given, name) in [
+        (args.steps.is_some(), "--steps"),
+        (args.every.is_some(), "--every"),
+        (args.replicas != 1, "--replicas"),
+        (args.resume, "--resume"),
+    ] {
+        if given {
+            bail!("{name} applies to particle models (kind = \"particles\") only");
+        }
+    }
+    if args.t_end.is_some() != args.dt_out.is_some() {
+        bail!("--t-end and --dt-out go together for flows, maps and delay equations");
+    }
+    simulate_system(args)
+}
+
+/// `phaseflow simulate` for particle models: H5MD output, replicas, resume.
+fn simulate_particles(args: &SimulateArgs, path: &Path) -> Result<()> {
+    let ov = Overrides::parse(&args.set).map_err(|e| anyhow!("{e}"))?;
+    let model =
+        crate::particles::ParticleModel::load(path, &ov.values).map_err(|e| anyhow!("{e}"))?;
+    for (given, name) in [
+        (args.ic.is_some(), "--ic"),
+        (args.ensemble.is_some(), "--ensemble (use --replicas)"),
+        (args.ic_file.is_some(), "--ic-file"),
+        (args.noise.is_some(), "--noise"),
+        (args.embed.is_some(), "--embed"),
+        (args.inverse, "--inverse"),
+        (args.dt_out.is_some(), "--dt-out (use --every)"),
+        (args.points.is_some(), "--points"),
+    ] {
+        if given {
+            bail!("{name} does not apply to particle models");
+        }
+    }
+    let dt = model.dt;
+    let to_steps = |t: f64, what: &str| -> Result<u64> {
+        if !(t >= 0.0 && t.is_finite()) {
+            bail!("{what} must be a non-negative time, got {t}");
+        }
+        Ok((t / dt).round() as u64)
+    };
+    let steps = match (args.steps, args.t_end) {
+        (Some(s), _) => s,
+        (None, Some(t)) => to_steps(t, "--t-end")?,
+        (None, None) => bail!("give --steps S or --t-end T for a particle model"),
+    };
+    let every = args.every.unwrap_or((steps / 100).max(1));
+    let cfg = crate::particles::run::RunConfig {
+        steps,
+        every,
+        burn_in_steps: to_steps(args.burn_in, "--burn-in")?,
+        replicas: args.replicas,
+        seed: args.seed,
+        resume: args.resume,
+        progress: !args.quiet && !args.json,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let summary = crate::particles::run::run(&model, &args.output, &cfg)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else if !args.quiet {
+        eprintln!(
+            "wrote {} ({} frames of {} particles × {} replica(s), φ = {:.3}, box {:.3}; {} steps in {:.2} s, {:.3e} particle-steps/s on {} threads)",
+            summary.output.display(),
+            summary.frames,
+            summary.n_particles,
+            summary.replicas,
+            summary.packing_fraction,
+            summary.box_edge,
+            summary.steps,
+            summary.wall_seconds,
+            summary.particle_steps_per_second,
+            summary.threads
+        );
+    }
+    Ok(())
+}
+
+fn simulate_system(args: &SimulateArgs) -> Result<()> {
     let started = Instant::now();
     let sys = load(&args.system, &args.set)?;
     let m = sys.model();
@@ -689,6 +816,38 @@ fn progress_bar(len: u64, quiet: bool) -> LazyBar {
         shown: std::cell::Cell::new(false),
         quiet,
     }
+}
+
+/// Snapshot of a particle frame coloured by local packing fraction (probe radius 2.5 diameters).
+fn plot_particles(input: &Path, output: &Path, frame: i64, width: u32, height: u32) -> Result<()> {
+    let fr = io::h5md::read_particle_frame(input, frame)?;
+    let p = &fr.parameters;
+    let diameter = match (p.get("sigma"), p.get("R")) {
+        (Some(s), _) => *s,
+        (None, Some(r)) => 2.0 * r,
+        _ => 1.0,
+    };
+    let bx = crate::particles::PeriodicBox::new(fr.dim, fr.edges[0]);
+    let phi = crate::particles::observables::local_packing(
+        &fr.x,
+        &bx,
+        fr.n,
+        diameter,
+        crate::particles::observables::LOCAL_RADIUS * diameter,
+    );
+    io::plot_particles(&fr, &phi, "local φ", diameter, output, (width, height))?;
+    eprintln!(
+        "wrote {} (frame {} of {}, t = {})",
+        output.display(),
+        if frame < 0 {
+            fr.frames as i64 + frame
+        } else {
+            frame
+        },
+        fr.frames,
+        fr.time
+    );
+    Ok(())
 }
 
 fn plot(

@@ -28,6 +28,7 @@
 //! Plots ([`plot_trajectory`]) are PNGs drawn with plotters, written the same way (temporary
 //! name + rename).
 
+pub mod h5md;
 mod plot;
 mod trajectory;
 
@@ -36,7 +37,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use plot::{plot_trajectory, PlotOptions, MAX_DRAWN_POINTS};
+pub use plot::{plot_particles, plot_trajectory, PlotOptions, MAX_DRAWN_POINTS};
 pub use trajectory::{
     read_trajectory, AttrValue, Trajectory, TrajectoryWriter, CHUNK_FRAMES, FORMAT_NAME,
     FORMAT_VERSION,

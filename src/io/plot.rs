@@ -578,3 +578,112 @@ impl Plot<'_> {
         Ok(())
     }
 }
+
+/// Draws particles of an H5MD frame (x–y plane; 1-D systems on a line) as disks of their
+/// diameter, coloured by the local packing fraction (`colour` per particle, in [0, 1] after
+/// scaling by `colour_max`), with a colour bar. Written atomically like every plot.
+pub fn plot_particles(
+    frame: &super::h5md::ParticleFrame,
+    colour: &[f64],
+    colour_label: &str,
+    diameter: f64,
+    png: &Path,
+    size: (u32, u32),
+) -> Result<()> {
+    let invalid = |msg: String| IoError::invalid(png, msg);
+    if !(64..=16384).contains(&size.0) || !(64..=16384).contains(&size.1) {
+        return Err(invalid(format!(
+            "image size {}×{} out of range (64..=16384 pixels per side)",
+            size.0, size.1
+        )));
+    }
+    let tmp = temp_path_for(png, ".tmp", ".png")?;
+    let draw = || -> DrawResult {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(s)?;
+        let bar_w = (size.0 / 8).max(60);
+        let (main, bar) = root.split_horizontally(size.0 - bar_w);
+        let w = 0.5 * frame.edges[0];
+        let hy = if frame.dim >= 2 {
+            0.5 * frame.edges[1]
+        } else {
+            1.0
+        };
+        let title = format!(
+            "{}: {} particles, t = {}",
+            if frame.system.is_empty() {
+                "particles"
+            } else {
+                &frame.system
+            },
+            frame.n,
+            fmt_num(frame.time)
+        );
+        let font_px = (size.1 as f64 / 30.0).max(12.0);
+        let mut chart = ChartBuilder::on(&main)
+            .caption(title, ("sans-serif", font_px))
+            .margin(10)
+            .x_label_area_size(font_px as u32 * 2)
+            .y_label_area_size(font_px as u32 * 3)
+            .build_cartesian_2d(-w..w, -hy..hy)
+            .map_err(s)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("x")
+            .y_desc(if frame.dim >= 2 { "y" } else { "" })
+            .draw()
+            .map_err(s)?;
+        // disk radius in pixels from the x scale
+        let plot_w = chart.plotting_area().dim_in_pixel().0 as f64;
+        let r_px = ((0.5 * diameter / (2.0 * w)) * plot_w).max(1.0) as i32;
+        let (lo, hi) = (0.0, colour.iter().cloned().fold(1e-12, f64::max));
+        chart
+            .draw_series((0..frame.n).map(|i| {
+                let px = frame.x[i * frame.dim];
+                let py = if frame.dim >= 2 {
+                    frame.x[i * frame.dim + 1]
+                } else {
+                    0.0
+                };
+                let c = time_colour((colour[i] - lo) / (hi - lo));
+                Circle::new((px, py), r_px, c.filled())
+            }))
+            .map_err(s)?;
+        // colour bar
+        let mut cb = ChartBuilder::on(&bar)
+            .margin_top(font_px as u32 * 3)
+            .margin_bottom(font_px as u32 * 3)
+            .y_label_area_size(font_px as u32 * 3)
+            .caption(colour_label, ("sans-serif", font_px * 0.8))
+            .build_cartesian_2d(0.0..1.0, lo..hi)
+            .map_err(s)?;
+        cb.configure_mesh()
+            .disable_mesh()
+            .disable_x_axis()
+            .draw()
+            .map_err(s)?;
+        cb.draw_series((0..100).map(|b| {
+            let (a, z) = (
+                lo + (hi - lo) * b as f64 / 100.0,
+                lo + (hi - lo) * (b + 1) as f64 / 100.0,
+            );
+            Rectangle::new(
+                [(0.0, a), (1.0, z)],
+                time_colour((b as f64 + 0.5) / 100.0).filled(),
+            )
+        }))
+        .map_err(s)?;
+        root.present().map_err(s)
+    };
+    let drawn = draw()
+        .map_err(|msg| IoError::Plot {
+            path: png.to_path_buf(),
+            msg,
+        })
+        .and_then(|()| commit_file(&tmp, png));
+    if drawn.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    drawn
+}

@@ -41,6 +41,8 @@ pub enum AttrValue {
     U64(u64),
     /// 1-D `f64` array.
     F64s(Vec<f64>),
+    /// 1-D `i64` array (read back as [`AttrValue::F64s`]).
+    I64s(Vec<i64>),
     /// 1-D array of variable-length UTF-8 strings (h5py: array of `str`).
     Strs(Vec<String>),
     /// Boolean (HDF5 enum `{FALSE, TRUE}` over `i8`, as h5py writes it).
@@ -391,7 +393,7 @@ impl Drop for TrajectoryWriter {
 }
 
 /// Writes attribute `name` on `loc`, replacing an existing one.
-fn write_attr(loc: &Location, name: &str, value: &AttrValue, path: &Path) -> Result<()> {
+pub(crate) fn write_attr(loc: &Location, name: &str, value: &AttrValue, path: &Path) -> Result<()> {
     let op = || format!("write attribute '{name}'");
     let vlu = |s: &str| {
         VarLenUnicode::from_str(s).map_err(|e| {
@@ -419,6 +421,11 @@ fn write_attr(loc: &Location, name: &str, value: &AttrValue, path: &Path) -> Res
         AttrValue::Bool(x) => scalar_attr(loc, name, x),
         AttrValue::F64s(v) => loc
             .new_attr::<f64>()
+            .shape(v.len())
+            .create(name)
+            .and_then(|a| a.write_raw(v.as_slice())),
+        AttrValue::I64s(v) => loc
+            .new_attr::<i64>()
             .shape(v.len())
             .create(name)
             .and_then(|a| a.write_raw(v.as_slice())),

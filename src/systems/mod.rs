@@ -505,6 +505,24 @@ pub fn catalogue_files() -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     walk(&catalogue_dir(), &mut out);
+    // particle models (systems/active/, kind = "particles") are not equation systems
+    out.retain(|p| {
+        std::fs::read_to_string(p).map_or(true, |t| !crate::particles::model::is_particle_file(&t))
+    });
+    out.sort();
+    out
+}
+
+/// The particle-model files of the catalogue (`kind = "particles"`, `systems/active/`).
+pub fn particle_files() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(catalogue_dir().join("active"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
     out.sort();
     out
 }
@@ -531,7 +549,8 @@ pub fn resolve_system(system: &str) -> Result<PathBuf, LoadError> {
     }
     let norm = |s: &str| s.to_lowercase().replace(['_', '-'], "");
     let want = norm(system);
-    let files = catalogue_files();
+    let mut files = catalogue_files();
+    files.extend(particle_files());
     for f in &files {
         if f.file_stem()
             .is_some_and(|s| norm(&s.to_string_lossy()) == want)

@@ -1,0 +1,476 @@
+//! Particle models read from definition files of `kind = "particles"` (`systems/active/`):
+//! active Ornstein–Uhlenbeck particles (AOUP, the model of Boffi & Vanden-Eijnden 2024) and
+//! active Brownian particles (ABP) with WCA repulsion, in periodic boxes.
+//!
+//! ```toml
+//! name = "mips"
+//! kind = "particles"
+//! model = "aoup"            # or "abp"
+//! dimension = 2             # spatial dimension d (1, 2 or 3; ABP: 2 or 3)
+//! dt = 0.1
+//! [parameters]
+//! N = 4096
+//! phi = 0.5                 # packing fraction, sets the box (or give L, the box edge)
+//! v0 = 0.025
+//! gamma = 1e-4
+//! eps = 0.0
+//! k = 1.0
+//! A = 0.0
+//! R = 1.0
+//! beta = 7.5                # absent: the hard harmonic force k (2R − r)
+//! ```
+
+use super::cells::PeriodicBox;
+use crate::systems::spec::error_at;
+use crate::systems::SpecError;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Pair interaction: the force on i from j is `magnitude(r) · r̂`, r = x_i − x_j (minimum image),
+/// positive = repulsive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PairForce {
+    /// k · softplus_β(r0 − r), softplus_β(u) = log(1 + e^{βu})/β (r0 = 2R): the paper's soft
+    /// repulsion. Cut off at `cutoff`, where the neglected tail is below k·δ (see [`Self::cutoff`]).
+    Softplus { k: f64, r0: f64, beta: f64 },
+    /// k · (r0 − r) for r < r0 (harmonic overlap repulsion).
+    Harmonic { k: f64, r0: f64 },
+    /// Weeks–Chandler–Andersen: −dU/dr of U = 4ε[(σ/r)^12 − (σ/r)^6] + ε for r < 2^{1/6}σ.
+    Wca { eps: f64, sigma: f64 },
+}
+
+/// 2^{1/6}: the WCA cut-off in units of σ (the minimum of the Lennard-Jones potential).
+pub const WCA_CUT: f64 = 1.122_462_048_309_373;
+
+/// Largest neglected softplus force per pair, in units of k (documented cut-off rule).
+pub const SOFTPLUS_TAIL: f64 = 1e-10;
+
+impl PairForce {
+    /// Interaction range. Softplus: r_c = r0 + ln(1/(β δ))/β with δ = [`SOFTPLUS_TAIL`], since
+    /// softplus_β(r0 − r) ≤ e^{−β(r − r0)}/β for r > r0: the neglected force is below k·δ per
+    /// pair (β = 7.5, r0 = 2: r_c = 4.80).
+    pub fn cutoff(&self) -> f64 {
+        match *self {
+            PairForce::Softplus { r0, beta, .. } => {
+                r0 + (1.0 / (beta * SOFTPLUS_TAIL)).ln().max(0.0) / beta
+            }
+            PairForce::Harmonic { r0, .. } => r0,
+            PairForce::Wca { sigma, .. } => WCA_CUT * sigma,
+        }
+    }
+
+    /// Force magnitude f(r) for 0 < r < cutoff.
+    #[inline]
+    pub fn magnitude(&self, r: f64) -> f64 {
+        match *self {
+            PairForce::Softplus { k, r0, beta } => k * softplus(beta, r0 - r),
+            PairForce::Harmonic { k, r0 } => {
+                if r < r0 {
+                    k * (r0 - r)
+                } else {
+                    0.0
+                }
+            }
+            PairForce::Wca { eps, sigma } => {
+                if r >= WCA_CUT * sigma {
+                    return 0.0;
+                }
+                let s6 = (sigma / r).powi(6);
+                24.0 * eps * (2.0 * s6 * s6 - s6) / r
+            }
+        }
+    }
+
+    /// f(r)/r from r² (the force is this times the separation vector); WCA needs no square
+    /// root.
+    #[inline(always)]
+    pub fn magnitude_over_r(&self, r2: f64) -> f64 {
+        match *self {
+            PairForce::Wca { eps, sigma } => {
+                let s2 = sigma * sigma / r2;
+                let s6 = s2 * s2 * s2;
+                24.0 * eps * (2.0 * s6 * s6 - s6) / r2
+            }
+            _ => {
+                let r = r2.sqrt();
+                self.magnitude(r) / r
+            }
+        }
+    }
+
+    /// df/dr, used for the divergence of the drift: ∇_{x_i}·(f(r) r̂) = f'(r) + (d − 1) f(r)/r.
+    #[inline]
+    pub fn derivative(&self, r: f64) -> f64 {
+        match *self {
+            PairForce::Softplus { k, r0, beta } => -k * logistic(beta * (r0 - r)),
+            PairForce::Harmonic { k, r0 } => {
+                if r < r0 {
+                    -k
+                } else {
+                    0.0
+                }
+            }
+            PairForce::Wca { eps, sigma } => {
+                if r >= WCA_CUT * sigma {
+                    return 0.0;
+                }
+                let s6 = (sigma / r).powi(6);
+                -24.0 * eps * (26.0 * s6 * s6 - 7.0 * s6) / (r * r)
+            }
+        }
+    }
+}
+
+/// softplus_β(u) = log(1 + e^{βu})/β, evaluated without overflow.
+#[inline]
+pub fn softplus(beta: f64, u: f64) -> f64 {
+    let z = beta * u;
+    if z > 30.0 {
+        u + (-z).exp().ln_1p() / beta
+    } else {
+        z.exp().ln_1p() / beta
+    }
+}
+
+/// The logistic function 1/(1 + e^{−z}).
+#[inline]
+pub fn logistic(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Stochastic dynamics of the particles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Dynamics {
+    /// AOUP: dx = (v0 g + Σ F − A x) dt + √(2ε) dW, dg = −γ g dt + √(2γ) dB. Euler–Maruyama in x,
+    /// the exact OU step in g.
+    Aoup {
+        v0: f64,
+        gamma: f64,
+        eps: f64,
+        trap: f64,
+    },
+    /// ABP: dx = (v0 e + μ F) dt + √(2 D_T) dW, the orientation e diffusing with D_r (2-D: an
+    /// angle; 3-D: a unit vector).
+    Abp {
+        v0: f64,
+        mu: f64,
+        d_t: f64,
+        d_r: f64,
+    },
+}
+
+/// A particle system: box, interactions, dynamics and step, all from one definition file.
+#[derive(Debug, Clone)]
+pub struct ParticleModel {
+    pub name: String,
+    pub description: String,
+    pub citation: String,
+    pub path: std::path::PathBuf,
+    /// File text (stored with every output).
+    pub source: String,
+    /// Spatial dimension d.
+    pub dim: usize,
+    /// Number of particles N (mobile + fixed).
+    pub n: usize,
+    /// The last `n_fixed` particles do not move (the paper's ring: one fixed particle).
+    pub n_fixed: usize,
+    pub bx: PeriodicBox,
+    pub pair: Option<PairForce>,
+    pub dynamics: Dynamics,
+    /// Time step Δt.
+    pub dt: f64,
+    /// Effective parameter values (file, overrides, derived), for the output.
+    pub parameters: BTreeMap<String, f64>,
+    /// Packing fraction N·v_d(R)/L^d (v_d: volume of a d-ball of the particle radius).
+    pub packing_fraction: f64,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParticles {
+    name: String,
+    kind: String,
+    model: toml::Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    citation: String,
+    dimension: toml::Spanned<i64>,
+    dt: toml::Spanned<f64>,
+    #[serde(default)]
+    parameters: BTreeMap<toml::Spanned<String>, toml::Spanned<f64>>,
+    #[serde(default)]
+    reference: toml::Table,
+}
+
+/// Volume of the d-ball of radius r.
+pub fn ball_volume(dim: usize, r: f64) -> f64 {
+    match dim {
+        1 => 2.0 * r,
+        2 => std::f64::consts::PI * r * r,
+        _ => 4.0 / 3.0 * std::f64::consts::PI * r * r * r,
+    }
+}
+
+/// Whether a definition file declares `kind = "particles"` (read without a full parse).
+pub fn is_particle_file(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text)
+        .ok()
+        .and_then(|t| {
+            t.get("kind")
+                .and_then(|k| k.as_str().map(|s| s == "particles"))
+        })
+        .unwrap_or(false)
+}
+
+impl ParticleModel {
+    /// Loads a particle definition file with `--set NAME=VALUE` overrides (parameters, and `dt`).
+    pub fn load(path: &Path, overrides: &[(String, f64)]) -> Result<ParticleModel, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+            file: path.display().to_string(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_str_at(&text, path, overrides)
+    }
+
+    /// Parses a particle definition from text (`path` names it in errors).
+    pub fn from_str_at(
+        text: &str,
+        path: &Path,
+        overrides: &[(String, f64)],
+    ) -> Result<ParticleModel, SpecError> {
+        let err = |offset: usize, m: String| error_at(path, text, offset, m);
+        let raw: RawParticles = toml::from_str(text).map_err(|e| {
+            let off = e.span().map(|s| s.start).unwrap_or(0);
+            err(off, e.message().to_string())
+        })?;
+        if raw.kind != "particles" {
+            return Err(err(0, format!("kind '{}' is not \"particles\"", raw.kind)));
+        }
+        let dim = *raw.dimension.get_ref();
+        if !(1..=3).contains(&dim) {
+            return Err(err(
+                raw.dimension.span().start,
+                format!("dimension must be 1, 2 or 3, got {dim}"),
+            ));
+        }
+        let dim = dim as usize;
+        let mut p: BTreeMap<String, f64> = BTreeMap::new();
+        let mut spans: BTreeMap<String, usize> = BTreeMap::new();
+        for (k, v) in &raw.parameters {
+            p.insert(k.get_ref().clone(), *v.get_ref());
+            spans.insert(k.get_ref().clone(), k.span().start);
+        }
+        let mut dt = *raw.dt.get_ref();
+        let model = raw.model.get_ref().as_str();
+        let known: &[&str] = match model {
+            "aoup" => &[
+                "N", "phi", "L", "v0", "gamma", "eps", "k", "A", "R", "beta", "n_fixed",
+            ],
+            "abp" => &[
+                "N", "phi", "L", "v0", "Pe", "sigma", "D_r", "D_T", "mu", "epsilon", "n_fixed",
+            ],
+            other => {
+                return Err(err(
+                    raw.model.span().start,
+                    format!("unknown particle model '{other}' (known: aoup, abp)"),
+                ))
+            }
+        };
+        for k in p.keys() {
+            if !known.contains(&k.as_str()) {
+                return Err(err(
+                    spans[k],
+                    format!(
+                        "unknown parameter '{k}' for model {model} (known: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        for (k, v) in overrides {
+            if k == "dt" {
+                dt = *v;
+            } else if known.contains(&k.as_str()) {
+                p.insert(k.clone(), *v);
+            } else {
+                return Err(SpecError {
+                    file: "--set".into(),
+                    line: 0,
+                    col: 0,
+                    message: format!(
+                        "unknown parameter '{k}' for model {model} (known: dt, {})",
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+        let cli = |m: String| SpecError {
+            file: path.display().to_string(),
+            line: 0,
+            col: 0,
+            message: m,
+        };
+        if !(dt > 0.0 && dt.is_finite()) {
+            return Err(err(
+                raw.dt.span().start,
+                format!("dt must be positive, got {dt}"),
+            ));
+        }
+        let get = |name: &str, default: Option<f64>| -> Result<f64, SpecError> {
+            match p.get(name).copied().or(default) {
+                Some(v) if v.is_finite() => Ok(v),
+                Some(v) => Err(cli(format!("parameter '{name}' is not finite ({v})"))),
+                None => Err(cli(format!("missing parameter '{name}' for model {model}"))),
+            }
+        };
+        let nonneg = |name: &str, v: f64| -> Result<f64, SpecError> {
+            if v < 0.0 {
+                Err(cli(format!("parameter '{name}' must be ≥ 0, got {v}")))
+            } else {
+                Ok(v)
+            }
+        };
+        let n = get("N", None)?;
+        if n < 1.0 || n.fract() != 0.0 || n > 1e9 {
+            return Err(cli(format!("N must be a positive integer, got {n}")));
+        }
+        let n = n as usize;
+        let n_fixed = get("n_fixed", Some(0.0))?;
+        if n_fixed < 0.0 || n_fixed.fract() != 0.0 || n_fixed as usize >= n {
+            return Err(cli(format!(
+                "n_fixed = {n_fixed} must be a non-negative integer below N = {n}"
+            )));
+        }
+        let n_fixed = n_fixed as usize;
+        let mut eff = p.clone();
+        let (pair, dynamics, radius) = match model {
+            "aoup" => {
+                let r = get("R", Some(1.0))?;
+                let k = nonneg("k", get("k", Some(0.0))?)?;
+                let pair = if k == 0.0 {
+                    None
+                } else if let Some(&beta) = p.get("beta") {
+                    if beta <= 0.0 {
+                        return Err(cli(format!("beta must be positive, got {beta}")));
+                    }
+                    Some(PairForce::Softplus {
+                        k,
+                        r0: 2.0 * r,
+                        beta,
+                    })
+                } else {
+                    Some(PairForce::Harmonic { k, r0: 2.0 * r })
+                };
+                let dynamics = Dynamics::Aoup {
+                    v0: get("v0", Some(0.0))?,
+                    gamma: nonneg("gamma", get("gamma", None)?)?,
+                    eps: nonneg("eps", get("eps", Some(0.0))?)?,
+                    trap: nonneg("A", get("A", Some(0.0))?)?,
+                };
+                (pair, dynamics, r)
+            }
+            _ => {
+                if dim == 1 {
+                    return Err(cli("ABP needs dimension 2 or 3".into()));
+                }
+                let sigma = get("sigma", Some(1.0))?;
+                let d_r = nonneg("D_r", get("D_r", Some(1.0))?)?;
+                // Péclet number Pe = 3 v0 / (σ D_r), D_T = D_r σ²/3 (Stokes–Einstein for a sphere)
+                let d_t = nonneg("D_T", get("D_T", Some(d_r * sigma * sigma / 3.0))?)?;
+                let v0 = match (p.get("v0"), p.get("Pe")) {
+                    (Some(_), Some(_)) => {
+                        return Err(cli("give either v0 or Pe, not both".into()));
+                    }
+                    (Some(v), None) => *v,
+                    (None, Some(pe)) => pe * sigma * d_r / 3.0,
+                    (None, None) => 0.0,
+                };
+                let mu = get("mu", Some(1.0))?;
+                // WCA strength: the propulsion force v0/μ equals 24 ε/σ (Stenhammar et al. 2014),
+                // at least k_BT = D_T/μ
+                let eps = get("epsilon", Some((v0 * sigma / (24.0 * mu)).max(d_t / mu)))?;
+                eff.insert("v0".into(), v0);
+                eff.insert("D_T".into(), d_t);
+                eff.insert("D_r".into(), d_r);
+                eff.insert("epsilon".into(), eps);
+                eff.insert("Pe".into(), 3.0 * v0 / (sigma * d_r.max(f64::MIN_POSITIVE)));
+                (
+                    Some(PairForce::Wca { eps, sigma }),
+                    Dynamics::Abp { v0, mu, d_t, d_r },
+                    0.5 * sigma,
+                )
+            }
+        };
+        // box: L given, or from the packing fraction φ = N v_d(R) / L^d
+        let length = match (p.get("L"), p.get("phi")) {
+            (Some(l), _) if *l > 0.0 => *l,
+            (Some(l), _) => return Err(cli(format!("L must be positive, got {l}"))),
+            (None, Some(phi)) if *phi > 0.0 && *phi < 1.0 => {
+                (n as f64 * ball_volume(dim, radius) / phi).powf(1.0 / dim as f64)
+            }
+            (None, Some(phi)) => {
+                return Err(cli(format!("phi must be in (0, 1), got {phi}")));
+            }
+            (None, None) => {
+                return Err(cli("give the box edge L or the packing fraction phi".into()))
+            }
+        };
+        let bx = PeriodicBox::new(dim, length);
+        if let Some(f) = pair {
+            if f.cutoff() >= 0.5 * length && n > 1 {
+                return Err(cli(format!(
+                    "box edge L = {length:.4} is shorter than twice the interaction range {:.4}: minimum image would miss pairs",
+                    f.cutoff()
+                )));
+            }
+        }
+        let packing_fraction = n as f64 * ball_volume(dim, radius) / bx.volume();
+        eff.insert("L".into(), length);
+        eff.insert("phi".into(), packing_fraction);
+        eff.insert("dt".into(), dt);
+        let _ = raw.reference;
+        Ok(ParticleModel {
+            name: raw.name,
+            description: raw.description,
+            citation: raw.citation,
+            path: path.to_path_buf(),
+            source: text.to_string(),
+            dim,
+            n,
+            n_fixed,
+            bx,
+            pair,
+            dynamics,
+            dt,
+            parameters: eff,
+            packing_fraction,
+        })
+    }
+
+    /// Components of the propulsion / orientation per particle: AOUP d, ABP 1 (2-D angle) or 3.
+    pub fn propulsion_dim(&self) -> usize {
+        match self.dynamics {
+            Dynamics::Aoup { .. } => self.dim,
+            Dynamics::Abp { .. } => {
+                if self.dim == 2 {
+                    1
+                } else {
+                    3
+                }
+            }
+        }
+    }
+
+    /// Particle diameter (2R for AOUP, σ for ABP).
+    pub fn diameter(&self) -> f64 {
+        match (self.dynamics, self.pair) {
+            (Dynamics::Abp { .. }, Some(PairForce::Wca { sigma, .. })) => sigma,
+            (_, Some(PairForce::Softplus { r0, .. }))
+            | (_, Some(PairForce::Harmonic { r0, .. })) => r0,
+            _ => 2.0 * self.parameters.get("R").copied().unwrap_or(1.0),
+        }
+    }
+}

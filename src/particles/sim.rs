@@ -1,0 +1,406 @@
+//! The particle simulation: state, forces through the cell list, and one time step of the
+//! model's stochastic dynamics. Forces are gathered per particle (each particle sums over its
+//! own neighbours, in cell order), and the noise of particle i at step n is a function of
+//! (seed, replica, n, i) only, so a step is bit-identical whatever the number of threads.
+
+use super::cells::{CellList, PeriodicBox};
+use super::model::{Dynamics, PairForce, ParticleModel};
+use super::rng::CounterRng;
+use rayon::prelude::*;
+
+/// Particles per parallel work item (large enough to amortise scheduling).
+const CHUNK: usize = 512;
+
+/// Instantaneous state of one replica.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParticleState {
+    /// Positions wrapped into the box, N·d (particle-major).
+    pub x: Vec<f64>,
+    /// Image counters, N·d: the unwrapped position is x + image·L.
+    pub image: Vec<i32>,
+    /// AOUP: self-propulsion g (N·d). ABP 2-D: angles θ (N). ABP 3-D: unit vectors e (N·3).
+    pub g: Vec<f64>,
+    /// Steps taken since the initial condition.
+    pub step: u64,
+}
+
+/// A replica of a particle model being integrated.
+pub struct Simulation {
+    pub model: ParticleModel,
+    pub state: ParticleState,
+    /// Noise stream of this replica's dynamics.
+    rng: CounterRng,
+    cells: Option<CellList>,
+    force: Vec<f64>,
+    sorted_x: Vec<f64>,
+    sorted_f: Vec<f64>,
+    /// Current positions in the layout the cell list was built from (scratch, N·d).
+    pub seed: u64,
+    pub replica: u32,
+}
+
+/// Stream numbers under one seed: replicas are independent, and initial conditions use their own
+/// streams.
+fn stream(replica: u32, purpose: u32) -> u32 {
+    replica.wrapping_mul(4).wrapping_add(purpose) & 0x00ff_ffff
+}
+
+impl Simulation {
+    /// A replica started from a random initial condition: positions on a lattice filling the box
+    /// with random jitter that keeps particles apart, in a random assignment; self-propulsion
+    /// drawn from its stationary law N(0, I) (AOUP), orientations uniform (ABP).
+    pub fn new(model: ParticleModel, seed: u64, replica: u32) -> Simulation {
+        let state = initial_state(&model, seed, replica);
+        Self::from_state(model, state, seed, replica)
+    }
+
+    /// A replica continuing from a given state (resume, or a user-supplied configuration).
+    pub fn from_state(
+        model: ParticleModel,
+        state: ParticleState,
+        seed: u64,
+        replica: u32,
+    ) -> Simulation {
+        let cells = model.pair.map(|p| CellList::new(&model.bx, p.cutoff()));
+        let n = model.n;
+        let d = model.dim;
+        Simulation {
+            rng: CounterRng::new(seed, stream(replica, 0)),
+            cells,
+            force: vec![0.0; n * d],
+            sorted_x: Vec::new(),
+            sorted_f: Vec::new(),
+            model,
+            state,
+            seed,
+            replica,
+        }
+    }
+
+    /// Time t = step·Δt.
+    pub fn time(&self) -> f64 {
+        self.state.step as f64 * self.model.dt
+    }
+
+    /// Pair forces Σ_j f(r_ij) r̂_ij on every particle (N·d), via the cell list: positions are
+    /// copied into cell order, forces computed in that order (each particle gathers over its
+    /// neighbours: no write conflicts, a fixed summation order) and scattered back.
+    pub fn compute_forces(&mut self) {
+        let d = self.model.dim;
+        let (Some(pair), Some(cells)) = (self.model.pair, self.cells.as_mut()) else {
+            self.force.iter_mut().for_each(|f| *f = 0.0);
+            return;
+        };
+        cells.build(&self.state.x);
+        let cells = &*cells;
+        let n = self.model.n;
+        let x = &self.state.x;
+        self.sorted_x.resize(n * d, 0.0);
+        self.sorted_f.resize(n * d, 0.0);
+        for (k, &i) in cells.order.iter().enumerate() {
+            let i = i as usize;
+            self.sorted_x[k * d..(k + 1) * d].copy_from_slice(&x[i * d..(i + 1) * d]);
+        }
+        let xs = &self.sorted_x;
+        let bx = self.model.bx;
+        let rc2 = pair.cutoff().powi(2);
+        self.sorted_f
+            .par_chunks_mut(CHUNK * d)
+            .enumerate()
+            .for_each(|(chunk, out)| {
+                let first = chunk * CHUNK;
+                for (k, fk) in out.chunks_exact_mut(d).enumerate() {
+                    let ks = first + k;
+                    let c = cells.sorted_cell[ks] as usize;
+                    sorted_force_on(ks, c, xs, d, &bx, &pair, rc2, cells, fk);
+                }
+            });
+        for (k, &i) in cells.order.iter().enumerate() {
+            let i = i as usize;
+            self.force[i * d..(i + 1) * d].copy_from_slice(&self.sorted_f[k * d..(k + 1) * d]);
+        }
+    }
+
+    /// Advances one step of Δt.
+    pub fn step(&mut self) {
+        self.compute_forces();
+        let m = &self.model;
+        let (d, dt, n_mobile) = (m.dim, m.dt, m.n - m.n_fixed);
+        let bx = m.bx;
+        let step = self.state.step;
+        let rng = self.rng;
+        let force = &self.force;
+        let gd = m.propulsion_dim();
+        match m.dynamics {
+            Dynamics::Aoup {
+                v0,
+                gamma,
+                eps,
+                trap,
+            } => {
+                let sx = (2.0 * eps * dt).sqrt();
+                let decay = (-gamma * dt).exp();
+                let sg = (1.0 - decay * decay).sqrt();
+                let len = bx.length;
+                self.state.x[..n_mobile * d]
+                    .par_chunks_mut(CHUNK * d)
+                    .zip(self.state.image[..n_mobile * d].par_chunks_mut(CHUNK * d))
+                    .zip(self.state.g[..n_mobile * d].par_chunks_mut(CHUNK * d))
+                    .enumerate()
+                    .for_each(|(chunk, ((xs, imgs), gs))| {
+                        for k in 0..xs.len() / d {
+                            let i = chunk * CHUNK + k;
+                            let z = rng.normals(step, i as u32, 0);
+                            let z2 = if d > 2 {
+                                rng.normals(step, i as u32, 1)
+                            } else {
+                                [0.0; 4]
+                            };
+                            for c in 0..d {
+                                let (xi, gi) = (&mut xs[k * d + c], &mut gs[k * d + c]);
+                                let unwrapped = *xi + imgs[k * d + c] as f64 * len;
+                                let drift = v0 * *gi + force[i * d + c] - trap * unwrapped;
+                                // noise: x uses z[0..d), g uses the next d numbers
+                                let (nx, ng) = noise_pair(&z, &z2, c, d);
+                                *xi += drift * dt + sx * nx;
+                                *gi = decay * *gi + sg * ng;
+                                imgs[k * d + c] += bx.wrap(xi);
+                            }
+                        }
+                    });
+            }
+            Dynamics::Abp { v0, mu, d_t, d_r } => {
+                let sx = (2.0 * d_t * dt).sqrt();
+                let sr = (2.0 * d_r * dt).sqrt();
+                self.state.x[..n_mobile * d]
+                    .par_chunks_mut(CHUNK * d)
+                    .zip(self.state.image[..n_mobile * d].par_chunks_mut(CHUNK * d))
+                    .zip(self.state.g[..n_mobile * gd].par_chunks_mut(CHUNK * gd))
+                    .enumerate()
+                    .for_each(|(chunk, ((xs, imgs), gs))| {
+                        for k in 0..xs.len() / d {
+                            let i = chunk * CHUNK + k;
+                            let z = rng.normals(step, i as u32, 0);
+                            let e = &mut gs[k * gd..(k + 1) * gd];
+                            if d == 2 {
+                                let (s, c) = super::rng::sin_cos(e[0]);
+                                let dir = [c, s];
+                                for a in 0..2 {
+                                    let xi = &mut xs[k * 2 + a];
+                                    *xi += (v0 * dir[a] + mu * force[i * 2 + a]) * dt + sx * z[a];
+                                    imgs[k * 2 + a] += bx.wrap(xi);
+                                }
+                                // the angle is kept in [−π, π) (only e = (cos θ, sin θ) matters)
+                                let mut th = e[0] + sr * z[2];
+                                if th >= std::f64::consts::PI {
+                                    th -= std::f64::consts::TAU;
+                                } else if th < -std::f64::consts::PI {
+                                    th += std::f64::consts::TAU;
+                                }
+                                e[0] = th;
+                            } else {
+                                let z2 = rng.normals(step, i as u32, 1);
+                                for a in 0..3 {
+                                    let xi = &mut xs[k * 3 + a];
+                                    *xi += (v0 * e[a] + mu * force[i * 3 + a]) * dt + sx * z[a];
+                                    imgs[k * 3 + a] += bx.wrap(xi);
+                                }
+                                // rotational diffusion on the sphere: tangential kick, renormalised
+                                let eta = [z[3], z2[0], z2[1]];
+                                let dot = eta[0] * e[0] + eta[1] * e[1] + eta[2] * e[2];
+                                for a in 0..3 {
+                                    e[a] += sr * (eta[a] - dot * e[a]);
+                                }
+                                let norm = (e[0] * e[0] + e[1] * e[1] + e[2] * e[2]).sqrt();
+                                e.iter_mut().for_each(|v| *v /= norm);
+                            }
+                        }
+                    });
+            }
+        }
+        self.state.step += 1;
+    }
+
+    /// Pair forces of the last step (N·d).
+    pub fn forces(&self) -> &[f64] {
+        &self.force
+    }
+}
+
+/// Noise numbers for component c of x and g from two blocks of four normals (d ≤ 3).
+#[inline]
+fn noise_pair(z: &[f64; 4], z2: &[f64; 4], c: usize, d: usize) -> (f64, f64) {
+    let all = [z[0], z[1], z[2], z[3], z2[0], z2[1]];
+    (all[c], all[d + c])
+}
+
+/// Force on the particle at sorted position `ks` (in cell `c`), from positions in sorted order.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn sorted_force_on(
+    ks: usize,
+    c: usize,
+    xs: &[f64],
+    d: usize,
+    bx: &PeriodicBox,
+    pair: &PairForce,
+    rc2: f64,
+    cells: &CellList,
+    out: &mut [f64],
+) {
+    match (*pair, d) {
+        (PairForce::Wca { eps, sigma }, 2) => {
+            // branch-free: the LJ expression is cheap, so evaluate it for every candidate and mask
+            let (s2, e24) = (sigma * sigma, 24.0 * eps);
+            sorted_force_d::<2>(ks, c, xs, bx, rc2, cells, out, true, |r2| {
+                let q = s2 / r2;
+                let s6 = q * q * q;
+                e24 * (2.0 * s6 * s6 - s6) / r2
+            })
+        }
+        (p, 1) => sorted_force_d::<1>(ks, c, xs, bx, rc2, cells, out, false, |r2| {
+            p.magnitude_over_r(r2)
+        }),
+        (p, 2) => sorted_force_d::<2>(ks, c, xs, bx, rc2, cells, out, false, |r2| {
+            p.magnitude_over_r(r2)
+        }),
+        (p, _) => sorted_force_d::<3>(ks, c, xs, bx, rc2, cells, out, false, |r2| {
+            p.magnitude_over_r(r2)
+        }),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn sorted_force_d<const D: usize>(
+    ks: usize,
+    c: usize,
+    xs: &[f64],
+    bx: &PeriodicBox,
+    rc2: f64,
+    cells: &CellList,
+    out: &mut [f64],
+    branchless: bool,
+    over_r: impl Fn(f64) -> f64,
+) {
+    let mut xi = [0.0f64; D];
+    xi.copy_from_slice(&xs[ks * D..(ks + 1) * D]);
+    let mut f = [0.0f64; D];
+    cells.for_each_sorted_candidate(c, |j| {
+        let mut r = [0.0f64; D];
+        let mut r2 = 0.0;
+        for a in 0..D {
+            let v = bx.min_image_wrapped(xi[a] - xs[j * D + a]);
+            r[a] = v;
+            r2 += v * v;
+        }
+        // r2 > 0 also skips the particle itself
+        let inside = r2 < rc2 && r2 > 0.0;
+        let s = if branchless {
+            let s = over_r(if inside { r2 } else { rc2 });
+            if inside {
+                s
+            } else {
+                0.0
+            }
+        } else if inside {
+            over_r(r2)
+        } else {
+            0.0
+        };
+        for a in 0..D {
+            f[a] += s * r[a];
+        }
+    });
+    out.copy_from_slice(&f);
+}
+
+/// All-pairs forces (O(N²), minimum image): the reference the cell list is tested against.
+pub fn all_pairs_forces(model: &ParticleModel, x: &[f64]) -> Vec<f64> {
+    let d = model.dim;
+    let mut out = vec![0.0; x.len()];
+    let Some(pair) = model.pair else { return out };
+    let rc = pair.cutoff();
+    for i in 0..model.n {
+        for j in 0..model.n {
+            if i == j {
+                continue;
+            }
+            let r: Vec<f64> = (0..d)
+                .map(|c| model.bx.min_image(x[i * d + c] - x[j * d + c]))
+                .collect();
+            let rn = r.iter().map(|v| v * v).sum::<f64>().sqrt();
+            if rn < rc && rn > 0.0 {
+                for c in 0..d {
+                    out[i * d + c] += pair.magnitude(rn) * r[c] / rn;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The initial condition of replica `replica` (see [`Simulation::new`]).
+pub fn initial_state(model: &ParticleModel, seed: u64, replica: u32) -> ParticleState {
+    let (n, d) = (model.n, model.dim);
+    let rng = CounterRng::new(seed, stream(replica, 1));
+    let per_side = (n as f64).powf(1.0 / d as f64).ceil() as usize;
+    let spacing = model.bx.length / per_side as f64;
+    let jitter = (spacing - model.diameter()).max(0.0) * 0.5;
+    // random assignment of particles to lattice sites: sort sites by a random key
+    let sites = per_side.pow(d as u32);
+    let mut keys: Vec<(u64, usize)> = (0..sites)
+        .map(|s| {
+            let b = rng.bits(0, s as u32, 0);
+            (((b[0] as u64) << 32) | b[1] as u64, s)
+        })
+        .collect();
+    keys.sort_unstable();
+    let w = model.bx.half();
+    let mut x = vec![0.0; n * d];
+    for i in 0..n {
+        let mut s = keys[i].1;
+        let u = rng.uniforms(1, i as u32, 0);
+        for c in 0..d {
+            let site = s % per_side;
+            s /= per_side;
+            let centre = -w + (site as f64 + 0.5) * spacing;
+            x[i * d + c] = centre + jitter * (2.0 * u[c] - 1.0);
+        }
+    }
+    let mut image = vec![0; n * d];
+    for (xi, im) in x.iter_mut().zip(image.iter_mut()) {
+        *im += model.bx.wrap(xi);
+    }
+    let gd = model.propulsion_dim();
+    let mut g = vec![0.0; n * gd];
+    for i in 0..n {
+        let z = rng.normals(2, i as u32, 0);
+        match model.dynamics {
+            Dynamics::Aoup { .. } => g[i * d..(i + 1) * d].copy_from_slice(&z[..d]),
+            Dynamics::Abp { .. } => {
+                if d == 2 {
+                    let u = rng.uniforms(3, i as u32, 0);
+                    g[i] = std::f64::consts::TAU * u[0] - std::f64::consts::PI;
+                } else {
+                    let norm = (z[0] * z[0] + z[1] * z[1] + z[2] * z[2]).sqrt();
+                    for c in 0..3 {
+                        g[i * 3 + c] = z[c] / norm;
+                    }
+                }
+            }
+        }
+    }
+    if model.n_fixed > 0 {
+        // fixed particles keep no propulsion
+        for v in g[(n - model.n_fixed) * gd..].iter_mut() {
+            *v = 0.0;
+        }
+    }
+    ParticleState {
+        x,
+        image,
+        g,
+        step: 0,
+    }
+}
