@@ -198,6 +198,9 @@ pub struct SimulateArgs {
     /// Worker threads (default: all cores); results do not depend on it
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Testing aid: stop after this many frames as if the run had been killed
+    #[arg(long, hide = true)]
+    pub abort_after_frames: Option<usize>,
     #[arg(short, long)]
     pub output: PathBuf,
     /// Print a machine-readable summary.
@@ -513,6 +516,7 @@ fn simulate_particles(args: &SimulateArgs, path: &Path) -> Result<()> {
         resume: args.resume,
         progress: !args.quiet && !args.json,
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        abort_after_frames: args.abort_after_frames,
     };
     let summary = crate::particles::run::run(&model, &args.output, &cfg)?;
     if args.json {

@@ -222,8 +222,8 @@ mod tests {
         assert_eq!(bx.wrap(&mut x), 1);
         assert_eq!(x, -5.0);
         let mut x = -17.5;
-        assert_eq!(bx.wrap(&mut x), -1);
-        assert!((x - (-7.5)).abs() < 1e-12);
+        assert_eq!(bx.wrap(&mut x), -2);
+        assert!((x - 2.5).abs() < 1e-12);
         assert!((bx.min_image(9.0) - (-1.0)).abs() < 1e-12);
         assert!((bx.min_image(-6.0) - 4.0).abs() < 1e-12);
     }

@@ -8,6 +8,7 @@
 
 pub mod cells;
 pub mod model;
+pub mod neighbours;
 pub mod observables;
 pub mod rng;
 pub mod run;

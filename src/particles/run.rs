@@ -28,6 +28,9 @@ pub struct RunConfig {
     pub progress: bool,
     /// The command line, stored in `/parameters`.
     pub command: String,
+    /// Testing aid: stop with an error after this many frames of this invocation, leaving the
+    /// partial file as a crash would (exercises `--resume`).
+    pub abort_after_frames: Option<usize>,
 }
 
 /// What a run did.
@@ -60,6 +63,19 @@ pub enum RunError {
     Io(#[from] IoError),
     #[error("{0}")]
     Invalid(String),
+    #[error("{system}: unstable at step {step} (t = {t}) in replica {replica}: pair forces moved a particle by {jump:.3} in one step (particle diameter {diameter}); reduce dt (--set dt=...)")]
+    Unstable {
+        system: String,
+        replica: usize,
+        step: u64,
+        t: f64,
+        jump: f64,
+        diameter: f64,
+    },
+    #[error(
+        "run interrupted after {frames} frames (--abort-after-frames); continue with --resume"
+    )]
+    Aborted { frames: usize },
     #[error("{system}: particle {particle} left the finite range at step {step} (t = {t}): coordinate {coordinate} = {value}; reduce dt")]
     BlowUp {
         system: String,
@@ -224,6 +240,7 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
     let has_pairs = model.pair.is_some();
     let rdf_max = (5.0 * diameter).min(0.5 * model.bx.length);
     let parallel_replicas = n < 2048 && m > 1;
+    let mut written_here = 0usize;
     // frames still to write (those at steps beyond the current one, or the current one if not yet
     // written: the file has `writer.frames()` of them)
     for (k, &target) in frame_steps.iter().enumerate() {
@@ -231,15 +248,37 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
             continue;
         }
         // advance every replica to `target`
-        let advance = |s: &mut Simulation| {
+        // a step in which forces move a particle by more than a quarter diameter is a blow-up
+        // (Δt too large for the stiffness of the repulsion): stop with the step and particle
+        let limit = 0.25 * diameter;
+        let advance = |s: &mut Simulation| -> Option<(u64, f64)> {
             while s.state.step < target {
                 s.step();
+                let jump = s.max_force_displacement();
+                if jump.is_nan() || jump > limit {
+                    return Some((s.state.step, jump));
+                }
             }
+            None
         };
-        if parallel_replicas {
-            sims.par_iter_mut().for_each(advance);
+        let blown: Vec<Option<(u64, f64)>> = if parallel_replicas {
+            sims.par_iter_mut().map(advance).collect()
         } else {
-            sims.iter_mut().for_each(advance);
+            sims.iter_mut().map(advance).collect()
+        };
+        if let Some((r, (step, jump))) = blown
+            .iter()
+            .enumerate()
+            .find_map(|(r, b)| b.map(|v| (r, v)))
+        {
+            return Err(RunError::Unstable {
+                system: model.name.clone(),
+                replica: r,
+                step,
+                t: step as f64 * model.dt,
+                jump,
+                diameter,
+            });
         }
         if let Some(pb) = &bar {
             pb.set_position(target);
@@ -341,6 +380,12 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
             })
             .collect();
         writer.end_frame(&states)?;
+        written_here += 1;
+        if cfg.abort_after_frames == Some(written_here) && writer.frames() < frame_steps.len() {
+            return Err(RunError::Aborted {
+                frames: writer.frames(),
+            });
+        }
     }
     // make sure the last steps beyond the last frame are run (steps not a multiple of every)
     let wall = start.elapsed().as_secs_f64();

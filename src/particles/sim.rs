@@ -3,8 +3,9 @@
 //! own neighbours, in cell order), and the noise of particle i at step n is a function of
 //! (seed, replica, n, i) only, so a step is bit-identical whatever the number of threads.
 
-use super::cells::{CellList, PeriodicBox};
+use super::cells::PeriodicBox;
 use super::model::{Dynamics, PairForce, ParticleModel};
+use super::neighbours::{self, VerletList};
 use super::rng::CounterRng;
 use rayon::prelude::*;
 
@@ -30,8 +31,9 @@ pub struct Simulation {
     pub state: ParticleState,
     /// Noise stream of this replica's dynamics.
     rng: CounterRng,
-    cells: Option<CellList>,
+    nlist: Option<VerletList>,
     force: Vec<f64>,
+    max_force: f64,
     sorted_x: Vec<f64>,
     sorted_f: Vec<f64>,
     /// Current positions in the layout the cell list was built from (scratch, N·d).
@@ -61,13 +63,16 @@ impl Simulation {
         seed: u64,
         replica: u32,
     ) -> Simulation {
-        let cells = model.pair.map(|p| CellList::new(&model.bx, p.cutoff()));
+        let nlist = model
+            .pair
+            .map(|p| VerletList::new(&model.bx, p.cutoff(), skin(&model, &p)));
         let n = model.n;
         let d = model.dim;
         Simulation {
             rng: CounterRng::new(seed, stream(replica, 0)),
-            cells,
+            nlist,
             force: vec![0.0; n * d],
+            max_force: 0.0,
             sorted_x: Vec::new(),
             sorted_f: Vec::new(),
             model,
@@ -82,27 +87,27 @@ impl Simulation {
         self.state.step as f64 * self.model.dt
     }
 
-    /// Pair forces Σ_j f(r_ij) r̂_ij on every particle (N·d), via the cell list: positions are
-    /// copied into cell order, forces computed in that order (each particle gathers over its
-    /// neighbours: no write conflicts, a fixed summation order) and scattered back.
+    /// Pair forces Σ_j f(r_ij) r̂_ij on every particle (N·d), from the Verlet list (rebuilt
+    /// from the cell list when a particle has moved more than half the skin): positions are
+    /// gathered into cell order, each particle sums over its own neighbours (no write conflicts,
+    /// a fixed summation order, so any thread count gives the same bits), and the forces are
+    /// scattered back.
     pub fn compute_forces(&mut self) {
         let d = self.model.dim;
-        let (Some(pair), Some(cells)) = (self.model.pair, self.cells.as_mut()) else {
+        let (Some(pair), Some(list)) = (self.model.pair, self.nlist.as_mut()) else {
             self.force.iter_mut().for_each(|f| *f = 0.0);
             return;
         };
-        cells.build(&self.state.x);
-        let cells = &*cells;
-        let n = self.model.n;
-        let x = &self.state.x;
-        self.sorted_x.resize(n * d, 0.0);
-        self.sorted_f.resize(n * d, 0.0);
-        for (k, &i) in cells.order.iter().enumerate() {
-            let i = i as usize;
-            self.sorted_x[k * d..(k + 1) * d].copy_from_slice(&x[i * d..(i + 1) * d]);
-        }
-        let xs = &self.sorted_x;
         let bx = self.model.bx;
+        if list.needs_rebuild(&self.state.x, &bx) {
+            list.build(&self.state.x, &bx, &mut self.sorted_x);
+        } else {
+            neighbours::gather(&self.state.x, list.order(), d, &mut self.sorted_x);
+        }
+        let list = &*list;
+        let n = self.model.n;
+        self.sorted_f.resize(n * d, 0.0);
+        let xs = &self.sorted_x;
         let rc2 = pair.cutoff().powi(2);
         self.sorted_f
             .par_chunks_mut(CHUNK * d)
@@ -110,15 +115,38 @@ impl Simulation {
             .for_each(|(chunk, out)| {
                 let first = chunk * CHUNK;
                 for (k, fk) in out.chunks_exact_mut(d).enumerate() {
-                    let ks = first + k;
-                    let c = cells.sorted_cell[ks] as usize;
-                    sorted_force_on(ks, c, xs, d, &bx, &pair, rc2, cells, fk);
+                    sorted_force_on(first + k, xs, d, &bx, &pair, rc2, list, fk);
                 }
             });
-        for (k, &i) in cells.order.iter().enumerate() {
+        for (k, &i) in list.order().iter().enumerate() {
             let i = i as usize;
             self.force[i * d..(i + 1) * d].copy_from_slice(&self.sorted_f[k * d..(k + 1) * d]);
         }
+        self.max_force = self
+            .sorted_f
+            .par_chunks(CHUNK * d)
+            .map(|c| c.iter().fold(0.0f64, |m, v| m.max(v.abs())))
+            .reduce(|| 0.0, f64::max);
+    }
+
+    /// Largest force component of the last step (the blow-up check: a step moving a particle by
+    /// a sizeable fraction of its diameter means Δt is too large).
+    pub fn max_force(&self) -> f64 {
+        self.max_force
+    }
+
+    /// Largest displacement a force can cause in one step: max |F| · mobility · Δt.
+    pub fn max_force_displacement(&self) -> f64 {
+        let mu = match self.model.dynamics {
+            Dynamics::Abp { mu, .. } => mu,
+            Dynamics::Aoup { .. } => 1.0,
+        };
+        self.max_force * mu * self.model.dt
+    }
+
+    /// Builds of the neighbour list so far.
+    pub fn list_builds(&self) -> u64 {
+        self.nlist.as_ref().map_or(0, |l| l.builds)
     }
 
     /// Advances one step of Δt.
@@ -234,51 +262,55 @@ fn noise_pair(z: &[f64; 4], z2: &[f64; 4], c: usize, d: usize) -> (f64, f64) {
     (all[c], all[d + c])
 }
 
-/// Force on the particle at sorted position `ks` (in cell `c`), from positions in sorted order.
+/// Skin of the Verlet list: 0.3 particle diameters (a rebuild every ~0.15 σ of motion).
+fn skin(model: &ParticleModel, _pair: &PairForce) -> f64 {
+    0.3 * model.diameter()
+}
+
+/// Force on the particle at sorted position `ks`, from positions in sorted order.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn sorted_force_on(
     ks: usize,
-    c: usize,
     xs: &[f64],
     d: usize,
     bx: &PeriodicBox,
     pair: &PairForce,
     rc2: f64,
-    cells: &CellList,
+    list: &VerletList,
     out: &mut [f64],
 ) {
+    let nb = list.neighbours(ks);
     match (*pair, d) {
         (PairForce::Wca { eps, sigma }, 2) => {
-            // branch-free: the LJ expression is cheap, so evaluate it for every candidate and mask
+            // branch-free: the LJ expression is cheap, so evaluate it for every neighbour and mask
             let (s2, e24) = (sigma * sigma, 24.0 * eps);
-            sorted_force_d::<2>(ks, c, xs, bx, rc2, cells, out, true, |r2| {
+            force_over_list::<2>(ks, xs, bx, rc2, nb, out, true, |r2| {
                 let q = s2 / r2;
                 let s6 = q * q * q;
                 e24 * (2.0 * s6 * s6 - s6) / r2
             })
         }
-        (p, 1) => sorted_force_d::<1>(ks, c, xs, bx, rc2, cells, out, false, |r2| {
-            p.magnitude_over_r(r2)
-        }),
-        (p, 2) => sorted_force_d::<2>(ks, c, xs, bx, rc2, cells, out, false, |r2| {
-            p.magnitude_over_r(r2)
-        }),
-        (p, _) => sorted_force_d::<3>(ks, c, xs, bx, rc2, cells, out, false, |r2| {
-            p.magnitude_over_r(r2)
-        }),
+        (p, 1) => {
+            force_over_list::<1>(ks, xs, bx, rc2, nb, out, false, |r2| p.magnitude_over_r(r2))
+        }
+        (p, 2) => {
+            force_over_list::<2>(ks, xs, bx, rc2, nb, out, false, |r2| p.magnitude_over_r(r2))
+        }
+        (p, _) => {
+            force_over_list::<3>(ks, xs, bx, rc2, nb, out, false, |r2| p.magnitude_over_r(r2))
+        }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn sorted_force_d<const D: usize>(
+fn force_over_list<const D: usize>(
     ks: usize,
-    c: usize,
     xs: &[f64],
     bx: &PeriodicBox,
     rc2: f64,
-    cells: &CellList,
+    nb: &[u32],
     out: &mut [f64],
     branchless: bool,
     over_r: impl Fn(f64) -> f64,
@@ -286,7 +318,8 @@ fn sorted_force_d<const D: usize>(
     let mut xi = [0.0f64; D];
     xi.copy_from_slice(&xs[ks * D..(ks + 1) * D]);
     let mut f = [0.0f64; D];
-    cells.for_each_sorted_candidate(c, |j| {
+    for &j in nb {
+        let j = j as usize;
         let mut r = [0.0f64; D];
         let mut r2 = 0.0;
         for a in 0..D {
@@ -294,7 +327,6 @@ fn sorted_force_d<const D: usize>(
             r[a] = v;
             r2 += v * v;
         }
-        // r2 > 0 also skips the particle itself
         let inside = r2 < rc2 && r2 > 0.0;
         let s = if branchless {
             let s = over_r(if inside { r2 } else { rc2 });
@@ -311,7 +343,7 @@ fn sorted_force_d<const D: usize>(
         for a in 0..D {
             f[a] += s * r[a];
         }
-    });
+    }
     out.copy_from_slice(&f);
 }
 
