@@ -21,6 +21,8 @@ pub struct VerletList {
     nbr: Vec<u32>,
     /// Wrapped positions at the last build (particle order).
     x_build: Vec<f64>,
+    /// Inverse of the sort order: rank[i] = position of particle i in sorted order.
+    pub rank: Vec<u32>,
     /// Number of builds so far.
     pub builds: u64,
     built: bool,
@@ -37,6 +39,7 @@ impl VerletList {
             start: Vec::new(),
             nbr: Vec::new(),
             x_build: Vec::new(),
+            rank: Vec::new(),
             builds: 0,
             built: false,
         }
@@ -124,16 +127,37 @@ impl VerletList {
         }
         self.x_build.clear();
         self.x_build.extend_from_slice(x);
+        self.rank.resize(n, 0);
+        for (k, &i) in self.cells.order.iter().enumerate() {
+            self.rank[i as usize] = k as u32;
+        }
         self.builds += 1;
         self.built = true;
     }
 }
 
-/// `xs[k] = x[order[k]]` (d components each).
+/// `xs[k] = x[order[k]]` (d components each), in parallel.
 pub fn gather(x: &[f64], order: &[u32], d: usize, xs: &mut Vec<f64>) {
     xs.resize(x.len(), 0.0);
-    for (k, &i) in order.iter().enumerate() {
-        let i = i as usize;
-        xs[k * d..(k + 1) * d].copy_from_slice(&x[i * d..(i + 1) * d]);
-    }
+    xs.par_chunks_mut(CHUNK * d)
+        .zip(order.par_chunks(CHUNK))
+        .for_each(|(out, idx)| {
+            for (o, &i) in out.chunks_exact_mut(d).zip(idx) {
+                let i = i as usize;
+                o.copy_from_slice(&x[i * d..(i + 1) * d]);
+            }
+        });
+}
+
+/// `out[order[k]] = sorted[k]`, in parallel through the inverse permutation `rank`
+/// (`rank[order[k]] = k`).
+pub fn scatter(sorted: &[f64], rank: &[u32], d: usize, out: &mut [f64]) {
+    out.par_chunks_mut(CHUNK * d)
+        .zip(rank.par_chunks(CHUNK))
+        .for_each(|(o, r)| {
+            for (oi, &k) in o.chunks_exact_mut(d).zip(r) {
+                let k = k as usize;
+                oi.copy_from_slice(&sorted[k * d..(k + 1) * d]);
+            }
+        });
 }

@@ -109,24 +109,21 @@ impl Simulation {
         self.sorted_f.resize(n * d, 0.0);
         let xs = &self.sorted_x;
         let rc2 = pair.cutoff().powi(2);
-        self.sorted_f
-            .par_chunks_mut(CHUNK * d)
-            .enumerate()
-            .for_each(|(chunk, out)| {
-                let first = chunk * CHUNK;
-                for (k, fk) in out.chunks_exact_mut(d).enumerate() {
-                    sorted_force_on(first + k, xs, d, &bx, &pair, rc2, list, fk);
-                }
-            });
-        for (k, &i) in list.order().iter().enumerate() {
-            let i = i as usize;
-            self.force[i * d..(i + 1) * d].copy_from_slice(&self.sorted_f[k * d..(k + 1) * d]);
-        }
         self.max_force = self
             .sorted_f
-            .par_chunks(CHUNK * d)
-            .map(|c| c.iter().fold(0.0f64, |m, v| m.max(v.abs())))
+            .par_chunks_mut(CHUNK * d)
+            .enumerate()
+            .map(|(chunk, out)| {
+                let first = chunk * CHUNK;
+                let mut fmax = 0.0f64;
+                for (k, fk) in out.chunks_exact_mut(d).enumerate() {
+                    sorted_force_on(first + k, xs, d, &bx, &pair, rc2, list, fk);
+                    fmax = fk.iter().fold(fmax, |m, v| m.max(v.abs()));
+                }
+                fmax
+            })
             .reduce(|| 0.0, f64::max);
+        neighbours::scatter(&self.sorted_f, &list.rank, d, &mut self.force);
     }
 
     /// Largest force component of the last step (the blow-up check: a step moving a particle by
@@ -286,9 +283,10 @@ fn sorted_force_on(
             // branch-free: the LJ expression is cheap, so evaluate it for every neighbour and mask
             let (s2, e24) = (sigma * sigma, 24.0 * eps);
             force_over_list::<2>(ks, xs, bx, rc2, nb, out, true, |r2| {
-                let q = s2 / r2;
+                let inv = 1.0 / r2;
+                let q = s2 * inv;
                 let s6 = q * q * q;
-                e24 * (2.0 * s6 * s6 - s6) / r2
+                e24 * (2.0 * s6 * s6 - s6) * inv
             })
         }
         (p, 1) => {
