@@ -260,11 +260,21 @@ fn list(json_out: bool) -> Result<()> {
             Err(e) => rows.push(json!({"file": f.display().to_string(), "error": e.to_string()})),
         }
     }
+    for f in systems::particle_files() {
+        match crate::particles::ParticleModel::load(&f, &[]) {
+            Ok(m) => rows.push(json!({
+                "name": m.name, "kind": "particles", "dimension": m.dim,
+                "particles": m.n, "file": f.display().to_string(),
+                "description": m.description, "dt": m.dt,
+            })),
+            Err(e) => rows.push(json!({"file": f.display().to_string(), "error": e.to_string()})),
+        }
+    }
     if json_out {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{:<16} {:<5} {:>4}  description", "name", "kind", "dim");
+    println!("{:<16} {:<9} {:>4}  description", "name", "kind", "dim");
     for r in &rows {
         if let Some(e) = r.get("error") {
             println!("{:<16} error: {}", "?", e.as_str().unwrap_or(""));
@@ -275,7 +285,7 @@ fn list(json_out: bool) -> Result<()> {
             desc = desc.chars().take(67).collect::<String>() + "...";
         }
         println!(
-            "{:<16} {:<5} {:>4}  {}",
+            "{:<16} {:<9} {:>4}  {}",
             r["name"].as_str().unwrap_or(""),
             r["kind"].as_str().unwrap_or(""),
             r["dimension"].as_u64().unwrap_or(0),
@@ -291,6 +301,13 @@ fn list(json_out: bool) -> Result<()> {
 }
 
 fn info(system: &str, set: &[String], json_out: bool) -> Result<()> {
+    let path = crate::systems::resolve_system(system).map_err(|e| anyhow!("{e}"))?;
+    if std::fs::read_to_string(&path)
+        .map(|t| crate::particles::model::is_particle_file(&t))
+        .unwrap_or(false)
+    {
+        return info_particles(&path, set, json_out);
+    }
     let sys = load(system, set)?;
     let info = sys.info();
     let (spec, m) = (&info.spec, &info.model);
@@ -473,6 +490,48 @@ fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
         bail!("--t-end and --dt-out go together for flows, maps and delay equations");
     }
     simulate_system(args)
+}
+
+/// `phaseflow info` for a particle model: effective parameters (derived ones included), box,
+/// interaction and its cut-off.
+fn info_particles(path: &Path, set: &[String], json_out: bool) -> Result<()> {
+    let ov = Overrides::parse(set).map_err(|e| anyhow!("{e}"))?;
+    let m = crate::particles::ParticleModel::load(path, &ov.values).map_err(|e| anyhow!("{e}"))?;
+    let (model, pair) = (
+        match m.dynamics {
+            crate::particles::Dynamics::Aoup { .. } => "aoup",
+            crate::particles::Dynamics::Abp { .. } => "abp",
+        },
+        m.pair.map(|p| (format!("{p:?}"), p.cutoff())),
+    );
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "name": m.name, "kind": "particles", "model": model, "file": path.display().to_string(),
+                "description": m.description, "citation": m.citation, "dimension": m.dim,
+                "particles": m.n, "fixed": m.n_fixed, "box_edge": m.bx.length,
+                "packing_fraction": m.packing_fraction, "dt": m.dt, "parameters": m.parameters,
+                "pair_force": pair.as_ref().map(|p| p.0.clone()), "cutoff": pair.as_ref().map(|p| p.1),
+            }))?
+        );
+        return Ok(());
+    }
+    println!("{} (particles, model {model}, d = {})", m.name, m.dim);
+    println!("  file:        {}", path.display());
+    println!("  {}", m.description);
+    println!(
+        "  N = {} ({} fixed), box edge L = {:.6}, packing fraction {:.4}, dt = {}",
+        m.n, m.n_fixed, m.bx.length, m.packing_fraction, m.dt
+    );
+    if let Some((p, rc)) = pair {
+        println!("  pair force:  {p}, cut-off {rc:.4}");
+    }
+    println!("  parameters:");
+    for (k, v) in &m.parameters {
+        println!("    {k:<12} = {v}");
+    }
+    Ok(())
 }
 
 /// `phaseflow simulate` for particle models: H5MD output, replicas, resume.
