@@ -114,12 +114,14 @@ pub fn sin_cos(x: f64) -> (f64, f64) {
                             + r2 * (1.0 / 479_001_600.0
                                 + r2 * (-1.0 / 87_178_291_200.0
                                     + r2 * (1.0 / 20_922_789_888_000.0))))))));
-    match (k as i64).rem_euclid(4) {
-        0 => (s, c),
-        1 => (c, -s),
-        2 => (-s, -c),
-        _ => (-c, s),
-    }
+    // quadrant q = k mod 4, selected without branches (the Box–Muller angles are random, so a
+    // branch would mispredict half the time): (sin, cos) = (s, c), (c, −s), (−s, −c), (−c, s)
+    let q = (k as i64) & 3;
+    let swap = q & 1 == 1;
+    let sign_s = (1 - 2 * ((q >> 1) & 1)) as f64;
+    let sign_c = (1 - 2 * (((q + 1) >> 1) & 1)) as f64;
+    let (a, b) = if swap { (c, s) } else { (s, c) };
+    (sign_s * a, sign_c * b)
 }
 
 #[cfg(test)]
