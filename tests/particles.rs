@@ -225,6 +225,7 @@ fn linear_trap_stationary_covariance() {
     let mut sim = Simulation::new(m.clone(), 21, 0);
     // start the positions near the trap centre (the lattice start spans the whole box)
     sim.state.x.iter_mut().for_each(|x| *x *= 0.01);
+    sim.invalidate_neighbours();
     let burn = (150.0 / dt) as u64;
     let (mut sxx, mut sxg, mut sgg, mut count) = (0.0, 0.0, 0.0, 0.0);
     for frame in 0..=12 {

@@ -45,6 +45,16 @@ impl VerletList {
         }
     }
 
+    /// Whether the list has been built.
+    pub fn is_built(&self) -> bool {
+        self.built
+    }
+
+    /// Wrapped positions at the last build (particle order; empty before the first build).
+    pub fn built_positions(&self) -> &[f64] {
+        &self.x_build
+    }
+
     /// Particle index of the k-th sorted particle.
     #[inline]
     pub fn order(&self) -> &[u32] {

@@ -34,6 +34,9 @@ pub struct Simulation {
     nlist: Option<VerletList>,
     force: Vec<f64>,
     max_force: f64,
+    /// Largest squared displacement of a particle since the last neighbour-list build (∞ when
+    /// unknown).
+    max_disp2: f64,
     sorted_x: Vec<f64>,
     sorted_f: Vec<f64>,
     /// Current positions in the layout the cell list was built from (scratch, N·d).
@@ -73,6 +76,7 @@ impl Simulation {
             nlist,
             force: vec![0.0; n * d],
             max_force: 0.0,
+            max_disp2: f64::INFINITY,
             sorted_x: Vec::new(),
             sorted_f: Vec::new(),
             model,
@@ -99,8 +103,11 @@ impl Simulation {
             return;
         };
         let bx = self.model.bx;
-        if list.needs_rebuild(&self.state.x, &bx) {
+        // the displacement since the last build is tracked by the update pass (max_disp2); after
+        // an external change of the state it is unknown (∞) and the list is rebuilt
+        if !(self.max_disp2 <= 0.25 * list.skin * list.skin) || !list.is_built() {
             list.build(&self.state.x, &bx, &mut self.sorted_x);
+            self.max_disp2 = 0.0;
         } else {
             neighbours::gather(&self.state.x, list.order(), d, &mut self.sorted_x);
         }
@@ -149,6 +156,9 @@ impl Simulation {
     /// Advances one step of Δt.
     pub fn step(&mut self) {
         self.compute_forces();
+        let xb_store = self.nlist.as_ref().map(|l| l.built_positions());
+        let xb: &[f64] = xb_store.unwrap_or(&[]);
+        let track = !xb.is_empty();
         let m = &self.model;
         let (d, dt, n_mobile) = (m.dim, m.dt, m.n - m.n_fixed);
         let bx = m.bx;
@@ -156,7 +166,7 @@ impl Simulation {
         let rng = self.rng;
         let force = &self.force;
         let gd = m.propulsion_dim();
-        match m.dynamics {
+        let disp = match m.dynamics {
             Dynamics::Aoup {
                 v0,
                 gamma,
@@ -172,7 +182,8 @@ impl Simulation {
                     .zip(self.state.image[..n_mobile * d].par_chunks_mut(CHUNK * d))
                     .zip(self.state.g[..n_mobile * d].par_chunks_mut(CHUNK * d))
                     .enumerate()
-                    .for_each(|(chunk, ((xs, imgs), gs))| {
+                    .map(|(chunk, ((xs, imgs), gs))| {
+                        let mut disp = 0.0f64;
                         for k in 0..xs.len() / d {
                             let i = chunk * CHUNK + k;
                             let z = rng.normals(step, i as u32, 0);
@@ -191,8 +202,13 @@ impl Simulation {
                                 *gi = decay * *gi + sg * ng;
                                 imgs[k * d + c] += bx.wrap(xi);
                             }
+                            if track {
+                                disp = disp.max(displacement2(&xs[k * d..(k + 1) * d], &xb[i * d..(i + 1) * d], &bx));
+                            }
                         }
-                    });
+                        disp
+                    })
+                    .reduce(|| 0.0, f64::max)
             }
             Dynamics::Abp { v0, mu, d_t, d_r } => {
                 let sx = (2.0 * d_t * dt).sqrt();
@@ -202,7 +218,8 @@ impl Simulation {
                     .zip(self.state.image[..n_mobile * d].par_chunks_mut(CHUNK * d))
                     .zip(self.state.g[..n_mobile * gd].par_chunks_mut(CHUNK * gd))
                     .enumerate()
-                    .for_each(|(chunk, ((xs, imgs), gs))| {
+                    .map(|(chunk, ((xs, imgs), gs))| {
+                        let mut disp = 0.0f64;
                         for k in 0..xs.len() / d {
                             let i = chunk * CHUNK + k;
                             let z = rng.normals(step, i as u32, 0);
@@ -239,17 +256,42 @@ impl Simulation {
                                 let norm = (e[0] * e[0] + e[1] * e[1] + e[2] * e[2]).sqrt();
                                 e.iter_mut().for_each(|v| *v /= norm);
                             }
+                            if track {
+                                disp = disp.max(displacement2(&xs[k * d..(k + 1) * d], &xb[i * d..(i + 1) * d], &bx));
+                            }
                         }
-                    });
+                        disp
+                    })
+                    .reduce(|| 0.0, f64::max)
             }
+        };
+        if track {
+            self.max_disp2 = self.max_disp2.max(disp);
         }
         self.state.step += 1;
+    }
+
+    /// Forces a neighbour-list rebuild at the next step: call after changing `state` by hand.
+    pub fn invalidate_neighbours(&mut self) {
+        self.max_disp2 = f64::INFINITY;
     }
 
     /// Pair forces of the last step (N·d).
     pub fn forces(&self) -> &[f64] {
         &self.force
     }
+}
+
+/// Squared minimum-image distance of two wrapped positions.
+#[inline(always)]
+fn displacement2(a: &[f64], b: &[f64], bx: &PeriodicBox) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| {
+            let v = bx.min_image_wrapped(p - q);
+            v * v
+        })
+        .sum()
 }
 
 /// Noise numbers for component c of x and g from two blocks of four normals (d ≤ 3).
