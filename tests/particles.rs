@@ -90,7 +90,7 @@ fn self_propulsion_marginal_is_exactly_standard_normal() {
     let mut sim = Simulation::new(m, 3, 0);
     for step in 0..40 {
         if step % 13 == 0 {
-            let g = &sim.state.g;
+            let g = &sim.state().g;
             let n = g.len() as f64;
             let mean = g.iter().sum::<f64>() / n;
             let var = g.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
@@ -128,14 +128,16 @@ fn free_aoup_msd_and_propulsion_correlation_match_closed_forms() {
     );
     let d = 2.0;
     let mut sim = Simulation::new(m.clone(), 11, 0);
-    let x0 = unwrap(&sim.state.x, &sim.state.image, &m.bx);
-    let g0 = sim.state.g.clone();
+    let st = sim.state();
+    let x0 = unwrap(&st.x, &st.image, &m.bx);
+    let g0 = st.g.clone();
     for target in [100u64, 200, 400] {
-        while sim.state.step < target {
+        while sim.step_count() < target {
             sim.step();
         }
         let t = target as f64 * dt;
-        let u = unwrap(&sim.state.x, &sim.state.image, &m.bx);
+        let st = sim.state();
+        let u = unwrap(&st.x, &st.image, &m.bx);
         let got = msd(&u, &x0, m.n);
         let want = d
             * (2.0 * v0 * v0 * (gamma * t - 1.0 + (-gamma * t).exp()) / (gamma * gamma)
@@ -146,7 +148,7 @@ fn free_aoup_msd_and_propulsion_correlation_match_closed_forms() {
             (got / want - 1.0).abs() < tol,
             "t = {t}: MSD {got} vs {want}"
         );
-        let c = autocorrelation(&sim.state.g, &g0, 2, m.n) / d;
+        let c = autocorrelation(&st.g, &g0, 2, m.n) / d;
         let want_c = (-gamma * t).exp();
         assert!(
             (c - want_c).abs() < 4.0 / (m.n as f64 * d).sqrt(),
@@ -176,23 +178,25 @@ fn free_abp_orientation_correlation_and_msd_match_closed_forms() {
         assert!((m.parameters["v0"] - v0).abs() < 1e-12);
         let d_t = m.parameters["D_T"];
         let mut sim = Simulation::new(m.clone(), 5, 0);
-        let x0 = unwrap(&sim.state.x, &sim.state.image, &m.bx);
-        let e0 = sim.state.g.clone();
+        let st0 = sim.state();
+        let x0 = unwrap(&st0.x, &st0.image, &m.bx);
+        let e0 = st0.g.clone();
         let per = m.propulsion_dim();
         let kappa = (dim as f64 - 1.0) * d_r;
         for target in [250u64, 500, 1000] {
-            while sim.state.step < target {
+            while sim.step_count() < target {
                 sim.step();
             }
             let t = target as f64 * 2e-3;
-            let c = autocorrelation(&sim.state.g, &e0, per, m.n);
+            let st = sim.state();
+            let c = autocorrelation(&st.g, &e0, per, m.n);
             let want_c = (-kappa * t).exp();
             // per-particle e·e0 has variance ≤ 1/2 (2-D) or 1/3 (3-D): sd ≤ 0.71/√N
             assert!(
                 (c - want_c).abs() < 4.0 * 0.71 / (m.n as f64).sqrt() + 2e-3,
                 "d = {dim}, t = {t}: C {c} vs {want_c}"
             );
-            let u = unwrap(&sim.state.x, &sim.state.image, &m.bx);
+            let u = unwrap(&st.x, &st.image, &m.bx);
             let got = msd(&u, &x0, m.n);
             let want = 2.0 * dim as f64 * d_t * t
                 + 2.0 * v0 * v0 * (kappa * t - 1.0 + (-kappa * t).exp()) / (kappa * kappa);
@@ -224,16 +228,18 @@ fn linear_trap_stationary_covariance() {
     );
     let mut sim = Simulation::new(m.clone(), 21, 0);
     // start the positions near the trap centre (the lattice start spans the whole box)
-    sim.state.x.iter_mut().for_each(|x| *x *= 0.01);
-    sim.invalidate_neighbours();
+    let mut st = sim.state();
+    st.x.iter_mut().for_each(|x| *x *= 0.01);
+    sim.set_state(st);
     let burn = (150.0 / dt) as u64;
     let (mut sxx, mut sxg, mut sgg, mut count) = (0.0, 0.0, 0.0, 0.0);
     for frame in 0..=12 {
-        while sim.state.step < burn + frame * (20.0 / dt) as u64 {
+        while sim.step_count() < burn + frame * (20.0 / dt) as u64 {
             sim.step();
         }
-        let u = unwrap(&sim.state.x, &sim.state.image, &m.bx);
-        for (x, g) in u.iter().zip(&sim.state.g) {
+        let st = sim.state();
+        let u = unwrap(&st.x, &st.image, &m.bx);
+        for (x, g) in u.iter().zip(&st.g) {
             sxx += x * x;
             sxg += x * g;
             sgg += g * g;

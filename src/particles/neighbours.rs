@@ -1,7 +1,7 @@
 //! Verlet neighbour lists with a skin, built from the cell list (O(N)) and reused until some
-//! particle has moved more than half the skin, so every pair within the cut-off is always in the
-//! list. Particles are stored in cell order at each build: the force loop reads neighbour
-//! positions from nearby memory.
+//! particle has moved more than half the skin (tracked by the caller), so every pair within the
+//! cut-off is always in the list. The caller re-sorts its storage into cell order before each
+//! build (`cell_order`), so the force loop reads neighbour positions from nearby memory.
 
 use super::cells::{CellList, PeriodicBox};
 use rayon::prelude::*;
@@ -21,8 +21,6 @@ pub struct VerletList {
     nbr: Vec<u32>,
     /// Wrapped positions at the last build (particle order).
     x_build: Vec<f64>,
-    /// Inverse of the sort order: rank[i] = position of particle i in sorted order.
-    pub rank: Vec<u32>,
     /// Number of builds so far.
     pub builds: u64,
     built: bool,
@@ -39,7 +37,6 @@ impl VerletList {
             start: Vec::new(),
             nbr: Vec::new(),
             x_build: Vec::new(),
-            rank: Vec::new(),
             builds: 0,
             built: false,
         }
@@ -55,49 +52,30 @@ impl VerletList {
         &self.x_build
     }
 
-    /// Particle index of the k-th sorted particle.
-    #[inline]
-    pub fn order(&self) -> &[u32] {
-        &self.cells.order
-    }
-
-    /// Sorted neighbours of sorted particle k.
+    /// Neighbours (storage slots) of storage slot k.
     #[inline(always)]
     pub fn neighbours(&self, k: usize) -> &[u32] {
         &self.nbr[self.start[k] as usize..self.start[k + 1] as usize]
     }
 
-    /// Whether a particle has moved more than skin/2 since the last build (positions wrapped;
-    /// displacements by minimum image).
-    pub fn needs_rebuild(&self, x: &[f64], bx: &PeriodicBox) -> bool {
-        if !self.built || x.len() != self.x_build.len() {
-            return true;
-        }
-        let limit = 0.25 * self.skin * self.skin;
-        let d = bx.dim;
-        x.par_chunks(CHUNK * d)
-            .zip(self.x_build.par_chunks(CHUNK * d))
-            .any(|(a, b)| {
-                a.chunks_exact(d).zip(b.chunks_exact(d)).any(|(p, q)| {
-                    let mut r2 = 0.0;
-                    for c in 0..d {
-                        let v = bx.min_image_wrapped(p[c] - q[c]);
-                        r2 += v * v;
-                    }
-                    r2 > limit
-                })
-            })
+    /// The cell order of positions `x` (wrapped): storage slot k should hold particle
+    /// `order[k]` (stable within a cell).
+    pub fn cell_order(&mut self, x: &[f64]) -> Vec<u32> {
+        self.cells.build(x);
+        self.cells.order.clone()
     }
 
-    /// Rebuilds the list at positions `x` (wrapped) and writes them in sorted order into `xs`.
-    pub fn build(&mut self, x: &[f64], bx: &PeriodicBox, xs: &mut Vec<f64>) {
+    /// Rebuilds the list at positions `x` (wrapped, storage order; ideally already in cell
+    /// order, see [`VerletList::cell_order`]): neighbours within cutoff + skin, as storage slots,
+    /// each particle's neighbours sorted by particle tag. With that order a force sum depends on
+    /// the positions only — not on the storage order or on when the list was last rebuilt (pairs
+    /// beyond the cut-off add exact zeros) — so interrupted and resumed runs give the same bits.
+    pub fn build(&mut self, x: &[f64], bx: &PeriodicBox, tag: &[u32]) {
         let d = bx.dim;
         let n = x.len() / d;
         self.cells.build(x);
-        gather(x, self.order(), d, xs);
         let r2max = (self.cutoff + self.skin).powi(2);
         let cells = &self.cells;
-        let xs_ref = &*xs;
         let parts: Vec<(Vec<u32>, Vec<u32>)> = (0..n.div_ceil(CHUNK))
             .into_par_iter()
             .map(|chunk| {
@@ -106,20 +84,21 @@ impl VerletList {
                 let mut list = Vec::with_capacity((b - a) * 8);
                 for k in a..b {
                     let before = list.len();
-                    let xk = &xs_ref[k * d..(k + 1) * d];
-                    cells.for_each_sorted_candidate(cells.sorted_cell[k] as usize, |j| {
+                    let xk = &x[k * d..(k + 1) * d];
+                    cells.for_each_candidate(k, |j| {
                         if j == k {
                             return;
                         }
                         let mut r2 = 0.0;
                         for c in 0..d {
-                            let v = bx.min_image_wrapped(xk[c] - xs_ref[j * d + c]);
+                            let v = bx.min_image_wrapped(xk[c] - x[j * d + c]);
                             r2 += v * v;
                         }
                         if r2 < r2max {
                             list.push(j as u32);
                         }
                     });
+                    list[before..].sort_unstable_by_key(|&j| tag[j as usize]);
                     counts.push((list.len() - before) as u32);
                 }
                 (counts, list)
@@ -137,37 +116,7 @@ impl VerletList {
         }
         self.x_build.clear();
         self.x_build.extend_from_slice(x);
-        self.rank.resize(n, 0);
-        for (k, &i) in self.cells.order.iter().enumerate() {
-            self.rank[i as usize] = k as u32;
-        }
         self.builds += 1;
         self.built = true;
     }
-}
-
-/// `xs[k] = x[order[k]]` (d components each), in parallel.
-pub fn gather(x: &[f64], order: &[u32], d: usize, xs: &mut Vec<f64>) {
-    xs.resize(x.len(), 0.0);
-    xs.par_chunks_mut(CHUNK * d)
-        .zip(order.par_chunks(CHUNK))
-        .for_each(|(out, idx)| {
-            for (o, &i) in out.chunks_exact_mut(d).zip(idx) {
-                let i = i as usize;
-                o.copy_from_slice(&x[i * d..(i + 1) * d]);
-            }
-        });
-}
-
-/// `out[order[k]] = sorted[k]`, in parallel through the inverse permutation `rank`
-/// (`rank[order[k]] = k`).
-pub fn scatter(sorted: &[f64], rank: &[u32], d: usize, out: &mut [f64]) {
-    out.par_chunks_mut(CHUNK * d)
-        .zip(rank.par_chunks(CHUNK))
-        .for_each(|(o, r)| {
-            for (oi, &k) in o.chunks_exact_mut(d).zip(r) {
-                let k = k as usize;
-                oi.copy_from_slice(&sorted[k * d..(k + 1) * d]);
-            }
-        });
 }

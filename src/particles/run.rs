@@ -167,7 +167,7 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
                 r as u32,
             ));
         }
-        let from = sims[0].state.step;
+        let from = sims[0].step_count();
         (w, sims, Some(refs), Some(from))
     } else {
         let layouts: Vec<GroupLayout> = (0..m)
@@ -224,14 +224,14 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
-        pb.set_position(sims[0].state.step);
+        pb.set_position(sims[0].step_count());
         Some(pb)
     } else {
         None
     };
 
     let start = Instant::now();
-    let start_step = sims[0].state.step;
+    let start_step = sims[0].step_count();
     let mut rdf_sum: Option<(Vec<f64>, Vec<f64>)> = None;
     let mut packing_hist: Vec<f64> = Vec::new();
     let mut averaged = 0usize;
@@ -252,11 +252,11 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
         // (Δt too large for the stiffness of the repulsion): stop with the step and particle
         let limit = 0.25 * diameter;
         let advance = |s: &mut Simulation| -> Option<(u64, f64)> {
-            while s.state.step < target {
+            while s.step_count() < target {
                 s.step();
                 let jump = s.max_force_displacement();
                 if jump.is_nan() || jump > limit {
-                    return Some((s.state.step, jump));
+                    return Some((s.step_count(), jump));
                 }
             }
             None
@@ -283,26 +283,28 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
         if let Some(pb) = &bar {
             pb.set_position(target);
         }
+        let states: Vec<ParticleState> = sims.iter().map(|s| s.state()).collect();
         // blow-up check
-        for s in &sims {
-            if let Some(pos) = s.state.x.iter().position(|v| !v.is_finite()) {
+        for (s, st) in sims.iter().zip(&states) {
+            if let Some(pos) = st.x.iter().position(|v| !v.is_finite()) {
                 return Err(RunError::BlowUp {
                     system: model.name.clone(),
                     particle: pos / d,
                     coordinate: pos % d,
-                    step: s.state.step,
+                    step: st.step,
                     t: s.time(),
-                    value: s.state.x[pos],
+                    value: st.x[pos],
                 });
             }
         }
         let time = target as f64 * model.dt;
         if refs.is_none() {
             refs = Some(
-                sims.iter()
-                    .map(|s| Reference {
-                        unwrapped: obs::unwrap(&s.state.x, &s.state.image, &model.bx),
-                        g: s.state.g.clone(),
+                states
+                    .iter()
+                    .map(|st| Reference {
+                        unwrapped: obs::unwrap(&st.x, &st.image, &model.bx),
+                        g: st.g.clone(),
                     })
                     .collect(),
             );
@@ -311,8 +313,7 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
         let mut msd = Vec::with_capacity(m);
         let mut corr = Vec::with_capacity(m);
         let mut cluster = Vec::with_capacity(m);
-        for (r, s) in sims.iter().enumerate() {
-            let st = &s.state;
+        for (r, st) in states.iter().enumerate() {
             writer.push_frame(
                 r,
                 target,
@@ -367,19 +368,19 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
             writer.push_observable("largest_cluster_fraction", target, time, &cluster)?;
             last_cluster = Some(cluster.iter().sum::<f64>() / cluster.len() as f64);
         }
-        let states: Vec<CheckpointState> = sims
-            .iter()
+        let checkpoints: Vec<CheckpointState> = states
+            .into_iter()
             .zip(rf)
-            .map(|(s, r)| CheckpointState {
-                x: s.state.x.clone(),
-                image: s.state.image.clone(),
-                g: s.state.g.clone(),
-                step: s.state.step,
+            .map(|(st, r)| CheckpointState {
+                x: st.x,
+                image: st.image,
+                g: st.g,
+                step: st.step,
                 ref_unwrapped: r.unwrapped.clone(),
                 ref_g: r.g.clone(),
             })
             .collect();
-        writer.end_frame(&states)?;
+        writer.end_frame(&checkpoints)?;
         written_here += 1;
         if cfg.abort_after_frames == Some(written_here) && writer.frames() < frame_steps.len() {
             return Err(RunError::Aborted {
@@ -402,7 +403,7 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
             &[("bin_edges", &edges), ("density", &h)],
         )?;
     }
-    let steps_done = sims[0].state.step - start_step;
+    let steps_done = sims[0].step_count() - start_step;
     writer.set_parameter("wall_seconds", &AttrValue::F64(wall))?;
     let frames = writer.finish()?;
     let ps = (n * m) as f64 * steps_done as f64;

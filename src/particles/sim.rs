@@ -1,18 +1,23 @@
-//! The particle simulation: state, forces through the cell list, and one time step of the
-//! model's stochastic dynamics. Forces are gathered per particle (each particle sums over its
-//! own neighbours, in cell order), and the noise of particle i at step n is a function of
-//! (seed, replica, n, i) only, so a step is bit-identical whatever the number of threads.
+//! The particle simulation: state, forces through Verlet lists, and one time step of the model's
+//! stochastic dynamics.
+//!
+//! Storage is kept in cell order (re-sorted at every neighbour-list rebuild) with a `tag` per
+//! slot naming the particle, so neighbours are close in memory. One step is a single parallel
+//! pass: each particle gathers the force of its neighbours from the old positions and writes its
+//! new position into a second buffer (the buffers are then swapped), so there are no write
+//! conflicts and the summation order is fixed. The noise of particle i at step n is a function of
+//! (seed, replica, n, i) only: a step is bit-identical whatever the number of threads.
 
 use super::cells::PeriodicBox;
 use super::model::{Dynamics, PairForce, ParticleModel};
-use super::neighbours::{self, VerletList};
+use super::neighbours::VerletList;
 use super::rng::CounterRng;
 use rayon::prelude::*;
 
 /// Particles per parallel work item (large enough to amortise scheduling).
 const CHUNK: usize = 512;
 
-/// Instantaneous state of one replica.
+/// Instantaneous state of one replica, in particle order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParticleState {
     /// Positions wrapped into the box, N·d (particle-major).
@@ -28,18 +33,22 @@ pub struct ParticleState {
 /// A replica of a particle model being integrated.
 pub struct Simulation {
     pub model: ParticleModel,
-    pub state: ParticleState,
+    /// Positions in storage order (slot s holds particle tag[s]); `x_next` is the write buffer.
+    x: Vec<f64>,
+    x_next: Vec<f64>,
+    image: Vec<i32>,
+    g: Vec<f64>,
+    tag: Vec<u32>,
+    step: u64,
     /// Noise stream of this replica's dynamics.
     rng: CounterRng,
     nlist: Option<VerletList>,
-    force: Vec<f64>,
     max_force: f64,
     /// Largest squared displacement of a particle since the last neighbour-list build (∞ when
     /// unknown).
     max_disp2: f64,
-    sorted_x: Vec<f64>,
-    sorted_f: Vec<f64>,
-    /// Current positions in the layout the cell list was built from (scratch, N·d).
+    /// Pair forces of the last [`Simulation::compute_forces`], particle order.
+    force: Vec<f64>,
     pub seed: u64,
     pub replica: u32,
 }
@@ -71,75 +80,123 @@ impl Simulation {
             .map(|p| VerletList::new(&model.bx, p.cutoff(), skin(&model, &p)));
         let n = model.n;
         let d = model.dim;
-        Simulation {
+        let mut sim = Simulation {
             rng: CounterRng::new(seed, stream(replica, 0)),
             nlist,
-            force: vec![0.0; n * d],
+            x: Vec::new(),
+            x_next: vec![0.0; n * d],
+            image: Vec::new(),
+            g: Vec::new(),
+            tag: (0..n as u32).collect(),
+            step: 0,
             max_force: 0.0,
             max_disp2: f64::INFINITY,
-            sorted_x: Vec::new(),
-            sorted_f: Vec::new(),
+            force: vec![0.0; n * d],
             model,
-            state,
             seed,
             replica,
+        };
+        sim.set_state(state);
+        sim
+    }
+
+    /// Replaces the state (particle order); the neighbour list is rebuilt at the next step.
+    pub fn set_state(&mut self, state: ParticleState) {
+        self.x = state.x;
+        self.image = state.image;
+        self.g = state.g;
+        self.step = state.step;
+        self.tag = (0..self.model.n as u32).collect();
+        self.max_disp2 = f64::INFINITY;
+    }
+
+    /// The state in particle order (a copy).
+    pub fn state(&self) -> ParticleState {
+        let (d, gd) = (self.model.dim, self.model.propulsion_dim());
+        let n = self.model.n;
+        let mut st = ParticleState {
+            x: vec![0.0; n * d],
+            image: vec![0; n * d],
+            g: vec![0.0; n * gd],
+            step: self.step,
+        };
+        for (s, &i) in self.tag.iter().enumerate() {
+            let i = i as usize;
+            st.x[i * d..(i + 1) * d].copy_from_slice(&self.x[s * d..(s + 1) * d]);
+            st.image[i * d..(i + 1) * d].copy_from_slice(&self.image[s * d..(s + 1) * d]);
+            st.g[i * gd..(i + 1) * gd].copy_from_slice(&self.g[s * gd..(s + 1) * gd]);
         }
+        st
+    }
+
+    /// Steps taken since the initial condition.
+    pub fn step_count(&self) -> u64 {
+        self.step
     }
 
     /// Time t = step·Δt.
     pub fn time(&self) -> f64 {
-        self.state.step as f64 * self.model.dt
+        self.step as f64 * self.model.dt
     }
 
-    /// Pair forces Σ_j f(r_ij) r̂_ij on every particle (N·d), from the Verlet list (rebuilt
-    /// from the cell list when a particle has moved more than half the skin): positions are
-    /// gathered into cell order, each particle sums over its own neighbours (no write conflicts,
-    /// a fixed summation order, so any thread count gives the same bits), and the forces are
-    /// scattered back.
+    /// Builds of the neighbour list so far.
+    pub fn list_builds(&self) -> u64 {
+        self.nlist.as_ref().map_or(0, |l| l.builds)
+    }
+
+    /// Rebuilds the neighbour list if a particle has moved more than half the skin since the
+    /// last build: storage is re-sorted into cell order first (positions, images, propulsion and
+    /// tags permuted together).
+    fn refresh_neighbours(&mut self) {
+        let d = self.model.dim;
+        let gd = self.model.propulsion_dim();
+        let bx = self.model.bx;
+        let Some(list) = self.nlist.as_mut() else {
+            return;
+        };
+        if self.max_disp2 <= 0.25 * list.skin * list.skin && list.is_built() {
+            return;
+        }
+        let order = list.cell_order(&self.x);
+        permute(&mut self.x, &order, d);
+        permute(&mut self.image, &order, d);
+        permute(&mut self.g, &order, gd);
+        permute(&mut self.tag, &order, 1);
+        list.build(&self.x, &bx, &self.tag);
+        self.max_disp2 = 0.0;
+    }
+
+    /// Pair forces Σ_j f(r_ij) r̂_ij on every particle (N·d, particle order) at the current
+    /// positions, by the same per-particle code as the time step (for analyses and tests).
     pub fn compute_forces(&mut self) {
         let d = self.model.dim;
-        let (Some(pair), Some(list)) = (self.model.pair, self.nlist.as_mut()) else {
+        self.refresh_neighbours();
+        let (Some(pair), Some(list)) = (self.model.pair, self.nlist.as_ref()) else {
             self.force.iter_mut().for_each(|f| *f = 0.0);
             return;
         };
-        let bx = self.model.bx;
-        // the displacement since the last build is tracked by the update pass (max_disp2); after
-        // an external change of the state it is unknown (∞) and the list is rebuilt
-        if !(self.max_disp2 <= 0.25 * list.skin * list.skin) || !list.is_built() {
-            list.build(&self.state.x, &bx, &mut self.sorted_x);
-            self.max_disp2 = 0.0;
-        } else {
-            neighbours::gather(&self.state.x, list.order(), d, &mut self.sorted_x);
-        }
-        let list = &*list;
-        let n = self.model.n;
-        self.sorted_f.resize(n * d, 0.0);
-        let xs = &self.sorted_x;
         let rc2 = pair.cutoff().powi(2);
-        self.max_force = self
-            .sorted_f
-            .par_chunks_mut(CHUNK * d)
-            .enumerate()
-            .map(|(chunk, out)| {
-                let first = chunk * CHUNK;
-                let mut fmax = 0.0f64;
-                for (k, fk) in out.chunks_exact_mut(d).enumerate() {
-                    sorted_force_on(first + k, xs, d, &bx, &pair, rc2, list, fk);
-                    fmax = fk.iter().fold(fmax, |m, v| m.max(v.abs()));
-                }
-                fmax
-            })
-            .reduce(|| 0.0, f64::max);
-        neighbours::scatter(&self.sorted_f, &list.rank, d, &mut self.force);
+        let bx = self.model.bx;
+        let mut f = [0.0f64; 3];
+        for (s, &i) in self.tag.iter().enumerate() {
+            force_on(s, &self.x, d, &bx, &pair, rc2, list, &mut f[..d]);
+            let i = i as usize;
+            self.force[i * d..(i + 1) * d].copy_from_slice(&f[..d]);
+        }
     }
 
-    /// Largest force component of the last step (the blow-up check: a step moving a particle by
-    /// a sizeable fraction of its diameter means Δt is too large).
+    /// Pair forces of the last [`Simulation::compute_forces`] (particle order, N·d).
+    pub fn forces(&self) -> &[f64] {
+        &self.force
+    }
+
+    /// Largest force component of the last step.
     pub fn max_force(&self) -> f64 {
         self.max_force
     }
 
-    /// Largest displacement a force can cause in one step: max |F| · mobility · Δt.
+    /// Largest displacement a force caused in the last step: max |F| · mobility · Δt (the
+    /// blow-up check: a sizeable fraction of a diameter means Δt is too large).
     pub fn max_force_displacement(&self) -> f64 {
         let mu = match self.model.dynamics {
             Dynamics::Abp { mu, .. } => mu,
@@ -148,138 +205,171 @@ impl Simulation {
         self.max_force * mu * self.model.dt
     }
 
-    /// Builds of the neighbour list so far.
-    pub fn list_builds(&self) -> u64 {
-        self.nlist.as_ref().map_or(0, |l| l.builds)
-    }
-
-    /// Advances one step of Δt.
+    /// Advances one step of Δt: forces from the old positions, Euler–Maruyama for x (and for the
+    /// ABP orientation), the exact Ornstein–Uhlenbeck step for the AOUP propulsion.
     pub fn step(&mut self) {
-        self.compute_forces();
-        let xb_store = self.nlist.as_ref().map(|l| l.built_positions());
-        let xb: &[f64] = xb_store.unwrap_or(&[]);
-        let track = !xb.is_empty();
+        self.refresh_neighbours();
         let m = &self.model;
-        let (d, dt, n_mobile) = (m.dim, m.dt, m.n - m.n_fixed);
-        let bx = m.bx;
-        let step = self.state.step;
-        let rng = self.rng;
-        let force = &self.force;
+        let (d, dt, n_mobile) = (m.dim, m.dt, (m.n - m.n_fixed) as u32);
         let gd = m.propulsion_dim();
-        let disp = match m.dynamics {
-            Dynamics::Aoup {
-                v0,
-                gamma,
-                eps,
-                trap,
-            } => {
-                let sx = (2.0 * eps * dt).sqrt();
-                let decay = (-gamma * dt).exp();
-                let sg = (1.0 - decay * decay).sqrt();
-                let len = bx.length;
-                self.state.x[..n_mobile * d]
-                    .par_chunks_mut(CHUNK * d)
-                    .zip(self.state.image[..n_mobile * d].par_chunks_mut(CHUNK * d))
-                    .zip(self.state.g[..n_mobile * d].par_chunks_mut(CHUNK * d))
-                    .enumerate()
-                    .map(|(chunk, ((xs, imgs), gs))| {
-                        let mut disp = 0.0f64;
-                        for k in 0..xs.len() / d {
-                            let i = chunk * CHUNK + k;
-                            let z = rng.normals(step, i as u32, 0);
-                            let z2 = if d > 2 {
-                                rng.normals(step, i as u32, 1)
-                            } else {
-                                [0.0; 4]
-                            };
-                            for c in 0..d {
-                                let (xi, gi) = (&mut xs[k * d + c], &mut gs[k * d + c]);
-                                let unwrapped = *xi + imgs[k * d + c] as f64 * len;
-                                let drift = v0 * *gi + force[i * d + c] - trap * unwrapped;
-                                // noise: x uses z[0..d), g uses the next d numbers
-                                let (nx, ng) = noise_pair(&z, &z2, c, d);
-                                *xi += drift * dt + sx * nx;
-                                *gi = decay * *gi + sg * ng;
-                                imgs[k * d + c] += bx.wrap(xi);
-                            }
-                            if track {
-                                disp = disp.max(displacement2(&xs[k * d..(k + 1) * d], &xb[i * d..(i + 1) * d], &bx));
-                            }
-                        }
-                        disp
-                    })
-                    .reduce(|| 0.0, f64::max)
-            }
-            Dynamics::Abp { v0, mu, d_t, d_r } => {
-                let sx = (2.0 * d_t * dt).sqrt();
-                let sr = (2.0 * d_r * dt).sqrt();
-                self.state.x[..n_mobile * d]
-                    .par_chunks_mut(CHUNK * d)
-                    .zip(self.state.image[..n_mobile * d].par_chunks_mut(CHUNK * d))
-                    .zip(self.state.g[..n_mobile * gd].par_chunks_mut(CHUNK * gd))
-                    .enumerate()
-                    .map(|(chunk, ((xs, imgs), gs))| {
-                        let mut disp = 0.0f64;
-                        for k in 0..xs.len() / d {
-                            let i = chunk * CHUNK + k;
-                            let z = rng.normals(step, i as u32, 0);
-                            let e = &mut gs[k * gd..(k + 1) * gd];
-                            if d == 2 {
-                                let (s, c) = super::rng::sin_cos(e[0]);
-                                let dir = [c, s];
-                                for a in 0..2 {
-                                    let xi = &mut xs[k * 2 + a];
-                                    *xi += (v0 * dir[a] + mu * force[i * 2 + a]) * dt + sx * z[a];
-                                    imgs[k * 2 + a] += bx.wrap(xi);
-                                }
-                                // the angle is kept in [−π, π) (only e = (cos θ, sin θ) matters)
-                                let mut th = e[0] + sr * z[2];
-                                if th >= std::f64::consts::PI {
-                                    th -= std::f64::consts::TAU;
-                                } else if th < -std::f64::consts::PI {
-                                    th += std::f64::consts::TAU;
-                                }
-                                e[0] = th;
-                            } else {
-                                let z2 = rng.normals(step, i as u32, 1);
-                                for a in 0..3 {
-                                    let xi = &mut xs[k * 3 + a];
-                                    *xi += (v0 * e[a] + mu * force[i * 3 + a]) * dt + sx * z[a];
-                                    imgs[k * 3 + a] += bx.wrap(xi);
-                                }
-                                // rotational diffusion on the sphere: tangential kick, renormalised
-                                let eta = [z[3], z2[0], z2[1]];
-                                let dot = eta[0] * e[0] + eta[1] * e[1] + eta[2] * e[2];
-                                for a in 0..3 {
-                                    e[a] += sr * (eta[a] - dot * e[a]);
-                                }
-                                let norm = (e[0] * e[0] + e[1] * e[1] + e[2] * e[2]).sqrt();
-                                e.iter_mut().for_each(|v| *v /= norm);
-                            }
-                            if track {
-                                disp = disp.max(displacement2(&xs[k * d..(k + 1) * d], &xb[i * d..(i + 1) * d], &bx));
-                            }
-                        }
-                        disp
-                    })
-                    .reduce(|| 0.0, f64::max)
-            }
-        };
-        if track {
+        let bx = m.bx;
+        let step = self.step;
+        let rng = self.rng;
+        let pair = m.pair;
+        let rc2 = pair.map_or(0.0, |p| p.cutoff().powi(2));
+        let list = self.nlist.as_ref();
+        let xb: &[f64] = list.map_or(&[], |l| l.built_positions());
+        let x_old = &self.x;
+        let tag = &self.tag;
+        let dynamics = m.dynamics;
+        let (disp, fmax) = self
+            .x_next
+            .par_chunks_mut(CHUNK * d)
+            .zip(self.image.par_chunks_mut(CHUNK * d))
+            .zip(self.g.par_chunks_mut(CHUNK * gd))
+            .enumerate()
+            .map(|(chunk, ((xn, imgs), gs))| {
+                let (mut disp, mut fmax) = (0.0f64, 0.0f64);
+                for k in 0..xn.len() / d {
+                    let s = chunk * CHUNK + k;
+                    let xi = &x_old[s * d..(s + 1) * d];
+                    let out = &mut xn[k * d..(k + 1) * d];
+                    let i = tag[s];
+                    if i >= n_mobile {
+                        out.copy_from_slice(xi);
+                        continue;
+                    }
+                    let mut f = [0.0f64; 3];
+                    if let (Some(p), Some(l)) = (pair, list) {
+                        force_on(s, x_old, d, &bx, &p, rc2, l, &mut f[..d]);
+                        fmax = f[..d].iter().fold(fmax, |a, v| a.max(v.abs()));
+                    }
+                    advance(
+                        &dynamics,
+                        &rng,
+                        step,
+                        i,
+                        dt,
+                        &bx,
+                        xi,
+                        &f[..d],
+                        out,
+                        &mut imgs[k * d..(k + 1) * d],
+                        &mut gs[k * gd..(k + 1) * gd],
+                    );
+                    if !xb.is_empty() {
+                        disp = disp.max(displacement2(out, &xb[s * d..(s + 1) * d], &bx));
+                    }
+                }
+                (disp, fmax)
+            })
+            .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
+        std::mem::swap(&mut self.x, &mut self.x_next);
+        self.max_force = fmax;
+        if !xb.is_empty() {
             self.max_disp2 = self.max_disp2.max(disp);
         }
-        self.state.step += 1;
+        self.step += 1;
     }
+}
 
-    /// Forces a neighbour-list rebuild at the next step: call after changing `state` by hand.
-    pub fn invalidate_neighbours(&mut self) {
-        self.max_disp2 = f64::INFINITY;
+/// The update of one mobile particle (id `i`) from its old position `xi` and pair force `f`:
+/// writes the new wrapped position into `out`, updates its image counters and propulsion.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn advance(
+    dynamics: &Dynamics,
+    rng: &CounterRng,
+    step: u64,
+    i: u32,
+    dt: f64,
+    bx: &PeriodicBox,
+    xi: &[f64],
+    f: &[f64],
+    out: &mut [f64],
+    img: &mut [i32],
+    g: &mut [f64],
+) {
+    let d = xi.len();
+    match *dynamics {
+        Dynamics::Aoup {
+            v0,
+            gamma,
+            eps,
+            trap,
+        } => {
+            let sx = (2.0 * eps * dt).sqrt();
+            let decay = (-gamma * dt).exp();
+            let sg = (1.0 - decay * decay).sqrt();
+            let z = rng.normals(step, i, 0);
+            let z2 = if d > 2 {
+                rng.normals(step, i, 1)
+            } else {
+                [0.0; 4]
+            };
+            for c in 0..d {
+                let unwrapped = xi[c] + img[c] as f64 * bx.length;
+                let drift = v0 * g[c] + f[c] - trap * unwrapped;
+                // noise: x uses z[0..d), g the next d numbers
+                let (nx, ng) = noise_pair(&z, &z2, c, d);
+                let mut xn = xi[c] + drift * dt + sx * nx;
+                g[c] = decay * g[c] + sg * ng;
+                img[c] += bx.wrap(&mut xn);
+                out[c] = xn;
+            }
+        }
+        Dynamics::Abp { v0, mu, d_t, d_r } => {
+            let sx = (2.0 * d_t * dt).sqrt();
+            let sr = (2.0 * d_r * dt).sqrt();
+            let z = rng.normals(step, i, 0);
+            if d == 2 {
+                let (s, c) = super::rng::sin_cos(g[0]);
+                let dir = [c, s];
+                for a in 0..2 {
+                    let mut xn = xi[a] + (v0 * dir[a] + mu * f[a]) * dt + sx * z[a];
+                    img[a] += bx.wrap(&mut xn);
+                    out[a] = xn;
+                }
+                // the angle is kept in [−π, π) (only e = (cos θ, sin θ) matters)
+                let mut th = g[0] + sr * z[2];
+                if th >= std::f64::consts::PI {
+                    th -= std::f64::consts::TAU;
+                } else if th < -std::f64::consts::PI {
+                    th += std::f64::consts::TAU;
+                }
+                g[0] = th;
+            } else {
+                let z2 = rng.normals(step, i, 1);
+                for a in 0..3 {
+                    let mut xn = xi[a] + (v0 * g[a] + mu * f[a]) * dt + sx * z[a];
+                    img[a] += bx.wrap(&mut xn);
+                    out[a] = xn;
+                }
+                // rotational diffusion on the sphere: tangential kick, renormalised
+                let eta = [z[3], z2[0], z2[1]];
+                let dot = eta[0] * g[0] + eta[1] * g[1] + eta[2] * g[2];
+                for a in 0..3 {
+                    g[a] += sr * (eta[a] - dot * g[a]);
+                }
+                let norm = (g[0] * g[0] + g[1] * g[1] + g[2] * g[2]).sqrt();
+                g.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
     }
+}
 
-    /// Pair forces of the last step (N·d).
-    pub fn forces(&self) -> &[f64] {
-        &self.force
-    }
+/// `v[k] = v_old[order[k]]` for blocks of `per` values.
+fn permute<T: Copy + Default + Send + Sync>(v: &mut Vec<T>, order: &[u32], per: usize) {
+    let mut out = vec![T::default(); v.len()];
+    out.par_chunks_mut(CHUNK * per)
+        .zip(order.par_chunks(CHUNK))
+        .for_each(|(o, idx)| {
+            for (ok, &s) in o.chunks_exact_mut(per).zip(idx) {
+                let s = s as usize;
+                ok.copy_from_slice(&v[s * per..(s + 1) * per]);
+            }
+        });
+    *v = out;
 }
 
 /// Squared minimum-image distance of two wrapped positions.
@@ -306,12 +396,13 @@ fn skin(model: &ParticleModel, _pair: &PairForce) -> f64 {
     0.3 * model.diameter()
 }
 
-/// Force on the particle at sorted position `ks`, from positions in sorted order.
+/// Force on the particle in storage slot `s` from its list neighbours (positions in storage
+/// order).
 #[allow(clippy::too_many_arguments)]
-#[inline]
-fn sorted_force_on(
-    ks: usize,
-    xs: &[f64],
+#[inline(always)]
+fn force_on(
+    s: usize,
+    x: &[f64],
     d: usize,
     bx: &PeriodicBox,
     pair: &PairForce,
@@ -319,35 +410,29 @@ fn sorted_force_on(
     list: &VerletList,
     out: &mut [f64],
 ) {
-    let nb = list.neighbours(ks);
+    let nb = list.neighbours(s);
     match (*pair, d) {
         (PairForce::Wca { eps, sigma }, 2) => {
             // branch-free: the LJ expression is cheap, so evaluate it for every neighbour and mask
             let (s2, e24) = (sigma * sigma, 24.0 * eps);
-            force_over_list::<2>(ks, xs, bx, rc2, nb, out, true, |r2| {
+            force_over_list::<2>(s, x, bx, rc2, nb, out, true, |r2| {
                 let inv = 1.0 / r2;
                 let q = s2 * inv;
                 let s6 = q * q * q;
                 e24 * (2.0 * s6 * s6 - s6) * inv
             })
         }
-        (p, 1) => {
-            force_over_list::<1>(ks, xs, bx, rc2, nb, out, false, |r2| p.magnitude_over_r(r2))
-        }
-        (p, 2) => {
-            force_over_list::<2>(ks, xs, bx, rc2, nb, out, false, |r2| p.magnitude_over_r(r2))
-        }
-        (p, _) => {
-            force_over_list::<3>(ks, xs, bx, rc2, nb, out, false, |r2| p.magnitude_over_r(r2))
-        }
+        (p, 1) => force_over_list::<1>(s, x, bx, rc2, nb, out, false, |r2| p.magnitude_over_r(r2)),
+        (p, 2) => force_over_list::<2>(s, x, bx, rc2, nb, out, false, |r2| p.magnitude_over_r(r2)),
+        (p, _) => force_over_list::<3>(s, x, bx, rc2, nb, out, false, |r2| p.magnitude_over_r(r2)),
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn force_over_list<const D: usize>(
-    ks: usize,
-    xs: &[f64],
+    s: usize,
+    x: &[f64],
     bx: &PeriodicBox,
     rc2: f64,
     nb: &[u32],
@@ -356,22 +441,22 @@ fn force_over_list<const D: usize>(
     over_r: impl Fn(f64) -> f64,
 ) {
     let mut xi = [0.0f64; D];
-    xi.copy_from_slice(&xs[ks * D..(ks + 1) * D]);
+    xi.copy_from_slice(&x[s * D..(s + 1) * D]);
     let mut f = [0.0f64; D];
     for &j in nb {
         let j = j as usize;
         let mut r = [0.0f64; D];
         let mut r2 = 0.0;
         for a in 0..D {
-            let v = bx.min_image_wrapped(xi[a] - xs[j * D + a]);
+            let v = bx.min_image_wrapped(xi[a] - x[j * D + a]);
             r[a] = v;
             r2 += v * v;
         }
         let inside = r2 < rc2 && r2 > 0.0;
-        let s = if branchless {
-            let s = over_r(if inside { r2 } else { rc2 });
+        let sc = if branchless {
+            let v = over_r(if inside { r2 } else { rc2 });
             if inside {
-                s
+                v
             } else {
                 0.0
             }
@@ -381,7 +466,7 @@ fn force_over_list<const D: usize>(
             0.0
         };
         for a in 0..D {
-            f[a] += s * r[a];
+            f[a] += sc * r[a];
         }
     }
     out.copy_from_slice(&f);
