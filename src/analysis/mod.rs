@@ -1,4 +1,6 @@
-//! Analyses of trajectories and systems. This version: attractor statistics
-//! ([`stats`]: per-component mean and standard deviation, dominant spectral period).
+//! Analyses of trajectories and systems: attractor statistics ([`stats`]: per-component mean
+//! and standard deviation, dominant spectral period) and Lyapunov spectra with the dimensions and
+//! entropies derived from them ([`lyapunov`]).
 
+pub mod lyapunov;
 pub mod stats;

@@ -45,6 +45,9 @@ pub enum Command {
         #[command(subcommand)]
         action: CatalogueCommand,
     },
+    /// Lyapunov spectrum (variational equations with the exact Jacobian, QR re-orthonormalisation),
+    /// Kaplan–Yorke dimension and Pesin entropy, with error bars, beside the file's reference values.
+    Invariants(InvariantsArgs),
     /// Plot a trajectory file: 2-D projection, or the first three coordinates in perspective.
     Plot {
         /// Trajectory file written by `phaseflow simulate`.
@@ -103,6 +106,43 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 0.1)]
     pub tolerance: f64,
     /// Machine-readable output (one object per system).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `phaseflow invariants`.
+#[derive(Args, Debug)]
+pub struct InvariantsArgs {
+    /// System name or definition file
+    pub system: String,
+    /// Override a parameter: NAME=VALUE (repeatable)
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Measured span per initial condition (time units; iterations for maps)
+    /// [default: 2000 periods of flows, 1e5 iterations of maps]
+    #[arg(long)]
+    pub t_end: Option<f64>,
+    /// Discarded transient [default: 20 periods; 1000 iterations]
+    #[arg(long)]
+    pub transient: Option<f64>,
+    /// Re-orthonormalisation interval [default: period/8; every iteration of maps]
+    #[arg(long)]
+    pub qr_interval: Option<f64>,
+    /// Number of exponents (default: all)
+    #[arg(long)]
+    pub exponents: Option<usize>,
+    /// Initial conditions sampled on the attractor (error bars across them); 1 = the file's IC
+    /// with block error bars
+    #[arg(long, default_value_t = 1)]
+    pub ics: usize,
+    /// Seed of the initial-condition sampling
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 1e-9)]
+    pub rtol: f64,
+    #[arg(long, default_value_t = 1e-9)]
+    pub atol: f64,
+    /// Machine-readable output
     #[arg(long)]
     pub json: bool,
 }
@@ -217,6 +257,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List { json } => list(json),
         Command::Info { system, set, json } => info(&system, &set, json),
         Command::Simulate(args) => simulate(&args),
+        Command::Invariants(args) => invariants(&args),
         Command::Catalogue {
             action: CatalogueCommand::Check(args),
         } => catalogue_check(&args),
@@ -490,6 +531,142 @@ fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
         bail!("--t-end and --dt-out go together for flows, maps and delay equations");
     }
     simulate_system(args)
+}
+
+/// `phaseflow invariants`: Lyapunov spectrum, Kaplan–Yorke dimension, Pesin entropy.
+fn invariants(args: &InvariantsArgs) -> Result<()> {
+    use crate::analysis::lyapunov::{kaplan_yorke, pesin_entropy, spectrum, SpectrumOptions};
+    let sys = load(&args.system, &args.set)?;
+    let m = sys.model();
+    let map = m.kind == crate::systems::Kind::Map;
+    if m.kind == crate::systems::Kind::Dde {
+        bail!(
+            "{}: Lyapunov spectra of delay equations (via a discretised history) are not implemented yet",
+            m.name
+        );
+    }
+    if args.ics == 0 {
+        bail!("--ics must be at least 1");
+    }
+    let opts = SpectrumOptions {
+        exponents: args.exponents.unwrap_or(usize::MAX),
+        transient: args
+            .transient
+            .unwrap_or(if map { 1000.0 } else { 20.0 * m.period }),
+        span: args
+            .t_end
+            .unwrap_or(if map { 1e5 } else { 2000.0 * m.period }),
+        qr_interval: args
+            .qr_interval
+            .unwrap_or(if map { 1.0 } else { m.period / 8.0 }),
+        blocks: 10,
+        rtol: args.rtol,
+        atol: args.atol,
+    };
+    let started = Instant::now();
+    let ics: Vec<Vec<f64>> = if args.ics == 1 {
+        vec![m.initial_condition.clone()]
+    } else {
+        let so = SolverOptions::default();
+        simulate::attractor_initial_conditions(&sys, &so, args.ics, args.seed)
+            .map_err(|e| anyhow!("sampling initial conditions on the attractor: {e}"))?
+    };
+    let mut runs = Vec::new();
+    for x0 in &ics {
+        runs.push(spectrum(&sys, m.t0, x0, &opts).map_err(|e| anyhow!("{}: {e}", m.name))?);
+    }
+    let k = runs[0].exponents.len();
+    let (exponents, errors): (Vec<f64>, Vec<f64>) = if runs.len() == 1 {
+        (runs[0].exponents.clone(), runs[0].errors.clone())
+    } else {
+        (0..k)
+            .map(|i| {
+                let v: Vec<f64> = runs.iter().map(|r| r.exponents[i]).collect();
+                let n = v.len() as f64;
+                let mean = v.iter().sum::<f64>() / n;
+                let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+                (mean, (var / n).sqrt())
+            })
+            .unzip()
+    };
+    let ky = kaplan_yorke(&exponents);
+    let pesin = pesin_entropy(&exponents);
+    let spec = &sys.info().spec;
+    let reference = |key: &str| spec.reference_array(key);
+    let ref_scalar = |key: &str| {
+        spec.reference
+            .get(key)
+            .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let units = if map {
+        "per iteration"
+    } else {
+        "per time unit"
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "system": m.name,
+                "lyapunov_spectrum": exponents,
+                "lyapunov_errors": errors,
+                "sum": exponents.iter().sum::<f64>(),
+                "kaplan_yorke_dimension": ky,
+                "pesin_entropy": pesin,
+                "units": units,
+                "span": opts.span, "transient": opts.transient, "qr_interval": opts.qr_interval,
+                "initial_conditions": ics.len(),
+                "error_bars": if ics.len() == 1 { "standard error over 10 blocks" } else { "standard error over initial conditions" },
+                "reference": {
+                    "lyapunov_spectrum": reference("lyapunov_spectrum"),
+                    "lyapunov_spectrum_dysts": reference("lyapunov_spectrum_dysts"),
+                    "kaplan_yorke_dimension": ref_scalar("kaplan_yorke_dimension"),
+                    "kaplan_yorke_dimension_dysts": ref_scalar("kaplan_yorke_dimension_dysts"),
+                    "pesin_entropy_dysts": ref_scalar("pesin_entropy_dysts"),
+                },
+                "wall_seconds": wall,
+            }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "{}: Lyapunov spectrum ({units}; span {}, transient {}, QR every {}, {} initial condition(s))",
+        m.name,
+        opts.span,
+        opts.transient,
+        opts.qr_interval,
+        ics.len()
+    );
+    let lit = reference("lyapunov_spectrum");
+    let dy = reference("lyapunov_spectrum_dysts");
+    for i in 0..k {
+        let col = |v: &Option<Vec<f64>>| {
+            v.as_ref()
+                .and_then(|v| v.get(i))
+                .map_or("-".to_string(), |x| format!("{x:.4}"))
+        };
+        println!(
+            "  λ{:<2} = {:>10.5} ± {:.5}   literature {:>9}   dysts {:>9}",
+            i + 1,
+            exponents[i],
+            errors[i],
+            col(&lit),
+            col(&dy)
+        );
+    }
+    println!("  sum  = {:.6}", exponents.iter().sum::<f64>());
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+    println!(
+        "  Kaplan–Yorke dimension {ky:.4} (literature {}, dysts {})",
+        opt(ref_scalar("kaplan_yorke_dimension")),
+        opt(ref_scalar("kaplan_yorke_dimension_dysts"))
+    );
+    println!(
+        "  Pesin entropy {pesin:.4} (dysts {})   [{wall:.2} s]",
+        opt(ref_scalar("pesin_entropy_dysts"))
+    );
+    Ok(())
 }
 
 /// `phaseflow info` for a particle model: effective parameters (derived ones included), box,
