@@ -2,5 +2,6 @@
 //! and standard deviation, dominant spectral period) and Lyapunov spectra with the dimensions and
 //! entropies derived from them ([`lyapunov`]).
 
+pub mod dimension;
 pub mod lyapunov;
 pub mod stats;

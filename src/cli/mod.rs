@@ -142,6 +142,10 @@ pub struct InvariantsArgs {
     pub rtol: f64,
     #[arg(long, default_value_t = 1e-9)]
     pub atol: f64,
+    /// Points of the correlation-dimension estimate (a trajectory sampled 20 times per period
+    /// after the transient, Theiler window one period; maps: iterates); 0 skips it
+    #[arg(long, default_value_t = 20000)]
+    pub correlation_points: usize,
     /// Machine-readable output
     #[arg(long)]
     pub json: bool,
@@ -591,6 +595,30 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
     };
     let ky = kaplan_yorke(&exponents);
     let pesin = pesin_entropy(&exponents);
+    // correlation dimension from a trajectory on the attractor
+    let corr = if args.correlation_points >= 100 {
+        let n = args.correlation_points;
+        let (sampling, theiler) = if map {
+            (
+                simulate::Sampling::iterations(m.t0 + opts.transient.round(), n),
+                0,
+            )
+        } else {
+            (
+                simulate::Sampling::per_period(m.t0 + opts.transient, m.period, n, 20),
+                20,
+            )
+        };
+        let ro = simulate::RunOptions::new(SolverOptions::default());
+        let rec = simulate::trajectory(&sys, &ro, &m.initial_condition, &sampling)
+            .map_err(|e| anyhow!("{}: trajectory for the correlation dimension: {e}", m.name))?;
+        let d = rec.dim;
+        let stds = crate::analysis::stats::column_stds(&rec.state, d);
+        let size = stds.iter().map(|s| s * s).sum::<f64>().sqrt();
+        crate::analysis::dimension::correlation_dimension(&rec.state, d, theiler, 0.5 * size)
+    } else {
+        None
+    };
     let spec = &sys.info().spec;
     let reference = |key: &str| spec.reference_array(key);
     let ref_scalar = |key: &str| {
@@ -614,6 +642,9 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
                 "sum": exponents.iter().sum::<f64>(),
                 "kaplan_yorke_dimension": ky,
                 "pesin_entropy": pesin,
+                "correlation_dimension": corr.as_ref().map(|c| c.dimension),
+                "correlation_dimension_error": corr.as_ref().map(|c| c.error),
+                "correlation_fit_range": corr.as_ref().map(|c| c.fit_range),
                 "units": units,
                 "span": opts.span, "transient": opts.transient, "qr_interval": opts.qr_interval,
                 "initial_conditions": ics.len(),
@@ -624,6 +655,7 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
                     "kaplan_yorke_dimension": ref_scalar("kaplan_yorke_dimension"),
                     "kaplan_yorke_dimension_dysts": ref_scalar("kaplan_yorke_dimension_dysts"),
                     "pesin_entropy_dysts": ref_scalar("pesin_entropy_dysts"),
+                    "correlation_dimension_dysts": ref_scalar("correlation_dimension_dysts"),
                 },
                 "wall_seconds": wall,
             }))?
@@ -662,9 +694,20 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
         opt(ref_scalar("kaplan_yorke_dimension")),
         opt(ref_scalar("kaplan_yorke_dimension_dysts"))
     );
+    if let Some(c) = &corr {
+        println!(
+            "  correlation dimension {:.3} ± {:.3} (fit over r ∈ [{:.3e}, {:.3e}], dysts {})",
+            c.dimension,
+            c.error,
+            c.fit_range.0,
+            c.fit_range.1,
+            opt(ref_scalar("correlation_dimension_dysts"))
+        );
+    }
     println!(
-        "  Pesin entropy {pesin:.4} (dysts {})   [{wall:.2} s]",
-        opt(ref_scalar("pesin_entropy_dysts"))
+        "  Pesin entropy {pesin:.4} (dysts {})   [{:.2} s]",
+        opt(ref_scalar("pesin_entropy_dysts")),
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

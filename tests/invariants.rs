@@ -117,3 +117,60 @@ x = "r * x * (1 - x)"
         s.exponents[0]
     );
 }
+
+/// Grassberger–Procaccia: Hénon ≈ 1.22 and Lorenz ≈ 2.05 (±0.05), with the fit range of the
+/// documented correlation-sum window.
+#[test]
+fn correlation_dimensions_of_henon_and_lorenz() {
+    use phaseflow::analysis::dimension::correlation_dimension;
+    use phaseflow::integrate::{integrate, SolverOptions};
+    use phaseflow::systems::System;
+    // Hénon: 30000 iterates after a transient
+    let (a, b) = (1.4, 0.3);
+    let (mut x, mut y) = (0.1f64, 0.1f64);
+    let mut pts = Vec::new();
+    for n in 0..31000 {
+        let nx = 1.0 - a * x * x + y;
+        y = b * x;
+        x = nx;
+        if n >= 1000 {
+            pts.extend_from_slice(&[x, y]);
+        }
+    }
+    let c = correlation_dimension(&pts, 2, 0, 0.5).unwrap();
+    println!(
+        "Hénon D2 = {} ± {} over {:?}",
+        c.dimension, c.error, c.fit_range
+    );
+    assert!(
+        (c.dimension - 1.22).abs() < 0.05,
+        "Hénon D2 {}",
+        c.dimension
+    );
+    // Lorenz: 30000 samples 0.05 apart after a transient, Theiler window of one period (30 samples)
+    let sys = system(LORENZ);
+    let times: Vec<f64> = (0..30000).map(|k| 50.0 + 0.05 * k as f64).collect();
+    let mut traj = Vec::with_capacity(3 * times.len());
+    integrate(
+        &sys,
+        &SolverOptions::default(),
+        0.0,
+        &[1.0, 1.0, 20.0],
+        &times,
+        &mut |_, _, v| {
+            traj.extend_from_slice(&v[..sys.dim()]);
+            true
+        },
+    )
+    .unwrap();
+    let c = correlation_dimension(&traj, 3, 30, 5.0).unwrap();
+    println!(
+        "Lorenz D2 = {} ± {} over {:?}",
+        c.dimension, c.error, c.fit_range
+    );
+    assert!(
+        (c.dimension - 2.05).abs() < 0.05,
+        "Lorenz D2 {}",
+        c.dimension
+    );
+}
