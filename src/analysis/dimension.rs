@@ -95,8 +95,8 @@ pub fn correlation_sums(
     let mut cum = 0u64;
     let mut radii = Vec::with_capacity(bins);
     let mut sums = Vec::with_capacity(bins);
-    for b in 0..bins {
-        cum += hist[b];
+    for (b, h) in hist.iter().take(bins).enumerate() {
+        cum += h;
         // upper edge of bin b (bin 0 ends at r_min)
         radii.push((ln_min + b as f64 * width).exp());
         sums.push(cum as f64 / total);
