@@ -5,3 +5,4 @@
 pub mod dimension;
 pub mod lyapunov;
 pub mod stats;
+pub mod timeseries;
