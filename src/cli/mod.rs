@@ -595,6 +595,13 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
     };
     let ky = kaplan_yorke(&exponents);
     let pesin = pesin_entropy(&exponents);
+    let two = crate::analysis::lyapunov::max_exponent_two_trajectories(
+        &sys,
+        m.t0,
+        &m.initial_condition,
+        &opts,
+    )
+    .ok();
     // correlation dimension from a trajectory on the attractor
     let corr = if args.correlation_points >= 100 {
         let n = args.correlation_points;
@@ -642,6 +649,8 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
                 "sum": exponents.iter().sum::<f64>(),
                 "kaplan_yorke_dimension": ky,
                 "pesin_entropy": pesin,
+                "maximum_lyapunov_two_trajectories": two.map(|v| v.0),
+                "maximum_lyapunov_two_trajectories_error": two.map(|v| v.1),
                 "correlation_dimension": corr.as_ref().map(|c| c.dimension),
                 "correlation_dimension_error": corr.as_ref().map(|c| c.error),
                 "correlation_fit_range": corr.as_ref().map(|c| c.fit_range),
@@ -655,6 +664,7 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
                     "kaplan_yorke_dimension": ref_scalar("kaplan_yorke_dimension"),
                     "kaplan_yorke_dimension_dysts": ref_scalar("kaplan_yorke_dimension_dysts"),
                     "pesin_entropy_dysts": ref_scalar("pesin_entropy_dysts"),
+                    "maximum_lyapunov_dysts": ref_scalar("maximum_lyapunov_dysts"),
                     "correlation_dimension_dysts": ref_scalar("correlation_dimension_dysts"),
                 },
                 "wall_seconds": wall,
@@ -688,6 +698,12 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
         );
     }
     println!("  sum  = {:.6}", exponents.iter().sum::<f64>());
+    if let Some((l, e)) = two {
+        println!(
+            "  maximal exponent by two-trajectory renormalisation {l:.5} ± {e:.5} (dysts {})",
+            ref_scalar("maximum_lyapunov_dysts").map_or("-".to_string(), |x| format!("{x:.4}"))
+        );
+    }
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
     println!(
         "  Kaplan–Yorke dimension {ky:.4} (literature {}, dysts {})",
