@@ -40,6 +40,10 @@ def main() -> int:
                             "--burn-in", str(20 * row["period"]), "-q", "-o", os.path.join(gallery, row["name"] + ".h5")],
                            check=True, cwd=HERE.parent)
         os.environ["PHASEFLOW_GALLERY"] = gallery
+        inv = os.path.join(tmp, "invariants.csv")
+        subprocess.run([exe, "catalogue", "invariants", "--systems", "lorenz,rossler,chen,halvorsen,maps/henon",
+                        "--correlation-points", "5000", "-o", inv], check=True, capture_output=True, cwd=HERE.parent)
+        os.environ["PHASEFLOW_INVARIANTS"] = inv
         os.environ["PHASEFLOW_FIG"] = os.path.join(tmp, "fig.png")
         notebooks = sorted(HERE.glob("*.ipynb"))
         for nb_path in notebooks:

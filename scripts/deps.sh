@@ -21,8 +21,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if ! python3 -c "import numpy, h5py, matplotlib, nbclient, nbformat, ipykernel" >/dev/null 2>&1; then
+if ! python3 -c "import numpy, h5py, matplotlib, pandas, nbclient, nbformat, ipykernel" >/dev/null 2>&1; then
   echo "deps: installing Python packages" >&2
-  python3 -m pip install -q --disable-pip-version-check numpy h5py matplotlib nbclient nbformat ipykernel \
-    || python3 -m pip install -q --break-system-packages numpy h5py matplotlib nbclient nbformat ipykernel
+  python3 -m pip install -q --disable-pip-version-check numpy h5py matplotlib pandas nbclient nbformat ipykernel \
+    || python3 -m pip install -q --break-system-packages numpy h5py matplotlib pandas nbclient nbformat ipykernel
 fi

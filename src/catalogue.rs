@@ -283,3 +283,70 @@ pub fn check_files(
         })
         .collect()
 }
+
+/// Writes the recomputed invariants into the `[reference]` table of a definition file as
+/// `phaseflow_*` keys (the dysts values stay next to them). `[reference]` is the last table of every
+/// catalogue file; earlier `phaseflow_*` lines (and their marker comment) are replaced. The file
+/// is rewritten atomically (temporary file, then rename) and must still parse afterwards.
+pub fn write_phaseflow_reference(
+    path: &std::path::Path,
+    inv: &crate::analysis::invariants::Invariants,
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !text.lines().any(|l| l.trim() == "[reference]") {
+        return Err(format!("{}: no [reference] table", path.display()));
+    }
+    let fmt = |v: f64| {
+        if v.is_finite() {
+            format!("{v:?}")
+        } else {
+            "nan".into()
+        }
+    };
+    let arr = |v: &[f64]| {
+        format!(
+            "[{}]",
+            v.iter().map(|x| fmt(*x)).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let mut kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("phaseflow_") && !l.starts_with("# phaseflow invariants:"))
+        .collect();
+    while kept.last().is_some_and(|l| l.trim().is_empty()) {
+        kept.pop();
+    }
+    let mut out = kept.join("\n");
+    out.push_str(&format!(
+        "\n# phaseflow invariants: `phaseflow catalogue invariants` (variational spectrum, span {}, transient {}, QR every {}; {}; correlation dimension: Grassberger-Procaccia, C in [1e-4, 1e-2])\n",
+        inv.span, inv.transient, inv.qr_interval, inv.error_bars
+    ));
+    out.push_str(&format!(
+        "phaseflow_lyapunov_spectrum = {}\n",
+        arr(&inv.lyapunov_spectrum)
+    ));
+    out.push_str(&format!(
+        "phaseflow_lyapunov_errors = {}\n",
+        arr(&inv.lyapunov_errors)
+    ));
+    out.push_str(&format!(
+        "phaseflow_kaplan_yorke_dimension = {}\n",
+        fmt(inv.kaplan_yorke_dimension)
+    ));
+    out.push_str(&format!(
+        "phaseflow_pesin_entropy = {}\n",
+        fmt(inv.pesin_entropy)
+    ));
+    if let Some(l) = inv.maximum_lyapunov_two_trajectories {
+        out.push_str(&format!("phaseflow_maximum_lyapunov = {}\n", fmt(l)));
+    }
+    if let Some(c) = inv.correlation_dimension {
+        out.push_str(&format!("phaseflow_correlation_dimension = {}\n", fmt(c)));
+    }
+    // the result must still be a valid definition file
+    crate::systems::SystemSpec::from_str_at(&out, path).map_err(|e| e.to_string())?;
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, &out).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(())
+}

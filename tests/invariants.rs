@@ -222,3 +222,69 @@ fn two_trajectory_maximal_exponent() {
     println!("two trajectories λ1 = {l} ± {e}");
     assert!((l - 0.9056).abs() < 0.01, "λ1 = {l} ± {e}");
 }
+
+/// `phaseflow catalogue invariants`: table columns, dysts values side by side, the phaseflow_*
+/// values written into (a copy of) a definition file — replaced, not duplicated, on a second run —
+/// and --resume of a partial table.
+#[test]
+fn catalogue_invariants_table_and_reference_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lorenz.toml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/systems/lorenz.toml"),
+        &file,
+    )
+    .unwrap();
+    let out = dir.path().join("t.csv");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "catalogue",
+            "invariants",
+            "--systems",
+            file.to_str().unwrap(),
+            "--span-periods",
+            "200",
+            "--correlation-points",
+            "3000",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let o = run(&["--write-reference"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let table = std::fs::read_to_string(&out).unwrap();
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(col("system"), "\"Lorenz\"");
+    let l1: f64 = col("lyapunov_spectrum")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((l1 - 0.9056).abs() < 0.05, "λ1 {l1}");
+    assert!(col("lyapunov_spectrum_dysts").starts_with("1.09"));
+    assert_eq!(col("status"), "\"ok\"");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.matches("phaseflow_lyapunov_spectrum = [").count(), 1);
+    assert!(text.contains("lyapunov_spectrum_dysts"));
+    let spec = SystemSpec::from_str_at(&text, &file).unwrap();
+    let l = spec.reference_array("phaseflow_lyapunov_spectrum").unwrap();
+    assert!((l[0] - 0.9056).abs() < 0.05);
+    // resume: a partial table with Lorenz done is completed without recomputing it
+    let partial = dir.path().join(".t.csv.partial");
+    std::fs::copy(&out, &partial).unwrap();
+    let o = run(&["--resume"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("0 systems computed now, 1 from the partial table"));
+}

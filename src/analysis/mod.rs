@@ -3,6 +3,7 @@
 //! entropies derived from them ([`lyapunov`]).
 
 pub mod dimension;
+pub mod invariants;
 pub mod lyapunov;
 pub mod stats;
 pub mod timeseries;

@@ -76,6 +76,33 @@ pub enum CatalogueCommand {
     /// Integrate every system from its default initial condition and compare its mean and std
     /// with the reference values of its file (exit status 1 when a system fails).
     Check(CheckArgs),
+    /// Invariants of every system (Lyapunov spectrum with errors, Kaplan–Yorke, Pesin, two-
+    /// trajectory λ_max, correlation dimension) beside dysts' values, as a CSV table; parallel,
+    /// resumable (--resume continues the partial table).
+    Invariants(CatalogueInvariantsArgs),
+}
+
+/// Options of `phaseflow catalogue invariants`.
+#[derive(Args, Debug)]
+pub struct CatalogueInvariantsArgs {
+    /// Output table (CSV; written as .NAME.partial until complete)
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Only these systems (names or files), comma-separated
+    #[arg(long, value_delimiter = ',')]
+    pub systems: Option<Vec<String>>,
+    /// Measured span of flows in periods (maps: 100 iterations per period-unit, i.e. 1e5 for 1000)
+    #[arg(long, default_value_t = 500.0)]
+    pub span_periods: f64,
+    /// Points of the correlation-dimension estimates (0 skips them)
+    #[arg(long, default_value_t = 10000)]
+    pub correlation_points: usize,
+    /// Continue an interrupted table
+    #[arg(long)]
+    pub resume: bool,
+    /// Also write the results into each file's [reference] as phaseflow_* values
+    #[arg(long)]
+    pub write_reference: bool,
 }
 
 /// Options of `phaseflow catalogue check`.
@@ -265,6 +292,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Catalogue {
             action: CatalogueCommand::Check(args),
         } => catalogue_check(&args),
+        Command::Catalogue {
+            action: CatalogueCommand::Invariants(args),
+        } => catalogue_invariants(&args),
         Command::Plot {
             input,
             output,
@@ -537,95 +567,22 @@ fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
     simulate_system(args)
 }
 
-/// `phaseflow invariants`: Lyapunov spectrum, Kaplan–Yorke dimension, Pesin entropy.
+/// `phaseflow invariants`: Lyapunov spectrum, Kaplan–Yorke dimension, Pesin entropy,
+/// correlation dimension, beside the file's reference values.
 fn invariants(args: &InvariantsArgs) -> Result<()> {
-    use crate::analysis::lyapunov::{kaplan_yorke, pesin_entropy, spectrum, SpectrumOptions};
     let sys = load(&args.system, &args.set)?;
-    let m = sys.model();
-    let map = m.kind == crate::systems::Kind::Map;
-    if m.kind == crate::systems::Kind::Dde {
-        bail!(
-            "{}: Lyapunov spectra of delay equations (via a discretised history) are not implemented yet",
-            m.name
-        );
-    }
-    if args.ics == 0 {
-        bail!("--ics must be at least 1");
-    }
-    let opts = SpectrumOptions {
-        exponents: args.exponents.unwrap_or(usize::MAX),
-        transient: args
-            .transient
-            .unwrap_or(if map { 1000.0 } else { 20.0 * m.period }),
-        span: args
-            .t_end
-            .unwrap_or(if map { 1e5 } else { 2000.0 * m.period }),
-        qr_interval: args
-            .qr_interval
-            .unwrap_or(if map { 1.0 } else { m.period / 8.0 }),
-        blocks: 10,
+    let settings = crate::analysis::invariants::InvariantSettings {
+        span: args.t_end,
+        transient: args.transient,
+        qr_interval: args.qr_interval,
+        exponents: args.exponents,
+        ics: args.ics,
+        seed: args.seed,
         rtol: args.rtol,
         atol: args.atol,
+        correlation_points: args.correlation_points,
     };
-    let started = Instant::now();
-    let ics: Vec<Vec<f64>> = if args.ics == 1 {
-        vec![m.initial_condition.clone()]
-    } else {
-        let so = SolverOptions::default();
-        simulate::attractor_initial_conditions(&sys, &so, args.ics, args.seed)
-            .map_err(|e| anyhow!("sampling initial conditions on the attractor: {e}"))?
-    };
-    let mut runs = Vec::new();
-    for x0 in &ics {
-        runs.push(spectrum(&sys, m.t0, x0, &opts).map_err(|e| anyhow!("{}: {e}", m.name))?);
-    }
-    let k = runs[0].exponents.len();
-    let (exponents, errors): (Vec<f64>, Vec<f64>) = if runs.len() == 1 {
-        (runs[0].exponents.clone(), runs[0].errors.clone())
-    } else {
-        (0..k)
-            .map(|i| {
-                let v: Vec<f64> = runs.iter().map(|r| r.exponents[i]).collect();
-                let n = v.len() as f64;
-                let mean = v.iter().sum::<f64>() / n;
-                let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-                (mean, (var / n).sqrt())
-            })
-            .unzip()
-    };
-    let ky = kaplan_yorke(&exponents);
-    let pesin = pesin_entropy(&exponents);
-    let two = crate::analysis::lyapunov::max_exponent_two_trajectories(
-        &sys,
-        m.t0,
-        &m.initial_condition,
-        &opts,
-    )
-    .ok();
-    // correlation dimension from a trajectory on the attractor
-    let corr = if args.correlation_points >= 100 {
-        let n = args.correlation_points;
-        let (sampling, theiler) = if map {
-            (
-                simulate::Sampling::iterations(m.t0 + opts.transient.round(), n),
-                0,
-            )
-        } else {
-            (
-                simulate::Sampling::per_period(m.t0 + opts.transient, m.period, n, 20),
-                20,
-            )
-        };
-        let ro = simulate::RunOptions::new(SolverOptions::default());
-        let rec = simulate::trajectory(&sys, &ro, &m.initial_condition, &sampling)
-            .map_err(|e| anyhow!("{}: trajectory for the correlation dimension: {e}", m.name))?;
-        let d = rec.dim;
-        let stds = crate::analysis::stats::column_stds(&rec.state, d);
-        let size = stds.iter().map(|s| s * s).sum::<f64>().sqrt();
-        crate::analysis::dimension::correlation_dimension(&rec.state, d, theiler, 0.5 * size)
-    } else {
-        None
-    };
+    let inv = crate::analysis::invariants::compute(&sys, &settings).map_err(|e| anyhow!("{e}"))?;
     let spec = &sys.info().spec;
     let reference = |key: &str| spec.reference_array(key);
     let ref_scalar = |key: &str| {
@@ -633,56 +590,39 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
             .get(key)
             .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
     };
-    let wall = started.elapsed().as_secs_f64();
+    let map = inv.kind == "map";
     let units = if map {
         "per iteration"
     } else {
         "per time unit"
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "system": m.name,
-                "lyapunov_spectrum": exponents,
-                "lyapunov_errors": errors,
-                "sum": exponents.iter().sum::<f64>(),
-                "kaplan_yorke_dimension": ky,
-                "pesin_entropy": pesin,
-                "maximum_lyapunov_two_trajectories": two.map(|v| v.0),
-                "maximum_lyapunov_two_trajectories_error": two.map(|v| v.1),
-                "correlation_dimension": corr.as_ref().map(|c| c.dimension),
-                "correlation_dimension_error": corr.as_ref().map(|c| c.error),
-                "correlation_fit_range": corr.as_ref().map(|c| c.fit_range),
-                "units": units,
-                "span": opts.span, "transient": opts.transient, "qr_interval": opts.qr_interval,
-                "initial_conditions": ics.len(),
-                "error_bars": if ics.len() == 1 { "standard error over 10 blocks" } else { "standard error over initial conditions" },
-                "reference": {
-                    "lyapunov_spectrum": reference("lyapunov_spectrum"),
-                    "lyapunov_spectrum_dysts": reference("lyapunov_spectrum_dysts"),
-                    "kaplan_yorke_dimension": ref_scalar("kaplan_yorke_dimension"),
-                    "kaplan_yorke_dimension_dysts": ref_scalar("kaplan_yorke_dimension_dysts"),
-                    "pesin_entropy_dysts": ref_scalar("pesin_entropy_dysts"),
-                    "maximum_lyapunov_dysts": ref_scalar("maximum_lyapunov_dysts"),
-                    "correlation_dimension_dysts": ref_scalar("correlation_dimension_dysts"),
-                },
-                "wall_seconds": wall,
-            }))?
-        );
+        let mut v = serde_json::to_value(&inv)?;
+        v["units"] = json!(units);
+        v["reference"] = json!({
+            "lyapunov_spectrum": reference("lyapunov_spectrum"),
+            "lyapunov_spectrum_dysts": reference("lyapunov_spectrum_dysts"),
+            "kaplan_yorke_dimension": ref_scalar("kaplan_yorke_dimension"),
+            "kaplan_yorke_dimension_dysts": ref_scalar("kaplan_yorke_dimension_dysts"),
+            "pesin_entropy_dysts": ref_scalar("pesin_entropy_dysts"),
+            "maximum_lyapunov_dysts": ref_scalar("maximum_lyapunov_dysts"),
+            "correlation_dimension_dysts": ref_scalar("correlation_dimension_dysts"),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     println!(
         "{}: Lyapunov spectrum ({units}; span {}, transient {}, QR every {}, {} initial condition(s))",
-        m.name,
-        opts.span,
-        opts.transient,
-        opts.qr_interval,
-        ics.len()
+        inv.system, inv.span, inv.transient, inv.qr_interval, inv.initial_conditions
     );
     let lit = reference("lyapunov_spectrum");
     let dy = reference("lyapunov_spectrum_dysts");
-    for i in 0..k {
+    for (i, (l, e)) in inv
+        .lyapunov_spectrum
+        .iter()
+        .zip(&inv.lyapunov_errors)
+        .enumerate()
+    {
         let col = |v: &Option<Vec<f64>>| {
             v.as_ref()
                 .and_then(|v| v.get(i))
@@ -691,39 +631,46 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
         println!(
             "  λ{:<2} = {:>10.5} ± {:.5}   literature {:>9}   dysts {:>9}",
             i + 1,
-            exponents[i],
-            errors[i],
+            l,
+            e,
             col(&lit),
             col(&dy)
         );
     }
-    println!("  sum  = {:.6}", exponents.iter().sum::<f64>());
-    if let Some((l, e)) = two {
+    println!("  sum  = {:.6}", inv.sum);
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+    if let (Some(l), Some(e)) = (
+        inv.maximum_lyapunov_two_trajectories,
+        inv.maximum_lyapunov_two_trajectories_error,
+    ) {
         println!(
             "  maximal exponent by two-trajectory renormalisation {l:.5} ± {e:.5} (dysts {})",
-            ref_scalar("maximum_lyapunov_dysts").map_or("-".to_string(), |x| format!("{x:.4}"))
+            opt(ref_scalar("maximum_lyapunov_dysts"))
         );
     }
-    let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
     println!(
-        "  Kaplan–Yorke dimension {ky:.4} (literature {}, dysts {})",
+        "  Kaplan–Yorke dimension {:.4} (literature {}, dysts {})",
+        inv.kaplan_yorke_dimension,
         opt(ref_scalar("kaplan_yorke_dimension")),
         opt(ref_scalar("kaplan_yorke_dimension_dysts"))
     );
-    if let Some(c) = &corr {
+    if let (Some(c), Some(e), Some(r)) = (
+        inv.correlation_dimension,
+        inv.correlation_dimension_error,
+        inv.correlation_fit_range,
+    ) {
         println!(
-            "  correlation dimension {:.3} ± {:.3} (fit over r ∈ [{:.3e}, {:.3e}], dysts {})",
-            c.dimension,
-            c.error,
-            c.fit_range.0,
-            c.fit_range.1,
+            "  correlation dimension {c:.3} ± {e:.3} (fit over r ∈ [{:.3e}, {:.3e}], dysts {})",
+            r.0,
+            r.1,
             opt(ref_scalar("correlation_dimension_dysts"))
         );
     }
     println!(
-        "  Pesin entropy {pesin:.4} (dysts {})   [{:.2} s]",
+        "  Pesin entropy {:.4} (dysts {})   [{:.2} s]",
+        inv.pesin_entropy,
         opt(ref_scalar("pesin_entropy_dysts")),
-        started.elapsed().as_secs_f64()
+        inv.wall_seconds
     );
     Ok(())
 }
@@ -1189,6 +1136,179 @@ fn plot(
     };
     io::plot_trajectory(&traj, output, &opts)?;
     eprintln!("wrote {}", output.display());
+    Ok(())
+}
+
+/// One CSV field: arrays space-separated, missing values empty, text quoted.
+fn csv_field(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_f64().map_or(String::new(), |f| format!("{f}")))
+            .collect::<Vec<_>>()
+            .join(" "),
+        serde_json::Value::String(s) => format!("\"{}\"", s.replace('"', "'")),
+        other => other.to_string(),
+    }
+}
+
+const INVARIANT_COLUMNS: [&str; 18] = [
+    "system",
+    "kind",
+    "dimension",
+    "lyapunov_spectrum",
+    "lyapunov_errors",
+    "sum",
+    "kaplan_yorke_dimension",
+    "pesin_entropy",
+    "maximum_lyapunov_two_trajectories",
+    "correlation_dimension",
+    "lyapunov_spectrum_literature",
+    "lyapunov_spectrum_dysts",
+    "kaplan_yorke_dimension_dysts",
+    "pesin_entropy_dysts",
+    "maximum_lyapunov_dysts",
+    "correlation_dimension_dysts",
+    "wall_seconds",
+    "status",
+];
+
+/// `phaseflow catalogue invariants`: the invariants table of the whole catalogue.
+fn catalogue_invariants(args: &CatalogueInvariantsArgs) -> Result<()> {
+    use rayon::prelude::*;
+    use std::io::Write;
+    let files: Vec<PathBuf> = match &args.systems {
+        Some(list) => list
+            .iter()
+            .map(|s| systems::resolve_system(s.trim()).map_err(|e| anyhow!("{e}")))
+            .collect::<Result<_>>()?,
+        None => systems::catalogue_files(),
+    };
+    let name = args
+        .output
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: not a file name", args.output.display()))?;
+    let partial = args
+        .output
+        .with_file_name(format!(".{}.partial", name.to_string_lossy()));
+    let mut done: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    if args.resume {
+        let text = std::fs::read_to_string(&partial)
+            .map_err(|e| anyhow!("nothing to resume: {} ({e})", partial.display()))?;
+        for line in text.lines().skip(1) {
+            if let Some(first) = line.split(',').next() {
+                done.insert(first.trim_matches('"').to_string());
+            }
+        }
+    } else {
+        let mut f =
+            std::fs::File::create(&partial).map_err(|e| anyhow!("{}: {e}", partial.display()))?;
+        writeln!(f, "{}", INVARIANT_COLUMNS.join(","))?;
+    }
+    let writer = std::sync::Mutex::new(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&partial)
+            .map_err(|e| anyhow!("{}: {e}", partial.display()))?,
+    );
+    let todo: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| SystemSpec::load(f).map_or(true, |s| !done.contains(&s.name)))
+        .collect();
+    let bar = ProgressBar::new(todo.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} systems {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let base_settings = crate::analysis::invariants::InvariantSettings {
+        correlation_points: args.correlation_points,
+        ..crate::analysis::invariants::InvariantSettings::default()
+    };
+    let failures = std::sync::atomic::AtomicUsize::new(0);
+    todo.par_iter().for_each(|f| {
+        let row = (|| -> std::result::Result<serde_json::Value, String> {
+            let sys = CompiledSystem::load(&f.display().to_string(), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            let mut settings = base_settings.clone();
+            if sys.model().kind == systems::Kind::Map {
+                settings.span = Some(args.span_periods * 200.0);
+            } else {
+                settings.span = Some(args.span_periods * sys.model().period);
+            }
+            let spec = &sys.info().spec;
+            let refs = |k: &str| json!(spec.reference_array(k));
+            let refv = |k: &str| {
+                json!(spec
+                    .reference
+                    .get(k)
+                    .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))))
+            };
+            let base = json!({
+                "system": spec.name, "kind": spec.kind.as_str(),
+                "lyapunov_spectrum_literature": refs("lyapunov_spectrum"),
+                "lyapunov_spectrum_dysts": refs("lyapunov_spectrum_dysts"),
+                "kaplan_yorke_dimension_dysts": refv("kaplan_yorke_dimension_dysts"),
+                "pesin_entropy_dysts": refv("pesin_entropy_dysts"),
+                "maximum_lyapunov_dysts": refv("maximum_lyapunov_dysts"),
+                "correlation_dimension_dysts": refv("correlation_dimension_dysts"),
+            });
+            match crate::analysis::invariants::compute(&sys, &settings) {
+                Ok(inv) => {
+                    if args.write_reference {
+                        crate::catalogue::write_phaseflow_reference(f, &inv)?;
+                    }
+                    let mut v = serde_json::to_value(&inv).map_err(|e| e.to_string())?;
+                    for (k, val) in base.as_object().unwrap() {
+                        v[k] = val.clone();
+                    }
+                    v["status"] = json!("ok");
+                    Ok(v)
+                }
+                Err(e) => {
+                    let mut v = base;
+                    v["status"] = json!(format!("skipped: {e}"));
+                    Ok(v)
+                }
+            }
+        })();
+        let v = row.unwrap_or_else(|e| {
+            failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            json!({"system": f.display().to_string(), "status": format!("error: {e}")})
+        });
+        let line = INVARIANT_COLUMNS
+            .iter()
+            .map(|c| csv_field(&v[*c]))
+            .collect::<Vec<_>>()
+            .join(",");
+        if let Ok(mut w) = writer.lock() {
+            let _ = writeln!(w, "{line}");
+            let _ = w.flush();
+        }
+        bar.set_message(v["system"].as_str().unwrap_or("").to_string());
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    drop(writer);
+    std::fs::rename(&partial, &args.output)
+        .map_err(|e| anyhow!("{}: {e}", args.output.display()))?;
+    let n = failures.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "wrote {} ({} systems computed now, {} from the partial table){}",
+        args.output.display(),
+        todo.len(),
+        done.len(),
+        if n > 0 {
+            format!("; {n} errors")
+        } else {
+            String::new()
+        }
+    );
+    if n > 0 {
+        bail!("{n} systems failed");
+    }
     Ok(())
 }
 
