@@ -1,7 +1,8 @@
 //! All invariants of one system with one documented method each — the code behind
 //! `phaseflow invariants` and `phaseflow catalogue invariants`: Lyapunov spectrum (variational
 //! equations, [`super::lyapunov::spectrum`]), maximal exponent by two-trajectory renormalisation,
-//! Kaplan–Yorke dimension, Pesin bound, correlation dimension ([`super::dimension`]), beside the
+//! Kaplan–Yorke dimension, Pesin bound, correlation dimension ([`super::dimension`]), sample and
+//! multiscale entropy ([`super::timeseries`]), dominant period ([`super::stats`]), beside the
 //! reference values stored in the system's file (literature, and dysts' with a `_dysts` suffix).
 
 use super::dimension::correlation_dimension;
@@ -65,6 +66,14 @@ pub struct Invariants {
     pub correlation_dimension: Option<f64>,
     pub correlation_dimension_error: Option<f64>,
     pub correlation_fit_range: Option<(f64, f64)>,
+    /// Sample entropy SampEn(2, 0.2σ) of the first coordinate (3000 samples at 20 per period)
+    /// and the multiscale-entropy curve for coarse-graining scales 1 … 5.
+    pub sample_entropy: Option<f64>,
+    pub multiscale_entropy: Vec<Option<f64>>,
+    /// Dominant period of each coordinate from its power spectrum (time units; first 4000
+    /// samples at 20 per period). A coordinate with irregular slow switching (Lorenz x, y) has a
+    /// red spectrum and a long dominant period; the oscillation shows in the others (Lorenz z).
+    pub dominant_periods: Vec<Option<f64>>,
     pub span: f64,
     pub transient: f64,
     pub qr_interval: f64,
@@ -142,6 +151,9 @@ pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants
             .unzip()
     };
     let two = max_exponent_two_trajectories(sys, m.t0, &m.initial_condition, &opts).ok();
+    let mut first_coordinate: Vec<f64> = Vec::new();
+    let mut columns: Vec<Vec<f64>> = Vec::new();
+    let mut sample_dt = 1.0;
     let corr = if s.correlation_points >= 100 {
         let n = s.correlation_points;
         let (sampling, theiler) = if map {
@@ -160,6 +172,16 @@ pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants
             .ok()
             .and_then(|rec| {
                 let d = rec.dim;
+                first_coordinate = rec.state.iter().step_by(d).copied().collect();
+                let rows = (rec.state.len() / d).min(4000);
+                columns = (0..d)
+                    .map(|c| (0..rows).map(|r| rec.state[r * d + c]).collect())
+                    .collect();
+                sample_dt = if rec.time.len() > 1 {
+                    rec.time[1] - rec.time[0]
+                } else {
+                    1.0
+                };
                 let stds = super::stats::column_stds(&rec.state, d);
                 let size = stds.iter().map(|v| v * v).sum::<f64>().sqrt();
                 correlation_dimension(&rec.state, d, theiler, 0.5 * size)
@@ -167,7 +189,21 @@ pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants
     } else {
         None
     };
+    let head = &first_coordinate[..first_coordinate.len().min(3000)];
+    let (sample_entropy, multiscale_entropy) = if head.len() >= 100 {
+        let mse = super::timeseries::multiscale_entropy(head, 2, 0.2, 5);
+        (mse[0], mse)
+    } else {
+        (None, Vec::new())
+    };
+    let dominant_periods = columns
+        .iter()
+        .map(|c| super::stats::dominant_period(c, sample_dt))
+        .collect();
     Ok(Invariants {
+        sample_entropy,
+        multiscale_entropy,
+        dominant_periods,
         system: m.name.clone(),
         kind: m.kind.as_str().into(),
         dimension: m.dim(),

@@ -607,6 +607,7 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
             "pesin_entropy_dysts": ref_scalar("pesin_entropy_dysts"),
             "maximum_lyapunov_dysts": ref_scalar("maximum_lyapunov_dysts"),
             "correlation_dimension_dysts": ref_scalar("correlation_dimension_dysts"),
+            "multiscale_entropy_dysts": ref_scalar("multiscale_entropy_dysts"),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -664,6 +665,24 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
             r.0,
             r.1,
             opt(ref_scalar("correlation_dimension_dysts"))
+        );
+    }
+    if let Some(se) = inv.sample_entropy {
+        println!(
+            "  sample entropy SampEn(2, 0.2σ) of the first coordinate {se:.4} (dysts multiscale entropy {})",
+            opt(ref_scalar("multiscale_entropy_dysts"))
+        );
+    }
+    if !inv.dominant_periods.is_empty() {
+        let ps: Vec<String> = inv
+            .dominant_periods
+            .iter()
+            .map(|p| p.map_or("-".into(), |v| format!("{v:.4}")))
+            .collect();
+        println!(
+            "  dominant spectral period per coordinate [{}] (file's period {})",
+            ps.join(", "),
+            sys.model().period
         );
     }
     println!(
