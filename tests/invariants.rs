@@ -288,3 +288,33 @@ fn catalogue_invariants_table_and_reference_values() {
     assert!(String::from_utf8_lossy(&o.stderr)
         .contains("0 systems computed now, 1 from the partial table"));
 }
+
+/// Kantz's neighbourhood method on the same Lorenz x-series, within 15 % of 0.9056.
+#[test]
+fn kantz_on_a_lorenz_series() {
+    use phaseflow::analysis::timeseries::kantz;
+    use phaseflow::integrate::{integrate, SolverOptions};
+    let sys = system(LORENZ);
+    let dt = 0.01;
+    let times: Vec<f64> = (0..8000).map(|k| 50.0 + dt * k as f64).collect();
+    let mut xs = Vec::with_capacity(times.len());
+    integrate(
+        &sys,
+        &SolverOptions::default(),
+        0.0,
+        &[1.0, 1.0, 20.0],
+        &times,
+        &mut |_, _, v| {
+            xs.push(v[0]);
+            true
+        },
+    )
+    .unwrap();
+    let est = kantz(&xs, dt, 5, 10, 75, 1.0, 800).unwrap();
+    println!("Kantz λ = {} (fit {:?})", est.lambda, est.fit);
+    assert!(
+        (est.lambda / 0.9056 - 1.0).abs() < 0.15,
+        "λ = {}",
+        est.lambda
+    );
+}
