@@ -318,3 +318,31 @@ fn kantz_on_a_lorenz_series() {
         est.lambda
     );
 }
+
+/// Delay equations: the leading exponent of Mackey–Glass (β = 0.2, γ = 0.1, n = 10) from the
+/// discretised history: τ = 17 is chaotic with λ1 ≈ 0.007 per time unit (Farmer, Physica D 4,
+/// 366, 1982), τ = 16 (dysts' value) settles on a periodic orbit (λ1 = 0).
+#[test]
+fn mackey_glass_leading_exponent() {
+    use phaseflow::analysis::lyapunov::dde_max_exponent;
+    let text = |tau: f64| {
+        format!(
+            "name = \"MG\"\nkind = \"dde\"\nvariables = [\"x\"]\ninitial_conditions = [0.76980123]\n[parameters]\nbeta = 0.2\ngamma = 0.1\nn = 10.0\ntau = {tau:?}\n[equations]\nx = \"beta * x(t - tau) / (1 + x(t - tau)^n) - gamma * x\"\n"
+        )
+    };
+    let opts = |tau: f64| SpectrumOptions {
+        transient: 20.0 * tau,
+        span: 500.0 * tau,
+        rtol: 1e-11,
+        atol: 1e-11,
+        ..SpectrumOptions::default()
+    };
+    let (l17, e17) =
+        dde_max_exponent(&system(&text(17.0)), 0.0, &[0.76980123], &opts(17.0), 100).unwrap();
+    println!("MG τ = 17: λ1 = {l17} ± {e17}");
+    assert!((0.004..0.010).contains(&l17), "τ = 17: λ1 = {l17} ± {e17}");
+    let (l16, e16) =
+        dde_max_exponent(&system(&text(16.0)), 0.0, &[0.76980123], &opts(16.0), 100).unwrap();
+    println!("MG τ = 16: λ1 = {l16} ± {e16}");
+    assert!(l16.abs() < 0.002, "τ = 16: λ1 = {l16} ± {e16}");
+}
