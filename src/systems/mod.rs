@@ -44,6 +44,12 @@ pub trait System {
 pub trait Jacobian: System {
     /// Writes ∂f_i/∂x_j at `out[i*D + j]` (row-major D×D).
     fn jacobian(&self, t: f64, x: &[f64], out: &mut [f64]);
+    /// f(t, x) and its Jacobian together (compiled systems evaluate both in one kernel, sharing
+    /// subexpressions).
+    fn rhs_jacobian(&self, t: f64, x: &[f64], f: &mut [f64], jac: &mut [f64]) {
+        self.rhs(t, x, f);
+        self.jacobian(t, x, jac);
+    }
 }
 
 /// A system that evaluates the right-hand side of many states at once, in
@@ -372,6 +378,10 @@ impl Jacobian for CompiledSystem {
                 out.as_mut_ptr(),
             )
         }
+    }
+    #[inline]
+    fn rhs_jacobian(&self, t: f64, x: &[f64], f: &mut [f64], jac: &mut [f64]) {
+        self.rhs_and_jacobian(t, x, f, jac)
     }
 }
 
