@@ -179,23 +179,8 @@ fn correlation_dimensions_of_henon_and_lorenz() {
 #[test]
 fn rosenstein_on_a_lorenz_series() {
     use phaseflow::analysis::timeseries::rosenstein;
-    use phaseflow::integrate::{integrate, SolverOptions};
-    let sys = system(LORENZ);
     let dt = 0.01;
-    let times: Vec<f64> = (0..12000).map(|k| 50.0 + dt * k as f64).collect();
-    let mut xs = Vec::with_capacity(times.len());
-    integrate(
-        &sys,
-        &SolverOptions::default(),
-        0.0,
-        &[1.0, 1.0, 20.0],
-        &times,
-        &mut |_, _, v| {
-            xs.push(v[0]);
-            true
-        },
-    )
-    .unwrap();
+    let xs = lorenz_x_series(12000, dt);
     // embedding m = 5 with delay 0.1 (10 samples), exclusion of one period (~0.75 time units),
     // divergence followed for 8 time units (to the plateau)
     let est = rosenstein(&xs, dt, 5, 10, 75, 800).unwrap();
@@ -293,23 +278,8 @@ fn catalogue_invariants_table_and_reference_values() {
 #[test]
 fn kantz_on_a_lorenz_series() {
     use phaseflow::analysis::timeseries::kantz;
-    use phaseflow::integrate::{integrate, SolverOptions};
-    let sys = system(LORENZ);
     let dt = 0.01;
-    let times: Vec<f64> = (0..8000).map(|k| 50.0 + dt * k as f64).collect();
-    let mut xs = Vec::with_capacity(times.len());
-    integrate(
-        &sys,
-        &SolverOptions::default(),
-        0.0,
-        &[1.0, 1.0, 20.0],
-        &times,
-        &mut |_, _, v| {
-            xs.push(v[0]);
-            true
-        },
-    )
-    .unwrap();
+    let xs = lorenz_x_series(8000, dt);
     let est = kantz(&xs, dt, 5, 10, 75, 1.0, 800).unwrap();
     println!("Kantz λ = {} (fit {:?})", est.lambda, est.fit);
     assert!(
@@ -345,4 +315,25 @@ fn mackey_glass_leading_exponent() {
         dde_max_exponent(&system(&text(16.0)), 0.0, &[0.76980123], &opts(16.0), 100).unwrap();
     println!("MG τ = 16: λ1 = {l16} ± {e16}");
     assert!(l16.abs() < 0.002, "τ = 16: λ1 = {l16} ± {e16}");
+}
+
+/// The x-coordinate of Lorenz sampled every `dt` after a transient of 50 time units.
+fn lorenz_x_series(n: usize, dt: f64) -> Vec<f64> {
+    use phaseflow::integrate::{integrate, SolverOptions};
+    let sys = system(LORENZ);
+    let times: Vec<f64> = (0..n).map(|k| 50.0 + dt * k as f64).collect();
+    let mut xs = Vec::with_capacity(n);
+    integrate(
+        &sys,
+        &SolverOptions::default(),
+        0.0,
+        &[1.0, 1.0, 20.0],
+        &times,
+        &mut |_, _, v| {
+            xs.push(v[0]);
+            true
+        },
+    )
+    .unwrap();
+    xs
 }

@@ -123,19 +123,7 @@ pub fn correlation_dimension(
     if pts.len() < 4 {
         return None;
     }
-    let n = pts.len() as f64;
-    let (mx, my) = (
-        pts.iter().map(|p| p.0).sum::<f64>() / n,
-        pts.iter().map(|p| p.1).sum::<f64>() / n,
-    );
-    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let slope = sxy / sxx;
-    let resid: f64 = pts
-        .iter()
-        .map(|p| (p.1 - my - slope * (p.0 - mx)).powi(2))
-        .sum();
-    let error = (resid / (n - 2.0) / sxx).sqrt();
+    let (slope, error) = super::stats::linear_fit(&pts)?;
     Some(CorrelationDimension {
         dimension: slope,
         error,

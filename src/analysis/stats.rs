@@ -69,6 +69,27 @@ pub fn dominant_period(series: &[f64], dt: f64) -> Option<f64> {
     Some(n as f64 * dt / best.0 as f64)
 }
 
+/// Least-squares straight line through `(x, y)` points: `(slope, standard error of the slope)`;
+/// `None` for fewer than three points or no spread in x.
+pub fn linear_fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    if points.len() < 3 {
+        return None;
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let slope = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / sxx;
+    let resid: f64 = points
+        .iter()
+        .map(|p| (p.1 - my - slope * (p.0 - mx)).powi(2))
+        .sum();
+    Some((slope, (resid / (n - 2.0) / sxx).sqrt()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

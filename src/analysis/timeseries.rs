@@ -95,14 +95,8 @@ fn fit_divergence(curve: &[f64], dt: f64) -> Option<(f64, (usize, usize))> {
         return None;
     }
     let pts: Vec<(f64, f64)> = (k0..=k1).map(|k| (k as f64 * dt, curve[k])).collect();
-    let nf = pts.len() as f64;
-    let (mx, my) = (
-        pts.iter().map(|p| p.0).sum::<f64>() / nf,
-        pts.iter().map(|p| p.1).sum::<f64>() / nf,
-    );
-    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    Some((sxy / sxx, (k0, k1)))
+    let (slope, _) = super::stats::linear_fit(&pts)?;
+    Some((slope, (k0, k1)))
 }
 
 /// Kantz's estimate (Phys. Lett. A 185, 77, 1994): for every embedded point i, all neighbours j

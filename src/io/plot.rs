@@ -103,9 +103,14 @@ pub fn plot_trajectory(traj: &Trajectory, png: &Path, opts: &PlotOptions) -> Res
         scale: (f64::from(opts.width) * f64::from(opts.height)).sqrt() / (1200.0f64 * 900.0).sqrt(),
     };
 
+    draw_atomically(png, |tmp| plot.draw(tmp, (opts.width, opts.height)))
+}
+
+/// Draws into a temporary PNG next to `png` and renames it into place when complete; on any
+/// failure the temporary file is removed and `png` is left untouched.
+fn draw_atomically(png: &Path, draw: impl FnOnce(&Path) -> DrawResult) -> Result<()> {
     let tmp = temp_path_for(png, ".tmp", ".png")?;
-    let drawn = plot
-        .draw(&tmp, (opts.width, opts.height))
+    let drawn = draw(&tmp)
         .map_err(|msg| IoError::Plot {
             path: png.to_path_buf(),
             msg,
@@ -597,9 +602,8 @@ pub fn plot_particles(
             size.0, size.1
         )));
     }
-    let tmp = temp_path_for(png, ".tmp", ".png")?;
-    let draw = || -> DrawResult {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+    draw_atomically(png, |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
         root.fill(&WHITE).map_err(s)?;
         let bar_w = (size.0 / 8).max(60);
         let (main, bar) = root.split_horizontally(size.0 - bar_w);
@@ -675,15 +679,5 @@ pub fn plot_particles(
         }))
         .map_err(s)?;
         root.present().map_err(s)
-    };
-    let drawn = draw()
-        .map_err(|msg| IoError::Plot {
-            path: png.to_path_buf(),
-            msg,
-        })
-        .and_then(|()| commit_file(&tmp, png));
-    if drawn.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    drawn
+    })
 }
