@@ -48,6 +48,11 @@ pub enum Command {
     /// Lyapunov spectrum (variational equations with the exact Jacobian, QR re-orthonormalisation),
     /// Kaplan–Yorke dimension and Pesin entropy, with error bars, beside the file's reference values.
     Invariants(InvariantsArgs),
+    /// Invariants of a measured scalar series, without equations: maximal Lyapunov exponent
+    /// (Rosenstein and Kantz), correlation dimension of the delay embedding, sample and multiscale
+    /// entropy, dominant period. Input: a phaseflow trajectory file (.h5) or a text file with one
+    /// number per line (time step from --dt).
+    Series(SeriesArgs),
     /// Plot a trajectory file: 2-D projection, or the first three coordinates in perspective.
     Plot {
         /// Trajectory file written by `phaseflow simulate`.
@@ -178,6 +183,34 @@ pub struct InvariantsArgs {
     pub json: bool,
 }
 
+/// Options of `phaseflow series`.
+#[derive(Args, Debug)]
+pub struct SeriesArgs {
+    /// A phaseflow trajectory (.h5) or a text file with one value per line
+    pub input: PathBuf,
+    /// Component of an .h5 trajectory (name or index) [default: the first]
+    #[arg(long)]
+    pub variable: Option<String>,
+    /// Sampling step of a text series (an .h5 file gives its own)
+    #[arg(long)]
+    pub dt: Option<f64>,
+    /// Embedding dimension m
+    #[arg(long, default_value_t = 5)]
+    pub embed: usize,
+    /// Embedding delay in samples [default: 1/8 of the dominant period of the differenced series]
+    #[arg(long)]
+    pub lag: Option<usize>,
+    /// Temporal exclusion window w in samples [default: one such period]
+    #[arg(long)]
+    pub exclude: Option<usize>,
+    /// Samples the divergence is followed for [default: 8 such periods]
+    #[arg(long)]
+    pub horizon: Option<usize>,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Options of `phaseflow simulate`.
 #[derive(Args, Debug)]
 pub struct SimulateArgs {
@@ -289,6 +322,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info { system, set, json } => info(&system, &set, json),
         Command::Simulate(args) => simulate(&args),
         Command::Invariants(args) => invariants(&args),
+        Command::Series(args) => series(&args),
         Command::Catalogue {
             action: CatalogueCommand::Check(args),
         } => catalogue_check(&args),
@@ -690,6 +724,124 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
         inv.pesin_entropy,
         opt(ref_scalar("pesin_entropy_dysts")),
         inv.wall_seconds
+    );
+    Ok(())
+}
+
+/// `phaseflow series`: invariants of a scalar time series (no equations).
+fn series(args: &SeriesArgs) -> Result<()> {
+    use crate::analysis::{dimension, stats, timeseries};
+    let (x, dt) = if args.input.extension().is_some_and(|e| e == "h5") {
+        let tr = io::read_trajectory(&args.input)?;
+        if tr.len() < 2 {
+            bail!("{}: fewer than two samples", args.input.display());
+        }
+        let c = match &args.variable {
+            None => 0,
+            Some(v) => tr
+                .variables
+                .iter()
+                .position(|n| n == v)
+                .or_else(|| v.parse::<usize>().ok().filter(|k| *k < tr.dim))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "no component '{v}' (components: {})",
+                        tr.variables.join(", ")
+                    )
+                })?,
+        };
+        let xs: Vec<f64> = (0..tr.len()).map(|k| tr.state[k * tr.dim + c]).collect();
+        (xs, args.dt.unwrap_or(tr.time[1] - tr.time[0]))
+    } else {
+        let dt = args
+            .dt
+            .ok_or_else(|| anyhow!("a text series needs its sampling step: --dt"))?;
+        let text = std::fs::read_to_string(&args.input)
+            .map_err(|e| anyhow!("{}: {e}", args.input.display()))?;
+        let mut xs = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let l = line.split('#').next().unwrap_or("").trim();
+            if l.is_empty() {
+                continue;
+            }
+            xs.push(l.parse::<f64>().map_err(|_| {
+                anyhow!("{}:{}: '{l}' is not a number", args.input.display(), i + 1)
+            })?);
+        }
+        (xs, dt)
+    };
+    if dt.is_nan() || dt <= 0.0 || x.len() < 200 || x.iter().any(|v| !v.is_finite()) {
+        bail!("the series needs at least 200 finite samples and a positive time step");
+    }
+    // time scale of the oscillation: dominant period of the differenced series (differencing
+    // removes the red low-frequency part of e.g. Lorenz's lobe switching)
+    let diff: Vec<f64> = x.windows(2).map(|w| w[1] - w[0]).collect();
+    let period = stats::dominant_period(&diff, dt)
+        .or_else(|| stats::dominant_period(&x, dt))
+        .unwrap_or(100.0 * dt);
+    let per = ((period / dt).round() as usize).clamp(4, x.len() / 10);
+    let lag = args.lag.unwrap_or((per / 8).max(1));
+    let w = args.exclude.unwrap_or(per);
+    let horizon = args.horizon.unwrap_or((8 * per).min(x.len() / 4));
+    let n = x.len().min(12000);
+    let xs = &x[..n];
+    let ros = timeseries::rosenstein(xs, dt, args.embed, lag, w, horizon);
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    let sd = (xs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+    let kan = timeseries::kantz(
+        &x[..n.min(6000)],
+        dt,
+        args.embed,
+        lag,
+        w,
+        0.1 * sd * (args.embed as f64).sqrt(),
+        horizon,
+    );
+    // delay embedding for the correlation dimension
+    let m = args.embed;
+    let count = n.saturating_sub((m - 1) * lag);
+    let emb: Vec<f64> = (0..count)
+        .flat_map(|i| (0..m).map(move |c| (i, c)))
+        .map(|(i, c)| xs[i + c * lag])
+        .collect();
+    let corr = dimension::correlation_dimension(&emb, m, w, sd * (m as f64).sqrt());
+    let mse = timeseries::multiscale_entropy(&xs[..n.min(3000)], 2, 0.2, 5);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "samples": x.len(), "dt": dt, "dominant_period": period,
+                "embedding_dimension": m, "lag": lag, "exclusion": w, "horizon": horizon,
+                "lyapunov_rosenstein": ros.as_ref().map(|r| r.lambda),
+                "lyapunov_kantz": kan.as_ref().map(|r| r.lambda),
+                "correlation_dimension": corr.as_ref().map(|c| c.dimension),
+                "correlation_dimension_error": corr.as_ref().map(|c| c.error),
+                "sample_entropy": mse.first().cloned().flatten(),
+                "multiscale_entropy": mse,
+            }))?
+        );
+        return Ok(());
+    }
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+    println!(
+        "{}: {} samples, dt = {dt}, dominant period {period:.4}; embedding m = {m}, lag {lag}, exclusion {w}, horizon {horizon} samples",
+        args.input.display(),
+        x.len()
+    );
+    println!(
+        "  maximal Lyapunov exponent: Rosenstein {}, Kantz {}",
+        f(ros.map(|r| r.lambda)),
+        f(kan.map(|r| r.lambda))
+    );
+    println!(
+        "  correlation dimension of the embedding {} ± {}",
+        f(corr.as_ref().map(|c| c.dimension)),
+        f(corr.as_ref().map(|c| c.error))
+    );
+    println!(
+        "  sample entropy {} ; multiscale (scales 1-5) [{}]",
+        f(mse.first().cloned().flatten()),
+        mse.iter().map(|v| f(*v)).collect::<Vec<_>>().join(", ")
     );
     Ok(())
 }
