@@ -582,7 +582,7 @@ pub struct ParticleFrame {
 
 /// Whether `path` is an H5MD file (has a `/h5md` group).
 pub fn is_h5md(path: &Path) -> bool {
-    File::open(path)
+    super::trajectory::open_read(path)
         .map(|f| f.group("h5md").is_ok())
         .unwrap_or(false)
 }
@@ -591,7 +591,7 @@ pub fn is_h5md(path: &Path) -> bool {
 /// (`all`, or `replica_0`).
 pub fn read_particle_frame(path: &Path, frame: i64) -> Result<ParticleFrame> {
     let err = |op: &str, e: hdf5::Error| IoError::hdf5(path, op, e);
-    let file = File::open(path).map_err(|e| err("open", e))?;
+    let file = super::trajectory::open_read(path).map_err(|e| err("open", e))?;
     let particles = file
         .group("particles")
         .map_err(|e| err("open /particles", e))?;

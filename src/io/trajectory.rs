@@ -535,7 +535,7 @@ pub fn read_trajectory(path: &Path) -> Result<Trajectory> {
         path: path.to_path_buf(),
         reason,
     };
-    let file = File::open(path).map_err(|e| not_traj(format!("cannot open as HDF5 ({e})")))?;
+    let file = open_read(path).map_err(|e| not_traj(format!("cannot open as HDF5 ({e})")))?;
     let err = |op: &str, e: hdf5::Error| IoError::hdf5(path, op, e);
 
     let names = file
@@ -615,4 +615,14 @@ pub fn read_trajectory(path: &Path) -> Result<Trajectory> {
         variables,
         attrs,
     })
+}
+
+/// Opens an HDF5 file read-only without HDF5's advisory file locking: phaseflow publishes files
+/// by renaming complete temporary files, so readers never see a file being written, and a lock
+/// left by a handle still closing (seen under load in the test suite: "unable to lock file,
+/// errno = 11") must not make a finished file unreadable.
+pub(crate) fn open_read(path: &Path) -> hdf5::Result<File> {
+    File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .open(path)
 }
