@@ -38,7 +38,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Integrate a system and write its trajectory to HDF5 (/time [T], /state [T, D]).
+    /// Integrate a system and write its trajectory to HDF5 (/time [T], /state [T, D]); particle models (systems/active/) write H5MD 1.1.
     Simulate(Box<SimulateArgs>),
     /// Catalogue-wide operations.
     Catalogue {
@@ -53,7 +53,8 @@ pub enum Command {
     /// entropy, dominant period. Input: a phaseflow trajectory file (.h5) or a text file with one
     /// number per line (time step from --dt).
     Series(SeriesArgs),
-    /// Plot a trajectory file: 2-D projection, or the first three coordinates in perspective.
+    /// Plot a trajectory file: 2-D projection, or the first three coordinates in perspective;
+    /// for a particle (H5MD) file, a snapshot of one frame coloured by local packing fraction.
     Plot {
         /// Trajectory file written by `phaseflow simulate`.
         input: PathBuf,
