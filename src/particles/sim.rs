@@ -221,6 +221,7 @@ impl Simulation {
         let xb: &[f64] = list.map_or(&[], |l| l.built_positions());
         let x_old = &self.x;
         let tag = &self.tag;
+        let kicks = NoiseAmplitudes::new(&m.dynamics, dt);
         let dynamics = m.dynamics;
         let (disp, fmax) = self
             .x_next
@@ -246,6 +247,7 @@ impl Simulation {
                     }
                     advance(
                         &dynamics,
+                        &kicks,
                         &rng,
                         step,
                         i,
@@ -279,6 +281,7 @@ impl Simulation {
 #[inline(always)]
 fn advance(
     dynamics: &Dynamics,
+    kicks: &NoiseAmplitudes,
     rng: &CounterRng,
     step: u64,
     i: u32,
@@ -292,15 +295,8 @@ fn advance(
 ) {
     let d = xi.len();
     match *dynamics {
-        Dynamics::Aoup {
-            v0,
-            gamma,
-            eps,
-            trap,
-        } => {
-            let sx = (2.0 * eps * dt).sqrt();
-            let decay = (-gamma * dt).exp();
-            let sg = (1.0 - decay * decay).sqrt();
+        Dynamics::Aoup { v0, trap, .. } => {
+            let NoiseAmplitudes { sx, decay, sg, .. } = *kicks;
             let z = rng.normals(step, i, 0);
             let z2 = if d > 2 {
                 rng.normals(step, i, 1)
@@ -318,9 +314,8 @@ fn advance(
                 out[c] = xn;
             }
         }
-        Dynamics::Abp { v0, mu, d_t, d_r } => {
-            let sx = (2.0 * d_t * dt).sqrt();
-            let sr = (2.0 * d_r * dt).sqrt();
+        Dynamics::Abp { v0, mu, .. } => {
+            let NoiseAmplitudes { sx, sr, .. } = *kicks;
             let z = rng.normals(step, i, 0);
             if d == 2 {
                 let (s, c) = super::rng::sin_cos(g[0]);
@@ -354,6 +349,39 @@ fn advance(
                 let norm = (g[0] * g[0] + g[1] * g[1] + g[2] * g[2]).sqrt();
                 g.iter_mut().for_each(|v| *v /= norm);
             }
+        }
+    }
+}
+
+/// Per-step constants of the noise, computed once per step rather than once per particle:
+/// translational kick √(2 D_x Δt) (AOUP: D_x = ε, ABP: D_T), the exact OU factors e^{−γΔt} and
+/// √(1 − e^{−2γΔt}) of the AOUP propulsion, the rotational kick √(2 D_r Δt) of ABPs.
+#[derive(Clone, Copy)]
+struct NoiseAmplitudes {
+    sx: f64,
+    decay: f64,
+    sg: f64,
+    sr: f64,
+}
+
+impl NoiseAmplitudes {
+    fn new(dynamics: &Dynamics, dt: f64) -> Self {
+        match *dynamics {
+            Dynamics::Aoup { gamma, eps, .. } => {
+                let decay = (-gamma * dt).exp();
+                NoiseAmplitudes {
+                    sx: (2.0 * eps * dt).sqrt(),
+                    decay,
+                    sg: (1.0 - decay * decay).sqrt(),
+                    sr: 0.0,
+                }
+            }
+            Dynamics::Abp { d_t, d_r, .. } => NoiseAmplitudes {
+                sx: (2.0 * d_t * dt).sqrt(),
+                decay: 0.0,
+                sg: 0.0,
+                sr: (2.0 * d_r * dt).sqrt(),
+            },
         }
     }
 }
