@@ -142,11 +142,9 @@ pub fn check_file(path: &Path, opts: &CheckOptions) -> CheckResult {
         .map(String::from);
     // the period of the window the reference statistics were computed over, where the file says
     // it differs from `period` (dysts edited four periods after computing its statistics)
-    let sample_period = spec.reference.get("sample_period").and_then(|v| {
-        v.as_float()
-            .or_else(|| v.as_integer().map(|i| i as f64))
-            .filter(|p| *p > 0.0 && p.is_finite())
-    });
+    let sample_period = spec
+        .reference_number("sample_period")
+        .filter(|p| *p > 0.0 && p.is_finite());
     r.sample_period = sample_period;
     let ref_mean = spec.reference_array("mean");
     let ref_std = spec.reference_array("std");

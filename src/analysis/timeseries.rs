@@ -20,6 +20,15 @@ pub struct DivergenceEstimate {
     pub fit: (usize, usize),
 }
 
+/// Embedded points (dimension m, delay τ) of an n-sample series whose futures can be followed
+/// for k_max samples; `None` when the series is too short for that and a temporal window w.
+fn followable_points(n: usize, m: usize, tau: usize, w: usize, k_max: usize) -> Option<usize> {
+    if m == 0 || tau == 0 || n <= (m - 1) * tau + k_max + w + 2 {
+        return None;
+    }
+    Some(n - (m - 1) * tau - k_max)
+}
+
 /// Rosenstein estimate of λ_max from `series` sampled every `dt`, embedding dimension `m`, delay
 /// `tau` (samples), temporal exclusion `w` (samples), divergence followed for `k_max` samples.
 pub fn rosenstein(
@@ -30,15 +39,10 @@ pub fn rosenstein(
     w: usize,
     k_max: usize,
 ) -> Option<DivergenceEstimate> {
-    let n = series.len();
-    if m == 0 || tau == 0 || n <= (m - 1) * tau + k_max + w + 2 {
-        return None;
-    }
-    let count = n - (m - 1) * tau;
+    let usable = followable_points(series.len(), m, tau, w, k_max)?;
     let point = |i: usize, c: usize| series[i + c * tau];
     // nearest neighbours (brute force over the embedded points, excluding |i − j| ≤ w); only
     // points whose trajectories can be followed for k_max samples take part
-    let usable = count - k_max;
     let mut nn = vec![usize::MAX; usable];
     for (i, slot) in nn.iter_mut().enumerate() {
         let mut best = f64::INFINITY;
@@ -112,12 +116,7 @@ pub fn kantz(
     eps: f64,
     k_max: usize,
 ) -> Option<DivergenceEstimate> {
-    let n = series.len();
-    if m == 0 || tau == 0 || n <= (m - 1) * tau + k_max + w + 2 {
-        return None;
-    }
-    let count = n - (m - 1) * tau;
-    let usable = count - k_max;
+    let usable = followable_points(series.len(), m, tau, w, k_max)?;
     let point = |i: usize, c: usize| series[i + c * tau];
     let last = (m - 1) * tau;
     let eps2 = eps * eps;

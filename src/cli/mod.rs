@@ -412,10 +412,7 @@ fn list(json_out: bool) -> Result<()> {
 
 fn info(system: &str, set: &[String], json_out: bool) -> Result<()> {
     let path = crate::systems::resolve_system(system).map_err(|e| anyhow!("{e}"))?;
-    if std::fs::read_to_string(&path)
-        .map(|t| crate::particles::model::is_particle_file(&t))
-        .unwrap_or(false)
-    {
+    if crate::particles::model::is_particle_path(&path) {
         return info_particles(&path, set, json_out);
     }
     let sys = load(system, set)?;
@@ -581,10 +578,8 @@ fn simulate(args: &SimulateArgs) -> Result<()> {
 
 fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
     let path = crate::systems::resolve_system(&args.system).map_err(|e| anyhow!("{e}"))?;
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        if crate::particles::model::is_particle_file(&text) {
-            return simulate_particles(args, &path);
-        }
+    if crate::particles::model::is_particle_path(&path) {
+        return simulate_particles(args, &path);
     }
     for (given, name) in [
         (args.steps.is_some(), "--steps"),
@@ -620,11 +615,7 @@ fn invariants(args: &InvariantsArgs) -> Result<()> {
     let inv = crate::analysis::invariants::compute(&sys, &settings).map_err(|e| anyhow!("{e}"))?;
     let spec = &sys.info().spec;
     let reference = |key: &str| spec.reference_array(key);
-    let ref_scalar = |key: &str| {
-        spec.reference
-            .get(key)
-            .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
-    };
+    let ref_scalar = |key: &str| spec.reference_number(key);
     let map = inv.kind == "map";
     let units = if map {
         "per iteration"
@@ -1346,17 +1337,22 @@ const INVARIANT_COLUMNS: [&str; 18] = [
     "status",
 ];
 
+/// The files named by `--systems` (names or paths), or every catalogue file.
+fn selected_files(names: Option<&[String]>) -> Result<Vec<PathBuf>> {
+    match names {
+        Some(list) => list
+            .iter()
+            .map(|s| systems::resolve_system(s.trim()).map_err(|e| anyhow!("{e}")))
+            .collect(),
+        None => Ok(systems::catalogue_files()),
+    }
+}
+
 /// `phaseflow catalogue invariants`: the invariants table of the whole catalogue.
 fn catalogue_invariants(args: &CatalogueInvariantsArgs) -> Result<()> {
     use rayon::prelude::*;
     use std::io::Write;
-    let files: Vec<PathBuf> = match &args.systems {
-        Some(list) => list
-            .iter()
-            .map(|s| systems::resolve_system(s.trim()).map_err(|e| anyhow!("{e}")))
-            .collect::<Result<_>>()?,
-        None => systems::catalogue_files(),
-    };
+    let files = selected_files(args.systems.as_deref())?;
     let name = args
         .output
         .file_name()
@@ -1412,12 +1408,7 @@ fn catalogue_invariants(args: &CatalogueInvariantsArgs) -> Result<()> {
             }
             let spec = &sys.info().spec;
             let refs = |k: &str| json!(spec.reference_array(k));
-            let refv = |k: &str| {
-                json!(spec
-                    .reference
-                    .get(k)
-                    .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))))
-            };
+            let refv = |k: &str| json!(spec.reference_number(k));
             let base = json!({
                 "system": spec.name, "kind": spec.kind.as_str(),
                 "lyapunov_spectrum_literature": refs("lyapunov_spectrum"),
@@ -1486,13 +1477,7 @@ fn catalogue_invariants(args: &CatalogueInvariantsArgs) -> Result<()> {
 
 fn catalogue_check(args: &CheckArgs) -> Result<()> {
     use crate::catalogue::{check_files, CheckOptions, Verdict};
-    let files: Vec<PathBuf> = match &args.systems {
-        Some(list) => list
-            .iter()
-            .map(|s| systems::resolve_system(s.trim()).map_err(|e| anyhow!("{e}")))
-            .collect::<Result<_>>()?,
-        None => systems::catalogue_files(),
-    };
+    let files = selected_files(args.systems.as_deref())?;
     if files.is_empty() {
         bail!(
             "no definition files in {}",

@@ -223,6 +223,11 @@ pub fn is_particle_file(text: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether the file at `path` is a particle definition file (false when it cannot be read).
+pub fn is_particle_path(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| is_particle_file(&t))
+}
+
 impl ParticleModel {
     /// Loads a particle definition file with `--set NAME=VALUE` overrides (parameters, and `dt`).
     pub fn load(path: &Path, overrides: &[(String, f64)]) -> Result<ParticleModel, SpecError> {

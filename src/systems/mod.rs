@@ -516,9 +516,7 @@ pub fn catalogue_files() -> Vec<PathBuf> {
     let mut out = Vec::new();
     walk(&catalogue_dir(), &mut out);
     // particle models (systems/active/, kind = "particles") are not equation systems
-    out.retain(|p| {
-        std::fs::read_to_string(p).map_or(true, |t| !crate::particles::model::is_particle_file(&t))
-    });
+    out.retain(|p| !crate::particles::model::is_particle_path(p));
     out.sort();
     out
 }

@@ -591,10 +591,18 @@ impl SystemSpec {
     /// A reference array (e.g. `mean`, `std`) from the `[reference]` table, if present.
     pub fn reference_array(&self, key: &str) -> Option<Vec<f64>> {
         let arr = self.reference.get(key)?.as_array()?;
-        arr.iter()
-            .map(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
-            .collect()
+        arr.iter().map(toml_number).collect()
     }
+
+    /// A reference number (e.g. `kaplan_yorke_dimension_dysts`) from the `[reference]` table.
+    pub fn reference_number(&self, key: &str) -> Option<f64> {
+        self.reference.get(key).and_then(toml_number)
+    }
+}
+
+/// A TOML float or integer as f64.
+fn toml_number(v: &toml::Value) -> Option<f64> {
+    v.as_float().or_else(|| v.as_integer().map(|i| i as f64))
 }
 
 /// Names that cannot be variables or parameters.
