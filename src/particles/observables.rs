@@ -127,21 +127,21 @@ pub const LOCAL_RADIUS: f64 = 2.5;
 pub const DENSE_THRESHOLD: f64 = 0.65;
 
 /// Fraction of particles in the largest dense cluster: particles whose local packing fraction
-/// (probe radius [`LOCAL_RADIUS`] diameters) is at least `threshold`, connected when their centres
-/// are closer than `contact` (union–find over cell-list pairs). In a homogeneous fluid below the
-/// threshold it is near 0; in a phase-separated (MIPS) state it is the dense phase's share.
+/// `phi` (from [`local_packing`] with probe radius [`LOCAL_RADIUS`] diameters, one value per
+/// particle) is at least `threshold`, connected when their centres are closer than `contact`
+/// (union–find over cell-list pairs). In a homogeneous fluid below the threshold it is near 0; in
+/// a phase-separated (MIPS) state it is the dense phase's share.
 pub fn largest_cluster_fraction(
     x: &[f64],
     bx: &PeriodicBox,
-    n: usize,
-    diameter: f64,
+    phi: &[f64],
     contact: f64,
     threshold: f64,
 ) -> f64 {
+    let n = phi.len();
     if n == 0 {
         return 0.0;
     }
-    let phi = local_packing(x, bx, n, diameter, LOCAL_RADIUS * diameter);
     let dense: Vec<bool> = phi.iter().map(|p| *p >= threshold).collect();
     let d = bx.dim;
     let mut cl = CellList::new(bx, contact);
@@ -220,7 +220,8 @@ mod tests {
             x.push(12.0 + 1.7 * (k / 10) as f64);
         }
         let n = x.len() / 2;
-        let f = largest_cluster_fraction(&x, &bx, n, 1.0, 1.2, DENSE_THRESHOLD);
+        let phi = local_packing(&x, &bx, n, 1.0, LOCAL_RADIUS);
+        let f = largest_cluster_fraction(&x, &bx, &phi, 1.2, DENSE_THRESHOLD);
         // the patch interior counts (edge particles see fewer neighbours)
         assert!(f > 0.5 && f <= 400.0 / n as f64, "{f}");
     }

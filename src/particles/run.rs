@@ -332,17 +332,17 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
                 Dynamics::Abp { .. } => c,
             });
             if has_pairs && d >= 2 {
+                // one local-packing pass serves the cluster order parameter and the histogram
+                let phi =
+                    obs::local_packing(&st.x, &model.bx, n, diameter, obs::LOCAL_RADIUS * diameter);
                 cluster.push(obs::largest_cluster_fraction(
                     &st.x,
                     &model.bx,
-                    n,
-                    diameter,
+                    &phi,
                     1.2 * diameter,
                     obs::DENSE_THRESHOLD,
                 ));
                 let (rr, g) = obs::rdf(&st.x, &model.bx, n, rdf_max, 100);
-                let phi =
-                    obs::local_packing(&st.x, &model.bx, n, diameter, obs::LOCAL_RADIUS * diameter);
                 let h = obs::histogram(&phi, 0.0, 1.2, 60);
                 match rdf_sum.as_mut() {
                     None => {
