@@ -317,6 +317,67 @@ fn mackey_glass_leading_exponent() {
     assert!(l16.abs() < 0.002, "τ = 16: λ1 = {l16} ± {e16}");
 }
 
+/// Linear delay equation x' = −x(t − 1): its Lyapunov exponents are the real parts of the
+/// characteristic roots λ = −e^{−λ}, i.e. λ = W_k(−1) (Lambert W): the leading complex pair
+/// W_0(−1) = −0.318132 ± 1.337236i, then W_{±1}(−1) = −2.062278 ± 7.588631i; each pair gives
+/// two equal exponents. The finite-difference QR method on the discretised history (100 samples
+/// per delay) recovers them; the tolerance 0.01 covers the window discretisation (linear
+/// interpolation between samples, O(h²) per window) and the block error.
+#[test]
+fn linear_dde_spectrum_is_the_characteristic_roots() {
+    use phaseflow::analysis::lyapunov::dde_spectrum;
+    let sys = system(
+        "name = \"LinearDelay\"\nkind = \"dde\"\nvariables = [\"x\"]\ninitial_conditions = [1.0]\n[parameters]\ntau = 1.0\n[equations]\nx = \"-x(t - tau)\"\n",
+    );
+    let opts = SpectrumOptions {
+        exponents: 4,
+        transient: 5.0,
+        span: 2000.0,
+        rtol: 1e-11,
+        atol: 1e-11,
+        ..SpectrumOptions::default()
+    };
+    let s = dde_spectrum(&sys, 0.0, &[1.0], &opts, 100).unwrap();
+    println!("x' = -x(t-1): {:?} ± {:?}", s.exponents, s.errors);
+    let expected = [-0.318132, -0.318132, -2.062278, -2.062278];
+    for (l, e) in s.exponents.iter().zip(expected) {
+        assert!((l - e).abs() < 0.01, "{:?} vs {expected:?}", s.exponents);
+    }
+}
+
+/// Mackey–Glass τ = 17 (β = 0.2, γ = 0.1, n = 10): the three leading exponents. λ1 agrees with
+/// the two-trajectory value (≈ 0.007, Farmer 1982), λ2 is the zero exponent of an autonomous
+/// flow (exact), λ3 < 0, and the Kaplan–Yorke dimension is Farmer's ≈ 2.1.
+#[test]
+fn mackey_glass_spectrum_has_the_flow_zero_exponent() {
+    use phaseflow::analysis::lyapunov::{dde_spectrum, kaplan_yorke};
+    let sys = system(
+        "name = \"MG\"\nkind = \"dde\"\nvariables = [\"x\"]\ninitial_conditions = [0.76980123]\n[parameters]\nbeta = 0.2\ngamma = 0.1\nn = 10.0\ntau = 17.0\n[equations]\nx = \"beta * x(t - tau) / (1 + x(t - tau)^n) - gamma * x\"\n",
+    );
+    let opts = SpectrumOptions {
+        exponents: 3,
+        transient: 20.0 * 17.0,
+        span: 500.0 * 17.0,
+        rtol: 1e-11,
+        atol: 1e-11,
+        ..SpectrumOptions::default()
+    };
+    let s = dde_spectrum(&sys, 0.0, &[0.76980123], &opts, 100).unwrap();
+    let dky = kaplan_yorke(&s.exponents);
+    println!(
+        "MG τ = 17: {:?} ± {:?}, D_KY = {dky}",
+        s.exponents, s.errors
+    );
+    assert!(
+        (0.004..0.010).contains(&s.exponents[0]),
+        "{:?}",
+        s.exponents
+    );
+    assert!(s.exponents[1].abs() < 0.002, "{:?}", s.exponents);
+    assert!(s.exponents[2] < -0.01, "{:?}", s.exponents);
+    assert!((1.9..2.4).contains(&dky), "D_KY = {dky}");
+}
+
 /// The x-coordinate of Lorenz sampled every `dt` after a transient of 50 time units.
 fn lorenz_x_series(n: usize, dt: f64) -> Vec<f64> {
     use phaseflow::integrate::{integrate, SolverOptions};

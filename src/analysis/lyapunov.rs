@@ -97,8 +97,18 @@ impl<S: Jacobian + ?Sized> Variational<'_, S> {
     fn rhs_fixed<const D: usize>(&self, t: f64, z: &[f64], out: &mut [f64]) {
         let (x, q) = z.split_at(D);
         let (fx, fq) = out.split_at_mut(D);
+        let mut raw = [[0.0f64; D]; D];
+        self.sys.rhs_jacobian(t, x, fx, raw.as_flattened_mut());
+        // Element-wise (volatile) reads: the kernel has just written the entries one by one, and
+        // the compiler's paired 16-byte loads of them would fail store-to-load forwarding (a
+        // stall that cost a third of this function's time).
         let mut jac = [[0.0f64; D]; D];
-        self.sys.rhs_jacobian(t, x, fx, jac.as_flattened_mut());
+        for r in 0..D {
+            for j in 0..D {
+                // SAFETY: in-bounds read of an initialised local array.
+                jac[r][j] = unsafe { std::ptr::read_volatile(&raw[r][j]) };
+            }
+        }
         for (qc, fc) in q.chunks_exact(D).zip(fq.chunks_exact_mut(D)).take(self.k) {
             let mut v = [0.0f64; D];
             v.copy_from_slice(qc);
@@ -130,18 +140,25 @@ impl<S: Jacobian + ?Sized> Variational<'_, S> {
 
 /// Modified Gram–Schmidt on the k columns (length d each) of `q`, in place; returns ln R_ii.
 pub fn orthonormalise(q: &mut [f64], d: usize, k: usize, log_r: &mut [f64]) {
-    for c in 0..k {
-        for p in 0..c {
-            let (before, rest) = q.split_at_mut(c * d);
-            let qp = &before[p * d..(p + 1) * d];
-            let qc = &mut rest[..d];
-            let dot: f64 = qp.iter().zip(qc.iter()).map(|(a, b)| a * b).sum();
-            qc.iter_mut().zip(qp).for_each(|(v, u)| *v -= dot * u);
+    orthonormalise_weighted(q, d, k, 1.0, log_r)
+}
+
+/// Modified Gram–Schmidt of k vectors of length n (stored one after another) in the inner
+/// product ⟨u, w⟩ = scale·Σ u_i w_i, in place; ln of the diagonal of R into `log_r` (a zero
+/// vector stays zero, ln R = −∞).
+pub fn orthonormalise_weighted(q: &mut [f64], n: usize, k: usize, scale: f64, log_r: &mut [f64]) {
+    for (j, lr) in log_r.iter_mut().enumerate().take(k) {
+        let (done, rest) = q.split_at_mut(j * n);
+        let v = &mut rest[..n];
+        for u in done.chunks_exact(n) {
+            let p = scale * u.iter().zip(v.iter()).map(|(a, b)| a * b).sum::<f64>();
+            v.iter_mut().zip(u).for_each(|(a, b)| *a -= p * b);
         }
-        let qc = &mut q[c * d..(c + 1) * d];
-        let norm = qc.iter().map(|v| v * v).sum::<f64>().sqrt();
-        log_r[c] = norm.ln();
-        qc.iter_mut().for_each(|v| *v /= norm);
+        let norm = (scale * v.iter().map(|a| a * a).sum::<f64>()).sqrt();
+        *lr = norm.ln();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|a| *a /= norm);
+        }
     }
 }
 
@@ -427,13 +444,8 @@ pub fn max_exponent_two_trajectories<S: System + ?Sized>(
     Ok((s.exponents[0], s.errors[0]))
 }
 
-/// Leading Lyapunov exponent of a delay equation from a discretised history (Farmer 1982): the
-/// state of a DDE is its history segment on [t − τ_max, t], represented here by `samples` points
-/// per τ_max (linear interpolation between them). A reference and a companion solution (history
-/// perturbed by δ0 = 1e-6 in the L2 norm over the window, far above the solver error) are integrated with the method of steps;
-/// after every τ_max the window distance d is measured, ln(d/δ0) accumulated and the companion's
-/// history pulled back to distance δ0 along the current difference — two-trajectory
-/// renormalisation in the (discretised) infinite-dimensional state space. Error bar from blocks.
+/// Leading Lyapunov exponent of a delay equation: [`dde_spectrum`] with one exponent.
+/// Returns (λ1, standard error).
 pub fn dde_max_exponent<S: crate::integrate::DelaySystem + ?Sized>(
     sys: &S,
     t0: f64,
@@ -441,6 +453,34 @@ pub fn dde_max_exponent<S: crate::integrate::DelaySystem + ?Sized>(
     opts: &SpectrumOptions,
     samples: usize,
 ) -> Result<(f64, f64), IntegrationError> {
+    let one = SpectrumOptions {
+        exponents: 1,
+        ..opts.clone()
+    };
+    let s = dde_spectrum(sys, t0, x0, &one, samples)?;
+    Ok((s.exponents[0], s.errors[0]))
+}
+
+/// The k = `opts.exponents` leading Lyapunov exponents of a delay equation from a discretised
+/// history (Farmer 1982). The state of a DDE is its history segment on [t − τ_max, t],
+/// represented by `samples` points per τ_max (linear interpolation between them), so the state
+/// space is ℝ^{D·(samples+1)} with the inner product ⟨u, w⟩ = Σ u·w / (samples + 1) (the
+/// discretised L2 product over the window). A reference solution and k companions, each the
+/// reference plus δ0·q_j (q_j orthonormal, δ0 = 1e-6·max(1, |x|) — far above the solver error of
+/// the tolerances ≤ 1e-11 used, far below the nonlinear scale), are integrated by the method of
+/// steps over one window τ_max; the k differences are orthonormalised by modified Gram–Schmidt,
+/// ln(R_jj/δ0) accumulated, and the companions reset to the reference plus δ0·q_j — the
+/// finite-difference form of the QR method in the discretised infinite-dimensional space.
+/// k is capped at the discretised dimension. An autonomous DDE has one zero exponent (along the
+/// flow); for a linear DDE x' = a·x(t) + b·x(t − τ) the exponents are the real parts of the
+/// characteristic roots λ = a + b·e^{−λτ} (each complex pair twice). Error bars from blocks.
+pub fn dde_spectrum<S: crate::integrate::DelaySystem + ?Sized>(
+    sys: &S,
+    t0: f64,
+    x0: &[f64],
+    opts: &SpectrumOptions,
+    samples: usize,
+) -> Result<Spectrum, IntegrationError> {
     use crate::integrate::{integrate_dde, History, Method};
     use std::sync::Arc;
     let d = sys.dim();
@@ -452,6 +492,13 @@ pub fn dde_max_exponent<S: crate::integrate::DelaySystem + ?Sized>(
                     .into(),
         });
     }
+    if !(opts.span > 0.0 && opts.transient >= 0.0 && opts.blocks >= 1) {
+        return Err(IntegrationError::InvalidInput {
+            reason: "span must be positive, transient non-negative, blocks ≥ 1".into(),
+        });
+    }
+    let n = (samples + 1) * d;
+    let k = opts.exponents.clamp(1, n);
     let hs = tau / samples as f64;
     // window samples: (samples + 1) rows of d values at t − τ, …, t
     let interp = |w: Arc<Vec<f64>>, t_end: f64| -> History {
@@ -464,10 +511,12 @@ pub fn dde_max_exponent<S: crate::integrate::DelaySystem + ?Sized>(
             }
         }))
     };
-    let run = |hist: &History, t: f64, x: &[f64]| -> Result<Vec<f64>, IntegrationError> {
-        let times: Vec<f64> = (1..=samples).map(|k| t + k as f64 * hs).collect();
-        let mut w = Vec::with_capacity((samples + 1) * d);
-        w.extend_from_slice(x);
+    // the next window: integrate one τ from the window `w` that ends at time t
+    let advance = |w: &[f64], t: f64| -> Result<Vec<f64>, IntegrationError> {
+        let hist = interp(Arc::new(w.to_vec()), t);
+        let times: Vec<f64> = (1..=samples).map(|j| t + j as f64 * hs).collect();
+        let mut next = Vec::with_capacity(n);
+        next.extend_from_slice(&w[samples * d..]);
         integrate_dde(
             sys,
             Method::Dop853,
@@ -476,63 +525,71 @@ pub fn dde_max_exponent<S: crate::integrate::DelaySystem + ?Sized>(
             1e12,
             100_000_000,
             t,
-            hist,
+            &hist,
             &times,
             &mut |_, _, v| {
-                w.extend_from_slice(&v[..d]);
+                next.extend_from_slice(&v[..d]);
                 true
             },
-        )?;
-        Ok(w)
+        )
+        .map(|_| next)
     };
+    let scale = 1.0 / (samples + 1) as f64;
     // transient from the constant history
     let mut t = t0;
-    let mut wref: Vec<f64> = x0.iter().cycle().take((samples + 1) * d).copied().collect();
+    let mut wref: Vec<f64> = x0.iter().cycle().take(n).copied().collect();
     let transient_windows = (opts.transient / tau).ceil() as usize;
     for _ in 0..transient_windows {
-        let h = interp(Arc::new(wref.clone()), t);
-        let last = wref[samples * d..].to_vec();
-        wref = run(&h, t, &last)?;
+        wref = advance(&wref, t)?;
         t += tau;
     }
-    let norm = |a: &[f64], b: &[f64]| {
-        (a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f64>() / (samples + 1) as f64).sqrt()
-    };
-    // δ0 well above the integration error of each solution (tolerances ≤ 1e-11), else the
-    // difference picks up solver noise that looks like growth
     let delta0 = 1e-6 * wref.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    // companion: reference plus a smooth perturbation of L2 size δ0
-    let mut wpert: Vec<f64> = wref
-        .iter()
-        .enumerate()
-        .map(|(k, v)| v + (1.0 + (k as f64 * 0.7).sin()))
-        .collect();
-    let dist = norm(&wpert, &wref);
-    for (p, r) in wpert.iter_mut().zip(&wref) {
-        *p = r + (*p - r) * delta0 / dist;
+    // initial directions: smooth, distinct perturbations, orthonormalised
+    let mut q = vec![0.0; n * k];
+    for j in 0..k {
+        for (i, v) in q[j * n..(j + 1) * n].iter_mut().enumerate() {
+            *v = 1.0 + ((i + 1) as f64 * (0.7 + 0.37 * j as f64)).sin();
+        }
     }
+    let mut log_r = vec![0.0; k];
+    orthonormalise_weighted(&mut q, n, k, scale, &mut log_r);
     let windows = (opts.span / tau).ceil().max(1.0) as usize;
-    let mut acc = Accumulator::new(opts.blocks.min(windows), 1);
-    for k in 0..windows {
-        let hr = interp(Arc::new(wref.clone()), t);
-        let hp = interp(Arc::new(wpert.clone()), t);
-        let (lr, lp) = (wref[samples * d..].to_vec(), wpert[samples * d..].to_vec());
-        wref = run(&hr, t, &lr)?;
-        wpert = run(&hp, t, &lp)?;
-        let dist = norm(&wpert, &wref);
-        if !(dist > 0.0 && dist.is_finite()) {
+    let mut acc = Accumulator::new(opts.blocks.min(windows), k);
+    let mut diff = vec![0.0; n * k];
+    for win in 0..windows {
+        let next_ref = advance(&wref, t)?;
+        for j in 0..k {
+            let comp: Vec<f64> = wref
+                .iter()
+                .zip(&q[j * n..(j + 1) * n])
+                .map(|(r, qj)| r + delta0 * qj)
+                .collect();
+            let next = advance(&comp, t)?;
+            for ((dv, a), b) in diff[j * n..(j + 1) * n]
+                .iter_mut()
+                .zip(&next)
+                .zip(&next_ref)
+            {
+                *dv = (a - b) / delta0;
+            }
+        }
+        orthonormalise_weighted(&mut diff, n, k, scale, &mut log_r);
+        if let Some(j) = log_r.iter().position(|v| !v.is_finite()) {
             return Err(IntegrationError::InvalidInput {
-                reason: format!("history distance became {dist} at t = {}", t + tau),
+                reason: format!(
+                    "perturbation {} of the history lost its size (R = exp({})) at t = {}",
+                    j + 1,
+                    log_r[j],
+                    t + tau
+                ),
             });
         }
-        acc.add(k * acc.blocks.len() / windows, tau, &[(dist / delta0).ln()]);
-        for (p, r) in wpert.iter_mut().zip(&wref) {
-            *p = r + (*p - r) * delta0 / dist;
-        }
+        acc.add(win * acc.blocks.len() / windows, tau, &log_r);
+        q.copy_from_slice(&diff);
+        wref = next_ref;
         t += tau;
     }
-    let sp = acc.spectrum();
-    Ok((sp.exponents[0], sp.errors[0]))
+    Ok(acc.spectrum())
 }
 
 /// Kaplan–Yorke (Lyapunov) dimension of a spectrum: with exponents sorted in decreasing order and

@@ -161,7 +161,7 @@ pub struct InvariantsArgs {
     /// Re-orthonormalisation interval [default: period/8; every iteration of maps]
     #[arg(long)]
     pub qr_interval: Option<f64>,
-    /// Number of exponents (default: all)
+    /// Number of exponents (default: all; delay equations: 3)
     #[arg(long)]
     pub exponents: Option<usize>,
     /// Initial conditions sampled on the attractor (error bars across them); 1 = the file's IC

@@ -134,7 +134,13 @@ pub fn hinit<S: System + ?Sized>(
     } else {
         (0.01 / der12).powf(1.0 / f64::from(order))
     };
-    let h = (100.0 * h).min(h1).min(h_max);
+    // Floor: a state within roundoff of zero (|x| ~ 1e-16 where the solution crosses 0 at a
+    // window boundary) makes 100 h_euler a few ulps of t, below the step-size-too-small limit
+    // (10 u |t|); 1000 ε |t| sits above it and the error control shrinks it if needed.
+    let h = (100.0 * h)
+        .min(h1)
+        .max(1000.0 * f64::EPSILON * t.abs())
+        .min(h_max);
     if h > 0.0 && h.is_finite() {
         h
     } else {

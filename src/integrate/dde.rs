@@ -376,7 +376,7 @@ impl<S: DelaySystem + ?Sized, D: DenseRecord> System for Delayed<'_, S, D> {
 }
 
 /// Breaking points `t0 + Σ n_k τ_k` with `1 <= Σ n_k <= level`, in `(t0, t_end]`, sorted, with
-/// points closer than `1e-12 max(|t|, min τ)` merged; whole levels while the total stays
+/// points closer than `1e-12 max(|t|, min τ)` merged (also with `t_end`); whole levels while the total stays
 /// `<= MAX_BREAKING_POINTS`.
 fn breaking_points(t0: f64, taus: &[f64], level: usize, t_end: f64) -> Vec<f64> {
     let mut taus = taus.to_vec();
@@ -402,7 +402,11 @@ fn breaking_points(t0: f64, taus: &[f64], level: usize, t_end: f64) -> Vec<f64> 
         all.extend_from_slice(&next);
         frontier = next;
     }
-    let mut pts: Vec<f64> = all.into_iter().map(|o| t0 + o).collect();
+    // a point within rounding of t_end is t_end (else the last step would be a few ulps long)
+    let mut pts: Vec<f64> = all
+        .into_iter()
+        .map(|o| if close(t0 + o, t_end) { t_end } else { t0 + o })
+        .collect();
     pts.sort_by(f64::total_cmp);
     pts.dedup_by(|b, a| close(*a, *b));
     pts

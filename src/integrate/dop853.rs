@@ -501,7 +501,9 @@ impl AdaptiveStepper for Dop853 {
         if deno <= 0.0 {
             deno = 1.0;
         }
-        let err = h.abs() * err5 * (1.0 / (n as f64 * deno)).sqrt();
+        // err5 / √(n·deno), not err5·√(1/(n·deno)): with states near 1e-150 the sums are
+        // subnormal and 1/deno overflows to +inf (a spurious rejection down to a too-small step)
+        let err = h.abs() * err5 / (n as f64 * deno).sqrt();
         if err.is_nan() {
             f64::INFINITY
         } else {
