@@ -23,17 +23,13 @@ impl PeriodicBox {
         delta - self.length * (delta / self.length).round()
     }
     /// Minimum image of the separation of two wrapped coordinates (|Δ| < L): one comparison
-    /// each way instead of a rounding (the hot path of the force loop).
+    /// each way instead of a rounding (the hot path of the force loop), as selects rather than
+    /// branches (pairs across the box edge are rare but unpredictable).
     #[inline(always)]
     pub fn min_image_wrapped(&self, delta: f64) -> f64 {
         let w = 0.5 * self.length;
-        if delta >= w {
-            delta - self.length
-        } else if delta < -w {
-            delta + self.length
-        } else {
-            delta
-        }
+        let shift = select(delta >= w, self.length, 0.0) - select(delta < -w, self.length, 0.0);
+        delta - shift
     }
     /// Wraps a coordinate into [−w, w), returning the number of box lengths crossed (added to
     /// the image counter so that x + image·L is the unwrapped coordinate).
@@ -188,9 +184,19 @@ impl CellList {
         self.cell_of[i] as usize
     }
 
+    /// Number of candidates [`CellList::for_each_candidate`] visits for particle i.
+    #[inline(always)]
+    pub fn candidate_count(&self, i: usize) -> usize {
+        let c = self.cell_of[i] as usize;
+        self.neighbours[c * self.per_cell..(c + 1) * self.per_cell]
+            .iter()
+            .map(|&nc| (self.start[nc as usize + 1] - self.start[nc as usize]) as usize)
+            .sum()
+    }
+
     /// Calls `f(j)` for every particle j in the cells around particle i's cell (i included);
     /// each candidate is visited once. Callers apply the cut-off and skip j = i.
-    #[inline]
+    #[inline(always)]
     pub fn for_each_candidate(&self, i: usize, mut f: impl FnMut(usize)) {
         let c = self.cell_of[i] as usize;
         for &nc in &self.neighbours[c * self.per_cell..(c + 1) * self.per_cell] {
@@ -209,6 +215,13 @@ fn unflatten(mut c: usize, n: usize, dim: usize) -> [usize; 3] {
         c /= n;
     }
     out
+}
+
+/// `if c { a } else { b }` by bit masking, without a branch.
+#[inline(always)]
+pub fn select(c: bool, a: f64, b: f64) -> f64 {
+    let m = (c as u64).wrapping_neg();
+    f64::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
 }
 
 #[cfg(test)]

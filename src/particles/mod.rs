@@ -7,6 +7,7 @@
 //! analyses see particles like any other system.
 
 pub mod cells;
+pub mod isa;
 pub mod model;
 pub mod neighbours;
 pub mod observables;

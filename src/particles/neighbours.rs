@@ -4,6 +4,7 @@
 //! build (`cell_order`), so the force loop reads neighbour positions from nearby memory.
 
 use super::cells::{CellList, PeriodicBox};
+use super::isa::{self, multiversion, Isa};
 use rayon::prelude::*;
 
 /// Particles per parallel work item of the list build.
@@ -24,6 +25,7 @@ pub struct VerletList {
     /// Number of builds so far.
     pub builds: u64,
     built: bool,
+    isa: Isa,
 }
 
 impl VerletList {
@@ -39,6 +41,7 @@ impl VerletList {
             x_build: Vec::new(),
             builds: 0,
             built: false,
+            isa: isa::detect(),
         }
     }
 
@@ -76,32 +79,12 @@ impl VerletList {
         self.cells.build(x);
         let r2max = (self.cutoff + self.skin).powi(2);
         let cells = &self.cells;
+        let isa = self.isa;
         let parts: Vec<(Vec<u32>, Vec<u32>)> = (0..n.div_ceil(CHUNK))
             .into_par_iter()
             .map(|chunk| {
-                let (a, b) = (chunk * CHUNK, ((chunk + 1) * CHUNK).min(n));
-                let mut counts = Vec::with_capacity(b - a);
-                let mut list = Vec::with_capacity((b - a) * 8);
-                for k in a..b {
-                    let before = list.len();
-                    let xk = &x[k * d..(k + 1) * d];
-                    cells.for_each_candidate(k, |j| {
-                        if j == k {
-                            return;
-                        }
-                        let mut r2 = 0.0;
-                        for c in 0..d {
-                            let v = bx.min_image_wrapped(xk[c] - x[j * d + c]);
-                            r2 += v * v;
-                        }
-                        if r2 < r2max {
-                            list.push(j as u32);
-                        }
-                    });
-                    list[before..].sort_unstable_by_key(|&j| tag[j as usize]);
-                    counts.push((list.len() - before) as u32);
-                }
-                (counts, list)
+                let range = chunk * CHUNK..((chunk + 1) * CHUNK).min(n);
+                build_chunk_for(isa, cells, x, bx, tag, r2max, range)
             })
             .collect();
         self.start.clear();
@@ -119,4 +102,53 @@ impl VerletList {
         self.builds += 1;
         self.built = true;
     }
+}
+
+multiversion!(
+    /// [`build_chunk`] compiled for the instruction set `isa` (see [`super::isa`]).
+    fn build_chunk_for(
+        cells: &CellList,
+        x: &[f64],
+        bx: &PeriodicBox,
+        tag: &[u32],
+        r2max: f64,
+        range: std::ops::Range<usize>,
+    ) -> (Vec<u32>, Vec<u32>) = build_chunk;
+);
+
+/// Neighbour lists of the particles in `range` (storage slots): (count per particle, the lists
+/// one after another). Every candidate of the surrounding cells is written and kept by advancing
+/// the end only when it lies within range — a select, not a branch (about a third of the
+/// candidates are kept, in no predictable pattern).
+#[inline(always)]
+fn build_chunk(
+    cells: &CellList,
+    x: &[f64],
+    bx: &PeriodicBox,
+    tag: &[u32],
+    r2max: f64,
+    range: std::ops::Range<usize>,
+) -> (Vec<u32>, Vec<u32>) {
+    let d = bx.dim;
+    let mut counts = Vec::with_capacity(range.len());
+    let mut list: Vec<u32> = Vec::with_capacity(range.len() * 8);
+    for k in range {
+        let before = list.len();
+        list.resize(before + cells.candidate_count(k), 0);
+        let mut end = before;
+        let xk = &x[k * d..(k + 1) * d];
+        cells.for_each_candidate(k, |j| {
+            let mut r2 = 0.0;
+            for c in 0..d {
+                let v = bx.min_image_wrapped(xk[c] - x[j * d + c]);
+                r2 += v * v;
+            }
+            list[end] = j as u32;
+            end += (r2 < r2max && j != k) as usize;
+        });
+        list.truncate(end);
+        list[before..].sort_unstable_by_key(|&j| tag[j as usize]);
+        counts.push((end - before) as u32);
+    }
+    (counts, list)
 }

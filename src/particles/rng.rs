@@ -9,7 +9,7 @@ const W0: u32 = 0x9E37_79B9;
 const W1: u32 = 0xBB67_AE85;
 
 /// Philox4x32 with 10 rounds: maps a 128-bit counter and a 64-bit key to 128 random bits.
-#[inline]
+#[inline(always)]
 pub fn philox4x32(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     let (mut c, mut k) = (ctr, key);
     for _ in 0..10 {
@@ -46,7 +46,7 @@ impl CounterRng {
     }
 
     /// 128 random bits for (step, particle, block).
-    #[inline]
+    #[inline(always)]
     pub fn bits(&self, step: u64, particle: u32, block: u32) -> [u32; 4] {
         // counter: step (64 bits), particle, stream ⊕ block (block < 2^8 shifted high)
         philox4x32(
@@ -69,42 +69,134 @@ impl CounterRng {
         [u(b[0]), u(b[1]), u(b[2]), u(b[3])]
     }
 
-    /// Four independent N(0, 1) numbers (Box–Muller on the two pairs of uniforms of one Philox
-    /// block; |z| ≤ 6.7 by the 32-bit resolution, a tail probability of 2e-11 per draw).
-    #[inline]
+    /// Four independent N(0, 1) numbers for (step, particle, block), one 32-bit word of a
+    /// Philox block each, by the ziggurat method (Marsaglia & Tsang 2000, 128 layers): 97.2 % of
+    /// draws cost a table lookup and a multiplication; the rest (wedges and the tail beyond
+    /// r = 3.4426) take extra Philox blocks from a disjoint counter range (see
+    /// [`CounterRng::fallback_bits`]), so every draw stays a pure function of its counter. Each
+    /// word is split into layer (7 bits), sign (1 bit) and a 24-bit magnitude, so the layer
+    /// index is independent of the value (the correlation Doornik 2005 found in the original).
+    /// Exact up to the 24-bit resolution within a layer.
+    #[inline(always)]
     pub fn normals(&self, step: u64, particle: u32, block: u32) -> [f64; 4] {
         let b = self.bits(step, particle, block);
+        let z = &*ZIGGURAT;
+        let mut out = [0.0; 4];
+        for (lane, (o, &w)) in out.iter_mut().zip(&b).enumerate() {
+            let (iz, hz) = ((w & 127) as usize, w >> 8);
+            *o = if hz < z.k[iz] {
+                // the sign bit set from bit 7 without a branch (a random sign would mispredict
+                // half the time)
+                f64::from_bits((hz as f64 * z.w[iz]).to_bits() | ((w as u64 & 128) << 56))
+            } else {
+                self.ziggurat_slow(z, step, particle, block, lane as u32, w)
+            };
+        }
+        out
+    }
+
+    /// 128 random bits for the `attempt`-th fallback draw of word `lane` of (step, particle,
+    /// block): the counter's high step word carries a marker bit, the lane and the attempt
+    /// (steps below 2⁴⁸ — 9 years at 10⁶ steps per second — keep the ranges disjoint).
+    #[inline(never)]
+    fn fallback_bits(
+        &self,
+        step: u64,
+        particle: u32,
+        block: u32,
+        lane: u32,
+        attempt: u32,
+    ) -> [u32; 4] {
+        debug_assert!(step < 1 << 48);
+        let hi =
+            ((step >> 32) as u32 & 0xffff) | 1 << 31 | (lane & 3) << 28 | (attempt & 0xfff) << 16;
+        philox4x32(
+            [step as u32, hi, particle, self.stream ^ (block << 24)],
+            self.key,
+        )
+    }
+
+    /// The rare branch of [`CounterRng::normals`]: wedge rejection tests and the Marsaglia
+    /// tail algorithm, with uniforms from [`CounterRng::fallback_bits`].
+    #[cold]
+    #[inline(never)]
+    fn ziggurat_slow(
+        &self,
+        z: &Ziggurat,
+        step: u64,
+        particle: u32,
+        block: u32,
+        lane: u32,
+        word: u32,
+    ) -> f64 {
         let u = |v: u32| (v as f64 + 0.5) * (1.0 / 4_294_967_296.0);
-        let (s0, c0) = unit_circle(b[1]);
-        let (s1, c1) = unit_circle(b[3]);
-        let r0 = (-2.0 * u(b[0]).ln()).sqrt();
-        let r1 = (-2.0 * u(b[2]).ln()).sqrt();
-        [r0 * c0, r0 * s0, r1 * c1, r1 * s1]
+        let mut w = word;
+        let mut attempt = 0u32;
+        loop {
+            let (iz, hz) = ((w & 127) as usize, w >> 8);
+            let sign = if w & 128 != 0 { -1.0 } else { 1.0 };
+            if hz < z.k[iz] {
+                return sign * (hz as f64 * z.w[iz]);
+            }
+            let extra = self.fallback_bits(step, particle, block, lane, attempt);
+            attempt += 1;
+            if iz == 0 {
+                // tail x > r: x = r + e1/r with e1, e2 exponential, accepted if 2 e2 > (e1/r)²
+                let x = -u(extra[2]).ln() / ZIG_R;
+                let y = -u(extra[3]).ln();
+                if y + y > x * x {
+                    return sign * (ZIG_R + x);
+                }
+                continue;
+            }
+            let x = hz as f64 * z.w[iz];
+            if z.f[iz] + u(extra[0]) * (z.f[iz - 1] - z.f[iz]) < (-0.5 * x * x).exp() {
+                return sign * x;
+            }
+            w = extra[1];
+        }
     }
 }
 
-/// (sin, cos) of the angle 2π (v + ½)/2³² for a 32-bit integer v: the top 8 bits pick one of 256
-/// tabulated angles, the remaining 24 a rotation δ < 2π/256 whose sine and cosine are short
-/// Taylor polynomials (truncation below 1e-20); absolute error below 1e-15, branch-free.
-#[inline(always)]
-fn unit_circle(v: u32) -> (f64, f64) {
-    static TABLE: std::sync::LazyLock<[(f64, f64); 256]> = std::sync::LazyLock::new(|| {
-        let mut t = [(0.0, 0.0); 256];
-        for (j, e) in t.iter_mut().enumerate() {
-            *e = (std::f64::consts::TAU * j as f64 / 256.0).sin_cos();
-        }
-        t
-    });
-    let (sa, ca) = TABLE[(v >> 24) as usize];
-    let d = std::f64::consts::TAU * (((v & 0x00ff_ffff) as f64 + 0.5) * (1.0 / 4_294_967_296.0));
-    let d2 = d * d;
-    let sd = d * (1.0 + d2 * (-1.0 / 6.0 + d2 * (1.0 / 120.0 + d2 * (-1.0 / 5040.0))));
-    let cd = 1.0 + d2 * (-0.5 + d2 * (1.0 / 24.0 + d2 * (-1.0 / 720.0 + d2 * (1.0 / 40_320.0))));
-    (sa * cd + ca * sd, ca * cd - sa * sd)
+/// Right edge of the base layer of the 128-layer normal ziggurat, and the common layer area.
+const ZIG_R: f64 = 3.442_619_855_899;
+const ZIG_V: f64 = 9.912_563_035_262_17e-3;
+
+/// Ziggurat tables (Marsaglia & Tsang 2000) for a 24-bit magnitude m: layer i has right edge
+/// x_i (`w[i] = x_i / 2²⁴`), accepts m < `k[i]` = 2²⁴ x_{i−1}/x_i at once, and `f[i] = e^{−x_i²/2}`.
+struct Ziggurat {
+    k: [u32; 128],
+    w: [f64; 128],
+    f: [f64; 128],
 }
 
-/// sin and cos of x for |x| ≤ 20 (used for Box–Muller angles in [0, 2π) and wrapped
-/// orientation angles), to within 2 ulp of the libm values and several times faster: reduction
+static ZIGGURAT: std::sync::LazyLock<Ziggurat> = std::sync::LazyLock::new(|| {
+    let m = 16_777_216.0f64;
+    let mut z = Ziggurat {
+        k: [0; 128],
+        w: [0.0; 128],
+        f: [0.0; 128],
+    };
+    let mut dn = ZIG_R;
+    let mut tn = dn;
+    let q = ZIG_V / (-0.5 * dn * dn).exp();
+    z.k[0] = ((dn / q) * m) as u32;
+    z.k[1] = 0;
+    z.w[0] = q / m;
+    z.w[127] = dn / m;
+    z.f[0] = 1.0;
+    z.f[127] = (-0.5 * dn * dn).exp();
+    for i in (1..=126).rev() {
+        dn = (-2.0 * (ZIG_V / dn + (-0.5 * dn * dn).exp()).ln()).sqrt();
+        z.k[i + 1] = ((dn / tn) * m) as u32;
+        tn = dn;
+        z.f[i] = (-0.5 * dn * dn).exp();
+        z.w[i] = dn / m;
+    }
+    z
+});
+
+/// sin and cos of x for |x| ≤ 20 (used for wrapped orientation angles), to within 2 ulp of the libm values and several times faster: reduction
 /// by multiples of π/2 (two-part Cody–Waite constant) and Taylor polynomials on [−π/4, π/4]
 /// (truncation error below 5e-17).
 #[inline(always)]
@@ -150,18 +242,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unit_circle_matches_libm() {
-        let mut worst = 0.0f64;
-        for k in 0..100_000u64 {
-            let v = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
-            let a = std::f64::consts::TAU * ((v as f64 + 0.5) / 4_294_967_296.0);
-            let (s, c) = unit_circle(v);
-            worst = worst.max((s - a.sin()).abs()).max((c - a.cos()).abs());
-        }
-        assert!(worst < 8.0 * f64::EPSILON, "max error {worst:e}");
-    }
-
-    #[test]
     fn fast_sin_cos_matches_libm() {
         let mut worst = 0.0f64;
         for k in 0..200_001 {
@@ -170,6 +250,49 @@ mod tests {
             worst = worst.max((s - x.sin()).abs()).max((c - x.cos()).abs());
         }
         assert!(worst < 4.0 * f64::EPSILON, "max error {worst:e}");
+    }
+
+    /// The ziggurat normals against the normal CDF at points in the body, in the wedges and in
+    /// the tail (|z| > r = 3.44), 8·10⁶ draws: each empirical fraction within 5 binomial standard
+    /// errors of Φ(z); and the fast path is taken at its designed rate (97.2 %: the mean over layers of the
+    /// fraction of a layer inside the next one up; the top layer has none).
+    #[test]
+    fn ziggurat_normals_follow_the_normal_cdf() {
+        let rng = CounterRng::new(11, 3);
+        let points = [
+            (-4.0, 3.167_124_183_311_992e-5),
+            (-3.5, 2.326_290_790_355_250_3e-4),
+            (-3.0, 1.349_898_031_630_094_6e-3),
+            (-2.0, 2.275_013_194_817_921e-2),
+            (-1.0, 0.158_655_253_931_457_05),
+            (-0.3, 0.382_088_577_811_047_1),
+            (0.0, 0.5),
+            (0.5, 0.691_462_461_274_013_1),
+            (1.0, 0.841_344_746_068_543),
+            (2.5, 0.993_790_334_674_223_8),
+            (3.3, 0.999_516_575_857_616),
+            (3.7, 0.999_892_200_266_802_3),
+        ];
+        let mut below = [0u64; 12];
+        let n = 8_000_000u64;
+        for k in 0..n / 4 {
+            for z in rng.normals(k, (k % 1000) as u32, 0) {
+                for (c, (p, _)) in below.iter_mut().zip(&points) {
+                    *c += (z < *p) as u64;
+                }
+            }
+        }
+        for (c, (p, phi)) in below.iter().zip(&points) {
+            let frac = *c as f64 / n as f64;
+            let se = (phi * (1.0 - phi) / n as f64).sqrt();
+            assert!(
+                (frac - phi).abs() < 5.0 * se,
+                "P(z < {p}) = {frac} vs {phi} (se {se:e})"
+            );
+        }
+        let z = &*ZIGGURAT;
+        let fast: f64 = (0..128).map(|i| z.k[i] as f64 / 16_777_216.0).sum::<f64>() / 128.0;
+        assert!((0.970..0.975).contains(&fast), "fast-path rate {fast}");
     }
 
     /// Known-answer test of Random123 (kat_vectors: philox4x32_10, counter = key = 0 and all
