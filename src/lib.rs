@@ -11,5 +11,6 @@ pub mod cli;
 pub mod integrate;
 pub mod io;
 pub mod particles;
+pub mod score;
 pub mod simulate;
 pub mod systems;

@@ -53,6 +53,13 @@ pub enum Command {
     /// entropy, dominant period. Input: a phaseflow trajectory file (.h5) or a text file with one
     /// number per line (time step from --dt).
     Series(SeriesArgs),
+    /// Train a score network (burn) on stationary particle samples from `phaseflow simulate`:
+    /// denoising score matching, RAdam/Adam with warm-up + cosine schedule, clipping, EMA;
+    /// checkpoints (every K steps and on Ctrl-C), `--resume` continues bit for bit; writes
+    /// MODEL_DIR/{model.bpk, model.json, config.toml, log.csv, loss.png}.
+    Train(TrainArgs),
+    /// Evaluate a trained score network on samples: s_x, s_g per frame into an HDF5 file.
+    Score(ScoreArgs),
     /// Plot a trajectory file: 2-D projection, or the first three coordinates in perspective;
     /// for a particle (H5MD) file, a snapshot of one frame coloured by local packing fraction.
     Plot {
@@ -180,6 +187,53 @@ pub struct InvariantsArgs {
     #[arg(long, default_value_t = 20000)]
     pub correlation_points: usize,
     /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `phaseflow train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training file (TOML: [network], [loss], [training]).
+    pub config: PathBuf,
+    /// Samples: an H5MD file written by `phaseflow simulate` for a particle model.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Model directory to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Continue from the directory's last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// `cpu` (burn's flex backend), or `cuda` / `wgpu` when built with that feature.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Stop (with a checkpoint) after this many steps of this invocation.
+    #[arg(long, hide = true)]
+    pub stop_after: Option<usize>,
+    /// Machine-readable summary.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Options of `phaseflow score`.
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// Model directory written by `phaseflow train`.
+    pub model: PathBuf,
+    /// Samples (H5MD particle file).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output HDF5 file: /score_x [F, N, d], /score_g [F, N, c] per frame F.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// `cpu`, or `cuda` / `wgpu` when built with that feature.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Machine-readable summary.
     #[arg(long)]
     pub json: bool,
 }
@@ -324,6 +378,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Simulate(args) => simulate(&args),
         Command::Invariants(args) => invariants(&args),
         Command::Series(args) => series(&args),
+        Command::Train(args) => train(&args),
+        Command::Score(args) => score(&args),
         Command::Catalogue {
             action: CatalogueCommand::Check(args),
         } => catalogue_check(&args),
@@ -1686,4 +1742,67 @@ fn embedding(
         },
         lag_steps,
     })
+}
+
+/// The burn device named on the command line (autodiff enabled).
+fn burn_device(name: &str) -> Result<burn::tensor::Device> {
+    match name {
+        "cpu" => Ok(crate::score::cpu_device()),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(burn::tensor::Device::cuda(0).autodiff()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(0)).autodiff()),
+        other => bail!(
+            "--device {other}: this build supports `cpu`{}{} (GPU backends need `cargo build --features cuda` or `--features wgpu`)",
+            if cfg!(feature = "cuda") { ", `cuda`" } else { "" },
+            if cfg!(feature = "wgpu") { ", `wgpu`" } else { "" }
+        ),
+    }
+}
+
+fn train(args: &TrainArgs) -> Result<()> {
+    let run = crate::score::train::TrainRun {
+        config_path: args.config.clone(),
+        data_path: args.data.clone(),
+        out_dir: args.output.clone(),
+        resume: args.resume,
+        device: burn_device(&args.device)?,
+        quiet: args.quiet || args.json,
+        stop_after: args.stop_after,
+    };
+    let summary = crate::score::train::train(&run).map_err(|e| anyhow!(e))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        eprintln!(
+            "trained {} steps ({} parameters): loss {:.4e}{}, {:.0} samples/s; wrote {}",
+            summary.steps_done,
+            summary.parameters,
+            summary.final_loss,
+            summary
+                .final_validation_loss
+                .map_or(String::new(), |v| format!(", validation {v:.4e}")),
+            summary.samples_per_second,
+            summary.model_dir
+        );
+    }
+    Ok(())
+}
+
+fn score(args: &ScoreArgs) -> Result<()> {
+    let device = burn_device(&args.device)?;
+    let summary =
+        crate::score::evaluate::score_file(&args.model, &args.data, &args.output, &device)
+            .map_err(|e| anyhow!(e))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        eprintln!(
+            "wrote {} ({} frames × {} particles)",
+            args.output.display(),
+            summary.frames,
+            summary.particles
+        );
+    }
+    Ok(())
 }

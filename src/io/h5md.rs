@@ -661,3 +661,143 @@ pub fn read_particle_frame(path: &Path, frame: i64) -> Result<ParticleFrame> {
         system,
     })
 }
+
+/// Every frame of every replica of a particle file, for training and analysis: stationary
+/// samples (positions wrapped into the box, images, self-propulsion or orientation) with the
+/// model's definition and effective parameters from `/parameters`.
+#[derive(Debug, Clone)]
+pub struct ParticleSamples {
+    /// Replicas M, frames T per replica, particles N, dimension d, propulsion components c.
+    pub replicas: usize,
+    pub frames: usize,
+    pub n: usize,
+    pub dim: usize,
+    pub propulsion: usize,
+    /// `self_propulsion` (AOUP) or `orientation` (ABP).
+    pub propulsion_name: String,
+    /// Positions [M, T, N, d] (wrapped), images [M, T, N, d], propulsion [M, T, N, c].
+    pub x: Vec<f64>,
+    pub image: Vec<i32>,
+    pub g: Vec<f64>,
+    /// Times of the frames (the same for every replica).
+    pub time: Vec<f64>,
+    pub edges: Vec<f64>,
+    /// Effective numeric parameters, and the definition text and path of the model.
+    pub parameters: BTreeMap<String, f64>,
+    pub definition: String,
+    pub definition_path: String,
+}
+
+impl ParticleSamples {
+    /// Offset of (replica r, frame t) in the per-particle arrays, in particles.
+    pub fn frame_offset(&self, r: usize, t: usize) -> usize {
+        (r * self.frames + t) * self.n
+    }
+}
+
+/// Reads a whole H5MD file written by `phaseflow simulate` for a particle model.
+pub fn read_particle_samples(path: &Path) -> Result<ParticleSamples> {
+    let err = |op: &str, e: hdf5::Error| IoError::hdf5(path, op, e);
+    let file = super::trajectory::open_read(path).map_err(|e| err("open", e))?;
+    let particles = file
+        .group("particles")
+        .map_err(|e| err("open /particles (not a particle file?)", e))?;
+    let mut names = particles
+        .member_names()
+        .map_err(|e| err("list /particles", e))?;
+    names.sort_by_key(|s| {
+        s.strip_prefix("replica_")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+    });
+    if names.is_empty() {
+        return Err(IoError::invalid(path, "/particles holds no particle group"));
+    }
+    let mut out: Option<ParticleSamples> = None;
+    for name in &names {
+        let grp = particles
+            .group(name)
+            .map_err(|e| err("open particle group", e))?;
+        let pos = grp
+            .dataset("position/value")
+            .map_err(|e| err("open position/value", e))?;
+        let shape = pos.shape();
+        if shape.len() != 3 {
+            return Err(IoError::invalid(path, "position/value is not [T, N, d]"));
+        }
+        let (frames, n, dim) = (shape[0], shape[1], shape[2]);
+        let (prop_name, prop) = if let Ok(ds) = grp.dataset("self_propulsion/value") {
+            ("self_propulsion", ds)
+        } else {
+            (
+                "orientation",
+                grp.dataset("orientation/value")
+                    .map_err(|e| err("open self_propulsion or orientation", e))?,
+            )
+        };
+        let c = prop.shape().get(2).copied().unwrap_or(0);
+        let x: Vec<f64> = pos.read_raw().map_err(|e| err("read position", e))?;
+        let image: Vec<i32> = grp
+            .dataset("image/value")
+            .and_then(|d| d.read_raw())
+            .map_err(|e| err("read image", e))?;
+        let g: Vec<f64> = prop.read_raw().map_err(|e| err("read propulsion", e))?;
+        let time: Vec<f64> = grp
+            .dataset("position/time")
+            .and_then(|d| d.read_raw())
+            .map_err(|e| err("read time", e))?;
+        let edges: Vec<f64> = grp
+            .dataset("box/edges")
+            .and_then(|d| d.read_raw())
+            .map_err(|e| err("read box/edges", e))?;
+        match out.as_mut() {
+            None => {
+                out = Some(ParticleSamples {
+                    replicas: 1,
+                    frames,
+                    n,
+                    dim,
+                    propulsion: c,
+                    propulsion_name: prop_name.into(),
+                    x,
+                    image,
+                    g,
+                    time,
+                    edges,
+                    parameters: BTreeMap::new(),
+                    definition: String::new(),
+                    definition_path: String::new(),
+                })
+            }
+            Some(s) => {
+                if (frames, n, dim, c) != (s.frames, s.n, s.dim, s.propulsion) {
+                    return Err(IoError::invalid(
+                        path,
+                        format!("particle group {name} has a different shape from the first"),
+                    ));
+                }
+                s.replicas += 1;
+                s.x.extend(x);
+                s.image.extend(image);
+                s.g.extend(g);
+            }
+        }
+    }
+    let mut s = out.expect("at least one group");
+    if let Ok(pg) = file.group("parameters") {
+        for name in pg.attr_names().unwrap_or_default() {
+            if let Ok(a) = pg.attr(&name) {
+                if let Ok(v) = a.read_scalar::<f64>() {
+                    s.parameters.insert(name.clone(), v);
+                } else if let Ok(v) = a.read_scalar::<hdf5::types::VarLenUnicode>() {
+                    match name.as_str() {
+                        "definition" => s.definition = v.to_string(),
+                        "definition_path" => s.definition_path = v.to_string(),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(s)
+}

@@ -29,7 +29,7 @@
 //! name + rename).
 
 pub mod h5md;
-mod plot;
+pub mod plot;
 mod trajectory;
 
 #[cfg(test)]

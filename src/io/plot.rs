@@ -46,7 +46,7 @@ impl Default for PlotOptions {
     }
 }
 
-type DrawResult<T = ()> = std::result::Result<T, String>;
+pub(crate) type DrawResult<T = ()> = std::result::Result<T, String>;
 
 fn s<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
@@ -108,7 +108,7 @@ pub fn plot_trajectory(traj: &Trajectory, png: &Path, opts: &PlotOptions) -> Res
 
 /// Draws into a temporary PNG next to `png` and renames it into place when complete; on any
 /// failure the temporary file is removed and `png` is left untouched.
-fn draw_atomically(png: &Path, draw: impl FnOnce(&Path) -> DrawResult) -> Result<()> {
+pub(crate) fn draw_atomically(png: &Path, draw: impl FnOnce(&Path) -> DrawResult) -> Result<()> {
     let tmp = temp_path_for(png, ".tmp", ".png")?;
     let drawn = draw(&tmp)
         .map_err(|msg| IoError::Plot {
@@ -679,5 +679,80 @@ pub fn plot_particles(
         }))
         .map_err(s)?;
         root.present().map_err(s)
+    })
+}
+
+/// Training curves: each named series of (step, value), written atomically to `png`.
+pub fn plot_curves(
+    png: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<()> {
+    let pts: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .filter(|p| p.1.is_finite())
+        .collect();
+    if pts.is_empty() {
+        return Err(IoError::Plot {
+            path: png.to_path_buf(),
+            msg: "no finite values to plot".into(),
+        });
+    }
+    let (x0, x1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
+        (a.0.min(p.0), a.1.max(p.0))
+    });
+    let (y0, y1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
+        (a.0.min(p.1), a.1.max(p.1))
+    });
+    let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+    let pad = if y1 > y0 {
+        0.05 * (y1 - y0)
+    } else {
+        0.5 * y0.abs().max(1e-12)
+    };
+    let (y0, y1) = (y0 - pad, y1 + pad);
+    draw_atomically(png, |tmp| {
+        let root = BitMapBackend::new(tmp, (900, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let colours = [
+            RGBColor(49, 104, 172),
+            RGBColor(214, 96, 36),
+            RGBColor(68, 1, 84),
+        ];
+        for (k, (name, data)) in series.iter().enumerate() {
+            let c = colours[k % colours.len()];
+            let data: Vec<(f64, f64)> = data.iter().copied().filter(|p| p.1.is_finite()).collect();
+            chart
+                .draw_series(LineSeries::new(data, c.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+        Ok(())
     })
 }

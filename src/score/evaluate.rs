@@ -1,0 +1,305 @@
+//! A trained score network evaluated on configurations: `phaseflow score MODEL_DIR --data … -o …`
+//! and the library call [`ScoreModel::score`] used by the analyses.
+
+use super::network::{ScoreNet, Shapes};
+use super::train::{forward, load_model, model_of_samples, Inputs, TrainConfig};
+use crate::particles::{Dynamics, ParticleDrift, ParticleModel};
+use crate::systems::System;
+use burn::tensor::Device;
+use std::path::Path;
+
+/// A trained network with what it needs to score a configuration.
+pub struct ScoreModel {
+    pub config: TrainConfig,
+    pub shapes: Shapes,
+    pub net: ScoreNet,
+    pub device: Device,
+}
+
+impl ScoreModel {
+    /// Loads `MODEL_DIR` (the EMA parameters in `model.bpk`).
+    pub fn load(dir: &Path, device: &Device) -> Result<ScoreModel, String> {
+        let (config, shapes, net) = load_model(dir, device)?;
+        Ok(ScoreModel {
+            config,
+            shapes,
+            net,
+            device: device.clone(),
+        })
+    }
+
+    /// The network inputs of one configuration (see [`ScoreModel::score`]).
+    fn inputs(&self, model: &ParticleModel, x: &[f64], g: &[f64]) -> Inputs {
+        let c = self.shapes.propulsion;
+        let n = x.len() / model.dim;
+        let net_cfg = &self.config.network;
+        match net_cfg.kind.as_str() {
+            "local_transformer" => {
+                let bx = model.bx;
+                let mut xw = x.to_vec();
+                for v in xw.iter_mut() {
+                    bx.wrap(v);
+                }
+                let grid = super::features::KnnGrid::new(&xw, &bx, 4.0);
+                let (mut rel, mut gn) = (Vec::new(), Vec::new());
+                for i in 0..n {
+                    let nb = grid.nearest(&xw, &bx, i, net_cfg.neighbours);
+                    super::features::push_tokens(
+                        &xw,
+                        g,
+                        &bx,
+                        c,
+                        i,
+                        &nb,
+                        net_cfg.neighbours,
+                        &mut rel,
+                        &mut gn,
+                    );
+                }
+                Inputs::Local { p: n, rel, gn }
+            }
+            "mlp" => {
+                let mut z: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                z.extend(g.iter().map(|&v| v as f32));
+                Inputs::Flat { b: 1, z }
+            }
+            _ => Inputs::Particles {
+                b: 1,
+                x: x.iter().map(|&v| v as f32).collect(),
+                g: g.iter().map(|&v| v as f32).collect(),
+            },
+        }
+    }
+
+    /// ∇_{g_i}·s_{g_i} of every particle by autodiff: one backward pass per propulsion component
+    /// through the network's input (local transformer: each particle's output depends on its own
+    /// token set only, so the gradient of Σ_i s_{g_i,a} with respect to token 0's g_a is the
+    /// diagonal entry; MLP and global transformer: one pass per particle and component).
+    pub fn divergence_g(&self, model: &ParticleModel, x: &[f64], g: &[f64]) -> Vec<f64> {
+        use burn::tensor::{Tensor, TensorData};
+        let Shapes {
+            dim: d,
+            propulsion: c,
+            ..
+        } = self.shapes;
+        let n = x.len() / d;
+        let shift = if self.config.network.equilibrium_shift {
+            -(c as f64)
+        } else {
+            0.0
+        };
+        let dev = &self.device;
+        let t3 = |v: &[f32], s: [usize; 3]| -> Tensor<3> {
+            Tensor::from_data(TensorData::new(v.to_vec(), s), dev)
+        };
+        let values = |t: Tensor<3>| -> Vec<f64> {
+            t.into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default()
+                .into_iter()
+                .map(f64::from)
+                .collect()
+        };
+        let mut div = vec![shift; n];
+        match (&self.net, self.inputs(model, x, g)) {
+            (ScoreNet::Local(m), Inputs::Local { p, rel, gn }) => {
+                let k1 = rel.len() / (p * d);
+                for a in 0..c {
+                    // a fresh graph per backward pass (a backward pass consumes its graph)
+                    let gin = t3(&gn, [p, k1, c]).require_grad();
+                    let (_, sg) = m.forward(t3(&rel, [p, k1, d]), gin.clone());
+                    let grads = sg.narrow(1, a, 1).sum().backward();
+                    if let Some(gr) = gin.grad(&grads) {
+                        let v = values(gr);
+                        for (i, dv) in div.iter_mut().enumerate() {
+                            *dv += v[(i * k1) * c + a];
+                        }
+                    }
+                }
+            }
+            (net, inputs) => {
+                // the flat and global networks see every particle: the diagonal entries one by one
+                let (xs, gs): (Vec<f32>, Vec<f32>) = match &inputs {
+                    Inputs::Flat { z, .. } => (z[..n * d].to_vec(), z[n * d..].to_vec()),
+                    Inputs::Particles { x, g, .. } => (x.clone(), g.clone()),
+                    Inputs::Local { .. } => unreachable!(),
+                };
+                for (i, dv) in div.iter_mut().enumerate() {
+                    for a in 0..c {
+                        let gin = t3(&gs, [1, n, c]).require_grad();
+                        let xin = t3(&xs, [1, n, d]);
+                        let sg = match net {
+                            ScoreNet::Mlp(m) => {
+                                let z = Tensor::cat(
+                                    vec![xin.reshape([1, n * d]), gin.clone().reshape([1, n * c])],
+                                    1,
+                                );
+                                m.forward(z).narrow(1, n * d, n * c)
+                            }
+                            ScoreNet::Transformer(m) => {
+                                m.forward(xin, gin.clone()).1.reshape([1, n * c])
+                            }
+                            ScoreNet::Local(_) => unreachable!(),
+                        };
+                        let grads = sg.narrow(1, i * c + a, 1).sum().backward();
+                        if let Some(gr) = gin.grad(&grads) {
+                            *dv += values(gr)[i * c + a];
+                        }
+                    }
+                }
+            }
+        }
+        div
+    }
+
+    /// The score of one configuration: positions `x` (N·d, as the network was trained on:
+    /// unwrapped for traps, wrapped otherwise) and propulsion `g` (N·c) → (s_x N·d, s_g N·c);
+    /// s_x is zero where it is not learned (ε = 0).
+    pub fn score(&self, model: &ParticleModel, x: &[f64], g: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let d = self.shapes.dim;
+        let n = x.len() / d;
+        let net_cfg = &self.config.network;
+        let eps = match model.dynamics {
+            Dynamics::Aoup { eps, .. } => eps,
+            Dynamics::Abp { d_t, .. } => d_t,
+        };
+        let inputs = self.inputs(model, x, g);
+        let (sx, sg) = forward(&self.net, &inputs, self.shapes, &self.device);
+        let to_vec = |t: burn::tensor::Tensor<2>| -> Vec<f64> {
+            t.into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default()
+                .into_iter()
+                .map(f64::from)
+                .collect()
+        };
+        let sx = to_vec(sx);
+        let mut sg = to_vec(sg);
+        let mut sx = if sx.len() == n * d {
+            sx
+        } else {
+            vec![0.0; n * d]
+        };
+        if net_cfg.equilibrium_shift {
+            for (s, v) in sg.iter_mut().zip(g) {
+                *s -= v;
+            }
+            if net_cfg.kind != "local_transformer" && eps > 0.0 {
+                let drift = ParticleDrift::new(model.clone());
+                let mut z = x.to_vec();
+                z.extend_from_slice(g);
+                let mut b = vec![0.0; z.len()];
+                drift.rhs(0.0, &z, &mut b);
+                for (s, bv) in sx.iter_mut().zip(&b[..n * d]) {
+                    *s += bv / eps;
+                }
+            }
+        }
+        (sx, sg)
+    }
+}
+
+/// What `phaseflow score` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScoreSummary {
+    pub frames: usize,
+    pub particles: usize,
+    pub output: String,
+}
+
+/// Scores every frame of every replica of `data` and writes `/score_x [F, N, d]`,
+/// `/score_g [F, N, c]` and `/time [F]` (F = replicas × frames, replica-major) to `out`
+/// (written to a temporary name and renamed when complete).
+pub fn score_file(
+    model_dir: &Path,
+    data: &Path,
+    out: &Path,
+    device: &Device,
+) -> Result<ScoreSummary, String> {
+    let sm = ScoreModel::load(model_dir, device)?;
+    let samples = crate::io::h5md::read_particle_samples(data).map_err(|e| e.to_string())?;
+    let model = model_of_samples(&samples)?;
+    let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
+    if (n, d, c) != (sm.shapes.n, sm.shapes.dim, sm.shapes.propulsion)
+        && sm.config.network.kind != "local_transformer"
+    {
+        return Err(format!(
+            "{}: N = {n}, d = {d}, c = {c} but the network was trained for N = {}, d = {}, c = {} (only the local transformer is size-independent)",
+            data.display(),
+            sm.shapes.n,
+            sm.shapes.dim,
+            sm.shapes.propulsion
+        ));
+    }
+    let trap = matches!(model.dynamics, Dynamics::Aoup { trap, .. } if trap > 0.0);
+    let len = samples.edges.first().copied().unwrap_or(model.bx.length);
+    let frames = samples.replicas * samples.frames;
+    let mut sx_all = Vec::with_capacity(frames * n * d);
+    let mut sg_all = Vec::with_capacity(frames * n * c);
+    let mut times = Vec::with_capacity(frames);
+    for r in 0..samples.replicas {
+        for f in 0..samples.frames {
+            let o = samples.frame_offset(r, f);
+            let mut x = samples.x[o * d..(o + n) * d].to_vec();
+            if trap {
+                for (v, im) in x.iter_mut().zip(&samples.image[o * d..(o + n) * d]) {
+                    *v += *im as f64 * len;
+                }
+            }
+            let (sx, sg) = sm.score(&model, &x, &samples.g[o * c..(o + n) * c]);
+            sx_all.extend(sx);
+            sg_all.extend(sg);
+            times.push(samples.time[f]);
+        }
+    }
+    let tmp = out.with_file_name(format!(
+        ".{}.partial",
+        out.file_name()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let write = || -> hdf5::Result<()> {
+        let file = hdf5::File::create(&tmp)?;
+        file.new_dataset_builder()
+            .with_data(
+                &ndarray::Array3::from_shape_vec((frames, n, d), sx_all.clone())
+                    .map_err(|e| hdf5::Error::from(e.to_string().as_str()))?,
+            )
+            .create("score_x")?;
+        file.new_dataset_builder()
+            .with_data(
+                &ndarray::Array3::from_shape_vec((frames, n, c), sg_all.clone())
+                    .map_err(|e| hdf5::Error::from(e.to_string().as_str()))?,
+            )
+            .create("score_g")?;
+        file.new_dataset_builder()
+            .with_data(&times)
+            .create("time")?;
+        let attr = |name: &str, v: &str| -> hdf5::Result<()> {
+            let s: hdf5::types::VarLenUnicode =
+                v.parse().map_err(|_| hdf5::Error::from("bad string"))?;
+            file.new_attr::<hdf5::types::VarLenUnicode>()
+                .create(name)?
+                .write_scalar(&s)
+        };
+        attr("model", &model_dir.display().to_string())?;
+        attr("data", &data.display().to_string())?;
+        attr(
+            "convention",
+            "score of the stationary density, s = grad log rho; positions unwrapped for traps, wrapped otherwise; frames replica-major",
+        )?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("{}: {e}", out.display()));
+    }
+    std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(ScoreSummary {
+        frames,
+        particles: n,
+        output: out.display().to_string(),
+    })
+}

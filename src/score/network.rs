@@ -1,0 +1,277 @@
+//! Score networks (burn modules), configured from the `[network]` table of a training file.
+//!
+//! All three map a batch of configurations to the score s = ∇ log ρ of the stationary density, split
+//! into its position part s_x and its self-propulsion part s_g, each shaped like its input:
+//!
+//! - [`Mlp`]: the flat state z = (x, g) of a low-dimensional system (ring) through an MLP, with an
+//!   optional antisymmetrisation s(z) = ½(f(z) − f(−z)) when the density is symmetric under
+//!   z → −z (then the score is odd).
+//! - [`GlobalTransformer`]: one token per particle, [x_i, g_i] → width, post-LayerNorm encoder
+//!   blocks over all particles, separate linear heads for s_x and s_g. No positional encoding, so
+//!   it is permutation-equivariant; it sees absolute positions (for traps).
+//! - [`LocalTransformer`]: for each particle i, the tokens are i itself and its k nearest
+//!   neighbours under minimum image, token_j = [MLP_g(g_j), MLP_x(wrap(x_i − x_j))]; encoder
+//!   blocks; token 0 read out through an MLP → s_{g_i} (and s_{x_i} when ε > 0). Only relative
+//!   positions enter, and neighbour tokens are ordered by distance, so it is translation
+//!   invariant and permutation-equivariant by construction (the feature extraction is in
+//!   [`super::features`]).
+//!
+//! An optional equilibrium shift (s_x += b_x/ε, s_g −= g) makes v = b − Ds vanish at
+//! initialisation (the network learns the departure from detailed balance).
+
+use burn::module::Module;
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::gelu;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The `[network]` table of a training file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// `mlp`, `transformer` (global) or `local_transformer`.
+    pub kind: String,
+    /// MLP hidden widths (also the read-out MLP of the local transformer).
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Token width of the transformers.
+    #[serde(default = "default_width")]
+    pub width: usize,
+    /// Attention heads.
+    #[serde(default = "default_heads")]
+    pub heads: usize,
+    /// Encoder blocks.
+    #[serde(default = "default_blocks")]
+    pub blocks: usize,
+    /// Feed-forward width of each block (default: the token width).
+    #[serde(default)]
+    pub feed_forward: Option<usize>,
+    /// Neighbours k of the local transformer.
+    #[serde(default = "default_neighbours")]
+    pub neighbours: usize,
+    /// MLP: `none` or `odd` (antisymmetrise: s(z) = ½(f(z) − f(−z))).
+    #[serde(default = "default_symmetry")]
+    pub symmetry: String,
+    /// Add the equilibrium score (s_x += b_x/ε, s_g −= g).
+    #[serde(default)]
+    pub equilibrium_shift: bool,
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![128, 128, 128]
+}
+fn default_width() -> usize {
+    64
+}
+fn default_heads() -> usize {
+    4
+}
+fn default_blocks() -> usize {
+    2
+}
+fn default_neighbours() -> usize {
+    16
+}
+fn default_symmetry() -> String {
+    "none".into()
+}
+
+/// A multilayer perceptron with GELU activations between its linear layers.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    layers: Vec<Linear>,
+}
+
+impl Mlp {
+    /// `input → hidden[0] → … → output`.
+    pub fn new(input: usize, hidden: &[usize], output: usize, device: &Device) -> Mlp {
+        let mut sizes = vec![input];
+        sizes.extend_from_slice(hidden);
+        sizes.push(output);
+        let layers = sizes
+            .windows(2)
+            .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+            .collect();
+        Mlp { layers }
+    }
+
+    /// Applies the layers to the last dimension of `x`.
+    pub fn forward<const D: usize>(&self, mut x: Tensor<D>) -> Tensor<D> {
+        let last = self.layers.len() - 1;
+        for (k, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if k < last {
+                x = gelu(x);
+            }
+        }
+        x
+    }
+}
+
+/// MLP score of a flat state: z [B, n] → s [B, n].
+#[derive(Module, Debug)]
+pub struct FlatMlp {
+    net: Mlp,
+    odd: bool,
+}
+
+impl FlatMlp {
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
+        if self.odd {
+            (self.net.forward(z.clone()) - self.net.forward(z.neg())).mul_scalar(0.5)
+        } else {
+            self.net.forward(z)
+        }
+    }
+}
+
+/// Transformer over all particles of a configuration.
+#[derive(Module, Debug)]
+pub struct GlobalTransformer {
+    embed: Linear,
+    encoder: TransformerEncoder,
+    head_x: Linear,
+    head_g: Linear,
+}
+
+impl GlobalTransformer {
+    /// x [B, N, d], g [B, N, c] → (s_x [B, N, d], s_g [B, N, c]).
+    pub fn forward(&self, x: Tensor<3>, g: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        let tokens = self.embed.forward(Tensor::cat(vec![x, g], 2));
+        let h = self.encoder.forward(TransformerEncoderInput::new(tokens));
+        (self.head_x.forward(h.clone()), self.head_g.forward(h))
+    }
+}
+
+/// Transformer over each particle's k nearest neighbours.
+#[derive(Module, Debug)]
+pub struct LocalTransformer {
+    embed_x: Mlp,
+    embed_g: Mlp,
+    encoder: TransformerEncoder,
+    readout: Mlp,
+    /// Components of s_x in the read-out (0 when ε = 0: only s_g is learned).
+    dim_x: usize,
+}
+
+impl LocalTransformer {
+    /// rel [P, k+1, d] (wrap(x_i − x_j), token 0 = the particle itself, so zeros), gn [P, k+1, c]
+    /// (g_j) → (s_x [P, d] or [P, 0], s_g [P, c]).
+    pub fn forward(&self, rel: Tensor<3>, gn: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
+        let tokens = Tensor::cat(vec![self.embed_g.forward(gn), self.embed_x.forward(rel)], 2);
+        let h = self.encoder.forward(TransformerEncoderInput::new(tokens));
+        let [p, _, w] = h.dims();
+        let out = self.readout.forward(h.narrow(1, 0, 1).reshape([p, w]));
+        let total = out.dims()[1];
+        let sx = out.clone().narrow(1, 0, self.dim_x);
+        let sg = out.narrow(1, self.dim_x, total - self.dim_x);
+        (sx, sg)
+    }
+}
+
+/// The network of a training file (variants of different sizes: one lives per run).
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum ScoreNet {
+    Mlp(FlatMlp),
+    Transformer(GlobalTransformer),
+    Local(LocalTransformer),
+}
+
+/// Shapes the network is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shapes {
+    /// Particles N (configurations of the MLP and the global transformer).
+    pub n: usize,
+    /// Spatial dimension d.
+    pub dim: usize,
+    /// Self-propulsion components c per particle.
+    pub propulsion: usize,
+    /// Whether s_x is learned (ε > 0); the MLP and the global transformer always output it.
+    pub learn_x: bool,
+}
+
+fn encoder(cfg: &NetworkConfig, device: &Device) -> TransformerEncoder {
+    TransformerEncoderConfig::new(
+        cfg.width,
+        cfg.feed_forward.unwrap_or(cfg.width),
+        cfg.heads,
+        cfg.blocks,
+    )
+    .with_dropout(0.0)
+    .with_norm_first(false)
+    .init(device)
+}
+
+impl NetworkConfig {
+    /// Checks the settings (names the field at fault).
+    pub fn validate(&self) -> Result<(), String> {
+        match self.kind.as_str() {
+            "mlp" | "transformer" | "local_transformer" => {}
+            k => {
+                return Err(format!(
+                    "network.kind = \"{k}\": expected \"mlp\", \"transformer\" or \"local_transformer\""
+                ))
+            }
+        }
+        if !matches!(self.symmetry.as_str(), "none" | "odd") {
+            return Err(format!(
+                "network.symmetry = \"{}\": expected \"none\" or \"odd\"",
+                self.symmetry
+            ));
+        }
+        if self.kind != "mlp" {
+            if self.width == 0 || self.heads == 0 || !self.width.is_multiple_of(self.heads) {
+                return Err(format!(
+                    "network.width = {} must be a positive multiple of network.heads = {}",
+                    self.width, self.heads
+                ));
+            }
+            if self.kind == "local_transformer" && !self.width.is_multiple_of(2) {
+                return Err(format!(
+                    "network.width = {} must be even (half for g, half for x)",
+                    self.width
+                ));
+            }
+        }
+        if self.hidden.contains(&0) {
+            return Err("network.hidden: widths must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Builds the network with parameters drawn from the device's random stream (seed it first).
+    pub fn init(&self, shapes: Shapes, device: &Device) -> Result<ScoreNet, String> {
+        self.validate()?;
+        let (d, c) = (shapes.dim, shapes.propulsion);
+        Ok(match self.kind.as_str() {
+            "mlp" => {
+                let nz = shapes.n * (d + c);
+                ScoreNet::Mlp(FlatMlp {
+                    net: Mlp::new(nz, &self.hidden, nz, device),
+                    odd: self.symmetry == "odd",
+                })
+            }
+            "transformer" => ScoreNet::Transformer(GlobalTransformer {
+                embed: LinearConfig::new(d + c, self.width).init(device),
+                encoder: encoder(self, device),
+                head_x: LinearConfig::new(self.width, d).init(device),
+                head_g: LinearConfig::new(self.width, c).init(device),
+            }),
+            _ => {
+                let half = self.width / 2;
+                let dim_x = if shapes.learn_x { d } else { 0 };
+                ScoreNet::Local(LocalTransformer {
+                    embed_x: Mlp::new(d, &[half], half, device),
+                    embed_g: Mlp::new(c, &[half], half, device),
+                    encoder: encoder(self, device),
+                    readout: Mlp::new(self.width, &self.hidden, dim_x + c, device),
+                    dim_x,
+                })
+            }
+        })
+    }
+}

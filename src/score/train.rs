@@ -1,0 +1,876 @@
+//! Training a score network on stationary samples: `phaseflow train CONFIG.toml --data FILE.h5
+//! -o MODEL_DIR [--resume]`.
+//!
+//! The loss is particle-wise denoising score matching, hypoelliptic variant (Boffi &
+//! Vanden-Eijnden 2024): every coordinate of a configuration z is perturbed, z̃ = z ± σζ
+//! (antithetic pair, ζ ~ N(0, I)), and the network is scored only on the components the dynamics
+//! makes noisy — s_g always, s_x when ε > 0:
+//!
+//!   L = ½ E[ |σ s(z + σζ) + ζ|² + |σ s(z − σζ) − ζ|² ] / (scored components),
+//!
+//! minimised by the score of ρ smoothed at scale σ (→ ∇ log ρ as σ → 0).
+//!
+//! Mini-batches are drawn from replicas × frames (× particles for the local transformer) by a
+//! generator seeded with (seed, step), so a run resumed from a checkpoint draws the same batches
+//! as an uninterrupted one; with the model, the optimiser state and the EMA restored exactly, the
+//! parameters continue bit for bit.
+
+use super::network::{NetworkConfig, ScoreNet, Shapes};
+use super::optim::{learning_rate, Ema, RAdam};
+use crate::io::h5md::ParticleSamples;
+use crate::particles::{Dynamics, ParticleDrift, ParticleModel};
+use crate::systems::System;
+use burn::module::Module;
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A training file: `[network]`, `[loss]`, `[training]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub network: NetworkConfig,
+    #[serde(default)]
+    pub loss: LossConfig,
+    #[serde(default)]
+    pub training: TrainingConfig,
+}
+
+/// The `[loss]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossConfig {
+    /// `dsm` (denoising score matching).
+    #[serde(default = "default_loss")]
+    pub kind: String,
+    /// Noise scale σ of denoising score matching (the paper: 0.01).
+    #[serde(default = "default_sigma")]
+    pub sigma: f64,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig {
+            kind: default_loss(),
+            sigma: default_sigma(),
+        }
+    }
+}
+
+fn default_loss() -> String {
+    "dsm".into()
+}
+fn default_sigma() -> f64 {
+    0.01
+}
+
+/// The `[training]` table (every field optional; defaults in [`TrainingConfig::default`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// Optimisation steps.
+    pub steps: usize,
+    /// Samples per step: configurations (MLP, transformer) or particles (local transformer).
+    pub batch: usize,
+    /// Peak learning rate, final learning rate, linear warm-up steps (then cosine decay).
+    pub lr: f64,
+    pub lr_min: f64,
+    pub warmup: usize,
+    /// `adam` or `radam`.
+    pub optimizer: String,
+    /// Gradient clipping by global norm (0: none).
+    pub clip: f64,
+    /// EMA decay of the parameters (0: no averaging).
+    pub ema: f64,
+    pub seed: u64,
+    /// Checkpoint every this many steps (and at the end, and on Ctrl-C).
+    pub checkpoint_every: usize,
+    /// Validation loss every this many steps (also logged).
+    pub log_every: usize,
+    /// Fraction of each replica's frames (the last ones) held out for validation.
+    pub validation_fraction: f64,
+    /// Frames at the start of each replica skipped (not yet stationary).
+    pub skip_frames: usize,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            steps: 2000,
+            batch: 256,
+            lr: 1e-3,
+            lr_min: 1e-5,
+            warmup: 100,
+            optimizer: "radam".into(),
+            clip: 1.0,
+            ema: 0.999,
+            seed: 0,
+            checkpoint_every: 500,
+            log_every: 100,
+            validation_fraction: 0.1,
+            skip_frames: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads and checks a training file (errors name the file and the field).
+    pub fn load(path: &Path) -> Result<TrainConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        Self::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses and checks a training file's text.
+    pub fn from_toml(text: &str) -> Result<TrainConfig, String> {
+        let cfg: TrainConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.network.validate()?;
+        let t = &cfg.training;
+        if cfg.loss.kind != "dsm" {
+            return Err(format!(
+                "loss.kind = \"{}\": only \"dsm\" is implemented",
+                cfg.loss.kind
+            ));
+        }
+        if cfg.loss.sigma.is_nan() || cfg.loss.sigma <= 0.0 {
+            return Err(format!("loss.sigma = {} must be positive", cfg.loss.sigma));
+        }
+        if t.steps == 0 || t.batch == 0 {
+            return Err("training.steps and training.batch must be positive".into());
+        }
+        if !(t.lr > 0.0 && t.lr_min >= 0.0) {
+            return Err("training.lr must be positive and training.lr_min non-negative".into());
+        }
+        if !matches!(t.optimizer.as_str(), "adam" | "radam") {
+            return Err(format!(
+                "training.optimizer = \"{}\": expected \"adam\" or \"radam\"",
+                t.optimizer
+            ));
+        }
+        if !(0.0..1.0).contains(&t.ema) {
+            return Err(format!("training.ema = {} must be in [0, 1)", t.ema));
+        }
+        if !(0.0..1.0).contains(&t.validation_fraction) {
+            return Err("training.validation_fraction must be in [0, 1)".into());
+        }
+        if t.checkpoint_every == 0 || t.log_every == 0 {
+            return Err("training.checkpoint_every and training.log_every must be positive".into());
+        }
+        Ok(cfg)
+    }
+}
+
+/// Stationary samples prepared for training: per configuration the positions (unwrapped when
+/// the model has a trap, else wrapped) and the self-propulsion, with the particle model.
+pub struct Dataset {
+    pub model: ParticleModel,
+    pub n: usize,
+    pub dim: usize,
+    pub c: usize,
+    /// Configurations, each N·d positions and N·c propulsions.
+    pub x: Vec<Vec<f64>>,
+    pub g: Vec<Vec<f64>>,
+    /// Indices of the training and validation configurations.
+    pub train: Vec<usize>,
+    pub valid: Vec<usize>,
+    /// Noise intensities (ε for x, γ for g) and whether s_x is learned (ε > 0).
+    pub eps: f64,
+    pub gamma: f64,
+    pub learn_x: bool,
+}
+
+/// Rebuilds the particle model of a sample file from the definition text and the effective
+/// parameters stored in `/parameters` (only the names the definition's `[parameters]` table
+/// declares, and `dt`, are applied as overrides).
+pub fn model_of_samples(s: &ParticleSamples) -> Result<ParticleModel, String> {
+    if s.definition.is_empty() {
+        return Err("the data file carries no model definition in /parameters".into());
+    }
+    let declared: Vec<String> = toml::from_str::<toml::Table>(&s.definition)
+        .ok()
+        .and_then(|t| t.get("parameters").and_then(|p| p.as_table()).cloned())
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    let overrides: Vec<(String, f64)> = s
+        .parameters
+        .iter()
+        .filter(|(k, _)| declared.contains(k) || k.as_str() == "dt")
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    ParticleModel::from_str_at(&s.definition, Path::new(&s.definition_path), &overrides)
+        .map_err(|e| e.to_string())
+}
+
+impl Dataset {
+    /// Splits the samples into training and validation configurations.
+    pub fn new(s: &ParticleSamples, t: &TrainingConfig) -> Result<Dataset, String> {
+        let model = model_of_samples(s)?;
+        let (eps, gamma) = match model.dynamics {
+            Dynamics::Aoup { eps, gamma, .. } => (eps, gamma),
+            Dynamics::Abp { .. } => {
+                return Err(
+                    "score training supports AOUP models (self-propulsion g); ABP orientations are not supported yet"
+                        .into(),
+                )
+            }
+        };
+        let trap = matches!(model.dynamics, Dynamics::Aoup { trap, .. } if trap > 0.0);
+        let (n, d, c) = (s.n, s.dim, s.propulsion);
+        let len = s.edges.first().copied().unwrap_or(model.bx.length);
+        let mut x = Vec::new();
+        let mut g = Vec::new();
+        let mut train = Vec::new();
+        let mut valid = Vec::new();
+        let usable = s.frames.saturating_sub(t.skip_frames);
+        let n_valid = ((usable as f64) * t.validation_fraction).round() as usize;
+        for r in 0..s.replicas {
+            for f in t.skip_frames..s.frames {
+                let o = s.frame_offset(r, f);
+                let mut xs = s.x[o * d..(o + n) * d].to_vec();
+                if trap {
+                    for (v, im) in xs.iter_mut().zip(&s.image[o * d..(o + n) * d]) {
+                        *v += *im as f64 * len;
+                    }
+                }
+                let k = x.len();
+                x.push(xs);
+                g.push(s.g[o * c..(o + n) * c].to_vec());
+                if f >= s.frames - n_valid {
+                    valid.push(k);
+                } else {
+                    train.push(k);
+                }
+            }
+        }
+        if train.is_empty() {
+            return Err(format!(
+                "no training configurations: {} replicas × {} frames, {} skipped, {} for validation",
+                s.replicas, s.frames, t.skip_frames, n_valid
+            ));
+        }
+        Ok(Dataset {
+            model,
+            n,
+            dim: d,
+            c,
+            x,
+            g,
+            train,
+            valid,
+            eps,
+            gamma,
+            learn_x: eps > 0.0,
+        })
+    }
+
+    /// The network shapes for this data.
+    pub fn shapes(&self) -> Shapes {
+        Shapes {
+            n: self.n,
+            dim: self.dim,
+            propulsion: self.c,
+            learn_x: self.learn_x,
+        }
+    }
+}
+
+/// One mini-batch on the host, with its noise.
+pub struct Batch {
+    /// Rows scored (particles): B·N (MLP, transformer) or B (local transformer).
+    pub rows: usize,
+    /// Network inputs for the + and − perturbations.
+    pub inputs: [Inputs; 2],
+    /// Noise of the scored components, rows × d and rows × c.
+    pub zeta_x: Vec<f32>,
+    pub zeta_g: Vec<f32>,
+    /// Equilibrium shift for ±: rows × d (b_x/ε) and rows × c (−g̃), when enabled.
+    pub shift: Option<[(Vec<f32>, Vec<f32>); 2]>,
+}
+
+/// Host-side network inputs.
+pub enum Inputs {
+    /// z [B, N(d+c)].
+    Flat { b: usize, z: Vec<f32> },
+    /// x [B, N, d], g [B, N, c].
+    Particles { b: usize, x: Vec<f32>, g: Vec<f32> },
+    /// rel [P, k+1, d], gn [P, k+1, c].
+    Local {
+        p: usize,
+        rel: Vec<f32>,
+        gn: Vec<f32>,
+    },
+}
+
+/// Draws a batch of `size` samples from the configurations `pool` (seeded generator `rng`).
+pub fn make_batch(
+    ds: &Dataset,
+    net: &NetworkConfig,
+    sigma: f64,
+    pool: &[usize],
+    size: usize,
+    rng: &mut impl Rng,
+) -> Batch {
+    let (n, d, c) = (ds.n, ds.dim, ds.c);
+    let shift_on = net.equilibrium_shift;
+    let mut zeta_x = Vec::new();
+    let mut zeta_g = Vec::new();
+    let normal = |rng: &mut dyn rand::RngCore| -> f64 { rng.sample(StandardNormal) };
+    if net.kind == "local_transformer" {
+        let k = net.neighbours;
+        let bx = ds.model.bx;
+        let mut rel = [Vec::new(), Vec::new()];
+        let mut gn = [Vec::new(), Vec::new()];
+        let mut shifts = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
+        for _ in 0..size {
+            let conf = pool[rng.random_range(0..pool.len())];
+            let i = rng.random_range(0..n);
+            let (x, g) = (&ds.x[conf], &ds.g[conf]);
+            let mut xw = x.clone();
+            for v in xw.iter_mut() {
+                bx.wrap(v);
+            }
+            let grid = super::features::KnnGrid::new(&xw, &bx, 4.0);
+            let nb = grid.nearest(&xw, &bx, i, k);
+            // noise for the particle's own token and each neighbour token
+            let tokens: Vec<usize> = std::iter::once(i).chain(nb.iter().copied()).collect();
+            let zx: Vec<f64> = (0..tokens.len() * d).map(|_| normal(rng)).collect();
+            let zg: Vec<f64> = (0..tokens.len() * c).map(|_| normal(rng)).collect();
+            for (sgn, side) in [(1.0, 0usize), (-1.0, 1usize)] {
+                let xi: Vec<f64> = (0..d)
+                    .map(|a| xw[i * d + a] + sgn * sigma * zx[a])
+                    .collect();
+                for t in 0..=k {
+                    let slot = t.min(tokens.len() - 1);
+                    let j = if t < tokens.len() { tokens[t] } else { i };
+                    let slot = if t < tokens.len() { slot } else { 0 };
+                    for a in 0..d {
+                        let xj = xw[j * d + a] + sgn * sigma * zx[slot * d + a];
+                        rel[side].push(bx.min_image_wrapped(xi[a] - xj) as f32);
+                    }
+                    for a in 0..c {
+                        gn[side].push((g[j * c + a] + sgn * sigma * zg[slot * c + a]) as f32);
+                    }
+                }
+                if shift_on {
+                    shifts[side]
+                        .0
+                        .extend(std::iter::repeat_n(0.0f32, if ds.learn_x { d } else { 0 }));
+                    shifts[side]
+                        .1
+                        .extend((0..c).map(|a| -(g[i * c + a] + sgn * sigma * zg[a]) as f32));
+                }
+            }
+            if ds.learn_x {
+                zeta_x.extend(zx[..d].iter().map(|&v| v as f32));
+            }
+            zeta_g.extend(zg[..c].iter().map(|&v| v as f32));
+        }
+        let [r0, r1] = rel;
+        let [g0, g1] = gn;
+        return Batch {
+            rows: size,
+            inputs: [
+                Inputs::Local {
+                    p: size,
+                    rel: r0,
+                    gn: g0,
+                },
+                Inputs::Local {
+                    p: size,
+                    rel: r1,
+                    gn: g1,
+                },
+            ],
+            zeta_x,
+            zeta_g,
+            shift: shift_on.then_some(shifts),
+        };
+    }
+    let drift = shift_on.then(|| ParticleDrift::new(ds.model.clone()));
+    let mut xs = [Vec::new(), Vec::new()];
+    let mut gs = [Vec::new(), Vec::new()];
+    let mut shifts = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
+    for _ in 0..size {
+        let conf = pool[rng.random_range(0..pool.len())];
+        let (x, g) = (&ds.x[conf], &ds.g[conf]);
+        let zx: Vec<f64> = (0..n * d).map(|_| normal(rng)).collect();
+        let zg: Vec<f64> = (0..n * c).map(|_| normal(rng)).collect();
+        for (sgn, side) in [(1.0, 0usize), (-1.0, 1usize)] {
+            let xn: Vec<f64> = x
+                .iter()
+                .zip(&zx)
+                .map(|(v, z)| v + sgn * sigma * z)
+                .collect();
+            let gn: Vec<f64> = g
+                .iter()
+                .zip(&zg)
+                .map(|(v, z)| v + sgn * sigma * z)
+                .collect();
+            if let Some(drift) = &drift {
+                let mut z = xn.clone();
+                z.extend_from_slice(&gn);
+                let mut b = vec![0.0; z.len()];
+                drift.rhs(0.0, &z, &mut b);
+                let inv_eps = if ds.eps > 0.0 { 1.0 / ds.eps } else { 0.0 };
+                shifts[side]
+                    .0
+                    .extend(b[..n * d].iter().map(|v| (v * inv_eps) as f32));
+                shifts[side].1.extend(gn.iter().map(|v| -v as f32));
+            }
+            xs[side].extend(xn.iter().map(|&v| v as f32));
+            gs[side].extend(gn.iter().map(|&v| v as f32));
+        }
+        zeta_x.extend(zx.iter().map(|&v| v as f32));
+        zeta_g.extend(zg.iter().map(|&v| v as f32));
+    }
+    let inputs = |side: usize| -> Inputs {
+        if net.kind == "mlp" {
+            let mut z = Vec::with_capacity(size * n * (d + c));
+            for b in 0..size {
+                z.extend_from_slice(&xs[side][b * n * d..(b + 1) * n * d]);
+                z.extend_from_slice(&gs[side][b * n * c..(b + 1) * n * c]);
+            }
+            Inputs::Flat { b: size, z }
+        } else {
+            Inputs::Particles {
+                b: size,
+                x: xs[side].clone(),
+                g: gs[side].clone(),
+            }
+        }
+    };
+    Batch {
+        rows: size * n,
+        inputs: [inputs(0), inputs(1)],
+        zeta_x,
+        zeta_g,
+        shift: shift_on.then_some(shifts),
+    }
+}
+
+fn tensor<const D: usize>(v: &[f32], shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(v.to_vec(), shape), device)
+}
+
+/// The network on host inputs: (s_x [rows, d or 0], s_g [rows, c]).
+pub fn forward(
+    net: &ScoreNet,
+    inputs: &Inputs,
+    shapes: Shapes,
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
+    let (n, d, c) = (shapes.n, shapes.dim, shapes.propulsion);
+    match (net, inputs) {
+        (ScoreNet::Mlp(m), Inputs::Flat { b, z }) => {
+            let s = m.forward(tensor(z, [*b, n * (d + c)], device));
+            let sx = s.clone().narrow(1, 0, n * d).reshape([b * n, d]);
+            let sg = s.narrow(1, n * d, n * c).reshape([b * n, c]);
+            (sx, sg)
+        }
+        (ScoreNet::Transformer(m), Inputs::Particles { b, x, g }) => {
+            let (sx, sg) = m.forward(tensor(x, [*b, n, d], device), tensor(g, [*b, n, c], device));
+            (sx.reshape([b * n, d]), sg.reshape([b * n, c]))
+        }
+        (ScoreNet::Local(m), Inputs::Local { p, rel, gn }) => {
+            let k1 = rel.len() / (p * d);
+            m.forward(
+                tensor(rel, [*p, k1, d], device),
+                tensor(gn, [*p, k1, c], device),
+            )
+        }
+        _ => panic!("network and inputs of different kinds"),
+    }
+}
+
+/// The denoising loss of a batch (a scalar tensor, differentiable in the parameters).
+pub fn dsm_loss(
+    net: &ScoreNet,
+    batch: &Batch,
+    shapes: Shapes,
+    sigma: f64,
+    learn_x: bool,
+    device: &Device,
+) -> Tensor<1> {
+    let (d, c) = (shapes.dim, shapes.propulsion);
+    let r = batch.rows;
+    let zg = tensor(&batch.zeta_g, [r, c], device);
+    let zx = learn_x.then(|| tensor(&batch.zeta_x, [r, d], device));
+    let mut total: Option<Tensor<1>> = None;
+    for (side, sgn) in [(0usize, 1.0f64), (1, -1.0)] {
+        let (mut sx, mut sg) = forward(net, &batch.inputs[side], shapes, device);
+        if let Some(sh) = &batch.shift {
+            sg = sg + tensor(&sh[side].1, [r, c], device);
+            if learn_x && sh[side].0.len() == r * d {
+                sx = sx + tensor(&sh[side].0, [r, d], device);
+            }
+        }
+        // |σ s(z ± σζ) ± ζ|²
+        let mut term = (sg.mul_scalar(sigma) + zg.clone().mul_scalar(sgn))
+            .square()
+            .sum();
+        if let Some(zx) = &zx {
+            term = term
+                + (sx.mul_scalar(sigma) + zx.clone().mul_scalar(sgn))
+                    .square()
+                    .sum();
+        }
+        total = Some(match total {
+            None => term,
+            Some(t) => t + term,
+        });
+    }
+    let comps = r * (c + if learn_x { d } else { 0 });
+    total.expect("two sides").div_scalar(2.0 * comps as f64)
+}
+
+/// The reported loss: (L − ⟨|ζ|²⟩)/σ² per scored component, which removes the parameter-free
+/// noise term (≈ 1) and estimates the implicit score-matching value E[|s|² + 2∇·s] (minimal,
+/// = −E|s|², at the true score); the optimised quantity is L itself.
+pub fn excess(loss: f64, batch: &Batch, sigma: f64, learn_x: bool) -> f64 {
+    let mut sq: f64 = batch.zeta_g.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let mut comps = batch.zeta_g.len();
+    if learn_x {
+        sq += batch
+            .zeta_x
+            .iter()
+            .map(|&v| (v as f64) * (v as f64))
+            .sum::<f64>();
+        comps += batch.zeta_x.len();
+    }
+    (loss - sq / comps as f64) / (sigma * sigma)
+}
+
+/// Options of a training run (command line).
+pub struct TrainRun {
+    pub config_path: PathBuf,
+    pub data_path: PathBuf,
+    pub out_dir: PathBuf,
+    pub resume: bool,
+    pub device: Device,
+    pub quiet: bool,
+    /// Stop after this many steps of this invocation (tests of resume).
+    pub stop_after: Option<usize>,
+}
+
+/// What a finished (or stopped) run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub steps_done: usize,
+    pub final_loss: f64,
+    pub final_validation_loss: Option<f64>,
+    pub samples_per_second: f64,
+    pub parameters: usize,
+    pub model_dir: String,
+}
+
+/// The optimiser of a training file (with clipping).
+fn optimiser(t: &TrainingConfig) -> ModuleOptimizer {
+    let clip = (t.clip > 0.0).then_some(GradientClippingConfig::Norm(t.clip as f32));
+    if t.optimizer == "adam" {
+        let mut cfg = AdamConfig::new().with_epsilon(1e-8);
+        if let Some(cl) = clip {
+            cfg = cfg.with_grad_clipping(Some(cl));
+        }
+        cfg.init()
+    } else {
+        let mut o = ModuleOptimizer::from(RAdam::default());
+        if let Some(cl) = clip {
+            o = o.with_grad_clipping(cl.init());
+        }
+        o
+    }
+}
+
+/// Checkpoint bookkeeping written next to the parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Progress {
+    step: usize,
+    ema_updates: u64,
+}
+
+fn step_rng(seed: u64, step: usize, purpose: u64) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (step as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
+            ^ purpose,
+    )
+}
+
+/// Loads a trained model directory: (config, shapes, EMA network).
+pub fn load_model(dir: &Path, device: &Device) -> Result<(TrainConfig, Shapes, ScoreNet), String> {
+    let cfg = TrainConfig::load(&dir.join("config.toml"))?;
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("model.json"))
+            .map_err(|e| format!("{}: cannot read model.json: {e}", dir.display()))?,
+    )
+    .map_err(|e| format!("{}/model.json: {e}", dir.display()))?;
+    let get = |k: &str| meta["shapes"][k].as_u64().unwrap_or(0) as usize;
+    let shapes = Shapes {
+        n: get("n"),
+        dim: get("dim"),
+        propulsion: get("propulsion"),
+        learn_x: meta["shapes"]["learn_x"].as_bool().unwrap_or(false),
+    };
+    device.seed(cfg.training.seed);
+    let net = cfg
+        .network
+        .init(shapes, device)?
+        .try_load_file(dir.join("model.bpk"))
+        .map_err(|e| format!("{}/model.bpk: {e:?}", dir.display()))?;
+    Ok((cfg, shapes, net))
+}
+
+/// Runs (or resumes) a training: see the module docs.
+pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
+    let cfg = TrainConfig::load(&run.config_path)?;
+    let t = cfg.training.clone();
+    let samples =
+        crate::io::h5md::read_particle_samples(&run.data_path).map_err(|e| e.to_string())?;
+    let ds = Dataset::new(&samples, &t)?;
+    let shapes = ds.shapes();
+    let device = &run.device;
+    let dir = &run.out_dir;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let ckpt = dir.join("checkpoint");
+    device.seed(t.seed);
+    let mut net = cfg.network.init(shapes, device)?;
+    let mut optim = optimiser(&t);
+    let mut ema = (t.ema > 0.0).then(|| Ema::new(&net, t.ema));
+    let mut start = 0usize;
+    if run.resume {
+        let prog: Progress = serde_json::from_str(
+            &std::fs::read_to_string(ckpt.join("progress.json")).map_err(|e| {
+                format!(
+                    "--resume: {}: no checkpoint to resume ({e})",
+                    ckpt.display()
+                )
+            })?,
+        )
+        .map_err(|e| format!("{}/progress.json: {e}", ckpt.display()))?;
+        let saved = TrainConfig::load(&ckpt.join("config.toml"))?;
+        if saved != cfg {
+            return Err(format!(
+                "--resume: {} differs from the configuration the checkpoint was trained with",
+                run.config_path.display()
+            ));
+        }
+        net = net
+            .try_load_file(ckpt.join("raw.bpk"))
+            .map_err(|e| format!("{}/raw.bpk: {e:?}", ckpt.display()))?;
+        optim = optim
+            .load(ckpt.join("optimizer.bpk"))
+            .map_err(|e| format!("{}/optimizer.bpk: {e:?}", ckpt.display()))?;
+        if let Some(e) = ema.as_mut() {
+            let avg = cfg
+                .network
+                .init(shapes, device)?
+                .try_load_file(ckpt.join("ema.bpk"))
+                .map_err(|e| format!("{}/ema.bpk: {e:?}", ckpt.display()))?;
+            *e = Ema::new(&avg, t.ema);
+            e.updates = prog.ema_updates;
+        }
+        start = prog.step;
+    } else {
+        // a fresh run starts a fresh log
+        let _ = std::fs::remove_file(dir.join("log.csv"));
+    }
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    }
+    // fixed validation batch
+    let valid_batch = (!ds.valid.is_empty()).then(|| {
+        let mut rng = step_rng(t.seed, 0, 0x5EED_0FF1);
+        make_batch(
+            &ds,
+            &cfg.network,
+            cfg.loss.sigma,
+            &ds.valid,
+            t.batch,
+            &mut rng,
+        )
+    });
+    let bar = if run.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(t.steps as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps (eta {eta}) {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    };
+    bar.set_position(start as u64);
+    let mut log = String::new();
+    let started = std::time::Instant::now();
+    let mut last_loss = f64::NAN;
+    let mut last_valid = None;
+    let mut done = start;
+    let save = |net: &ScoreNet,
+                optim: &ModuleOptimizer,
+                ema: &Option<Ema>,
+                step: usize,
+                log: &mut String|
+     -> Result<(), String> {
+        let tmp = dir.join(".checkpoint.partial");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        net.clone()
+            .save_file(tmp.join("raw.bpk"))
+            .map_err(|e| format!("save raw.bpk: {e:?}"))?;
+        optim
+            .save(tmp.join("optimizer.bpk"))
+            .map_err(|e| format!("save optimizer.bpk: {e:?}"))?;
+        let avg = match ema {
+            Some(e) => e.apply(net.clone()),
+            None => net.clone(),
+        };
+        avg.save_file(tmp.join("ema.bpk"))
+            .map_err(|e| format!("save ema.bpk: {e:?}"))?;
+        std::fs::copy(&run.config_path, tmp.join("config.toml"))
+            .map_err(|e| format!("copy config: {e}"))?;
+        let prog = Progress {
+            step,
+            ema_updates: ema.as_ref().map_or(0, |e| e.updates),
+        };
+        std::fs::write(
+            tmp.join("progress.json"),
+            serde_json::to_string_pretty(&prog).unwrap_or_default(),
+        )
+        .map_err(|e| format!("write progress: {e}"))?;
+        let _ = std::fs::remove_dir_all(&ckpt);
+        std::fs::rename(&tmp, &ckpt).map_err(|e| format!("commit checkpoint: {e}"))?;
+        if !log.is_empty() {
+            use std::io::Write;
+            let path = dir.join("log.csv");
+            let new = !path.exists();
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if new {
+                writeln!(f, "step,lr,loss,validation_loss,samples_per_second")
+                    .map_err(|e| e.to_string())?;
+            }
+            f.write_all(log.as_bytes()).map_err(|e| e.to_string())?;
+            log.clear();
+        }
+        Ok(())
+    };
+    let mut window_start = std::time::Instant::now();
+    let mut window_samples = 0usize;
+    for step in start..t.steps {
+        let lr = learning_rate(step, t.lr, t.lr_min, t.warmup, t.steps);
+        let mut rng = step_rng(t.seed, step, 1);
+        let batch = make_batch(
+            &ds,
+            &cfg.network,
+            cfg.loss.sigma,
+            &ds.train,
+            t.batch,
+            &mut rng,
+        );
+        let loss = dsm_loss(&net, &batch, shapes, cfg.loss.sigma, ds.learn_x, device);
+        last_loss = excess(
+            loss.clone().into_scalar::<f32>() as f64,
+            &batch,
+            cfg.loss.sigma,
+            ds.learn_x,
+        );
+        if !last_loss.is_finite() {
+            return Err(format!(
+                "training diverged at step {step}: loss = {last_loss} (lower training.lr?)"
+            ));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(lr, net, grads);
+        if let Some(e) = ema.as_mut() {
+            e.update(&net);
+        }
+        window_samples += t.batch;
+        done = step + 1;
+        bar.set_position(done as u64);
+        if done.is_multiple_of(t.log_every) || done == t.steps {
+            let rate = window_samples as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
+            window_start = std::time::Instant::now();
+            window_samples = 0;
+            last_valid = valid_batch.as_ref().map(|vb| {
+                let avg = match &ema {
+                    Some(e) => e.apply(net.clone()),
+                    None => net.clone(),
+                };
+                let l = dsm_loss(&avg, vb, shapes, cfg.loss.sigma, ds.learn_x, device)
+                    .into_scalar::<f32>() as f64;
+                excess(l, vb, cfg.loss.sigma, ds.learn_x)
+            });
+            log.push_str(&format!(
+                "{done},{lr:e},{last_loss:e},{},{rate:.1}\n",
+                last_valid.map_or(String::new(), |v| format!("{v:e}"))
+            ));
+            bar.set_message(format!(
+                "loss {last_loss:.4e}{} · {rate:.0} samples/s",
+                last_valid.map_or(String::new(), |v| format!(", validation {v:.4e}"))
+            ));
+        }
+        let stop = run.stop_after.is_some_and(|s| done - start >= s)
+            || interrupted.load(std::sync::atomic::Ordering::SeqCst);
+        if done.is_multiple_of(t.checkpoint_every) || done == t.steps || stop {
+            save(&net, &optim, &ema, done, &mut log)?;
+        }
+        if stop {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    let avg = match &ema {
+        Some(e) => e.apply(net.clone()),
+        None => net.clone(),
+    };
+    let parameters = avg.num_params();
+    if done == t.steps {
+        avg.save_file(dir.join("model.bpk"))
+            .map_err(|e| format!("save model.bpk: {e:?}"))?;
+        std::fs::copy(&run.config_path, dir.join("config.toml"))
+            .map_err(|e| format!("copy config: {e}"))?;
+        let meta = serde_json::json!({
+            "shapes": {"n": shapes.n, "dim": shapes.dim, "propulsion": shapes.propulsion, "learn_x": shapes.learn_x},
+            "network": cfg.network,
+            "parameters": parameters,
+            "steps": t.steps,
+            "data": run.data_path.display().to_string(),
+            "data_bytes": std::fs::metadata(&run.data_path).map(|m| m.len()).unwrap_or(0),
+            "system": ds.model.name,
+            "system_definition_path": samples.definition_path,
+            "system_definition": samples.definition,
+            "system_parameters": samples.parameters,
+            "replicas": samples.replicas,
+            "frames": samples.frames,
+            "phaseflow_version": env!("CARGO_PKG_VERSION"),
+        });
+        std::fs::write(
+            dir.join("model.json"),
+            serde_json::to_string_pretty(&meta).unwrap_or_default(),
+        )
+        .map_err(|e| format!("write model.json: {e}"))?;
+        if let Err(e) = super::plot_loss(&dir.join("log.csv"), &dir.join("loss.png")) {
+            eprintln!("warning: loss curve not drawn: {e}");
+        }
+    }
+    Ok(TrainSummary {
+        steps_done: done,
+        final_loss: last_loss,
+        final_validation_loss: last_valid,
+        samples_per_second: ((done - start) * t.batch) as f64
+            / started.elapsed().as_secs_f64().max(1e-9),
+        parameters,
+        model_dir: dir.display().to_string(),
+    })
+}
