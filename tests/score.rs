@@ -136,6 +136,8 @@ mod local {
             dim: 2,
             propulsion: 2,
             learn_x: true,
+            scale_x: 1.0,
+            scale_g: 1.0,
         };
         let device = phaseflow::score::cpu_device();
         device.seed(5);

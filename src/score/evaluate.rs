@@ -83,6 +83,7 @@ impl ScoreModel {
             ..
         } = self.shapes;
         let n = x.len() / d;
+        let (kx, kg) = (self.shapes.scale_x, self.shapes.scale_g);
         let shift = if self.config.network.equilibrium_shift {
             -(c as f64)
         } else {
@@ -108,8 +109,11 @@ impl ScoreModel {
                 for a in 0..c {
                     // a fresh graph per backward pass (a backward pass consumes its graph)
                     let gin = t3(&gn, [p, k1, c]).require_grad();
-                    let (_, sg) = m.forward(t3(&rel, [p, k1, d]), gin.clone());
-                    let grads = sg.narrow(1, a, 1).sum().backward();
+                    let (_, sg) = m.forward(
+                        t3(&rel, [p, k1, d]).div_scalar(kx),
+                        gin.clone().div_scalar(kg),
+                    );
+                    let grads = sg.narrow(1, a, 1).div_scalar(kg).sum().backward();
                     if let Some(gr) = gin.grad(&grads) {
                         let v = values(gr);
                         for (i, dv) in div.iter_mut().enumerate() {
@@ -128,21 +132,20 @@ impl ScoreModel {
                 for (i, dv) in div.iter_mut().enumerate() {
                     for a in 0..c {
                         let gin = t3(&gs, [1, n, c]).require_grad();
-                        let xin = t3(&xs, [1, n, d]);
+                        let xin = t3(&xs, [1, n, d]).div_scalar(kx);
+                        let gsc = gin.clone().div_scalar(kg);
                         let sg = match net {
                             ScoreNet::Mlp(m) => {
                                 let z = Tensor::cat(
-                                    vec![xin.reshape([1, n * d]), gin.clone().reshape([1, n * c])],
+                                    vec![xin.reshape([1, n * d]), gsc.reshape([1, n * c])],
                                     1,
                                 );
                                 m.forward(z).narrow(1, n * d, n * c)
                             }
-                            ScoreNet::Transformer(m) => {
-                                m.forward(xin, gin.clone()).1.reshape([1, n * c])
-                            }
+                            ScoreNet::Transformer(m) => m.forward(xin, gsc).1.reshape([1, n * c]),
                             ScoreNet::Local(_) => unreachable!(),
                         };
-                        let grads = sg.narrow(1, i * c + a, 1).sum().backward();
+                        let grads = sg.narrow(1, i * c + a, 1).div_scalar(kg).sum().backward();
                         if let Some(gr) = gin.grad(&grads) {
                             *dv += values(gr)[i * c + a];
                         }

@@ -182,7 +182,7 @@ pub enum ScoreNet {
 }
 
 /// Shapes the network is built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Shapes {
     /// Particles N (configurations of the MLP and the global transformer).
     pub n: usize,
@@ -192,6 +192,12 @@ pub struct Shapes {
     pub propulsion: usize,
     /// Whether s_x is learned (ε > 0); the MLP and the global transformer always output it.
     pub learn_x: bool,
+    /// Input scales: the network sees x/scale_x and g/scale_g (the root mean square of the
+    /// training data for absolute positions, 1 for the local transformer's relative ones) and
+    /// its output u is mapped back to s = u/scale (the score of the rescaled variable divided
+    /// by the scale), so that a standardised input is learned whatever the units.
+    pub scale_x: f64,
+    pub scale_g: f64,
 }
 
 fn encoder(cfg: &NetworkConfig, device: &Device) -> TransformerEncoder {

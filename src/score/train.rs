@@ -44,12 +44,27 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LossConfig {
-    /// `dsm` (denoising score matching).
+    /// `dsm` (denoising score matching) or `ism` (implicit score matching, E[|s|² + 2∇·s],
+    /// with the divergence by central finite differences: `exact` along every scored
+    /// coordinate — small systems — or `hutchinson` along one Rademacher probe).
     #[serde(default = "default_loss")]
     pub kind: String,
     /// Noise scale σ of denoising score matching (the paper: 0.01).
     #[serde(default = "default_sigma")]
     pub sigma: f64,
+    /// ISM: `exact` or `hutchinson`.
+    #[serde(default = "default_divergence")]
+    pub divergence: String,
+    /// ISM: finite-difference step h of the divergence (coordinates are O(1); f32 network).
+    #[serde(default = "default_fd_step")]
+    pub fd_step: f64,
+}
+
+fn default_divergence() -> String {
+    "exact".into()
+}
+fn default_fd_step() -> f64 {
+    1e-2
 }
 
 impl Default for LossConfig {
@@ -57,6 +72,8 @@ impl Default for LossConfig {
         LossConfig {
             kind: default_loss(),
             sigma: default_sigma(),
+            divergence: default_divergence(),
+            fd_step: default_fd_step(),
         }
     }
 }
@@ -130,11 +147,31 @@ impl TrainConfig {
         let cfg: TrainConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         cfg.network.validate()?;
         let t = &cfg.training;
-        if cfg.loss.kind != "dsm" {
+        if !matches!(cfg.loss.kind.as_str(), "dsm" | "ism") {
             return Err(format!(
-                "loss.kind = \"{}\": only \"dsm\" is implemented",
+                "loss.kind = \"{}\": expected \"dsm\" or \"ism\"",
                 cfg.loss.kind
             ));
+        }
+        if cfg.loss.kind == "ism" {
+            if !matches!(cfg.loss.divergence.as_str(), "exact" | "hutchinson") {
+                return Err(format!(
+                    "loss.divergence = \"{}\": expected \"exact\" or \"hutchinson\"",
+                    cfg.loss.divergence
+                ));
+            }
+            if cfg.loss.fd_step.is_nan() || cfg.loss.fd_step <= 0.0 {
+                return Err(format!(
+                    "loss.fd_step = {} must be positive",
+                    cfg.loss.fd_step
+                ));
+            }
+            if cfg.network.equilibrium_shift {
+                return Err(
+                    "network.equilibrium_shift is not supported with loss.kind = \"ism\" yet"
+                        .into(),
+                );
+            }
         }
         if cfg.loss.sigma.is_nan() || cfg.loss.sigma <= 0.0 {
             return Err(format!("loss.sigma = {} must be positive", cfg.loss.sigma));
@@ -268,8 +305,22 @@ impl Dataset {
     }
 
     /// The network shapes for this data.
-    pub fn shapes(&self) -> Shapes {
+    pub fn shapes(&self, net: &NetworkConfig) -> Shapes {
+        let rms = |v: &Vec<Vec<f64>>| {
+            let (sum, cnt) = self.train.iter().fold((0.0, 0usize), |(s, c), &k| {
+                (s + v[k].iter().map(|a| a * a).sum::<f64>(), c + v[k].len())
+            });
+            let r = (sum / cnt.max(1) as f64).sqrt();
+            if r > 0.0 && r.is_finite() {
+                r
+            } else {
+                1.0
+            }
+        };
+        let local = net.kind == "local_transformer";
         Shapes {
+            scale_x: if local { 1.0 } else { rms(&self.x) },
+            scale_g: rms(&self.g),
             n: self.n,
             dim: self.dim,
             propulsion: self.c,
@@ -464,26 +515,34 @@ pub fn forward(
     device: &Device,
 ) -> (Tensor<2>, Tensor<2>) {
     let (n, d, c) = (shapes.n, shapes.dim, shapes.propulsion);
-    match (net, inputs) {
+    let (kx, kg) = (shapes.scale_x, shapes.scale_g);
+    let (sx, sg) = match (net, inputs) {
         (ScoreNet::Mlp(m), Inputs::Flat { b, z }) => {
-            let s = m.forward(tensor(z, [*b, n * (d + c)], device));
+            let z = tensor(z, [*b, n * (d + c)], device);
+            let zx = z.clone().narrow(1, 0, n * d).div_scalar(kx);
+            let zg = z.narrow(1, n * d, n * c).div_scalar(kg);
+            let s = m.forward(Tensor::cat(vec![zx, zg], 1));
             let sx = s.clone().narrow(1, 0, n * d).reshape([b * n, d]);
             let sg = s.narrow(1, n * d, n * c).reshape([b * n, c]);
             (sx, sg)
         }
         (ScoreNet::Transformer(m), Inputs::Particles { b, x, g }) => {
-            let (sx, sg) = m.forward(tensor(x, [*b, n, d], device), tensor(g, [*b, n, c], device));
+            let (sx, sg) = m.forward(
+                tensor(x, [*b, n, d], device).div_scalar(kx),
+                tensor(g, [*b, n, c], device).div_scalar(kg),
+            );
             (sx.reshape([b * n, d]), sg.reshape([b * n, c]))
         }
         (ScoreNet::Local(m), Inputs::Local { p, rel, gn }) => {
             let k1 = rel.len() / (p * d);
             m.forward(
-                tensor(rel, [*p, k1, d], device),
-                tensor(gn, [*p, k1, c], device),
+                tensor(rel, [*p, k1, d], device).div_scalar(kx),
+                tensor(gn, [*p, k1, c], device).div_scalar(kg),
             )
         }
         _ => panic!("network and inputs of different kinds"),
-    }
+    };
+    (sx.div_scalar(kx), sg.div_scalar(kg))
 }
 
 /// The denoising loss of a batch (a scalar tensor, differentiable in the parameters).
@@ -542,6 +601,200 @@ pub fn excess(loss: f64, batch: &Batch, sigma: f64, learn_x: bool) -> f64 {
         comps += batch.zeta_x.len();
     }
     (loss - sq / comps as f64) / (sigma * sigma)
+}
+
+/// A batch for implicit score matching: the samples and their finite-difference copies.
+pub struct IsmBatch {
+    /// Samples B: configurations (MLP, transformer) or particles (local transformer).
+    pub samples: usize,
+    /// Scored coordinates K per sample (g components, then x components when ε > 0).
+    pub scored: usize,
+    /// Probes per sample: K (exact) or 1 (Hutchinson).
+    pub probes: usize,
+    /// Network inputs of the copies: B samples, then B·probes at +h, then B·probes at −h.
+    pub inputs: Inputs,
+    /// Probe directions, B·probes × K (unit vectors, or Rademacher ±1).
+    pub directions: Vec<f32>,
+    pub h: f64,
+    /// Whether the x components are scored (ε > 0).
+    pub learn_x: bool,
+}
+
+/// Draws an ISM batch of `size` samples from `pool` (see [`ism_loss`]).
+pub fn make_ism_batch(
+    ds: &Dataset,
+    net: &NetworkConfig,
+    loss: &LossConfig,
+    pool: &[usize],
+    size: usize,
+    rng: &mut impl Rng,
+) -> IsmBatch {
+    let (n, d, c) = (ds.n, ds.dim, ds.c);
+    let dx = if ds.learn_x { d } else { 0 };
+    let h = loss.fd_step;
+    let local = net.kind == "local_transformer";
+    let scored = if local { c + dx } else { n * (c + dx) };
+    let exact = loss.divergence == "exact";
+    let probes = if exact { scored } else { 1 };
+    // per sample: base features and the probe directions
+    let mut dirs: Vec<f32> = Vec::with_capacity(size * probes * scored);
+    for _ in 0..size {
+        for p in 0..probes {
+            for k in 0..scored {
+                dirs.push(if exact {
+                    (k == p) as u8 as f32
+                } else if rng.random::<bool>() {
+                    1.0
+                } else {
+                    -1.0
+                });
+            }
+        }
+    }
+    if local {
+        let k = net.neighbours;
+        let bx = ds.model.bx;
+        let mut base_rel: Vec<Vec<f32>> = Vec::with_capacity(size);
+        let mut base_gn: Vec<Vec<f32>> = Vec::with_capacity(size);
+        for _ in 0..size {
+            let conf = pool[rng.random_range(0..pool.len())];
+            let i = rng.random_range(0..n);
+            let mut xw = ds.x[conf].clone();
+            for v in xw.iter_mut() {
+                bx.wrap(v);
+            }
+            let grid = super::features::KnnGrid::new(&xw, &bx, 4.0);
+            let nb = grid.nearest(&xw, &bx, i, k);
+            let (mut rel, mut gn) = (Vec::new(), Vec::new());
+            super::features::push_tokens(&xw, &ds.g[conf], &bx, c, i, &nb, k, &mut rel, &mut gn);
+            base_rel.push(rel);
+            base_gn.push(gn);
+        }
+        let (mut rel, mut gn) = (Vec::new(), Vec::new());
+        for b in 0..size {
+            rel.extend_from_slice(&base_rel[b]);
+            gn.extend_from_slice(&base_gn[b]);
+        }
+        for sgn in [1.0f32, -1.0] {
+            for b in 0..size {
+                for p in 0..probes {
+                    let v = &dirs[(b * probes + p) * scored..(b * probes + p + 1) * scored];
+                    let mut r = base_rel[b].clone();
+                    let mut g = base_gn[b].clone();
+                    // g_i sits in token 0; x_i enters every rel_j = x_i − x_j (j ≥ 1)
+                    for a in 0..c {
+                        g[a] += sgn * h as f32 * v[a];
+                    }
+                    for e in 0..dx {
+                        for t in 1..=k {
+                            r[t * d + e] += sgn * h as f32 * v[c + e];
+                        }
+                    }
+                    rel.extend(r);
+                    gn.extend(g);
+                }
+            }
+        }
+        return IsmBatch {
+            samples: size,
+            scored,
+            probes,
+            inputs: Inputs::Local {
+                p: size * (1 + 2 * probes),
+                rel,
+                gn,
+            },
+            directions: dirs,
+            h,
+            learn_x: ds.learn_x,
+        };
+    }
+    let confs: Vec<usize> = (0..size)
+        .map(|_| pool[rng.random_range(0..pool.len())])
+        .collect();
+    let mut xs: Vec<f32> = Vec::new();
+    let mut gs: Vec<f32> = Vec::new();
+    for &cf in &confs {
+        xs.extend(ds.x[cf].iter().map(|&v| v as f32));
+        gs.extend(ds.g[cf].iter().map(|&v| v as f32));
+    }
+    for sgn in [1.0f32, -1.0] {
+        for (b, &cf) in confs.iter().enumerate() {
+            for p in 0..probes {
+                let v = &dirs[(b * probes + p) * scored..(b * probes + p + 1) * scored];
+                let mut x: Vec<f32> = ds.x[cf].iter().map(|&u| u as f32).collect();
+                let mut g: Vec<f32> = ds.g[cf].iter().map(|&u| u as f32).collect();
+                // scored coordinate order per particle: its c g components, then d x components
+                for i in 0..n {
+                    for a in 0..c {
+                        g[i * c + a] += sgn * h as f32 * v[i * (c + dx) + a];
+                    }
+                    for e in 0..dx {
+                        x[i * d + e] += sgn * h as f32 * v[i * (c + dx) + c + e];
+                    }
+                }
+                xs.extend(x);
+                gs.extend(g);
+            }
+        }
+    }
+    let copies = size * (1 + 2 * probes);
+    let inputs = if net.kind == "mlp" {
+        let mut z = Vec::with_capacity(copies * n * (d + c));
+        for b in 0..copies {
+            z.extend_from_slice(&xs[b * n * d..(b + 1) * n * d]);
+            z.extend_from_slice(&gs[b * n * c..(b + 1) * n * c]);
+        }
+        Inputs::Flat { b: copies, z }
+    } else {
+        Inputs::Particles {
+            b: copies,
+            x: xs,
+            g: gs,
+        }
+    };
+    IsmBatch {
+        samples: size,
+        scored,
+        probes,
+        inputs,
+        directions: dirs,
+        h,
+        learn_x: ds.learn_x,
+    }
+}
+
+/// Implicit score matching (Hyvärinen 2005), restricted to the noisy coordinates:
+/// L = E[|s|² + 2∇·s] / K over the K scored components, with ∇·s = Σ_p v_p·(s(z + h v_p) −
+/// s(z − h v_p))/(2h) over the probes v_p (unit vectors: exact up to O(h²); Rademacher: the
+/// Hutchinson estimator). Minimal (= −E|s|²/K) at the true score; differentiable in the
+/// parameters to first order, which is all burn's autodiff offers.
+pub fn ism_loss(net: &ScoreNet, ib: &IsmBatch, shapes: Shapes, device: &Device) -> Tensor<1> {
+    let (d, c) = (shapes.dim, shapes.propulsion);
+    let (b, k, p) = (ib.samples, ib.scored, ib.probes);
+    let copies = b * (1 + 2 * p);
+    let (sx, sg) = forward(net, &ib.inputs, shapes, device);
+    let learn_x = ib.learn_x;
+    let dx = if learn_x { d } else { 0 };
+    let per = k / (c + dx);
+    // scored vector per copy: per particle its g components then its x components
+    let sg = sg.reshape([copies, per, c]);
+    let sv = if learn_x {
+        Tensor::cat(vec![sg, sx.reshape([copies, per, dx])], 2).reshape([copies, k])
+    } else {
+        sg.reshape([copies, k])
+    };
+    let base = sv.clone().narrow(0, 0, b);
+    let plus = sv.clone().narrow(0, b, b * p);
+    let minus = sv.narrow(0, b * (1 + p), b * p);
+    let dirs = tensor(&ib.directions, [b * p, k], device);
+    let div = (plus - minus)
+        .mul(dirs)
+        .sum_dim(1)
+        .div_scalar(2.0 * ib.h)
+        .reshape([b, p])
+        .sum_dim(1);
+    (base.square().sum() + div.sum().mul_scalar(2.0)).div_scalar((b * k) as f64)
 }
 
 /// Options of a training run (command line).
@@ -614,6 +867,8 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<(TrainConfig, Shapes, S
         dim: get("dim"),
         propulsion: get("propulsion"),
         learn_x: meta["shapes"]["learn_x"].as_bool().unwrap_or(false),
+        scale_x: meta["shapes"]["scale_x"].as_f64().unwrap_or(1.0),
+        scale_g: meta["shapes"]["scale_g"].as_f64().unwrap_or(1.0),
     };
     device.seed(cfg.training.seed);
     let net = cfg
@@ -631,7 +886,7 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
     let samples =
         crate::io::h5md::read_particle_samples(&run.data_path).map_err(|e| e.to_string())?;
     let ds = Dataset::new(&samples, &t)?;
-    let shapes = ds.shapes();
+    let shapes = ds.shapes(&cfg.network);
     let device = &run.device;
     let dir = &run.out_dir;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -684,7 +939,8 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
         let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
     }
     // fixed validation batch
-    let valid_batch = (!ds.valid.is_empty()).then(|| {
+    let ism = cfg.loss.kind == "ism";
+    let valid_batch = (!ds.valid.is_empty() && !ism).then(|| {
         let mut rng = step_rng(t.seed, 0, 0x5EED_0FF1);
         make_batch(
             &ds,
@@ -694,6 +950,10 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
             t.batch,
             &mut rng,
         )
+    });
+    let valid_ism = (!ds.valid.is_empty() && ism).then(|| {
+        let mut rng = step_rng(t.seed, 0, 0x5EED_0FF1);
+        make_ism_batch(&ds, &cfg.network, &cfg.loss, &ds.valid, t.batch, &mut rng)
     });
     let bar = if run.quiet {
         indicatif::ProgressBar::hidden()
@@ -770,21 +1030,29 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
     for step in start..t.steps {
         let lr = learning_rate(step, t.lr, t.lr_min, t.warmup, t.steps);
         let mut rng = step_rng(t.seed, step, 1);
-        let batch = make_batch(
-            &ds,
-            &cfg.network,
-            cfg.loss.sigma,
-            &ds.train,
-            t.batch,
-            &mut rng,
-        );
-        let loss = dsm_loss(&net, &batch, shapes, cfg.loss.sigma, ds.learn_x, device);
-        last_loss = excess(
-            loss.clone().into_scalar::<f32>() as f64,
-            &batch,
-            cfg.loss.sigma,
-            ds.learn_x,
-        );
+        let loss = if ism {
+            let ib = make_ism_batch(&ds, &cfg.network, &cfg.loss, &ds.train, t.batch, &mut rng);
+            let l = ism_loss(&net, &ib, shapes, device);
+            last_loss = l.clone().into_scalar::<f32>() as f64;
+            l
+        } else {
+            let batch = make_batch(
+                &ds,
+                &cfg.network,
+                cfg.loss.sigma,
+                &ds.train,
+                t.batch,
+                &mut rng,
+            );
+            let l = dsm_loss(&net, &batch, shapes, cfg.loss.sigma, ds.learn_x, device);
+            last_loss = excess(
+                l.clone().into_scalar::<f32>() as f64,
+                &batch,
+                cfg.loss.sigma,
+                ds.learn_x,
+            );
+            l
+        };
         if !last_loss.is_finite() {
             return Err(format!(
                 "training diverged at step {step}: loss = {last_loss} (lower training.lr?)"
@@ -802,15 +1070,22 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
             let rate = window_samples as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
             window_start = std::time::Instant::now();
             window_samples = 0;
-            last_valid = valid_batch.as_ref().map(|vb| {
-                let avg = match &ema {
-                    Some(e) => e.apply(net.clone()),
-                    None => net.clone(),
-                };
-                let l = dsm_loss(&avg, vb, shapes, cfg.loss.sigma, ds.learn_x, device)
-                    .into_scalar::<f32>() as f64;
-                excess(l, vb, cfg.loss.sigma, ds.learn_x)
-            });
+            let avg = || match &ema {
+                Some(e) => e.apply(net.clone()),
+                None => net.clone(),
+            };
+            last_valid = valid_batch
+                .as_ref()
+                .map(|vb| {
+                    let l = dsm_loss(&avg(), vb, shapes, cfg.loss.sigma, ds.learn_x, device)
+                        .into_scalar::<f32>() as f64;
+                    excess(l, vb, cfg.loss.sigma, ds.learn_x)
+                })
+                .or_else(|| {
+                    valid_ism
+                        .as_ref()
+                        .map(|ib| ism_loss(&avg(), ib, shapes, device).into_scalar::<f32>() as f64)
+                });
             log.push_str(&format!(
                 "{done},{lr:e},{last_loss:e},{},{rate:.1}\n",
                 last_valid.map_or(String::new(), |v| format!("{v:e}"))
@@ -841,7 +1116,7 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
         std::fs::copy(&run.config_path, dir.join("config.toml"))
             .map_err(|e| format!("copy config: {e}"))?;
         let meta = serde_json::json!({
-            "shapes": {"n": shapes.n, "dim": shapes.dim, "propulsion": shapes.propulsion, "learn_x": shapes.learn_x},
+            "shapes": {"n": shapes.n, "dim": shapes.dim, "propulsion": shapes.propulsion, "learn_x": shapes.learn_x, "scale_x": shapes.scale_x, "scale_g": shapes.scale_g},
             "network": cfg.network,
             "parameters": parameters,
             "steps": t.steps,
