@@ -634,21 +634,8 @@ pub fn read_particle_frame(path: &Path, frame: i64) -> Result<ParticleFrame> {
         .dataset("box/edges")
         .and_then(|d| d.read_raw())
         .map_err(|e| err("read box/edges", e))?;
-    let mut parameters = BTreeMap::new();
-    let mut system = String::new();
-    if let Ok(pg) = file.group("parameters") {
-        for name in pg.attr_names().unwrap_or_default() {
-            if let Ok(a) = pg.attr(&name) {
-                if let Ok(v) = a.read_scalar::<f64>() {
-                    parameters.insert(name.clone(), v);
-                } else if name == "system" {
-                    if let Ok(s) = a.read_scalar::<hdf5::types::VarLenUnicode>() {
-                        system = s.to_string();
-                    }
-                }
-            }
-        }
-    }
+    let (parameters, strings) = read_parameters(&file);
+    let system = strings.get("system").cloned().unwrap_or_default();
     Ok(ParticleFrame {
         x: x.iter().copied().collect(),
         n,
@@ -784,20 +771,27 @@ pub fn read_particle_samples(path: &Path) -> Result<ParticleSamples> {
         }
     }
     let mut s = out.expect("at least one group");
+    let (parameters, strings) = read_parameters(&file);
+    s.parameters = parameters;
+    s.definition = strings.get("definition").cloned().unwrap_or_default();
+    s.definition_path = strings.get("definition_path").cloned().unwrap_or_default();
+    Ok(s)
+}
+
+/// The attributes of `/parameters`: numbers, and strings (system, definition, command, …).
+fn read_parameters(file: &File) -> (BTreeMap<String, f64>, BTreeMap<String, String>) {
+    let mut numbers = BTreeMap::new();
+    let mut strings = BTreeMap::new();
     if let Ok(pg) = file.group("parameters") {
         for name in pg.attr_names().unwrap_or_default() {
             if let Ok(a) = pg.attr(&name) {
                 if let Ok(v) = a.read_scalar::<f64>() {
-                    s.parameters.insert(name.clone(), v);
+                    numbers.insert(name, v);
                 } else if let Ok(v) = a.read_scalar::<hdf5::types::VarLenUnicode>() {
-                    match name.as_str() {
-                        "definition" => s.definition = v.to_string(),
-                        "definition_path" => s.definition_path = v.to_string(),
-                        _ => {}
-                    }
+                    strings.insert(name, v.to_string());
                 }
             }
         }
     }
-    Ok(s)
+    (numbers, strings)
 }

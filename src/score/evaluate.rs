@@ -93,15 +93,7 @@ impl ScoreModel {
         let t3 = |v: &[f32], s: [usize; 3]| -> Tensor<3> {
             Tensor::from_data(TensorData::new(v.to_vec(), s), dev)
         };
-        let values = |t: Tensor<3>| -> Vec<f64> {
-            t.into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap_or_default()
-                .into_iter()
-                .map(f64::from)
-                .collect()
-        };
+        let values = super::tensor_values::<3>;
         let mut div = vec![shift; n];
         match (&self.net, self.inputs(model, x, g)) {
             (ScoreNet::Local(m), Inputs::Local { p, rel, gn }) => {
@@ -169,15 +161,7 @@ impl ScoreModel {
         };
         let inputs = self.inputs(model, x, g);
         let (sx, sg) = forward(&self.net, &inputs, self.shapes, &self.device);
-        let to_vec = |t: burn::tensor::Tensor<2>| -> Vec<f64> {
-            t.into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap_or_default()
-                .into_iter()
-                .map(f64::from)
-                .collect()
-        };
+        let to_vec = super::tensor_values::<2>;
         let sx = to_vec(sx);
         let mut sg = to_vec(sg);
         let mut sx = if sx.len() == n * d {

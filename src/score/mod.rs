@@ -11,6 +11,17 @@ pub mod network;
 pub mod optim;
 pub mod train;
 
+/// The values of a tensor as f64 (row-major).
+pub fn tensor_values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
 /// The CPU device with first-order autodiff (burn's `flex` backend).
 pub fn cpu_device() -> burn::tensor::Device {
     burn::tensor::Device::flex().autodiff()
