@@ -162,7 +162,7 @@ impl ScoreModel {
         let inputs = self.inputs(model, x, g);
         let (sx, sg) = forward(&self.net, &inputs, self.shapes, &self.device);
         let to_vec = super::tensor_values::<2>;
-        let sx = to_vec(sx);
+        let sx = sx.map(to_vec).unwrap_or_default();
         let mut sg = to_vec(sg);
         let mut sx = if sx.len() == n * d {
             sx

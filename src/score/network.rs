@@ -159,16 +159,19 @@ pub struct LocalTransformer {
 
 impl LocalTransformer {
     /// rel [P, k+1, d] (wrap(x_i − x_j), token 0 = the particle itself, so zeros), gn [P, k+1, c]
-    /// (g_j) → (s_x [P, d] or [P, 0], s_g [P, c]).
-    pub fn forward(&self, rel: Tensor<3>, gn: Tensor<3>) -> (Tensor<2>, Tensor<2>) {
+    /// (g_j) → (s_x [P, d] when it is learned (ε > 0), s_g [P, c]).
+    pub fn forward(&self, rel: Tensor<3>, gn: Tensor<3>) -> (Option<Tensor<2>>, Tensor<2>) {
         let tokens = Tensor::cat(vec![self.embed_g.forward(gn), self.embed_x.forward(rel)], 2);
         let h = self.encoder.forward(TransformerEncoderInput::new(tokens));
         let [p, _, w] = h.dims();
         let out = self.readout.forward(h.narrow(1, 0, 1).reshape([p, w]));
         let total = out.dims()[1];
+        if self.dim_x == 0 {
+            return (None, out);
+        }
         let sx = out.clone().narrow(1, 0, self.dim_x);
         let sg = out.narrow(1, self.dim_x, total - self.dim_x);
-        (sx, sg)
+        (Some(sx), sg)
     }
 }
 

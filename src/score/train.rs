@@ -507,13 +507,14 @@ fn tensor<const D: usize>(v: &[f32], shape: [usize; D], device: &Device) -> Tens
     Tensor::from_data(TensorData::new(v.to_vec(), shape), device)
 }
 
-/// The network on host inputs: (s_x [rows, d or 0], s_g [rows, c]).
+/// The network on host inputs: (s_x [rows, d] — `None` for a local transformer that does not
+/// learn it (ε = 0) —, s_g [rows, c]).
 pub fn forward(
     net: &ScoreNet,
     inputs: &Inputs,
     shapes: Shapes,
     device: &Device,
-) -> (Tensor<2>, Tensor<2>) {
+) -> (Option<Tensor<2>>, Tensor<2>) {
     let (n, d, c) = (shapes.n, shapes.dim, shapes.propulsion);
     let (kx, kg) = (shapes.scale_x, shapes.scale_g);
     let (sx, sg) = match (net, inputs) {
@@ -524,14 +525,14 @@ pub fn forward(
             let s = m.forward(Tensor::cat(vec![zx, zg], 1));
             let sx = s.clone().narrow(1, 0, n * d).reshape([b * n, d]);
             let sg = s.narrow(1, n * d, n * c).reshape([b * n, c]);
-            (sx, sg)
+            (Some(sx), sg)
         }
         (ScoreNet::Transformer(m), Inputs::Particles { b, x, g }) => {
             let (sx, sg) = m.forward(
                 tensor(x, [*b, n, d], device).div_scalar(kx),
                 tensor(g, [*b, n, c], device).div_scalar(kg),
             );
-            (sx.reshape([b * n, d]), sg.reshape([b * n, c]))
+            (Some(sx.reshape([b * n, d])), sg.reshape([b * n, c]))
         }
         (ScoreNet::Local(m), Inputs::Local { p, rel, gn }) => {
             let k1 = rel.len() / (p * d);
@@ -542,7 +543,7 @@ pub fn forward(
         }
         _ => panic!("network and inputs of different kinds"),
     };
-    (sx.div_scalar(kx), sg.div_scalar(kg))
+    (sx.map(|v| v.div_scalar(kx)), sg.div_scalar(kg))
 }
 
 /// The denoising loss of a batch (a scalar tensor, differentiable in the parameters).
@@ -564,14 +565,14 @@ pub fn dsm_loss(
         if let Some(sh) = &batch.shift {
             sg = sg + tensor(&sh[side].1, [r, c], device);
             if learn_x && sh[side].0.len() == r * d {
-                sx = sx + tensor(&sh[side].0, [r, d], device);
+                sx = sx.map(|v| v + tensor(&sh[side].0, [r, d], device));
             }
         }
         // |σ s(z ± σζ) ± ζ|²
         let mut term = (sg.mul_scalar(sigma) + zg.clone().mul_scalar(sgn))
             .square()
             .sum();
-        if let Some(zx) = &zx {
+        if let (Some(zx), Some(sx)) = (&zx, sx) {
             term = term
                 + (sx.mul_scalar(sigma) + zx.clone().mul_scalar(sgn))
                     .square()
@@ -779,10 +780,11 @@ pub fn ism_loss(net: &ScoreNet, ib: &IsmBatch, shapes: Shapes, device: &Device) 
     let per = k / (c + dx);
     // scored vector per copy: per particle its g components then its x components
     let sg = sg.reshape([copies, per, c]);
-    let sv = if learn_x {
-        Tensor::cat(vec![sg, sx.reshape([copies, per, dx])], 2).reshape([copies, k])
-    } else {
-        sg.reshape([copies, k])
+    let sv = match (learn_x, sx) {
+        (true, Some(sx)) => {
+            Tensor::cat(vec![sg, sx.reshape([copies, per, dx])], 2).reshape([copies, k])
+        }
+        _ => sg.reshape([copies, k]),
     };
     let base = sv.clone().narrow(0, 0, b);
     let plus = sv.clone().narrow(0, b, b * p);
