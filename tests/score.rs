@@ -56,6 +56,19 @@ fn simulate_trap(dir: &Path, name: &str, set: &[&str], replicas: usize) -> std::
     out
 }
 
+/// `phaseflow train CONFIG --data DATA -o MODEL --quiet` (must succeed).
+fn train(cfg: &Path, data: &Path, model: &Path) {
+    run(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "-o",
+        model.to_str().unwrap(),
+        "--quiet",
+    ]);
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -124,15 +137,7 @@ fn linear_trap_learned_score_matches_the_gaussian_score() {
     let cfg = write(dir.path(), "train.toml", ACCURATE);
     let model = dir.path().join("model");
     let t0 = std::time::Instant::now();
-    run(&[
-        "train",
-        cfg.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "-o",
-        model.to_str().unwrap(),
-        "--quiet",
-    ]);
+    train(&cfg, &data, &model);
     println!("trained in {:.1} s", t0.elapsed().as_secs_f64());
     for f in [
         "model.bpk",
@@ -172,15 +177,7 @@ fn passive_interacting_trap_learns_the_equilibrium_score() {
         &ACCURATE.replace("blocks = 2\n", "blocks = 2\nequilibrium_shift = true\n"),
     );
     let model = dir.path().join("model");
-    run(&[
-        "train",
-        cfg.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "-o",
-        model.to_str().unwrap(),
-        "--quiet",
-    ]);
+    train(&cfg, &data, &model);
     let s = read_particle_samples(&data).unwrap();
     let drift = ParticleDrift::new(model_of_samples(&s).unwrap());
     let n = s.n * s.dim;
@@ -272,15 +269,7 @@ fn local_transformer_trains_with_noise_only_in_g() {
         );
         let model = dir.path().join("m");
         let _ = std::fs::remove_dir_all(&model);
-        run(&[
-            "train",
-            cfg.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "-o",
-            model.to_str().unwrap(),
-            "--quiet",
-        ]);
+        train(&cfg, &data, &model);
         let device = phaseflow::score::cpu_device();
         let sm = ScoreModel::load(&model, &device).unwrap();
         assert!(!sm.shapes.learn_x);

@@ -599,14 +599,7 @@ pub fn read_particle_frame(path: &Path, frame: i64) -> Result<ParticleFrame> {
         .group("all")
         .or_else(|_| particles.group("replica_0"))
         .map_err(|e| err("open particle group", e))?;
-    let value = grp
-        .dataset("position/value")
-        .map_err(|e| err("open position/value", e))?;
-    let shape = value.shape();
-    if shape.len() != 3 {
-        return Err(IoError::invalid(path, "position/value is not [T, N, d]"));
-    }
-    let (frames, n, dim) = (shape[0], shape[1], shape[2]);
+    let (value, (frames, n, dim)) = position_dataset(&grp, path)?;
     let k = if frame < 0 {
         frames as i64 + frame
     } else {
@@ -705,14 +698,7 @@ pub fn read_particle_samples(path: &Path) -> Result<ParticleSamples> {
         let grp = particles
             .group(name)
             .map_err(|e| err("open particle group", e))?;
-        let pos = grp
-            .dataset("position/value")
-            .map_err(|e| err("open position/value", e))?;
-        let shape = pos.shape();
-        if shape.len() != 3 {
-            return Err(IoError::invalid(path, "position/value is not [T, N, d]"));
-        }
-        let (frames, n, dim) = (shape[0], shape[1], shape[2]);
+        let (pos, (frames, n, dim)) = position_dataset(&grp, path)?;
         let (prop_name, prop) = if let Ok(ds) = grp.dataset("self_propulsion/value") {
             ("self_propulsion", ds)
         } else {
@@ -794,4 +780,17 @@ fn read_parameters(file: &File) -> (BTreeMap<String, f64>, BTreeMap<String, Stri
         }
     }
     (numbers, strings)
+}
+
+/// The `position/value` dataset of a particle group and its shape (frames T, particles N,
+/// dimension d).
+fn position_dataset(grp: &Group, path: &Path) -> Result<(Dataset, (usize, usize, usize))> {
+    let value = grp
+        .dataset("position/value")
+        .map_err(|e| IoError::hdf5(path, "open position/value", e))?;
+    let shape = value.shape();
+    if shape.len() != 3 {
+        return Err(IoError::invalid(path, "position/value is not [T, N, d]"));
+    }
+    Ok((value, (shape[0], shape[1], shape[2])))
 }
