@@ -148,18 +148,62 @@ fn linear_trap_learned_score_matches_the_gaussian_score() {
     ] {
         assert!(model.join(f).exists(), "{f} missing");
     }
-    let (a, g_, e, v0) = (0.05, 0.1, 0.1, 0.5);
+    let err = relative_error(&model, &data, true, gaussian_trap_score(0.5));
+    println!("linear trap: relative L2 error of the learned score {err:.4}");
+    assert!(err < 0.05, "relative L2 error {err}");
+}
+
+/// The exact score −Σ⁻¹(x, g) of the linear trap (A = 0.05, γ = ε = 0.1), per coordinate:
+/// Σ_xx = (ε(A+γ) + v0²)/(A(A+γ)), Σ_xg = v0/(A+γ), Σ_gg = 1.
+fn gaussian_trap_score(v0: f64) -> impl Fn(&[f64], &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (a, g_, e) = (0.05, 0.1, 0.1);
     let sxx = (e * (a + g_) + v0 * v0) / (a * (a + g_));
     let sxg = v0 / (a + g_);
     let det = sxx - sxg * sxg;
     let (ixx, ixg, igg) = (1.0 / det, -sxg / det, sxx / det);
-    let err = relative_error(&model, &data, true, |x, g| {
+    move |x, g| {
         let sx = x.iter().zip(g).map(|(x, g)| -(ixx * x + ixg * g)).collect();
         let sg = x.iter().zip(g).map(|(x, g)| -(ixg * x + igg * g)).collect();
         (sx, sg)
-    });
-    println!("linear trap: relative L2 error of the learned score {err:.4}");
-    assert!(err < 0.05, "relative L2 error {err}");
+    }
+}
+
+/// Implicit score matching with the paper's stationarity terms (λ1 = λ2 = λ3 = λ4 = 1: the
+/// Fokker–Planck residual E[(∇·v + v·s)²] and the constraints (E∇·v)², (E v·s)², with the drift
+/// of the definition file and ∇·s by exact central differences) on the linear trap with one
+/// particle (4 coordinates, an MLP antisymmetrised about z → −z, a symmetry of the density):
+/// the learned score matches −Σ⁻¹z within 5 % (measured 3.1 %; plain ISM 3.3 %, without the
+/// antisymmetrisation 4.3 % and 4.8 %).
+#[test]
+fn implicit_score_matching_with_the_fokker_planck_residual_learns_the_gaussian_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = simulate_trap(
+        dir.path(),
+        "lin1.h5",
+        &["N=1", "k=0", "v0=0.5", "dt=0.01"],
+        256,
+    );
+    let mut errors = Vec::new();
+    for weight in [0, 1] {
+        let cfg = write(
+            dir.path(),
+            "train.toml",
+            &format!("[network]\nkind = \"mlp\"\nhidden = [64, 64]\nsymmetry = \"odd\"\n\n[loss]\nkind = \"ism\"\nfokker_planck = {weight}\nmean_divergence = {weight}\nmean_flow_score = {weight}\n\n[training]\nsteps = 2000\nbatch = 256\nlr = 2e-3\nwarmup = 100\nema = 0.99\nlog_every = 500\ncheckpoint_every = 2000\nseed = 1\n"),
+        );
+        let model = dir.path().join(format!("m{weight}"));
+        train(&cfg, &data, &model);
+        errors.push(relative_error(
+            &model,
+            &data,
+            true,
+            gaussian_trap_score(0.5),
+        ));
+    }
+    println!(
+        "N = 1 linear trap, relative L2 error: ISM {:.4}, ISM + stationarity terms {:.4}",
+        errors[0], errors[1]
+    );
+    assert!(errors[1] < 0.05, "relative L2 error {}", errors[1]);
 }
 
 /// v0 = 0 interacting trap (k = 2.5, N = 4): detailed balance, ρ ∝ e^{−U/ε} N(g; 0, I), so the

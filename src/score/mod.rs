@@ -9,6 +9,7 @@ pub mod evaluate;
 pub mod features;
 pub mod network;
 pub mod optim;
+pub mod stationarity;
 pub mod train;
 
 /// The values of a tensor as f64 (row-major).

@@ -17,6 +17,7 @@
 
 use super::network::{NetworkConfig, ScoreNet, Shapes};
 use super::optim::{learning_rate, Ema, RAdam};
+use super::stationarity::{stationarity_terms, DriftTerms};
 use crate::io::h5md::ParticleSamples;
 use crate::particles::{Dynamics, ParticleDrift, ParticleModel};
 use crate::systems::System;
@@ -58,6 +59,38 @@ pub struct LossConfig {
     /// ISM: finite-difference step h of the divergence (coordinates are O(1); f32 network).
     #[serde(default = "default_fd_step")]
     pub fd_step: f64,
+    /// ISM, λ1: weight of the score-matching term E[|s|² + 2∇·s] (default 1).
+    #[serde(default = "default_one")]
+    pub score_matching: f64,
+    /// ISM, λ2: weight of the stationary Fokker–Planck residual E[(∇·v + v·s)²], v = b − Ds
+    /// (needs the score on every noisy coordinate and the positions': ε > 0).
+    #[serde(default)]
+    pub fokker_planck: f64,
+    /// ISM, λ3: weight of the global constraint (E[∇·v])² (= 0 at stationarity).
+    #[serde(default)]
+    pub mean_divergence: f64,
+    /// ISM, λ4: weight of the global constraint (E[v·s])² (= 0 at stationarity).
+    #[serde(default)]
+    pub mean_flow_score: f64,
+}
+
+fn default_one() -> f64 {
+    1.0
+}
+
+impl LossConfig {
+    /// Whether any stationarity term (λ2, λ3, λ4) is on: the batch then carries the drift.
+    pub fn uses_drift(&self) -> bool {
+        self.fokker_planck > 0.0 || self.mean_divergence > 0.0 || self.mean_flow_score > 0.0
+    }
+}
+
+fn default_weight(name: &str) -> f64 {
+    if name == "score_matching" {
+        1.0
+    } else {
+        0.0
+    }
 }
 
 fn default_divergence() -> String {
@@ -74,6 +107,10 @@ impl Default for LossConfig {
             sigma: default_sigma(),
             divergence: default_divergence(),
             fd_step: default_fd_step(),
+            score_matching: 1.0,
+            fokker_planck: 0.0,
+            mean_divergence: 0.0,
+            mean_flow_score: 0.0,
         }
     }
 }
@@ -172,6 +209,25 @@ impl TrainConfig {
                         .into(),
                 );
             }
+        }
+        let l = &cfg.loss;
+        for (name, w) in [
+            ("score_matching", l.score_matching),
+            ("fokker_planck", l.fokker_planck),
+            ("mean_divergence", l.mean_divergence),
+            ("mean_flow_score", l.mean_flow_score),
+        ] {
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(format!("loss.{name} = {w} must be a non-negative number"));
+            }
+            if w != default_weight(name) && cfg.loss.kind != "ism" {
+                return Err(format!(
+                    "loss.{name} applies to loss.kind = \"ism\" (the stationarity terms need ∇·s)"
+                ));
+            }
+        }
+        if l.uses_drift() && cfg.network.kind == "local_transformer" {
+            return Err("loss.fokker_planck, loss.mean_divergence and loss.mean_flow_score need a whole-configuration network (mlp or transformer): the local transformer is trained particle by particle and the residual couples all particles".into());
         }
         if cfg.loss.sigma.is_nan() || cfg.loss.sigma <= 0.0 {
             return Err(format!("loss.sigma = {} must be positive", cfg.loss.sigma));
@@ -619,6 +675,51 @@ pub struct IsmBatch {
     pub h: f64,
     /// Whether the x components are scored (ε > 0).
     pub learn_x: bool,
+    /// Drift, diffusion and ∇·b of the samples (when a stationarity term is on).
+    pub drift_terms: Option<DriftTerms>,
+}
+
+/// The drift quantities of configurations `confs` in the scored order of an ISM batch (per
+/// particle its c propulsion components, then its d positions when ε > 0).
+pub fn drift_terms(ds: &Dataset, confs: &[usize]) -> DriftTerms {
+    let (n, d, c) = (ds.n, ds.dim, ds.c);
+    let dx = if ds.learn_x { d } else { 0 };
+    let drift = ParticleDrift::new(ds.model.clone());
+    let dz = drift.diffusion();
+    let mut diffusion = Vec::with_capacity(n * (c + dx));
+    for i in 0..n {
+        diffusion.extend((0..c).map(|a| dz[n * d + i * c + a] as f32));
+        diffusion.extend((0..dx).map(|e| dz[i * d + e] as f32));
+    }
+    // ∇_g·b_g = −γ per mobile propulsion component
+    let g_div: f64 = (0..n)
+        .flat_map(|i| (0..c).map(move |a| n * d + i * c + a))
+        .map(|k| if dz[k] > 0.0 { -ds.gamma } else { 0.0 })
+        .sum();
+    let mut out = DriftTerms {
+        diffusion,
+        pointwise: ds.learn_x,
+        ..Default::default()
+    };
+    let mut b = vec![0.0; n * (d + c)];
+    for &cf in confs {
+        let mut z = ds.x[cf].clone();
+        z.extend_from_slice(&ds.g[cf]);
+        drift.rhs(0.0, &z, &mut b);
+        for i in 0..n {
+            out.drift
+                .extend((0..c).map(|a| b[n * d + i * c + a] as f32));
+            out.drift.extend((0..dx).map(|e| b[i * d + e] as f32));
+        }
+        let div = drift.divergence(&z);
+        out.div_drift.push(div as f32);
+        out.unscored_v_dot_s.push(if ds.learn_x {
+            0.0
+        } else {
+            -(div - g_div) as f32
+        });
+    }
+    out
 }
 
 /// Draws an ISM batch of `size` samples from `pool` (see [`ism_loss`]).
@@ -708,11 +809,13 @@ pub fn make_ism_batch(
             directions: dirs,
             h,
             learn_x: ds.learn_x,
+            drift_terms: None,
         };
     }
     let confs: Vec<usize> = (0..size)
         .map(|_| pool[rng.random_range(0..pool.len())])
         .collect();
+    let terms = loss.uses_drift().then(|| drift_terms(ds, &confs));
     let mut xs: Vec<f32> = Vec::new();
     let mut gs: Vec<f32> = Vec::new();
     for &cf in &confs {
@@ -762,6 +865,7 @@ pub fn make_ism_batch(
         directions: dirs,
         h,
         learn_x: ds.learn_x,
+        drift_terms: terms,
     }
 }
 
@@ -770,7 +874,22 @@ pub fn make_ism_batch(
 /// s(z − h v_p))/(2h) over the probes v_p (unit vectors: exact up to O(h²); Rademacher: the
 /// Hutchinson estimator). Minimal (= −E|s|²/K) at the true score; differentiable in the
 /// parameters to first order, which is all burn's autodiff offers.
-pub fn ism_loss(net: &ScoreNet, ib: &IsmBatch, shapes: Shapes, device: &Device) -> Tensor<1> {
+///
+/// With the stationarity terms (weights λ1 = `score_matching`, λ2 = `fokker_planck`,
+/// λ3 = `mean_divergence`, λ4 = `mean_flow_score`; see [`super::stationarity`]):
+///
+///   L = λ1 E[|s|² + 2∇·s]/K + λ2 E[(∇·v + v·s)²] + λ3 (E[∇·v])² + λ4 (E[v·s])²,  v = b − Ds,
+///
+/// where D:∇s comes from the same finite-difference probes weighted by D (exact along unit
+/// vectors; an unbiased Hutchinson estimate inside the square, whose square is then biased by
+/// the probe variance). All extra terms vanish at the true score.
+pub fn ism_loss(
+    net: &ScoreNet,
+    ib: &IsmBatch,
+    loss: &LossConfig,
+    shapes: Shapes,
+    device: &Device,
+) -> Tensor<1> {
     let (d, c) = (shapes.dim, shapes.propulsion);
     let (b, k, p) = (ib.samples, ib.scored, ib.probes);
     let copies = b * (1 + 2 * p);
@@ -790,13 +909,32 @@ pub fn ism_loss(net: &ScoreNet, ib: &IsmBatch, shapes: Shapes, device: &Device) 
     let plus = sv.clone().narrow(0, b, b * p);
     let minus = sv.narrow(0, b * (1 + p), b * p);
     let dirs = tensor(&ib.directions, [b * p, k], device);
-    let div = (plus - minus)
-        .mul(dirs)
-        .sum_dim(1)
-        .div_scalar(2.0 * ib.h)
-        .reshape([b, p])
-        .sum_dim(1);
-    (base.square().sum() + div.sum().mul_scalar(2.0)).div_scalar((b * k) as f64)
+    // directional differences (s(z + h v_p) − s(z − h v_p))/(2h) projected on v_p, per component
+    let diff = (plus - minus).mul(dirs).div_scalar(2.0 * ib.h);
+    let div = diff.clone().sum_dim(1).reshape([b, p]).sum_dim(1);
+    let mut total = (base.clone().square().sum() + div.sum().mul_scalar(2.0))
+        .div_scalar((b * k) as f64)
+        .mul_scalar(loss.score_matching);
+    if let Some(terms) = &ib.drift_terms {
+        let dk = tensor(&terms.diffusion, [1, k], device);
+        let wdiv = diff
+            .mul(dk)
+            .sum_dim(1)
+            .reshape([b, p])
+            .sum_dim(1)
+            .reshape([b]);
+        let st = stationarity_terms(base, wdiv, terms, device);
+        if loss.fokker_planck > 0.0 {
+            total = total + st.residual().square().mean().mul_scalar(loss.fokker_planck);
+        }
+        if loss.mean_divergence > 0.0 {
+            total = total + st.div_v.mean().square().mul_scalar(loss.mean_divergence);
+        }
+        if loss.mean_flow_score > 0.0 {
+            total = total + st.v_dot_s.mean().square().mul_scalar(loss.mean_flow_score);
+        }
+    }
+    total
 }
 
 /// Options of a training run (command line).
@@ -888,6 +1026,12 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
     let samples =
         crate::io::h5md::read_particle_samples(&run.data_path).map_err(|e| e.to_string())?;
     let ds = Dataset::new(&samples, &t)?;
+    if cfg.loss.fokker_planck > 0.0 && !ds.learn_x {
+        return Err(format!(
+            "loss.fokker_planck: {} has noiseless positions (ε = 0), so s_x is not learned and the pointwise residual ∇·v + v·s (which contains v_x·s_x) is not available; the global constraints mean_divergence and mean_flow_score are",
+            run.data_path.display()
+        ));
+    }
     let shapes = ds.shapes(&cfg.network);
     let device = &run.device;
     let dir = &run.out_dir;
@@ -1034,7 +1178,7 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
         let mut rng = step_rng(t.seed, step, 1);
         let loss = if ism {
             let ib = make_ism_batch(&ds, &cfg.network, &cfg.loss, &ds.train, t.batch, &mut rng);
-            let l = ism_loss(&net, &ib, shapes, device);
+            let l = ism_loss(&net, &ib, &cfg.loss, shapes, device);
             last_loss = l.clone().into_scalar::<f32>() as f64;
             l
         } else {
@@ -1084,9 +1228,9 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
                     excess(l, vb, cfg.loss.sigma, ds.learn_x)
                 })
                 .or_else(|| {
-                    valid_ism
-                        .as_ref()
-                        .map(|ib| ism_loss(&avg(), ib, shapes, device).into_scalar::<f32>() as f64)
+                    valid_ism.as_ref().map(|ib| {
+                        ism_loss(&avg(), ib, &cfg.loss, shapes, device).into_scalar::<f32>() as f64
+                    })
                 });
             log.push_str(&format!(
                 "{done},{lr:e},{last_loss:e},{},{rate:.1}\n",
