@@ -76,6 +76,8 @@ pub enum RunError {
         "run interrupted after {frames} frames (--abort-after-frames); continue with --resume"
     )]
     Aborted { frames: usize },
+    #[error("interrupted after {frames} frames (checkpoint written); continue with --resume")]
+    Interrupted { frames: usize },
     #[error("{system}: particle {particle} left the finite range at step {step} (t = {t}): coordinate {coordinate} = {value}; reduce dt")]
     BlowUp {
         system: String,
@@ -230,6 +232,12 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
         None
     };
 
+    // Ctrl-C: finish the frame, checkpoint, and stop (resume with --resume)
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    }
     let start = Instant::now();
     let start_step = sims[0].step_count();
     let mut rdf_sum: Option<(Vec<f64>, Vec<f64>)> = None;
@@ -380,9 +388,17 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
                 ref_g: r.g.clone(),
             })
             .collect();
-        writer.end_frame(&checkpoints)?;
         written_here += 1;
-        if cfg.abort_after_frames == Some(written_here) && writer.frames() < frame_steps.len() {
+        let last = k + 1 == frame_steps.len();
+        let stop = cfg.abort_after_frames == Some(written_here) && !last;
+        let ctrl_c = interrupted.load(std::sync::atomic::Ordering::SeqCst) && !last;
+        writer.end_frame(&checkpoints, last || stop || ctrl_c)?;
+        if ctrl_c {
+            return Err(RunError::Interrupted {
+                frames: writer.frames(),
+            });
+        }
+        if stop {
             return Err(RunError::Aborted {
                 frames: writer.frames(),
             });
