@@ -227,7 +227,8 @@ pub struct ScoreArgs {
     /// Samples (H5MD particle file).
     #[arg(long)]
     pub data: PathBuf,
-    /// Output HDF5 file: /score_x [F, N, d], /score_g [F, N, c] per frame F.
+    /// Output HDF5 file: /score_x [F, N, d], /score_g [F, N, c] and the probability flow
+    /// velocity /velocity_x, /velocity_g per frame F.
     #[arg(short, long)]
     pub output: PathBuf,
     /// `cpu`, or `cuda` / `wgpu` when built with that feature.
@@ -236,6 +237,9 @@ pub struct ScoreArgs {
     /// Machine-readable summary.
     #[arg(long)]
     pub json: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Options of `phaseflow series`.
@@ -1791,9 +1795,14 @@ fn train(args: &TrainArgs) -> Result<()> {
 
 fn score(args: &ScoreArgs) -> Result<()> {
     let device = burn_device(&args.device)?;
-    let summary =
-        crate::score::evaluate::score_file(&args.model, &args.data, &args.output, &device)
-            .map_err(|e| anyhow!(e))?;
+    let summary = crate::score::evaluate::score_file(
+        &args.model,
+        &args.data,
+        &args.output,
+        &device,
+        args.quiet,
+    )
+    .map_err(|e| anyhow!(e))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -58,16 +58,15 @@ impl ScoreModel {
                 }
                 Inputs::Local { p: n, rel, gn }
             }
-            "mlp" => {
-                let mut z: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-                z.extend(g.iter().map(|&v| v as f32));
-                Inputs::Flat { b: 1, z }
-            }
-            _ => Inputs::Particles {
-                b: 1,
-                x: x.iter().map(|&v| v as f32).collect(),
-                g: g.iter().map(|&v| v as f32).collect(),
-            },
+            kind => Inputs::configurations(
+                kind,
+                1,
+                n,
+                model.dim,
+                c,
+                x.iter().map(|&v| v as f32).collect(),
+                g.iter().map(|&v| v as f32).collect(),
+            ),
         }
     }
 
@@ -89,6 +88,13 @@ impl ScoreModel {
         } else {
             0.0
         };
+        // a velocity model: s_g = −g − v_g/γ, so ∇_g·s_g = −c − ∇_g·v_g/γ
+        let velocity = self.shapes.velocity;
+        let (shift, out_scale) = if velocity {
+            (0.0, -gamma_of(model))
+        } else {
+            (shift, kg)
+        };
         let dev = &self.device;
         let t3 = |v: &[f32], s: [usize; 3]| -> Tensor<3> {
             Tensor::from_data(TensorData::new(v.to_vec(), s), dev)
@@ -105,7 +111,7 @@ impl ScoreModel {
                         t3(&rel, [p, k1, d]).div_scalar(kx),
                         gin.clone().div_scalar(kg),
                     );
-                    let grads = sg.narrow(1, a, 1).div_scalar(kg).sum().backward();
+                    let grads = sg.narrow(1, a, 1).div_scalar(out_scale).sum().backward();
                     if let Some(gr) = gin.grad(&grads) {
                         let v = values(gr);
                         for (i, dv) in div.iter_mut().enumerate() {
@@ -137,7 +143,11 @@ impl ScoreModel {
                             ScoreNet::Transformer(m) => m.forward(xin, gsc).1.reshape([1, n * c]),
                             ScoreNet::Local(_) => unreachable!(),
                         };
-                        let grads = sg.narrow(1, i * c + a, 1).div_scalar(kg).sum().backward();
+                        let grads = sg
+                            .narrow(1, i * c + a, 1)
+                            .div_scalar(out_scale)
+                            .sum()
+                            .backward();
                         if let Some(gr) = gin.grad(&grads) {
                             *dv += values(gr)[i * c + a];
                         }
@@ -145,7 +155,39 @@ impl ScoreModel {
                 }
             }
         }
+        if velocity {
+            for v in div.iter_mut() {
+                *v -= c as f64;
+            }
+        }
         div
+    }
+
+    /// The probability flow velocity v = b − D s of one configuration: (v_x N·d, v_g N·c) — the
+    /// network's output for a model trained with the probability-flow loss, else from the
+    /// learned score and the model's drift and diffusion.
+    pub fn velocity(&self, model: &ParticleModel, x: &[f64], g: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let nd = x.len();
+        if self.shapes.velocity {
+            let inputs = self.inputs(model, x, g);
+            let (vx, vg) = forward(&self.net, &inputs, self.shapes, &self.device);
+            let vx = vx.map(super::tensor_values::<2>).unwrap_or_default();
+            return (vx, super::tensor_values::<2>(vg));
+        }
+        let (sx, sg) = self.score(model, x, g);
+        let drift = ParticleDrift::new(model.clone());
+        let mut z = x.to_vec();
+        z.extend_from_slice(g);
+        let mut b = vec![0.0; z.len()];
+        drift.rhs(0.0, &z, &mut b);
+        let dz = drift.diffusion();
+        let v: Vec<f64> = sx
+            .iter()
+            .chain(&sg)
+            .enumerate()
+            .map(|(k, s)| b[k] - dz[k] * s)
+            .collect();
+        (v[..nd].to_vec(), v[nd..].to_vec())
     }
 
     /// The score of one configuration: positions `x` (N·d, as the network was trained on:
@@ -159,6 +201,35 @@ impl ScoreModel {
             Dynamics::Aoup { eps, .. } => eps,
             Dynamics::Abp { d_t, .. } => d_t,
         };
+        if self.shapes.velocity {
+            // s_g = −g − v_g/γ; s_x = (b_x − v_x)/ε where the positions are noisy
+            let (vx, vg) = self.velocity(model, x, g);
+            let drift = ParticleDrift::new(model.clone());
+            let dz = drift.diffusion();
+            let mut sx = vec![0.0; n * d];
+            if eps > 0.0 {
+                let mut z = x.to_vec();
+                z.extend_from_slice(g);
+                let mut b = vec![0.0; z.len()];
+                drift.rhs(0.0, &z, &mut b);
+                for k in 0..n * d {
+                    if dz[k] > 0.0 {
+                        sx[k] = (b[k] - vx[k]) / dz[k];
+                    }
+                }
+            }
+            let sg = (0..vg.len())
+                .map(|k| {
+                    let dg = dz[n * d + k];
+                    if dg > 0.0 {
+                        -g[k] - vg[k] / dg
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            return (sx, sg);
+        }
         let inputs = self.inputs(model, x, g);
         let (sx, sg) = forward(&self.net, &inputs, self.shapes, &self.device);
         let to_vec = super::tensor_values::<2>;
@@ -188,6 +259,14 @@ impl ScoreModel {
     }
 }
 
+/// γ of an AOUP model (the rate of its self-propulsion).
+fn gamma_of(model: &ParticleModel) -> f64 {
+    match model.dynamics {
+        Dynamics::Aoup { gamma, .. } => gamma,
+        Dynamics::Abp { d_r, .. } => d_r,
+    }
+}
+
 /// What `phaseflow score` reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ScoreSummary {
@@ -197,13 +276,15 @@ pub struct ScoreSummary {
 }
 
 /// Scores every frame of every replica of `data` and writes `/score_x [F, N, d]`,
-/// `/score_g [F, N, c]` and `/time [F]` (F = replicas × frames, replica-major) to `out`
+/// `/score_g [F, N, c]`, the probability flow velocity v = b − D s `/velocity_x`, `/velocity_g`
+/// (the network's own output for a model trained with the probability-flow loss) and `/time [F]` (F = replicas × frames, replica-major) to `out`
 /// (written to a temporary name and renamed when complete).
 pub fn score_file(
     model_dir: &Path,
     data: &Path,
     out: &Path,
     device: &Device,
+    quiet: bool,
 ) -> Result<ScoreSummary, String> {
     let sm = ScoreModel::load(model_dir, device)?;
     let samples = crate::io::h5md::read_particle_samples(data).map_err(|e| e.to_string())?;
@@ -225,9 +306,17 @@ pub fn score_file(
     let frames = samples.replicas * samples.frames;
     let mut sx_all = Vec::with_capacity(frames * n * d);
     let mut sg_all = Vec::with_capacity(frames * n * c);
+    let mut vx_all = Vec::with_capacity(frames * n * d);
+    let mut vg_all = Vec::with_capacity(frames * n * c);
     let mut times = Vec::with_capacity(frames);
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(frames as u64)
+    };
     for r in 0..samples.replicas {
         for f in 0..samples.frames {
+            bar.inc(1);
             let o = samples.frame_offset(r, f);
             let mut x = samples.x[o * d..(o + n) * d].to_vec();
             if trap {
@@ -235,12 +324,17 @@ pub fn score_file(
                     *v += *im as f64 * len;
                 }
             }
-            let (sx, sg) = sm.score(&model, &x, &samples.g[o * c..(o + n) * c]);
+            let g = &samples.g[o * c..(o + n) * c];
+            let (sx, sg) = sm.score(&model, &x, g);
+            let (vx, vg) = sm.velocity(&model, &x, g);
             sx_all.extend(sx);
             sg_all.extend(sg);
+            vx_all.extend(vx);
+            vg_all.extend(vg);
             times.push(samples.time[f]);
         }
     }
+    bar.finish_and_clear();
     let tmp = out.with_file_name(format!(
         ".{}.partial",
         out.file_name()
@@ -261,6 +355,14 @@ pub fn score_file(
                     .map_err(|e| hdf5::Error::from(e.to_string().as_str()))?,
             )
             .create("score_g")?;
+        for (name, values, cols) in [("velocity_x", &vx_all, d), ("velocity_g", &vg_all, c)] {
+            file.new_dataset_builder()
+                .with_data(
+                    &ndarray::Array3::from_shape_vec((frames, n, cols), values.clone())
+                        .map_err(|e| hdf5::Error::from(e.to_string().as_str()))?,
+                )
+                .create(name)?;
+        }
         file.new_dataset_builder()
             .with_data(&times)
             .create("time")?;
@@ -275,7 +377,7 @@ pub fn score_file(
         attr("data", &data.display().to_string())?;
         attr(
             "convention",
-            "score of the stationary density, s = grad log rho; positions unwrapped for traps, wrapped otherwise; frames replica-major",
+            "score of the stationary density, s = grad log rho, and probability flow velocity v = b - D s; positions unwrapped for traps, wrapped otherwise; frames replica-major",
         )?;
         Ok(())
     };

@@ -7,6 +7,7 @@
 
 pub mod evaluate;
 pub mod features;
+pub mod flow;
 pub mod network;
 pub mod optim;
 pub mod stationarity;
@@ -29,7 +30,11 @@ pub fn cpu_device() -> burn::tensor::Device {
 }
 
 /// Draws the training and validation losses of a `log.csv` into a PNG.
-pub fn plot_loss(log: &std::path::Path, png: &std::path::Path) -> Result<(), String> {
+pub fn plot_loss(
+    log: &std::path::Path,
+    png: &std::path::Path,
+    loss_kind: &str,
+) -> Result<(), String> {
     let text = std::fs::read_to_string(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let mut train = Vec::new();
     let mut valid = Vec::new();
@@ -48,9 +53,17 @@ pub fn plot_loss(log: &std::path::Path, png: &std::path::Path) -> Result<(), Str
     }
     crate::io::plot::plot_curves(
         png,
-        "denoising score matching: (L - <zeta^2>)/sigma^2 per component",
+        match loss_kind {
+            "ism" => "implicit score matching (with the weighted stationarity terms)",
+            "probability_flow" => "probability flow (Stratonovich loss) per component",
+            _ => "denoising score matching: (L - <zeta^2>)/sigma^2 per component",
+        },
         "step",
-        "~ E|s|^2 + 2 div s",
+        if loss_kind == "probability_flow" {
+            "~ E|v - v*|^2 - E|v*|^2"
+        } else {
+            "~ E|s|^2 + 2 div s"
+        },
         &[("training", train), ("validation (EMA)", valid)],
     )
     .map_err(|e| e.to_string())

@@ -201,6 +201,9 @@ pub struct Shapes {
     /// by the scale), so that a standardised input is learned whatever the units.
     pub scale_x: f64,
     pub scale_g: f64,
+    /// The heads are the probability flow velocity (v_x, v_g) instead of the score (model-free
+    /// loss): outputs are not rescaled, and both heads exist.
+    pub velocity: bool,
 }
 
 fn encoder(cfg: &NetworkConfig, device: &Device) -> TransformerEncoder {

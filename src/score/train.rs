@@ -15,6 +15,7 @@
 //! as an uninterrupted one; with the model, the optimiser state and the EMA restored exactly, the
 //! parameters continue bit for bit.
 
+use super::flow::{flow_loss, make_flow_batch};
 use super::network::{NetworkConfig, ScoreNet, Shapes};
 use super::optim::{learning_rate, Ema, RAdam};
 use super::stationarity::{stationarity_terms, DriftTerms};
@@ -45,9 +46,11 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LossConfig {
-    /// `dsm` (denoising score matching) or `ism` (implicit score matching, E[|s|² + 2∇·s],
+    /// `dsm` (denoising score matching), `ism` (implicit score matching, E[|s|² + 2∇·s],
     /// with the divergence by central finite differences: `exact` along every scored
-    /// coordinate — small systems — or `hutchinson` along one Rademacher probe).
+    /// coordinate — small systems — or `hutchinson` along one Rademacher probe) or
+    /// `probability_flow` (the model-free loss on consecutive snapshots, see [`super::flow`]:
+    /// the network learns v = b − Ds itself).
     #[serde(default = "default_loss")]
     pub kind: String,
     /// Noise scale σ of denoising score matching (the paper: 0.01).
@@ -184,11 +187,14 @@ impl TrainConfig {
         let cfg: TrainConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         cfg.network.validate()?;
         let t = &cfg.training;
-        if !matches!(cfg.loss.kind.as_str(), "dsm" | "ism") {
+        if !matches!(cfg.loss.kind.as_str(), "dsm" | "ism" | "probability_flow") {
             return Err(format!(
-                "loss.kind = \"{}\": expected \"dsm\" or \"ism\"",
+                "loss.kind = \"{}\": expected \"dsm\", \"ism\" or \"probability_flow\"",
                 cfg.loss.kind
             ));
+        }
+        if cfg.loss.kind == "probability_flow" && cfg.network.equilibrium_shift {
+            return Err("network.equilibrium_shift shifts a score; loss.kind = \"probability_flow\" learns the velocity v itself (v = 0 at detailed balance needs no shift)".into());
         }
         if cfg.loss.kind == "ism" {
             if !matches!(cfg.loss.divergence.as_str(), "exact" | "hutchinson") {
@@ -270,6 +276,11 @@ pub struct Dataset {
     /// Indices of the training and validation configurations.
     pub train: Vec<usize>,
     pub valid: Vec<usize>,
+    /// Consecutive frames of one replica (z, z′), both in the training or both in the
+    /// validation part, and their spacing Δt (for the probability-flow loss; 0 with one frame).
+    pub pairs_train: Vec<(usize, usize)>,
+    pub pairs_valid: Vec<(usize, usize)>,
+    pub pair_dt: f64,
     /// Noise intensities (ε for x, γ for g) and whether s_x is learned (ε > 0).
     pub eps: f64,
     pub gamma: f64,
@@ -298,6 +309,22 @@ pub fn model_of_samples(s: &ParticleSamples) -> Result<ParticleModel, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The spacing of equally spaced times (0 with fewer than two; NaN when not equally spaced).
+fn frame_spacing(time: &[f64]) -> f64 {
+    if time.len() < 2 {
+        return 0.0;
+    }
+    let dt = time[1] - time[0];
+    let uniform = time
+        .windows(2)
+        .all(|w| ((w[1] - w[0]) - dt).abs() <= 1e-9 * dt.abs().max(1.0));
+    if uniform {
+        dt
+    } else {
+        f64::NAN
+    }
+}
+
 impl Dataset {
     /// Splits the samples into training and validation configurations.
     pub fn new(s: &ParticleSamples, t: &TrainingConfig) -> Result<Dataset, String> {
@@ -318,6 +345,7 @@ impl Dataset {
         let mut g = Vec::new();
         let mut train = Vec::new();
         let mut valid = Vec::new();
+        let (mut pairs_train, mut pairs_valid) = (Vec::new(), Vec::new());
         let usable = s.frames.saturating_sub(t.skip_frames);
         let n_valid = ((usable as f64) * t.validation_fraction).round() as usize;
         for r in 0..s.replicas {
@@ -332,10 +360,18 @@ impl Dataset {
                 let k = x.len();
                 x.push(xs);
                 g.push(s.g[o * c..(o + n) * c].to_vec());
-                if f >= s.frames - n_valid {
+                let in_valid = f >= s.frames - n_valid;
+                if in_valid {
                     valid.push(k);
                 } else {
                     train.push(k);
+                }
+                if f > t.skip_frames && in_valid == (f > s.frames - n_valid) {
+                    if in_valid {
+                        pairs_valid.push((k - 1, k));
+                    } else {
+                        pairs_train.push((k - 1, k));
+                    }
                 }
             }
         }
@@ -354,6 +390,9 @@ impl Dataset {
             g,
             train,
             valid,
+            pairs_train,
+            pairs_valid,
+            pair_dt: frame_spacing(&s.time[t.skip_frames.min(s.time.len())..]),
             eps,
             gamma,
             learn_x: eps > 0.0,
@@ -381,6 +420,7 @@ impl Dataset {
             dim: self.dim,
             propulsion: self.c,
             learn_x: self.learn_x,
+            velocity: false,
         }
     }
 }
@@ -410,6 +450,31 @@ pub enum Inputs {
         rel: Vec<f32>,
         gn: Vec<f32>,
     },
+}
+
+impl Inputs {
+    /// Inputs of `b` whole configurations, positions `xs` (b·N·d) and propulsions `gs` (b·N·c):
+    /// flat states for the MLP, particle tokens for the global transformer.
+    pub fn configurations(
+        kind: &str,
+        b: usize,
+        n: usize,
+        d: usize,
+        c: usize,
+        xs: Vec<f32>,
+        gs: Vec<f32>,
+    ) -> Inputs {
+        if kind == "mlp" {
+            let mut z = Vec::with_capacity(b * n * (d + c));
+            for k in 0..b {
+                z.extend_from_slice(&xs[k * n * d..(k + 1) * n * d]);
+                z.extend_from_slice(&gs[k * n * c..(k + 1) * n * c]);
+            }
+            Inputs::Flat { b, z }
+        } else {
+            Inputs::Particles { b, x: xs, g: gs }
+        }
+    }
 }
 
 /// Draws a batch of `size` samples from the configurations `pool` (seeded generator `rng`).
@@ -534,25 +599,14 @@ pub fn make_batch(
         zeta_x.extend(zx.iter().map(|&v| v as f32));
         zeta_g.extend(zg.iter().map(|&v| v as f32));
     }
-    let inputs = |side: usize| -> Inputs {
-        if net.kind == "mlp" {
-            let mut z = Vec::with_capacity(size * n * (d + c));
-            for b in 0..size {
-                z.extend_from_slice(&xs[side][b * n * d..(b + 1) * n * d]);
-                z.extend_from_slice(&gs[side][b * n * c..(b + 1) * n * c]);
-            }
-            Inputs::Flat { b: size, z }
-        } else {
-            Inputs::Particles {
-                b: size,
-                x: xs[side].clone(),
-                g: gs[side].clone(),
-            }
-        }
-    };
+    let [x0, x1] = xs;
+    let [g0, g1] = gs;
     Batch {
         rows: size * n,
-        inputs: [inputs(0), inputs(1)],
+        inputs: [
+            Inputs::configurations(&net.kind, size, n, d, c, x0, g0),
+            Inputs::configurations(&net.kind, size, n, d, c, x1, g1),
+        ],
         zeta_x,
         zeta_g,
         shift: shift_on.then_some(shifts),
@@ -599,6 +653,9 @@ pub fn forward(
         }
         _ => panic!("network and inputs of different kinds"),
     };
+    if shapes.velocity {
+        return (sx, sg);
+    }
     (sx.map(|v| v.div_scalar(kx)), sg.div_scalar(kg))
 }
 
@@ -843,20 +900,7 @@ pub fn make_ism_batch(
         }
     }
     let copies = size * (1 + 2 * probes);
-    let inputs = if net.kind == "mlp" {
-        let mut z = Vec::with_capacity(copies * n * (d + c));
-        for b in 0..copies {
-            z.extend_from_slice(&xs[b * n * d..(b + 1) * n * d]);
-            z.extend_from_slice(&gs[b * n * c..(b + 1) * n * c]);
-        }
-        Inputs::Flat { b: copies, z }
-    } else {
-        Inputs::Particles {
-            b: copies,
-            x: xs,
-            g: gs,
-        }
-    };
+    let inputs = Inputs::configurations(&net.kind, copies, n, d, c, xs, gs);
     IsmBatch {
         samples: size,
         scored,
@@ -1009,6 +1053,7 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<(TrainConfig, Shapes, S
         learn_x: meta["shapes"]["learn_x"].as_bool().unwrap_or(false),
         scale_x: meta["shapes"]["scale_x"].as_f64().unwrap_or(1.0),
         scale_g: meta["shapes"]["scale_g"].as_f64().unwrap_or(1.0),
+        velocity: meta["shapes"]["velocity"].as_bool().unwrap_or(false),
     };
     device.seed(cfg.training.seed);
     let net = cfg
@@ -1032,7 +1077,26 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
             run.data_path.display()
         ));
     }
-    let shapes = ds.shapes(&cfg.network);
+    let flow = cfg.loss.kind == "probability_flow";
+    if flow {
+        if ds.pairs_train.is_empty() {
+            return Err(format!(
+                "loss.kind = \"probability_flow\" learns from consecutive snapshots, but {} has no two consecutive training frames in a replica",
+                run.data_path.display()
+            ));
+        }
+        if !(ds.pair_dt.is_finite() && ds.pair_dt > 0.0) {
+            return Err(format!(
+                "loss.kind = \"probability_flow\": the frames of {} are not equally spaced in time",
+                run.data_path.display()
+            ));
+        }
+    }
+    let mut shapes = ds.shapes(&cfg.network);
+    if flow {
+        shapes.velocity = true;
+        shapes.learn_x = true;
+    }
     let device = &run.device;
     let dir = &run.out_dir;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -1086,7 +1150,18 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
     }
     // fixed validation batch
     let ism = cfg.loss.kind == "ism";
-    let valid_batch = (!ds.valid.is_empty() && !ism).then(|| {
+    let valid_flow = (!ds.pairs_valid.is_empty() && flow).then(|| {
+        let mut rng = step_rng(t.seed, 0, 0x5EED_0FF1);
+        make_flow_batch(
+            &ds,
+            &cfg.network.kind,
+            cfg.network.neighbours,
+            &ds.pairs_valid,
+            t.batch,
+            &mut rng,
+        )
+    });
+    let valid_batch = (!ds.valid.is_empty() && !ism && !flow).then(|| {
         let mut rng = step_rng(t.seed, 0, 0x5EED_0FF1);
         make_batch(
             &ds,
@@ -1176,7 +1251,19 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
     for step in start..t.steps {
         let lr = learning_rate(step, t.lr, t.lr_min, t.warmup, t.steps);
         let mut rng = step_rng(t.seed, step, 1);
-        let loss = if ism {
+        let loss = if flow {
+            let fb = make_flow_batch(
+                &ds,
+                &cfg.network.kind,
+                cfg.network.neighbours,
+                &ds.pairs_train,
+                t.batch,
+                &mut rng,
+            );
+            let l = flow_loss(&net, &fb, shapes, device);
+            last_loss = l.clone().into_scalar::<f32>() as f64;
+            l
+        } else if ism {
             let ib = make_ism_batch(&ds, &cfg.network, &cfg.loss, &ds.train, t.batch, &mut rng);
             let l = ism_loss(&net, &ib, &cfg.loss, shapes, device);
             last_loss = l.clone().into_scalar::<f32>() as f64;
@@ -1228,6 +1315,11 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
                     excess(l, vb, cfg.loss.sigma, ds.learn_x)
                 })
                 .or_else(|| {
+                    valid_flow
+                        .as_ref()
+                        .map(|fb| flow_loss(&avg(), fb, shapes, device).into_scalar::<f32>() as f64)
+                })
+                .or_else(|| {
                     valid_ism.as_ref().map(|ib| {
                         ism_loss(&avg(), ib, &cfg.loss, shapes, device).into_scalar::<f32>() as f64
                     })
@@ -1262,7 +1354,7 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
         std::fs::copy(&run.config_path, dir.join("config.toml"))
             .map_err(|e| format!("copy config: {e}"))?;
         let meta = serde_json::json!({
-            "shapes": {"n": shapes.n, "dim": shapes.dim, "propulsion": shapes.propulsion, "learn_x": shapes.learn_x, "scale_x": shapes.scale_x, "scale_g": shapes.scale_g},
+            "shapes": {"n": shapes.n, "dim": shapes.dim, "propulsion": shapes.propulsion, "learn_x": shapes.learn_x, "scale_x": shapes.scale_x, "scale_g": shapes.scale_g, "velocity": shapes.velocity},
             "network": cfg.network,
             "parameters": parameters,
             "steps": t.steps,
@@ -1281,7 +1373,9 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
             serde_json::to_string_pretty(&meta).unwrap_or_default(),
         )
         .map_err(|e| format!("write model.json: {e}"))?;
-        if let Err(e) = super::plot_loss(&dir.join("log.csv"), &dir.join("loss.png")) {
+        if let Err(e) =
+            super::plot_loss(&dir.join("log.csv"), &dir.join("loss.png"), &cfg.loss.kind)
+        {
             eprintln!("warning: loss curve not drawn: {e}");
         }
     }
