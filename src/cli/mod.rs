@@ -1634,7 +1634,30 @@ fn catalogue_check(args: &CheckArgs) -> Result<()> {
 
 fn parse_noise(args: &SimulateArgs, sys: &CompiledSystem) -> Result<Option<simulate::Noise>> {
     let Some(values) = &args.noise else {
-        return Ok(None);
+        // an SDE file: dx = f dt + √(2D) dW with its [diffusion] table
+        let Some(diff) = sys.diffusion() else {
+            return Ok(None);
+        };
+        if let Some((k, v)) = diff
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+        {
+            bail!(
+                "{}: the diffusion of {} is {v}; it must be a non-negative number",
+                sys.name(),
+                sys.model().components[k]
+            );
+        }
+        let step = args.step.unwrap_or(sys.model().dt);
+        if step.is_nan() || step <= 0.0 {
+            bail!("--step must be positive");
+        }
+        return Ok(Some(simulate::Noise {
+            sigma: diff.iter().map(|d| (2.0 * d).sqrt()).collect(),
+            step,
+            seed: args.seed,
+        }));
     };
     let d = sys.dim();
     let mut sigma = match values.len() {

@@ -244,6 +244,28 @@ impl CompiledSystem {
         !self.info.model.observe.is_empty()
     }
 
+    /// The diagonal diffusion D (one coefficient per component, 0 where noiseless) of an SDE
+    /// flow dx = f dt + √(2D) dW declared by a `[diffusion]` table; `None` without one.
+    pub fn diffusion(&self) -> Option<Vec<f64>> {
+        let model = &self.info.model;
+        if model.diffusion.is_empty() {
+            return None;
+        }
+        let cx = expr::Ctx {
+            t: 0.0,
+            x: &[],
+            p: &self.params,
+            lag: &[],
+        };
+        Some(
+            model
+                .diffusion
+                .iter()
+                .map(|e| e.as_ref().map_or(0.0, |e| e.eval(&cx)))
+                .collect(),
+        )
+    }
+
     /// Values of the named conserved quantities at (t, x) (interpreted; not a hot path).
     pub fn conserved(&self, t: f64, x: &[f64]) -> Vec<(String, f64)> {
         let cx = expr::Ctx {
@@ -515,8 +537,25 @@ pub fn catalogue_files() -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     walk(&catalogue_dir(), &mut out);
-    // particle models (systems/active/, kind = "particles") are not equation systems
-    out.retain(|p| !crate::particles::model::is_particle_path(p));
+    // particle models (systems/active/, kind = "particles") are not equation systems, and
+    // stochastic systems (a [diffusion] table, e.g. systems/linear/) are not part of the chaos
+    // catalogue (its deterministic checks and invariants do not apply)
+    out.retain(|p| !crate::particles::model::is_particle_path(p) && !is_sde_path(p));
+    out.sort();
+    out
+}
+
+/// Whether a definition file declares an SDE (a `[diffusion]` table).
+pub fn is_sde_path(path: &Path) -> bool {
+    SystemSpec::load(path).is_ok_and(|s| !s.diffusion.is_empty())
+}
+
+/// The SDE files shipped with phaseflow (`[diffusion]` tables, e.g. `systems/linear/`).
+pub fn sde_files() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(catalogue_dir().join("linear"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.retain(|p| is_sde_path(p));
     out.sort();
     out
 }

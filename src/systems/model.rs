@@ -48,6 +48,9 @@ pub struct Model {
     /// Delay equations: history x_k(t) for t < t0 per component (expressions of `t` and
     /// parameters); empty when the history is the initial condition held constant.
     pub history: Vec<Option<E>>,
+    /// SDE flows: diffusion coefficient D_k per component (expressions of the parameters; `None`
+    /// for noiseless components); empty when the file has no `[diffusion]` table.
+    pub diffusion: Vec<Option<E>>,
     /// Default initial condition (flat).
     pub initial_condition: Vec<f64>,
     pub t0: f64,
@@ -290,6 +293,34 @@ impl Model {
             }
         }
 
+        // diffusion of SDE flows: expressions of parameters only
+        let mut diffusion = Vec::new();
+        if !spec.diffusion.is_empty() {
+            diffusion = vec![None; d];
+            for fam in &families {
+                let Some(text) = spec.diffusion.get(&fam.name) else {
+                    continue;
+                };
+                let es = ctx.resolve(fam, text, true, None, "a diffusion coefficient")?;
+                for (i, e) in es.into_iter().enumerate() {
+                    let mut uses_state_or_time = false;
+                    e.visit(&mut |x| {
+                        uses_state_or_time |= matches!(x, Expr::State(_) | Expr::Time)
+                    });
+                    if uses_state_or_time {
+                        return Err(spec.error_at(
+                            text.span.start,
+                            format!(
+                                "the diffusion of '{}' must be an expression of the parameters (additive noise)",
+                                fam.name
+                            ),
+                        ));
+                    }
+                    diffusion[fam.offset + i] = Some(e);
+                }
+            }
+        }
+
         // initial condition
         let initial_condition =
             initial_condition(spec, &families, n, d, &param_names, &param_values)?;
@@ -337,6 +368,7 @@ impl Model {
             observe,
             inverse,
             history,
+            diffusion,
             initial_condition,
             t0: spec.t0,
             dt: spec.dt,

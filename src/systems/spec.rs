@@ -112,6 +112,9 @@ pub struct SystemSpec {
     /// Delay equations: variable → expression of `t` and parameters giving its value for
     /// `t < t0` (variables without one keep their initial value).
     pub history: BTreeMap<String, Located<String>>,
+    /// Flows: diffusion coefficient D_k of each noisy variable (an expression of the
+    /// parameters), for dx_k = f_k dt + √(2 D_k) dW_k; variables not listed are noiseless.
+    pub diffusion: BTreeMap<String, Located<String>>,
     /// Step hint (time units).
     pub dt: f64,
     /// Dominant period (time units), used for points-per-period sampling.
@@ -188,6 +191,7 @@ struct Raw {
     define: BTreeMap<Spanned<String>, Spanned<String>>,
     inverse: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     history: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    diffusion: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     #[serde(default)]
     reference: toml::Table,
 }
@@ -503,6 +507,27 @@ impl SystemSpec {
             }
         }
 
+        let mut diffusion = BTreeMap::new();
+        if let Some(raw_diff) = &raw.diffusion {
+            if kind != Kind::Flow {
+                return Err(err(
+                    raw_diff.span().start,
+                    "a [diffusion] table is only meaningful for kind = \"flow\" (an SDE)".into(),
+                ));
+            }
+            for (k, v) in raw_diff.get_ref() {
+                if !seen.contains(k.get_ref()) {
+                    return Err(err(
+                        k.span().start,
+                        format!(
+                            "diffusion for '{}', which is not a declared variable",
+                            k.get_ref()
+                        ),
+                    ));
+                }
+                diffusion.insert(k.get_ref().clone(), loc(v));
+            }
+        }
         let mut history = BTreeMap::new();
         if let Some(raw_history) = &raw.history {
             if kind != Kind::Dde {
@@ -573,6 +598,7 @@ impl SystemSpec {
             define,
             inverse,
             history,
+            diffusion,
             dt,
             period,
             t0: raw.t0.unwrap_or(0.0),
