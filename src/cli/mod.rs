@@ -60,6 +60,11 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate a trained score network on samples: s_x, s_g per frame into an HDF5 file.
     Score(ScoreArgs),
+    /// Entropy production rate EPR = E[v·D⁻¹v] (v = b − D s): learned from a trained model on
+    /// samples, beside the learning-free reference ⟨|b_x|²⟩/ε + ⟨∇_x·b_x⟩ (ε = 0: the g-part
+    /// −⟨∇_x·b_x⟩) and, for a linear drift, the exact value; or `--exact` for a linear SDE file
+    /// (Lyapunov equation).
+    Epr(EprArgs),
     /// Plot a trajectory file: 2-D projection, or the first three coordinates in perspective;
     /// for a particle (H5MD) file, a snapshot of one frame coloured by local packing fraction.
     Plot {
@@ -242,6 +247,40 @@ pub struct ScoreArgs {
     pub quiet: bool,
 }
 
+/// Options of `phaseflow epr`.
+#[derive(Args, Debug)]
+pub struct EprArgs {
+    /// System definition: a particle model (systems/active/) or a linear SDE (a flow with a
+    /// [diffusion] table, systems/linear/). With --data, its parameters are those the data was
+    /// simulated with (`/parameters`), unless overridden by --set.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Override a parameter: NAME=VALUE.
+    #[arg(long)]
+    pub set: Vec<String>,
+    /// The exact EPR of a linear SDE dz = Az dt + √(2D) dW (no samples, no model).
+    #[arg(long)]
+    pub exact: bool,
+    /// Model directory written by `phaseflow train`.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Samples (H5MD particle file from `phaseflow simulate`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Contiguous batches for the batch-means standard errors.
+    #[arg(long, default_value_t = 20)]
+    pub batches: usize,
+    /// `cpu`, or `cuda` / `wgpu` when built with that feature.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
 /// Options of `phaseflow series`.
 #[derive(Args, Debug)]
 pub struct SeriesArgs {
@@ -384,6 +423,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Series(args) => series(&args),
         Command::Train(args) => train(&args),
         Command::Score(args) => score(&args),
+        Command::Epr(args) => epr(&args),
         Command::Catalogue {
             action: CatalogueCommand::Check(args),
         } => catalogue_check(&args),
@@ -1785,6 +1825,137 @@ fn burn_device(name: &str) -> Result<burn::tensor::Device> {
             if cfg!(feature = "wgpu") { ", `wgpu`" } else { "" }
         ),
     }
+}
+
+fn epr(args: &EprArgs) -> Result<()> {
+    use crate::analysis::epr;
+    let ov = Overrides::parse(&args.set).map_err(|e| anyhow!("{e}"))?;
+    if args.exact {
+        if args.model.is_some() || args.data.is_some() {
+            bail!("--exact takes a system only (no --model, no --data)");
+        }
+        let system = args
+            .system
+            .as_deref()
+            .ok_or_else(|| anyhow!("--exact needs --system FILE (a linear SDE)"))?;
+        let path = systems::resolve_system(system).map_err(|e| anyhow!("{e}"))?;
+        let (name, components, sde) = if crate::particles::model::is_particle_path(&path) {
+            let m = crate::particles::ParticleModel::load(&path, &ov.values)
+                .map_err(|e| anyhow!("{e}"))?;
+            let drift = crate::particles::ParticleDrift::new(m.clone());
+            let dz = drift.diffusion();
+            let (n, d, c) = (m.n, m.dim, m.propulsion_dim());
+            let mut names: Vec<String> = (0..n * d)
+                .map(|k| format!("x[{}][{}]", k / d, k % d))
+                .collect();
+            names.extend((0..n * c).map(|k| format!("g[{}][{}]", k / c, k % c)));
+            let sde =
+                epr::linear_sde(&drift, &dz).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            (m.name.clone(), names, sde)
+        } else {
+            let sys = CompiledSystem::load(&path.display().to_string(), &ov)
+                .map_err(|e| anyhow!("{e}"))?;
+            let dz = sys.diffusion().ok_or_else(|| {
+                anyhow!(
+                    "{}: no [diffusion] table: the exact EPR needs an SDE dz = Az dt + √(2D) dW",
+                    path.display()
+                )
+            })?;
+            let sde = epr::linear_sde(&sys, &dz).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            (sys.name().to_string(), sys.model().components.clone(), sde)
+        };
+        let r = epr::exact_linear_epr(&sde).map_err(|e| anyhow!("{name}: {e}"))?;
+        if args.json {
+            let per: serde_json::Map<String, serde_json::Value> = components
+                .iter()
+                .zip(&r.per_coordinate)
+                .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "system": name,
+                    "epr": r.epr,
+                    "epr_stderr": 0.0,
+                    "epr_exact": r.epr,
+                    "epr_reference": null,
+                    "per_dof": per,
+                    "n_samples": 0,
+                    "lyapunov_residual": r.residual,
+                    "convention": epr::CONVENTION,
+                }))?
+            );
+        } else {
+            println!(
+                "{name}: exact entropy production rate {:.10} (Lyapunov residual {:.1e})",
+                r.epr, r.residual
+            );
+            for (k, v) in components.iter().zip(&r.per_coordinate) {
+                if *v != 0.0 {
+                    println!("  {k:>10}  {v:.10}");
+                }
+            }
+            println!("  ({})", epr::CONVENTION);
+        }
+        return Ok(());
+    }
+    let (Some(model_dir), Some(data)) = (&args.model, &args.data) else {
+        bail!("phaseflow epr needs --model DIR and --data SAMPLES.h5 (or --exact --system FILE)");
+    };
+    let device = burn_device(&args.device)?;
+    let sm =
+        crate::score::evaluate::ScoreModel::load(model_dir, &device).map_err(|e| anyhow!(e))?;
+    let samples = crate::io::h5md::read_particle_samples(data).map_err(|e| anyhow!("{e}"))?;
+    // the system's definition (given, or the one stored with the data) at the data's
+    // parameters, then --set
+    let (text, def_path) = match &args.system {
+        Some(system) => {
+            let path = systems::resolve_system(system).map_err(|e| anyhow!("{e}"))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            (text, path)
+        }
+        None => (
+            samples.definition.clone(),
+            PathBuf::from(&samples.definition_path),
+        ),
+    };
+    let model =
+        crate::score::train::model_at_parameters(&text, &def_path, &samples.parameters, &ov.values)
+            .map_err(|e| anyhow!(e))?;
+    let frames = (samples.replicas * samples.frames) as u64;
+    let bar = if args.quiet || args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(frames)
+    };
+    let r = epr::sample_epr(&sm, &model, &samples, args.batches, &bar).map_err(|e| anyhow!(e))?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{}: EPR {:.6} ± {:.6} (learned, {} samples of {} particles; {:.6} per particle)",
+            model.name, r.epr, r.epr_stderr, r.n_samples, r.particles, r.epr_per_particle
+        );
+        println!(
+            "  learning-free reference {:.6} ± {:.6}{}",
+            r.epr_reference,
+            r.epr_reference_stderr,
+            r.epr_exact
+                .map_or(String::new(), |e| format!("; exact (linear drift) {e:.6}"))
+        );
+        println!(
+            "  per degree of freedom: x {:.6}, g {:.6}",
+            r.per_dof.x, r.per_dof.g
+        );
+        println!(
+            "  stationarity: E[v·s] = {:.3e} ± {:.1e} (0 at stationarity)",
+            r.mean_v_dot_s, r.mean_v_dot_s_stderr
+        );
+        println!("  ({})", epr::CONVENTION);
+    }
+    Ok(())
 }
 
 fn train(args: &TrainArgs) -> Result<()> {

@@ -267,6 +267,26 @@ fn gamma_of(model: &ParticleModel) -> f64 {
     }
 }
 
+/// Frame `f` of replica `r` as the networks see it: positions (N·d; unwrapped with the image
+/// counts when the model has a trap, wrapped otherwise) and propulsion (N·c).
+pub fn configuration<'a>(
+    samples: &'a crate::io::h5md::ParticleSamples,
+    model: &ParticleModel,
+    r: usize,
+    f: usize,
+) -> (Vec<f64>, &'a [f64]) {
+    let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
+    let o = samples.frame_offset(r, f);
+    let mut x = samples.x[o * d..(o + n) * d].to_vec();
+    if matches!(model.dynamics, Dynamics::Aoup { trap, .. } if trap > 0.0) {
+        let len = samples.edges.first().copied().unwrap_or(model.bx.length);
+        for (v, im) in x.iter_mut().zip(&samples.image[o * d..(o + n) * d]) {
+            *v += *im as f64 * len;
+        }
+    }
+    (x, &samples.g[o * c..(o + n) * c])
+}
+
 /// What `phaseflow score` reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ScoreSummary {
@@ -301,8 +321,6 @@ pub fn score_file(
             sm.shapes.propulsion
         ));
     }
-    let trap = matches!(model.dynamics, Dynamics::Aoup { trap, .. } if trap > 0.0);
-    let len = samples.edges.first().copied().unwrap_or(model.bx.length);
     let frames = samples.replicas * samples.frames;
     let mut sx_all = Vec::with_capacity(frames * n * d);
     let mut sg_all = Vec::with_capacity(frames * n * c);
@@ -317,14 +335,7 @@ pub fn score_file(
     for r in 0..samples.replicas {
         for f in 0..samples.frames {
             bar.inc(1);
-            let o = samples.frame_offset(r, f);
-            let mut x = samples.x[o * d..(o + n) * d].to_vec();
-            if trap {
-                for (v, im) in x.iter_mut().zip(&samples.image[o * d..(o + n) * d]) {
-                    *v += *im as f64 * len;
-                }
-            }
-            let g = &samples.g[o * c..(o + n) * c];
+            let (x, g) = configuration(&samples, &model, r, f);
             let (sx, sg) = sm.score(&model, &x, g);
             let (vx, vg) = sm.velocity(&model, &x, g);
             sx_all.extend(sx);

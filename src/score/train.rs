@@ -294,19 +294,35 @@ pub fn model_of_samples(s: &ParticleSamples) -> Result<ParticleModel, String> {
     if s.definition.is_empty() {
         return Err("the data file carries no model definition in /parameters".into());
     }
-    let declared: Vec<String> = toml::from_str::<toml::Table>(&s.definition)
+    model_at_parameters(
+        &s.definition,
+        Path::new(&s.definition_path),
+        &s.parameters,
+        &[],
+    )
+}
+
+/// A particle model from a definition text at the parameters of a data file (only the names the
+/// definition's `[parameters]` table declares, and `dt`), then `extra` overrides (checked).
+pub fn model_at_parameters(
+    definition: &str,
+    path: &Path,
+    parameters: &std::collections::BTreeMap<String, f64>,
+    extra: &[(String, f64)],
+) -> Result<ParticleModel, String> {
+    let declared: Vec<String> = toml::from_str::<toml::Table>(definition)
         .ok()
         .and_then(|t| t.get("parameters").and_then(|p| p.as_table()).cloned())
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default();
-    let overrides: Vec<(String, f64)> = s
-        .parameters
+    let mut overrides: Vec<(String, f64)> = parameters
         .iter()
         .filter(|(k, _)| declared.contains(k) || k.as_str() == "dt")
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == *k))
         .map(|(k, v)| (k.clone(), *v))
         .collect();
-    ParticleModel::from_str_at(&s.definition, Path::new(&s.definition_path), &overrides)
-        .map_err(|e| e.to_string())
+    overrides.extend_from_slice(extra);
+    ParticleModel::from_str_at(definition, path, &overrides).map_err(|e| e.to_string())
 }
 
 /// The spacing of equally spaced times (0 with fewer than two; NaN when not equally spaced).

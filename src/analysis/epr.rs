@@ -1,0 +1,436 @@
+//! Entropy production of stochastic systems dz = b(z) dt + √(2D) dW with diagonal D.
+//!
+//! Conventions (stated in every output): the probability flow velocity is v = b − D s with
+//! s = ∇ log ρ the stationary score, the probability current j = vρ, and the entropy production
+//! rate (in units of k_B per unit time)
+//!
+//!   EPR = E[v · D⁻¹ v],
+//!
+//! summed over the noisy coordinates (D_k > 0; the pseudo-inverse on the noisy subspace when D
+//! is singular). Self-propulsion g is treated as *even* under time reversal, so it enters v like
+//! a position; other conventions (g odd) give other numbers.
+//!
+//! - [`linear_sde`] / [`exact_linear_epr`]: the exact stationary covariance and EPR of a linear
+//!   SDE dz = Az dt + √(2D) dW (Lyapunov equation AΣ + ΣAᵀ + 2D = 0; F = A + DΣ⁻¹ is the flow
+//!   matrix, v = Fz, EPR = tr(Fᵀ D⁺ F Σ)), per coordinate as well.
+//! - [`BatchMean`]: means with batch-means standard errors, for the sample estimates.
+
+use crate::systems::System;
+use nalgebra::DMatrix;
+
+/// A linear SDE dz = A z dt + √(2D) dW (D diagonal).
+#[derive(Debug, Clone)]
+pub struct LinearSde {
+    pub a: DMatrix<f64>,
+    pub diffusion: Vec<f64>,
+}
+
+/// Extracts A from a system whose drift is linear, b(z) = Az: the columns b(e_j) − b(0), then a
+/// check at random points (relative tolerance 1e-9) that the drift really is linear and has no
+/// constant term.
+pub fn linear_sde(system: &dyn System, diffusion: &[f64]) -> Result<LinearSde, String> {
+    let n = system.dim();
+    if diffusion.len() != n {
+        return Err(format!(
+            "{} diffusion coefficients for {n} variables",
+            diffusion.len()
+        ));
+    }
+    let zero = vec![0.0; n];
+    let mut b0 = vec![0.0; n];
+    system.rhs(0.0, &zero, &mut b0);
+    let scale = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let mut a = DMatrix::zeros(n, n);
+    let mut e = vec![0.0; n];
+    let mut col = vec![0.0; n];
+    for j in 0..n {
+        e[j] = 1.0;
+        system.rhs(0.0, &e, &mut col);
+        for i in 0..n {
+            a[(i, j)] = col[i] - b0[i];
+        }
+        e[j] = 0.0;
+    }
+    let norm = a.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
+    if scale(&b0) > 1e-12 * norm {
+        return Err(format!(
+            "the drift is not linear: b(0) = {:?} ≠ 0 (the exact EPR needs b(z) = Az)",
+            b0
+        ));
+    }
+    // linearity check at deterministic pseudo-random points
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    };
+    for _ in 0..3 {
+        let z: Vec<f64> = (0..n).map(|_| 3.0 * next()).collect();
+        system.rhs(0.0, &z, &mut col);
+        let az = &a * nalgebra::DVector::from_column_slice(&z);
+        let err = col
+            .iter()
+            .zip(az.iter())
+            .fold(0.0f64, |m, (u, w)| m.max((u - w).abs()));
+        if err > 1e-9 * norm * 3.0 * n as f64 {
+            return Err(format!(
+                "the drift is not linear (|b(z) − Az| = {err:.3e} at a test point): the exact EPR needs b(z) = Az"
+            ));
+        }
+    }
+    Ok(LinearSde {
+        a,
+        diffusion: diffusion.to_vec(),
+    })
+}
+
+/// The stationary solution of a linear SDE and its entropy production.
+#[derive(Debug, Clone)]
+pub struct LinearEpr {
+    /// Stationary covariance Σ (n × n).
+    pub sigma: DMatrix<f64>,
+    /// Flow matrix F = A + DΣ⁻¹ (v = Fz).
+    pub flow: DMatrix<f64>,
+    /// EPR = Σ_k (FΣFᵀ)_kk / D_k over the noisy coordinates.
+    pub epr: f64,
+    /// The terms (FΣFᵀ)_kk / D_k (0 for noiseless coordinates).
+    pub per_coordinate: Vec<f64>,
+    /// Relative residual ‖AΣ + ΣAᵀ + 2D‖ / ‖2D‖ of the Lyapunov solve.
+    pub residual: f64,
+}
+
+/// Solves AΣ + ΣAᵀ + 2D = 0 (A stable) by the squared Smith iteration on the Cayley transform:
+/// with B = A − pI, U = B⁻¹(A + pI) and Q = 4p B⁻¹DB⁻ᵀ, Σ = UΣUᵀ + Q, so Σ = Σ_k U^k Q (Uᵀ)^k,
+/// summed by doubling (S ← S + USUᵀ, U ← U²) until the increment is below 1e-17‖S‖. The shift
+/// p is the geometric mean of the largest and smallest eigenvalue moduli.
+pub fn lyapunov(a: &DMatrix<f64>, diffusion: &[f64]) -> Result<(DMatrix<f64>, f64), String> {
+    let n = a.nrows();
+    let eig = a.complex_eigenvalues();
+    if let Some(l) = eig.iter().find(|l| l.re >= 0.0) {
+        return Err(format!(
+            "A has an eigenvalue {:.6} + {:.6}i with non-negative real part: no stationary state",
+            l.re, l.im
+        ));
+    }
+    let (lo, hi) = eig.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), l| {
+        let m = l.norm();
+        (lo.min(m), hi.max(m))
+    });
+    let p = (lo * hi).sqrt();
+    let d = DMatrix::from_diagonal(&nalgebra::DVector::from_column_slice(diffusion));
+    let b = a - DMatrix::identity(n, n) * p;
+    let binv = b
+        .clone()
+        .try_inverse()
+        .ok_or("A − pI is singular (unexpected for a stable A)")?;
+    let mut u = &binv * (a + DMatrix::identity(n, n) * p);
+    let mut s = &binv * &d * binv.transpose() * (4.0 * p);
+    for _ in 0..200 {
+        let inc = &u * &s * u.transpose();
+        let done = inc.norm() <= 1e-17 * s.norm();
+        s += inc;
+        if done {
+            break;
+        }
+        u = &u * &u;
+    }
+    let s = (&s + s.transpose()) * 0.5;
+    let r = a * &s + &s * a.transpose() + &d * 2.0;
+    let residual = r.norm() / (2.0 * d.norm()).max(1e-300);
+    Ok((s, residual))
+}
+
+/// The exact EPR of a linear SDE (see the module docs).
+pub fn exact_linear_epr(sde: &LinearSde) -> Result<LinearEpr, String> {
+    let (sigma, residual) = lyapunov(&sde.a, &sde.diffusion)?;
+    let sinv = sigma
+        .clone()
+        .try_inverse()
+        .ok_or("the stationary covariance is singular (noise does not reach every coordinate)")?;
+    let n = sde.a.nrows();
+    let d = DMatrix::from_diagonal(&nalgebra::DVector::from_column_slice(&sde.diffusion));
+    let flow = &sde.a + &d * &sinv;
+    let fsf = &flow * &sigma * flow.transpose();
+    let per_coordinate: Vec<f64> = (0..n)
+        .map(|k| {
+            if sde.diffusion[k] > 0.0 {
+                fsf[(k, k)] / sde.diffusion[k]
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok(LinearEpr {
+        epr: per_coordinate.iter().sum(),
+        sigma,
+        flow,
+        per_coordinate,
+        residual,
+    })
+}
+
+/// Mean of a sequence of samples with a batch-means standard error: the samples (in the order
+/// given, e.g. replica-major frames) are cut into `batches` contiguous batches and the error is
+/// the standard deviation of the batch means over √batches, robust to correlation within a
+/// batch.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct BatchMean {
+    pub mean: f64,
+    pub stderr: f64,
+}
+
+impl BatchMean {
+    pub fn of(samples: &[f64], batches: usize) -> BatchMean {
+        let n = samples.len();
+        let mean = samples.iter().sum::<f64>() / n.max(1) as f64;
+        let b = batches.min(n).max(1);
+        if b < 2 {
+            return BatchMean {
+                mean,
+                stderr: f64::NAN,
+            };
+        }
+        let means: Vec<f64> = (0..b)
+            .map(|k| {
+                let (lo, hi) = (k * n / b, (k + 1) * n / b);
+                samples[lo..hi].iter().sum::<f64>() / (hi - lo) as f64
+            })
+            .collect();
+        let mm = means.iter().sum::<f64>() / b as f64;
+        let var = means.iter().map(|m| (m - mm).powi(2)).sum::<f64>() / (b - 1) as f64;
+        BatchMean {
+            mean,
+            stderr: (var / b as f64).sqrt(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The linear trap per coordinate, A = [[−a, v0], [0, −γ]], D = diag(ε, γ): Σ and EPR in
+    /// closed form (Σ_xx = (ε(a+γ) + v0²)/(a(a+γ)), Σ_xg = v0/(a+γ), Σ_gg = 1,
+    /// EPR = γv0²/(ε(a+γ))), and with ε = 0 the finite g-part aγv0²/(γv0²) = a.
+    #[test]
+    fn linear_trap_closed_forms() {
+        for &(a, g, e, v0) in &[
+            (0.05, 0.1, 0.1, 0.5),
+            (0.3, 2.0, 0.7, 1.3),
+            (0.05, 0.1, 0.0, 0.3),
+        ] {
+            let sde = LinearSde {
+                a: DMatrix::from_row_slice(2, 2, &[-a, v0, 0.0, -g]),
+                diffusion: vec![e, g],
+            };
+            let r = exact_linear_epr(&sde).unwrap();
+            let sxx = (e * (a + g) + v0 * v0) / (a * (a + g));
+            assert!((r.sigma[(0, 0)] - sxx).abs() < 1e-10 * sxx);
+            assert!((r.sigma[(0, 1)] - v0 / (a + g)).abs() < 1e-10);
+            assert!((r.sigma[(1, 1)] - 1.0).abs() < 1e-10);
+            let want = if e > 0.0 {
+                g * v0 * v0 / (e * (a + g))
+            } else {
+                a * g * v0 * v0 / (e * (a + g).powi(2) + g * v0 * v0)
+            };
+            assert!(
+                (r.epr - want).abs() < 1e-10 * want,
+                "{a} {g} {e} {v0}: {} vs {want}",
+                r.epr
+            );
+            assert!(r.residual < 1e-12);
+        }
+    }
+
+    /// An unstable or non-linear system is refused with a reason.
+    #[test]
+    fn unstable_systems_are_refused() {
+        let sde = LinearSde {
+            a: DMatrix::from_row_slice(2, 2, &[0.1, 0.0, 0.0, -1.0]),
+            diffusion: vec![1.0, 1.0],
+        };
+        let e = exact_linear_epr(&sde).unwrap_err();
+        assert!(e.contains("no stationary state"), "{e}");
+    }
+
+    #[test]
+    fn batch_means_of_independent_samples() {
+        let x: Vec<f64> = (0..1000)
+            .map(|k| ((k * 7919) % 1000) as f64 / 1000.0)
+            .collect();
+        let m = BatchMean::of(&x, 20);
+        assert!((m.mean - 0.4995).abs() < 1e-12);
+        assert!(m.stderr > 0.0 && m.stderr < 0.05);
+    }
+}
+
+/// Entropy production of particle samples with a learned score or velocity (see the module docs
+/// for the convention): what `phaseflow epr --model … --data …` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SampleEpr {
+    /// Learned EPR E[v·D⁻¹v] (for ε = 0: its finite g-part E[|v_g|²/γ]).
+    pub epr: f64,
+    pub epr_stderr: f64,
+    /// Per particle (epr / N).
+    pub epr_per_particle: f64,
+    /// Learning-free reference from the drift alone: ⟨|b_x|²⟩/ε + ⟨∇_x·b_x⟩ (ε > 0), or the
+    /// g-part −⟨∇_x·b_x⟩ (ε = 0).
+    pub epr_reference: f64,
+    pub epr_reference_stderr: f64,
+    /// Exact value when the drift is linear (Lyapunov equation), else `None`.
+    pub epr_exact: Option<f64>,
+    /// The learned EPR split by degree of freedom: positions x and self-propulsion g.
+    pub per_dof: PerDof,
+    /// Time- and replica-averaged contribution of each particle (N values; they sum to `epr`).
+    pub per_particle: Vec<f64>,
+    /// Stationarity diagnostic E[v·s] (0 at stationarity), with its standard error.
+    pub mean_v_dot_s: f64,
+    pub mean_v_dot_s_stderr: f64,
+    pub n_samples: usize,
+    pub particles: usize,
+    pub convention: String,
+}
+
+/// EPR split by degree of freedom.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct PerDof {
+    pub x: f64,
+    pub g: f64,
+}
+
+/// The convention line of every EPR output.
+pub const CONVENTION: &str = "EPR = E[v . D^-1 v], v = b - D s, s = grad log rho (k_B per unit time); self-propulsion g even under time reversal; for eps = 0 only the finite g-part E[|v_g|^2/gamma]";
+
+/// The learning-free reference of one configuration z = (x, g): |b_x|²/ε + ∇_x·b_x (ε > 0) or
+/// −∇_x·b_x (ε = 0), from the model's drift (mobile particles).
+pub fn reference_sample(drift: &crate::particles::ParticleDrift, z: &[f64]) -> f64 {
+    use crate::particles::Dynamics;
+    let m = &drift.model;
+    let (n, d, c) = (m.n, m.dim, m.propulsion_dim());
+    let (eps, gamma) = match m.dynamics {
+        Dynamics::Aoup { eps, gamma, .. } => (eps, gamma),
+        Dynamics::Abp { d_t, .. } => (d_t, 0.0),
+    };
+    let n_mobile = n - m.n_fixed;
+    // ∇·b = ∇_x·b_x − γ per mobile propulsion component
+    let div_x = drift.divergence(z) + gamma * (n_mobile * c) as f64;
+    if eps > 0.0 {
+        let mut b = vec![0.0; z.len()];
+        drift.rhs(0.0, z, &mut b);
+        b[..n_mobile * d].iter().map(|v| v * v).sum::<f64>() / eps + div_x
+    } else {
+        -div_x
+    }
+}
+
+/// Evaluates the learned EPR (and everything in [`SampleEpr`]) over every frame of every
+/// replica of `samples`, with the drift of `model`; `batches` for the standard errors.
+pub fn sample_epr(
+    sm: &crate::score::evaluate::ScoreModel,
+    model: &crate::particles::ParticleModel,
+    samples: &crate::io::h5md::ParticleSamples,
+    batches: usize,
+    progress: &indicatif::ProgressBar,
+) -> Result<SampleEpr, String> {
+    use crate::particles::{Dynamics, ParticleDrift};
+    let (eps, gamma) = match model.dynamics {
+        Dynamics::Aoup { eps, gamma, .. } => (eps, gamma),
+        Dynamics::Abp { .. } => {
+            return Err("EPR of ABP models (orientations) is not supported yet: the score networks learn AOUP self-propulsion".into())
+        }
+    };
+    let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
+    if (n, d, c) != (model.n, model.dim, model.propulsion_dim()) {
+        return Err(format!(
+            "the data has N = {n}, d = {d}, c = {c} but the system has N = {}, d = {}, c = {}",
+            model.n,
+            model.dim,
+            model.propulsion_dim()
+        ));
+    }
+    let drift = ParticleDrift::new(model.clone());
+    let dz = drift.diffusion();
+    let mut total = Vec::new();
+    let mut xs = Vec::new();
+    let mut reference = Vec::new();
+    let mut vs = Vec::new();
+    let mut per_particle = vec![0.0; n];
+    for r in 0..samples.replicas {
+        for f in 0..samples.frames {
+            progress.inc(1);
+            let (x, g) = crate::score::evaluate::configuration(samples, model, r, f);
+            let (vx, vg) = sm.velocity(model, &x, g);
+            let (sx, sg) = sm.score(model, &x, g);
+            let (mut ex, mut eg, mut dot) = (0.0, 0.0, 0.0);
+            for i in 0..n {
+                let mut ei = 0.0;
+                for a in 0..d {
+                    let k = i * d + a;
+                    if eps > 0.0 && dz[k] > 0.0 {
+                        let t = vx[k] * vx[k] / dz[k];
+                        ex += t;
+                        ei += t;
+                        dot += vx[k] * sx[k];
+                    }
+                }
+                for a in 0..c {
+                    let k = i * c + a;
+                    let dk = dz[n * d + k];
+                    if dk > 0.0 {
+                        let t = vg[k] * vg[k] / dk;
+                        eg += t;
+                        ei += t;
+                        dot += vg[k] * sg[k];
+                    }
+                }
+                per_particle[i] += ei;
+            }
+            if eps == 0.0 {
+                // v_x·s_x = b_x·s_x → −∇_x·b_x in expectation (s_x is not learned)
+                let mut z = x.clone();
+                z.extend_from_slice(g);
+                dot -= drift.divergence(&z) + gamma * ((n - model.n_fixed) * c) as f64;
+            }
+            total.push(ex + eg);
+            xs.push(ex);
+            vs.push(dot);
+            let mut z = x;
+            z.extend_from_slice(g);
+            reference.push(reference_sample(&drift, &z));
+        }
+    }
+    let count = total.len();
+    if count == 0 {
+        return Err("the data holds no frames".into());
+    }
+    per_particle.iter_mut().for_each(|v| *v /= count as f64);
+    let e = BatchMean::of(&total, batches);
+    let rf = BatchMean::of(&reference, batches);
+    let vsm = BatchMean::of(&vs, batches);
+    let x_part = xs.iter().sum::<f64>() / count as f64;
+    // exact value where the drift is linear (k = 0 traps)
+    let epr_exact = linear_sde(&drift, &dz)
+        .ok()
+        .and_then(|sde| exact_linear_epr(&sde).ok())
+        .map(|r| r.epr);
+    Ok(SampleEpr {
+        epr: e.mean,
+        epr_stderr: e.stderr,
+        epr_per_particle: e.mean / n as f64,
+        epr_reference: rf.mean,
+        epr_reference_stderr: rf.stderr,
+        epr_exact,
+        per_dof: PerDof {
+            x: x_part,
+            g: e.mean - x_part,
+        },
+        per_particle,
+        mean_v_dot_s: vsm.mean,
+        mean_v_dot_s_stderr: vsm.stderr,
+        n_samples: count,
+        particles: n,
+        convention: CONVENTION.into(),
+    })
+}
