@@ -364,7 +364,7 @@ pub fn sample_epr(
             let (vx, vg) = sm.velocity(model, &x, g);
             let (sx, sg) = sm.score(model, &x, g);
             let (mut ex, mut eg, mut dot) = (0.0, 0.0, 0.0);
-            for i in 0..n {
+            for (i, pp) in per_particle.iter_mut().enumerate() {
                 let mut ei = 0.0;
                 for a in 0..d {
                     let k = i * d + a;
@@ -385,7 +385,7 @@ pub fn sample_epr(
                         dot += vg[k] * sg[k];
                     }
                 }
-                per_particle[i] += ei;
+                *pp += ei;
             }
             if eps == 0.0 {
                 // v_x·s_x = b_x·s_x → −∇_x·b_x in expectation (s_x is not learned)
