@@ -223,5 +223,43 @@ fn learned_epr_of_the_linear_trap() {
         assert_eq!(r["n_samples"].as_u64(), Some(256 * 201));
         let per_dof = r["per_dof"]["x"].as_f64().unwrap() + r["per_dof"]["g"].as_f64().unwrap();
         assert!((per_dof - epr).abs() < 1e-9 * epr);
+        if v0 == 0.5 {
+            // where it is produced: the ρ-weighted grid density integrates to the EPR, and in a
+            // linear trap the conditional mean grows with the distance from the centre
+            // (e(z) = v·D⁻¹v is a quadratic form in z)
+            let maps = dir.path().join("maps.h5");
+            let png = dir.path().join("epr.png");
+            run(&[
+                "epr",
+                "--model",
+                model.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "--maps",
+                maps.to_str().unwrap(),
+                "--png",
+                png.to_str().unwrap(),
+                "--bins",
+                "16",
+                "--quiet",
+            ]);
+            assert!(png.exists());
+            let f = hdf5::File::open(&maps).unwrap();
+            let edges: Vec<f64> = f.dataset("grid/edges").unwrap().read_raw().unwrap();
+            let density: Vec<f64> = f.dataset("grid/density").unwrap().read_raw().unwrap();
+            let w = edges[1] - edges[0];
+            let total: f64 = density.iter().sum::<f64>() * w * w;
+            assert!((total - epr).abs() < 1e-9 * epr, "{total} vs {epr}");
+            let radial: Vec<f64> = f
+                .dataset("radial/conditional_mean")
+                .unwrap()
+                .read_raw()
+                .unwrap();
+            assert!(radial[8] > radial[1], "{radial:?}");
+            assert_eq!(
+                f.dataset("particle_epr").unwrap().shape(),
+                vec![256 * 201, 1]
+            );
+        }
     }
 }

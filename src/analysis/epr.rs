@@ -291,6 +291,9 @@ pub struct SampleEpr {
     pub n_samples: usize,
     pub particles: usize,
     pub convention: String,
+    /// Per sample (replica-major frames) and particle: the contribution v_i·D_i⁻¹v_i, F × N.
+    #[serde(skip)]
+    pub particle_samples: Vec<f64>,
 }
 
 /// EPR split by degree of freedom.
@@ -357,6 +360,7 @@ pub fn sample_epr(
     let mut reference = Vec::new();
     let mut vs = Vec::new();
     let mut per_particle = vec![0.0; n];
+    let mut particle_samples = Vec::with_capacity(samples.replicas * samples.frames * n);
     for r in 0..samples.replicas {
         for f in 0..samples.frames {
             progress.inc(1);
@@ -386,6 +390,7 @@ pub fn sample_epr(
                     }
                 }
                 *pp += ei;
+                particle_samples.push(ei);
             }
             if eps == 0.0 {
                 // v_x·s_x = b_x·s_x → −∇_x·b_x in expectation (s_x is not learned)
@@ -432,5 +437,91 @@ pub fn sample_epr(
         n_samples: count,
         particles: n,
         convention: CONVENTION.into(),
+        particle_samples,
     })
+}
+
+/// Spatial maps of the entropy production of particle samples: where it is produced.
+#[derive(Debug, Clone)]
+pub struct EprMaps {
+    /// Square grid over the positions seen (2-D): bin edges along each axis (G + 1).
+    pub edges: Vec<f64>,
+    /// Per cell (G × G, row-major in y then x): conditional mean E[e_i | x_i in cell] and the
+    /// ρ-weighted density Σ e_i / (samples · cell area) (EPR per unit area; sums to the EPR).
+    pub conditional_mean: Vec<f64>,
+    pub density: Vec<f64>,
+    pub count: Vec<f64>,
+    /// Radial profile |x_i| (traps): bin edges, conditional mean and density per unit area.
+    pub radial_edges: Vec<f64>,
+    pub radial_mean: Vec<f64>,
+    pub radial_density: Vec<f64>,
+}
+
+/// Bins the per-particle contributions e_i (F × N) at positions x (F × N × d, the first two
+/// coordinates used) on a G × G grid spanning the positions, and radially in R bins.
+pub fn epr_maps(e: &[f64], x: &[f64], n: usize, d: usize, bins: usize) -> EprMaps {
+    let frames = e.len() / n.max(1);
+    let coord = |k: usize, a: usize| if a < d { x[k * d + a] } else { 0.0 };
+    let (mut lo, mut hi, mut rmax) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
+    for k in 0..frames * n {
+        for a in 0..d.min(2) {
+            lo = lo.min(coord(k, a));
+            hi = hi.max(coord(k, a));
+        }
+        rmax = rmax.max((0..d).map(|a| coord(k, a).powi(2)).sum::<f64>().sqrt());
+    }
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
+        hi = lo + 1.0;
+    }
+    let w = (hi - lo) / bins as f64 * (1.0 + 1e-12);
+    let g2 = if d >= 2 { bins * bins } else { bins };
+    let (mut sum, mut count) = (vec![0.0; g2], vec![0.0; g2]);
+    let rw = rmax.max(1e-300) / bins as f64 * (1.0 + 1e-12);
+    let (mut rsum, mut rcount) = (vec![0.0; bins], vec![0.0; bins]);
+    for (k, &ek) in e.iter().enumerate().take(frames * n) {
+        let ix = (((coord(k, 0) - lo) / w) as usize).min(bins - 1);
+        let cell = if d >= 2 {
+            let iy = (((coord(k, 1) - lo) / w) as usize).min(bins - 1);
+            iy * bins + ix
+        } else {
+            ix
+        };
+        sum[cell] += ek;
+        count[cell] += 1.0;
+        let r = (0..d).map(|a| coord(k, a).powi(2)).sum::<f64>().sqrt();
+        let ir = ((r / rw) as usize).min(bins - 1);
+        rsum[ir] += ek;
+        rcount[ir] += 1.0;
+    }
+    let area = if d >= 2 { w * w } else { w };
+    let f = frames.max(1) as f64;
+    let radial_area = |b: usize| {
+        let (r0, r1) = (b as f64 * rw, (b + 1) as f64 * rw);
+        match d {
+            1 => 2.0 * (r1 - r0),
+            2 => std::f64::consts::PI * (r1 * r1 - r0 * r0),
+            _ => 4.0 / 3.0 * std::f64::consts::PI * (r1.powi(3) - r0.powi(3)),
+        }
+    };
+    EprMaps {
+        edges: (0..=bins).map(|b| lo + b as f64 * w).collect(),
+        conditional_mean: sum
+            .iter()
+            .zip(&count)
+            .map(|(s, c)| if *c > 0.0 { s / c } else { f64::NAN })
+            .collect(),
+        density: sum.iter().map(|s| s / (f * area)).collect(),
+        count,
+        radial_edges: (0..=bins).map(|b| b as f64 * rw).collect(),
+        radial_mean: rsum
+            .iter()
+            .zip(&rcount)
+            .map(|(s, c)| if *c > 0.0 { s / c } else { f64::NAN })
+            .collect(),
+        radial_density: rsum
+            .iter()
+            .enumerate()
+            .map(|(b, s)| s / (f * radial_area(b)))
+            .collect(),
+    }
 }

@@ -270,6 +270,17 @@ pub struct EprArgs {
     /// Contiguous batches for the batch-means standard errors.
     #[arg(long, default_value_t = 20)]
     pub batches: usize,
+    /// Where entropy is produced, to HDF5: per frame and particle (/particle_epr [F, N],
+    /// /position [F, N, d]), on a grid (/grid/{edges, conditional_mean, density, count}) and
+    /// radially (/radial/{edges, conditional_mean, density}).
+    #[arg(long)]
+    pub maps: Option<PathBuf>,
+    /// Bins per axis of the maps.
+    #[arg(long, default_value_t = 32)]
+    pub bins: usize,
+    /// PNG: the last frame (first replica) with each particle coloured by its EPR.
+    #[arg(long)]
+    pub png: Option<PathBuf>,
     /// `cpu`, or `cuda` / `wgpu` when built with that feature.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -1931,6 +1942,23 @@ fn epr(args: &EprArgs) -> Result<()> {
     };
     let r = epr::sample_epr(&sm, &model, &samples, args.batches, &bar).map_err(|e| anyhow!(e))?;
     bar.finish_and_clear();
+    if let Some(out) = &args.maps {
+        write_epr_maps(out, &samples, &model, &r, args.bins.max(1))?;
+    }
+    if let Some(png) = &args.png {
+        let frame = crate::io::h5md::read_particle_frame(data, -1).map_err(|e| anyhow!("{e}"))?;
+        let n = r.particles;
+        let last = (samples.frames - 1) * n;
+        crate::io::plot::plot_particles(
+            &frame,
+            &r.particle_samples[last..last + n],
+            "EPR per particle",
+            model.diameter(),
+            png,
+            (1000, 860),
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
@@ -1955,6 +1983,83 @@ fn epr(args: &EprArgs) -> Result<()> {
         );
         println!("  ({})", epr::CONVENTION);
     }
+    Ok(())
+}
+
+/// `phaseflow epr --maps`: per-particle contributions, grid and radial maps (atomic write).
+fn write_epr_maps(
+    out: &Path,
+    samples: &crate::io::h5md::ParticleSamples,
+    model: &crate::particles::ParticleModel,
+    r: &crate::analysis::epr::SampleEpr,
+    bins: usize,
+) -> Result<()> {
+    let (n, d) = (samples.n, samples.dim);
+    let mut x = Vec::with_capacity(r.particle_samples.len() * d);
+    for rep in 0..samples.replicas {
+        for f in 0..samples.frames {
+            x.extend(crate::score::evaluate::configuration(samples, model, rep, f).0);
+        }
+    }
+    let maps = crate::analysis::epr::epr_maps(&r.particle_samples, &x, n, d, bins);
+    let frames = r.particle_samples.len() / n;
+    let name = out
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: not a file name", out.display()))?;
+    let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
+    let write = || -> hdf5::Result<()> {
+        let f = hdf5::File::create(&tmp)?;
+        let shape_err = |e: ndarray::ShapeError| hdf5::Error::from(e.to_string().as_str());
+        f.new_dataset_builder()
+            .with_data(
+                &ndarray::Array2::from_shape_vec((frames, n), r.particle_samples.clone())
+                    .map_err(shape_err)?,
+            )
+            .create("particle_epr")?;
+        f.new_dataset_builder()
+            .with_data(
+                &ndarray::Array3::from_shape_vec((frames, n, d), x.clone()).map_err(shape_err)?,
+            )
+            .create("position")?;
+        let g = f.create_group("grid")?;
+        let cells = maps.count.len();
+        let shape = if d >= 2 { (bins, bins) } else { (1, cells) };
+        g.new_dataset_builder()
+            .with_data(&maps.edges)
+            .create("edges")?;
+        for (k, v) in [
+            ("conditional_mean", &maps.conditional_mean),
+            ("density", &maps.density),
+            ("count", &maps.count),
+        ] {
+            g.new_dataset_builder()
+                .with_data(&ndarray::Array2::from_shape_vec(shape, v.clone()).map_err(shape_err)?)
+                .create(k)?;
+        }
+        let rg = f.create_group("radial")?;
+        rg.new_dataset_builder()
+            .with_data(&maps.radial_edges)
+            .create("edges")?;
+        rg.new_dataset_builder()
+            .with_data(&maps.radial_mean)
+            .create("conditional_mean")?;
+        rg.new_dataset_builder()
+            .with_data(&maps.radial_density)
+            .create("density")?;
+        let conv: hdf5::types::VarLenUnicode = crate::analysis::epr::CONVENTION
+            .parse()
+            .map_err(|_| hdf5::Error::from("bad string"))?;
+        f.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("convention")?
+            .write_scalar(&conv)?;
+        f.new_attr::<f64>().create("epr")?.write_scalar(&r.epr)?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        bail!("{}: {e}", out.display());
+    }
+    std::fs::rename(&tmp, out).with_context(|| format!("{}", out.display()))?;
     Ok(())
 }
 
