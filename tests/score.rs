@@ -207,7 +207,8 @@ fn implicit_score_matching_with_the_fokker_planck_residual_learns_the_gaussian_s
 }
 
 /// v0 = 0 interacting trap (k = 2.5, N = 4): detailed balance, ρ ∝ e^{−U/ε} N(g; 0, I), so the
-/// learned score matches s_x = b_x/ε, s_g = −g within 5 %. Trained with the equilibrium shift
+/// learned score matches s_x = b_x/ε, s_g = −g within 5 %, and its EPR (`phaseflow epr`) is
+/// below 1 % of the v0 = 0.5 trap's. Trained with the equilibrium shift
 /// (the network learns the departure from detailed balance, which must come out zero — what EPR ≈ 0
 /// needs); without the shift the same training reaches 25 % (the stiff contact forces dominate
 /// s_x).
@@ -236,6 +237,27 @@ fn passive_interacting_trap_learns_the_equilibrium_score() {
     });
     println!("v0 = 0 trap: relative L2 error of the learned score {err:.4}");
     assert!(err < 0.05, "relative L2 error {err}");
+    // detailed balance: the learned EPR is below 1 % of the active (v0 = 0.5) trap's, whose
+    // learning-free reference needs no model
+    let json =
+        |args: &[&str]| -> serde_json::Value { serde_json::from_slice(&run(args).stdout).unwrap() };
+    let passive = json(&[
+        "epr",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    let active_data = simulate_trap(dir.path(), "act.h5", &["N=4", "v0=0.5", "dt=0.01"], 32);
+    let active = json(&["epr", "--data", active_data.to_str().unwrap(), "--json"]);
+    let (e0, e5) = (
+        passive["epr"].as_f64().unwrap(),
+        active["epr_reference"].as_f64().unwrap(),
+    );
+    println!("v0 = 0 trap: learned EPR {e0:.3e}; v0 = 0.5 reference {e5:.4}");
+    assert!(active["epr"].is_null());
+    assert!(e0 >= 0.0 && e0 < 0.01 * e5, "{e0} vs {e5}");
 }
 
 /// The model-free probability-flow loss (Stratonovich form) on snapshot pairs Δt = 0.1 apart

@@ -329,9 +329,10 @@ pub fn reference_sample(drift: &crate::particles::ParticleDrift, z: &[f64]) -> f
 }
 
 /// Evaluates the learned EPR (and everything in [`SampleEpr`]) over every frame of every
-/// replica of `samples`, with the drift of `model`; `batches` for the standard errors.
+/// replica of `samples`, with the drift of `model`; `batches` for the standard errors. Without a
+/// model (`sm = None`) only the learning-free reference is computed (the learned fields are NaN).
 pub fn sample_epr(
-    sm: &crate::score::evaluate::ScoreModel,
+    sm: Option<&crate::score::evaluate::ScoreModel>,
     model: &crate::particles::ParticleModel,
     samples: &crate::io::h5md::ParticleSamples,
     batches: usize,
@@ -365,6 +366,12 @@ pub fn sample_epr(
         for f in 0..samples.frames {
             progress.inc(1);
             let (x, g) = crate::score::evaluate::configuration(samples, model, r, f);
+            let mut z = x.clone();
+            z.extend_from_slice(g);
+            reference.push(reference_sample(&drift, &z));
+            let Some(sm) = sm else {
+                continue;
+            };
             let (vx, vg) = sm.velocity(model, &x, g);
             let (sx, sg) = sm.score(model, &x, g);
             let (mut ex, mut eg, mut dot) = (0.0, 0.0, 0.0);
@@ -394,21 +401,23 @@ pub fn sample_epr(
             }
             if eps == 0.0 {
                 // v_x·s_x = b_x·s_x → −∇_x·b_x in expectation (s_x is not learned)
-                let mut z = x.clone();
-                z.extend_from_slice(g);
                 dot -= drift.divergence(&z) + gamma * ((n - model.n_fixed) * c) as f64;
             }
             total.push(ex + eg);
             xs.push(ex);
             vs.push(dot);
-            let mut z = x;
-            z.extend_from_slice(g);
-            reference.push(reference_sample(&drift, &z));
         }
     }
-    let count = total.len();
+    let count = reference.len();
     if count == 0 {
         return Err("the data holds no frames".into());
+    }
+    if sm.is_none() {
+        // reference only: the learned quantities are undefined (null in JSON)
+        total = vec![f64::NAN; count];
+        xs = vec![f64::NAN; count];
+        vs = vec![f64::NAN; count];
+        per_particle = vec![f64::NAN; n];
     }
     per_particle.iter_mut().for_each(|v| *v /= count as f64);
     let e = BatchMean::of(&total, batches);

@@ -1910,12 +1910,19 @@ fn epr(args: &EprArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let (Some(model_dir), Some(data)) = (&args.model, &args.data) else {
-        bail!("phaseflow epr needs --model DIR and --data SAMPLES.h5 (or --exact --system FILE)");
+    let Some(data) = &args.data else {
+        bail!("phaseflow epr needs --data SAMPLES.h5 (with --model DIR for the learned EPR; without, the learning-free reference only), or --exact --system FILE");
     };
     let device = burn_device(&args.device)?;
-    let sm =
-        crate::score::evaluate::ScoreModel::load(model_dir, &device).map_err(|e| anyhow!(e))?;
+    let sm = match &args.model {
+        Some(dir) => {
+            Some(crate::score::evaluate::ScoreModel::load(dir, &device).map_err(|e| anyhow!(e))?)
+        }
+        None => None,
+    };
+    if sm.is_none() && (args.maps.is_some() || args.png.is_some()) {
+        bail!("--maps and --png show the learned EPR: they need --model DIR");
+    }
     let samples = crate::io::h5md::read_particle_samples(data).map_err(|e| anyhow!("{e}"))?;
     // the system's definition (given, or the one stored with the data) at the data's
     // parameters, then --set
@@ -1940,7 +1947,8 @@ fn epr(args: &EprArgs) -> Result<()> {
     } else {
         ProgressBar::new(frames)
     };
-    let r = epr::sample_epr(&sm, &model, &samples, args.batches, &bar).map_err(|e| anyhow!(e))?;
+    let r = epr::sample_epr(sm.as_ref(), &model, &samples, args.batches, &bar)
+        .map_err(|e| anyhow!(e))?;
     bar.finish_and_clear();
     if let Some(out) = &args.maps {
         write_epr_maps(out, &samples, &model, &r, args.bins.max(1))?;
@@ -1962,10 +1970,17 @@ fn epr(args: &EprArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        println!(
-            "{}: EPR {:.6} ± {:.6} (learned, {} samples of {} particles; {:.6} per particle)",
-            model.name, r.epr, r.epr_stderr, r.n_samples, r.particles, r.epr_per_particle
-        );
+        if sm.is_some() {
+            println!(
+                "{}: EPR {:.6} ± {:.6} (learned, {} samples of {} particles; {:.6} per particle)",
+                model.name, r.epr, r.epr_stderr, r.n_samples, r.particles, r.epr_per_particle
+            );
+        } else {
+            println!(
+                "{}: no --model: learning-free reference only ({} samples of {} particles)",
+                model.name, r.n_samples, r.particles
+            );
+        }
         println!(
             "  learning-free reference {:.6} ± {:.6}{}",
             r.epr_reference,
@@ -1973,14 +1988,16 @@ fn epr(args: &EprArgs) -> Result<()> {
             r.epr_exact
                 .map_or(String::new(), |e| format!("; exact (linear drift) {e:.6}"))
         );
-        println!(
-            "  per degree of freedom: x {:.6}, g {:.6}",
-            r.per_dof.x, r.per_dof.g
-        );
-        println!(
-            "  stationarity: E[v·s] = {:.3e} ± {:.1e} (0 at stationarity)",
-            r.mean_v_dot_s, r.mean_v_dot_s_stderr
-        );
+        if sm.is_some() {
+            println!(
+                "  per degree of freedom: x {:.6}, g {:.6}",
+                r.per_dof.x, r.per_dof.g
+            );
+            println!(
+                "  stationarity: E[v·s] = {:.3e} ± {:.1e} (0 at stationarity)",
+                r.mean_v_dot_s, r.mean_v_dot_s_stderr
+            );
+        }
         println!("  ({})", epr::CONVENTION);
     }
     Ok(())
