@@ -155,7 +155,8 @@ fn diffusion_tables_make_sdes() {
 /// 0.3, 0.5: an MLP (antisymmetrised) trained by implicit score matching with the stationarity
 /// terms on 256 replicas × 201 frames gives E[v·D⁻¹v] within 3 % of 2γv0²/(ε(A+γ)) (measured
 /// 0.3 % at v0 = 0.1 and 0.5; the sampling error is ≈ 0.6 %), and the learning-free reference
-/// ⟨|b_x|²⟩/ε + ⟨∇_x·b_x⟩ agrees within its error bar.
+/// ⟨|b_x|²⟩/ε + ⟨∇_x·b_x⟩ agrees within its error bar; the stationarity diagnostics (mean
+/// Fokker–Planck residual ∇·v + v·s, E[|s|² + ∇·s]) vanish within their errors.
 #[test]
 fn learned_epr_of_the_linear_trap() {
     let dir = tempfile::tempdir().unwrap();
@@ -223,6 +224,15 @@ fn learned_epr_of_the_linear_trap() {
         assert_eq!(r["n_samples"].as_u64(), Some(256 * 201));
         let per_dof = r["per_dof"]["x"].as_f64().unwrap() + r["per_dof"]["g"].as_f64().unwrap();
         assert!((per_dof - epr).abs() < 1e-9 * epr);
+        // stationarity diagnostics of the learned score: zero within their errors
+        let dg = &r["diagnostics"];
+        for (m, e) in [
+            ("residual_mean", "residual_stderr"),
+            ("fisher_identity", "fisher_identity_stderr"),
+        ] {
+            let (m, e) = (dg[m].as_f64().unwrap(), dg[e].as_f64().unwrap());
+            assert!(m.abs() < 4.0 * e + 1e-3, "v0 = {v0}: {dg}");
+        }
         if v0 == 0.5 {
             // where it is produced: the ρ-weighted grid density integrates to the EPR, and in a
             // linear trap the conditional mean grows with the distance from the centre

@@ -294,6 +294,8 @@ pub struct SampleEpr {
     /// Per sample (replica-major frames) and particle: the contribution v_i·D_i⁻¹v_i, F × N.
     #[serde(skip)]
     pub particle_samples: Vec<f64>,
+    /// Stationarity diagnostics (with a model; filled by the caller).
+    pub diagnostics: Option<Diagnostics>,
 }
 
 /// EPR split by degree of freedom.
@@ -447,6 +449,7 @@ pub fn sample_epr(
         particles: n,
         convention: CONVENTION.into(),
         particle_samples,
+        diagnostics: None,
     })
 }
 
@@ -532,5 +535,141 @@ pub fn epr_maps(e: &[f64], x: &[f64], n: usize, d: usize, bins: usize) -> EprMap
             .enumerate()
             .map(|(b, s)| s / (f * radial_area(b)))
             .collect(),
+    }
+}
+
+/// Stationarity diagnostics of a learned score (all zero for the true one): the pointwise
+/// Fokker–Planck residual r = ∇·v + v·s (with ∇·v = ∇·b − Σ_k D_k ∂_k s_k), its mean and
+/// histogram, and E[|s|² + ∇·s] over the scored coordinates. ∇·s by central differences of
+/// the score (h = 1e-2) along every coordinate when the state has at most 64 of them, else along
+/// one Rademacher probe per sample (Hutchinson: unbiased, noisier).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Diagnostics {
+    pub samples: usize,
+    pub divergence: String,
+    /// Mean of ∇·v + v·s and its standard error (`None` when ε = 0: the residual needs s_x).
+    pub residual_mean: Option<f64>,
+    pub residual_stderr: Option<f64>,
+    /// Histogram of the residual: bin edges (symmetric about 0) and counts.
+    pub residual_edges: Vec<f64>,
+    pub residual_counts: Vec<u64>,
+    /// E[|s|² + ∇·s] (0 by parts) and its standard error.
+    pub fisher_identity: f64,
+    pub fisher_identity_stderr: f64,
+}
+
+/// See [`Diagnostics`]; evaluated on up to `max_samples` samples spread evenly over the data.
+pub fn diagnostics(
+    sm: &crate::score::evaluate::ScoreModel,
+    model: &crate::particles::ParticleModel,
+    samples: &crate::io::h5md::ParticleSamples,
+    max_samples: usize,
+) -> Diagnostics {
+    use crate::particles::{Dynamics, ParticleDrift};
+    let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
+    let eps = match model.dynamics {
+        Dynamics::Aoup { eps, .. } => eps,
+        Dynamics::Abp { d_t, .. } => d_t,
+    };
+    let drift = ParticleDrift::new(model.clone());
+    let dz = drift.diffusion();
+    let dim = n * (d + c);
+    let exact = dim <= 64;
+    let h = 1e-2;
+    let total = samples.replicas * samples.frames;
+    let take = max_samples.clamp(1, total.max(1));
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut residual = Vec::new();
+    let mut fisher = Vec::new();
+    let score = |z: &[f64]| -> Vec<f64> {
+        let (sx, sg) = sm.score(model, &z[..n * d], &z[n * d..]);
+        sx.into_iter().chain(sg).collect()
+    };
+    for k in 0..take {
+        let idx = k * total / take;
+        let (r, f) = (idx / samples.frames, idx % samples.frames);
+        let (x, g) = crate::score::evaluate::configuration(samples, model, r, f);
+        let mut z = x;
+        z.extend_from_slice(g);
+        let s = score(&z);
+        // scored coordinates: g always, x when ε > 0
+        let scored = |j: usize| j >= n * d || eps > 0.0;
+        let probes: Vec<Vec<f64>> = if exact {
+            (0..dim)
+                .filter(|&j| scored(j))
+                .map(|j| {
+                    let mut e = vec![0.0; dim];
+                    e[j] = 1.0;
+                    e
+                })
+                .collect()
+        } else {
+            vec![(0..dim)
+                .map(|j| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    if !scored(j) {
+                        0.0
+                    } else if rng & 1 == 0 {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                })
+                .collect()]
+        };
+        let (mut div, mut wdiv) = (0.0, 0.0);
+        for e in &probes {
+            let zp: Vec<f64> = z.iter().zip(e).map(|(a, b)| a + h * b).collect();
+            let zm: Vec<f64> = z.iter().zip(e).map(|(a, b)| a - h * b).collect();
+            let (sp, sm_) = (score(&zp), score(&zm));
+            for j in 0..dim {
+                if e[j] != 0.0 {
+                    let t = e[j] * (sp[j] - sm_[j]) / (2.0 * h);
+                    div += t;
+                    wdiv += dz[j] * t;
+                }
+            }
+        }
+        let sq: f64 = (0..dim).filter(|&j| scored(j)).map(|j| s[j] * s[j]).sum();
+        fisher.push(sq + div);
+        if eps > 0.0 {
+            let mut b = vec![0.0; dim];
+            drift.rhs(0.0, &z, &mut b);
+            let vs: f64 = (0..dim).map(|j| (b[j] - dz[j] * s[j]) * s[j]).sum();
+            residual.push(drift.divergence(&z) - wdiv + vs);
+        }
+    }
+    let fm = BatchMean::of(&fisher, 20);
+    let (residual_mean, residual_stderr, residual_edges, residual_counts) = if residual.is_empty() {
+        (None, None, Vec::new(), Vec::new())
+    } else {
+        let rm = BatchMean::of(&residual, 20);
+        let mut sorted: Vec<f64> = residual.iter().map(|v| v.abs()).collect();
+        sorted.sort_by(f64::total_cmp);
+        let span = sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)].max(1e-12);
+        let bins = 40;
+        let edges: Vec<f64> = (0..=bins)
+            .map(|b| -span + 2.0 * span * b as f64 / bins as f64)
+            .collect();
+        let mut counts = vec![0u64; bins];
+        for v in &residual {
+            let b = (((v + span) / (2.0 * span)) * bins as f64).floor();
+            if (0.0..bins as f64).contains(&b) {
+                counts[b as usize] += 1;
+            }
+        }
+        (Some(rm.mean), Some(rm.stderr), edges, counts)
+    };
+    Diagnostics {
+        samples: take,
+        divergence: if exact { "exact" } else { "hutchinson" }.into(),
+        residual_mean,
+        residual_stderr,
+        residual_edges,
+        residual_counts,
+        fisher_identity: fm.mean,
+        fisher_identity_stderr: fm.stderr,
     }
 }

@@ -278,6 +278,9 @@ pub struct EprArgs {
     /// Bins per axis of the maps.
     #[arg(long, default_value_t = 32)]
     pub bins: usize,
+    /// Samples for the stationarity diagnostics (∇·v + v·s, E[|s|² + ∇·s]; 0: none).
+    #[arg(long, default_value_t = 500)]
+    pub diagnostic_samples: usize,
     /// PNG: the last frame (first replica) with each particle coloured by its EPR.
     #[arg(long)]
     pub png: Option<PathBuf>,
@@ -1947,9 +1950,19 @@ fn epr(args: &EprArgs) -> Result<()> {
     } else {
         ProgressBar::new(frames)
     };
-    let r = epr::sample_epr(sm.as_ref(), &model, &samples, args.batches, &bar)
+    let mut r = epr::sample_epr(sm.as_ref(), &model, &samples, args.batches, &bar)
         .map_err(|e| anyhow!(e))?;
     bar.finish_and_clear();
+    if let Some(sm) = &sm {
+        if args.diagnostic_samples > 0 {
+            r.diagnostics = Some(epr::diagnostics(
+                sm,
+                &model,
+                &samples,
+                args.diagnostic_samples,
+            ));
+        }
+    }
     if let Some(out) = &args.maps {
         write_epr_maps(out, &samples, &model, &r, args.bins.max(1))?;
     }
@@ -1997,6 +2010,18 @@ fn epr(args: &EprArgs) -> Result<()> {
                 "  stationarity: E[v·s] = {:.3e} ± {:.1e} (0 at stationarity)",
                 r.mean_v_dot_s, r.mean_v_dot_s_stderr
             );
+            if let Some(dg) = &r.diagnostics {
+                if let (Some(m), Some(e)) = (dg.residual_mean, dg.residual_stderr) {
+                    println!(
+                        "  Fokker–Planck residual ∇·v + v·s: mean {m:.3e} ± {e:.1e} over {} samples ({} divergence)",
+                        dg.samples, dg.divergence
+                    );
+                }
+                println!(
+                    "  E[|s|² + ∇·s] = {:.3e} ± {:.1e} (0 by parts)",
+                    dg.fisher_identity, dg.fisher_identity_stderr
+                );
+            }
         }
         println!("  ({})", epr::CONVENTION);
     }
