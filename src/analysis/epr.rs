@@ -673,3 +673,95 @@ pub fn diagnostics(
         fisher_identity_stderr: fm.stderr,
     }
 }
+
+/// The EPR of an SDE flow's trajectory with a learned score: what `phaseflow epr --model …
+/// --data TRAJ.h5` reports for a definition with a `[diffusion]` table (every variable noisy).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SdeEpr {
+    pub system: String,
+    /// Learned E[v·D⁻¹v], v = b − D s.
+    pub epr: f64,
+    pub epr_stderr: f64,
+    /// Learning-free reference E[b·D⁻¹b] + E[∇·b] (exact for any D invertible: the identity
+    /// E[v·s] = 0 removes the score).
+    pub epr_reference: f64,
+    pub epr_reference_stderr: f64,
+    /// Exact value (Lyapunov equation) when the drift is linear.
+    pub epr_exact: Option<f64>,
+    /// Learned contribution E[v_k²/D_k] of each variable.
+    pub per_dof: std::collections::BTreeMap<String, f64>,
+    /// Stationarity diagnostic E[v·s].
+    pub mean_v_dot_s: f64,
+    pub mean_v_dot_s_stderr: f64,
+    pub n_samples: usize,
+    pub convention: String,
+}
+
+/// See [`SdeEpr`]; every frame of every ensemble member of `traj`.
+pub fn trajectory_epr(
+    sm: &crate::score::evaluate::ScoreModel,
+    sde: &crate::score::train::SdeSystem,
+    traj: &crate::io::Trajectory,
+    batches: usize,
+    progress: &indicatif::ProgressBar,
+) -> Result<SdeEpr, String> {
+    let n = sde.system.dim();
+    if traj.dim != n || sm.shapes.propulsion != n || sm.shapes.dim != 0 {
+        return Err(format!(
+            "the model was trained on a different state (N = {}, d = {}, c = {}) than the data's {n} variables",
+            sm.shapes.n, sm.shapes.dim, sm.shapes.propulsion
+        ));
+    }
+    let d = &sde.diffusion;
+    let frames = traj.len() * traj.members;
+    let (mut total, mut reference, mut vs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut per = vec![0.0; n];
+    let mut b = vec![0.0; n];
+    for k in 0..frames {
+        progress.inc(1);
+        let z = &traj.state[k * n..(k + 1) * n];
+        sde.system.rhs(0.0, z, &mut b);
+        let s = sm.score_state(z, &b, d);
+        let (mut e, mut dot, mut bb) = (0.0, 0.0, 0.0);
+        for j in 0..n {
+            let v = b[j] - d[j] * s[j];
+            e += v * v / d[j];
+            per[j] += v * v / d[j];
+            dot += v * s[j];
+            bb += b[j] * b[j] / d[j];
+        }
+        total.push(e);
+        vs.push(dot);
+        reference.push(bb + crate::score::train::sde_divergence(&sde.system, z));
+    }
+    if frames == 0 {
+        return Err("the data holds no frames".into());
+    }
+    let e = BatchMean::of(&total, batches);
+    let r = BatchMean::of(&reference, batches);
+    let m = BatchMean::of(&vs, batches);
+    let epr_exact = linear_sde(&sde.system, d)
+        .ok()
+        .and_then(|l| exact_linear_epr(&l).ok())
+        .map(|l| l.epr);
+    Ok(SdeEpr {
+        system: sde.system.name().to_string(),
+        epr: e.mean,
+        epr_stderr: e.stderr,
+        epr_reference: r.mean,
+        epr_reference_stderr: r.stderr,
+        epr_exact,
+        per_dof: sde
+            .system
+            .model()
+            .components
+            .iter()
+            .cloned()
+            .zip(per.iter().map(|v| v / frames as f64))
+            .collect(),
+        mean_v_dot_s: m.mean,
+        mean_v_dot_s_stderr: m.stderr,
+        n_samples: frames,
+        convention: CONVENTION.into(),
+    })
+}

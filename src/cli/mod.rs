@@ -1926,6 +1926,44 @@ fn epr(args: &EprArgs) -> Result<()> {
     if sm.is_none() && (args.maps.is_some() || args.png.is_some()) {
         bail!("--maps and --png show the learned EPR: they need --model DIR");
     }
+    if !crate::io::h5md::is_h5md(data) {
+        // the trajectory of an SDE flow (a definition with a [diffusion] table)
+        let sm = sm.ok_or_else(|| anyhow!("an SDE trajectory needs --model DIR"))?;
+        let traj = crate::io::read_trajectory(data).map_err(|e| anyhow!("{e}"))?;
+        let sde = crate::score::train::sde_of_trajectory(&traj).map_err(|e| anyhow!(e))?;
+        let bar = if args.quiet || args.json {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new((traj.len() * traj.members) as u64)
+        };
+        let r =
+            epr::trajectory_epr(&sm, &sde, &traj, args.batches, &bar).map_err(|e| anyhow!(e))?;
+        bar.finish_and_clear();
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            println!(
+                "{}: EPR {:.6} ± {:.6} (learned, {} samples)",
+                r.system, r.epr, r.epr_stderr, r.n_samples
+            );
+            println!(
+                "  learning-free reference {:.6} ± {:.6}{}",
+                r.epr_reference,
+                r.epr_reference_stderr,
+                r.epr_exact
+                    .map_or(String::new(), |e| format!("; exact (linear drift) {e:.6}"))
+            );
+            for (k, v) in &r.per_dof {
+                println!("  {k:>10}  {v:.6}");
+            }
+            println!(
+                "  stationarity: E[v·s] = {:.3e} ± {:.1e}",
+                r.mean_v_dot_s, r.mean_v_dot_s_stderr
+            );
+            println!("  ({})", epr::CONVENTION);
+        }
+        return Ok(());
+    }
     let samples = crate::io::h5md::read_particle_samples(data).map_err(|e| anyhow!("{e}"))?;
     // the system's definition (given, or the one stored with the data) at the data's
     // parameters, then --set

@@ -163,6 +163,26 @@ impl ScoreModel {
         div
     }
 
+    /// The score of one state z (D values) of an SDE flow (a model trained on a trajectory
+    /// file; for a velocity model s = D⁻¹(b − v), with the drift `b` given).
+    pub fn score_state(&self, z: &[f64], b: &[f64], diffusion: &[f64]) -> Vec<f64> {
+        let inputs = Inputs::Flat {
+            b: 1,
+            z: z.iter().map(|&v| v as f32).collect(),
+        };
+        let (_, out) = forward(&self.net, &inputs, self.shapes, &self.device);
+        let out = super::tensor_values::<2>(out);
+        if self.shapes.velocity {
+            out.iter()
+                .zip(b)
+                .zip(diffusion)
+                .map(|((v, b), d)| (b - v) / d)
+                .collect()
+        } else {
+            out
+        }
+    }
+
     /// The probability flow velocity v = b − D s of one configuration: (v_x N·d, v_g N·c) — the
     /// network's output for a model trained with the probability-flow loss, else from the
     /// learned score and the model's drift and diffusion.
@@ -307,6 +327,12 @@ pub fn score_file(
     quiet: bool,
 ) -> Result<ScoreSummary, String> {
     let sm = ScoreModel::load(model_dir, device)?;
+    if !crate::io::h5md::is_h5md(data) {
+        return Err(format!(
+            "{}: not a particle (H5MD) file; for an SDE trajectory use `phaseflow epr --model … --data …`",
+            data.display()
+        ));
+    }
     let samples = crate::io::h5md::read_particle_samples(data).map_err(|e| e.to_string())?;
     let model = model_of_samples(&samples)?;
     let (n, d, c) = (samples.n, samples.dim, samples.propulsion);

@@ -42,12 +42,12 @@ pub fn make_flow_batch(
     rng: &mut impl Rng,
 ) -> FlowBatch {
     let (n, d, c) = (ds.n, ds.dim, ds.c);
-    let bx = ds.model.bx;
     let drawn: Vec<(usize, usize)> = (0..size)
         .map(|_| pairs[rng.random_range(0..pairs.len())])
         .collect();
     let (mut dx, mut dg) = (Vec::new(), Vec::new());
     if kind == "local_transformer" {
+        let bx = ds.system.particles().expect("particle data").bx;
         let particles: Vec<usize> = (0..size).map(|_| rng.random_range(0..n)).collect();
         let (mut rel, mut gn) = (Vec::new(), Vec::new());
         for side in 0..2 {
@@ -101,7 +101,7 @@ pub fn make_flow_batch(
             ds.x[a]
                 .iter()
                 .zip(&ds.x[b])
-                .map(|(u, w)| bx.min_image(w - u) as f32),
+                .map(|(u, w)| ds.system.min_image(w - u) as f32),
         );
         dg.extend(ds.g[a].iter().zip(&ds.g[b]).map(|(u, w)| (w - u) as f32));
     }

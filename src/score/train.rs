@@ -266,7 +266,9 @@ impl TrainConfig {
 /// Stationary samples prepared for training: per configuration the positions (unwrapped when
 /// the model has a trap, else wrapped) and the self-propulsion, with the particle model.
 pub struct Dataset {
-    pub model: ParticleModel,
+    /// What generated the samples: a particle model, or an SDE flow (one "particle" whose
+    /// propulsion slot holds the whole state: N = 1, d = 0, c = D).
+    pub system: SampleSystem,
     pub n: usize,
     pub dim: usize,
     pub c: usize,
@@ -323,6 +325,115 @@ pub fn model_at_parameters(
         .collect();
     overrides.extend_from_slice(extra);
     ParticleModel::from_str_at(definition, path, &overrides).map_err(|e| e.to_string())
+}
+
+/// The system behind a data set.
+pub enum SampleSystem {
+    Particles(ParticleModel),
+    /// An SDE flow dz = b dt + √(2D) dW (a definition file with a `[diffusion]` table).
+    Sde(SdeSystem),
+}
+
+/// An SDE flow with its diagonal diffusion.
+pub struct SdeSystem {
+    pub system: crate::systems::CompiledSystem,
+    pub diffusion: Vec<f64>,
+}
+
+impl SampleSystem {
+    /// The particle model, if the samples are particles.
+    pub fn particles(&self) -> Option<&ParticleModel> {
+        match self {
+            SampleSystem::Particles(m) => Some(m),
+            SampleSystem::Sde(_) => None,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            SampleSystem::Particles(m) => m.name.clone(),
+            SampleSystem::Sde(s) => s.system.name().to_string(),
+        }
+    }
+
+    /// Drift b(z) of a state z = (x, g) (for an SDE: the state itself).
+    pub fn drift(&self, z: &[f64], out: &mut [f64]) {
+        match self {
+            SampleSystem::Particles(m) => ParticleDrift::new(m.clone()).rhs(0.0, z, out),
+            SampleSystem::Sde(s) => s.system.rhs(0.0, z, out),
+        }
+    }
+
+    /// ∇·b(z).
+    pub fn divergence(&self, z: &[f64]) -> f64 {
+        match self {
+            SampleSystem::Particles(m) => ParticleDrift::new(m.clone()).divergence(z),
+            SampleSystem::Sde(s) => sde_divergence(&s.system, z),
+        }
+    }
+
+    /// Diagonal of D in z order.
+    pub fn diffusion(&self) -> Vec<f64> {
+        match self {
+            SampleSystem::Particles(m) => ParticleDrift::new(m.clone()).diffusion(),
+            SampleSystem::Sde(s) => s.diffusion.clone(),
+        }
+    }
+
+    /// Minimum image of a position difference (identity without a periodic box).
+    pub fn min_image(&self, delta: f64) -> f64 {
+        match self {
+            SampleSystem::Particles(m) => m.bx.min_image(delta),
+            SampleSystem::Sde(_) => delta,
+        }
+    }
+}
+
+/// ∇·b of an SDE flow: the trace of its compiled Jacobian.
+pub fn sde_divergence(system: &crate::systems::CompiledSystem, z: &[f64]) -> f64 {
+    let n = system.dim();
+    let mut jac = vec![0.0; n * n];
+    crate::systems::Jacobian::jacobian(system, 0.0, z, &mut jac);
+    (0..n).map(|k| jac[k * n + k]).sum()
+}
+
+/// The SDE flow of a trajectory file (`phaseflow simulate` of a file with a `[diffusion]`
+/// table): its stored definition compiled at the stored parameter values.
+pub fn sde_of_trajectory(traj: &crate::io::Trajectory) -> Result<SdeSystem, String> {
+    use crate::io::AttrValue;
+    let text = traj
+        .attr_str("definition")
+        .ok_or("the trajectory file carries no definition")?;
+    let path = traj.attr_str("definition_path").unwrap_or("<data>");
+    let spec = crate::systems::SystemSpec::from_str_at(text, Path::new(path))
+        .map_err(|e| e.to_string())?;
+    let names = match traj.attrs.get("parameter_names") {
+        Some(AttrValue::Strs(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    let values = match traj.attrs.get("parameter_values") {
+        Some(AttrValue::F64s(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    let ov = crate::systems::Overrides {
+        values: names.into_iter().zip(values).collect(),
+    };
+    let system = crate::systems::CompiledSystem::new(spec, &ov).map_err(|e| e.to_string())?;
+    let diffusion = system.diffusion().ok_or_else(|| {
+        format!(
+            "{}: the data comes from a system without a [diffusion] table (not an SDE): nothing to learn a stationary score of",
+            system.name()
+        )
+    })?;
+    if let Some(k) = diffusion.iter().position(|v| v.is_nan() || *v <= 0.0) {
+        return Err(format!(
+            "{}: score training on an SDE needs noise on every variable; {} has diffusion {}",
+            system.name(),
+            system.model().components[k],
+            diffusion[k]
+        ));
+    }
+    Ok(SdeSystem { system, diffusion })
 }
 
 /// The spacing of equally spaced times (0 with fewer than two; NaN when not equally spaced).
@@ -398,7 +509,7 @@ impl Dataset {
             ));
         }
         Ok(Dataset {
-            model,
+            system: SampleSystem::Particles(model),
             n,
             dim: d,
             c,
@@ -412,6 +523,63 @@ impl Dataset {
             eps,
             gamma,
             learn_x: eps > 0.0,
+        })
+    }
+
+    /// The frames of an SDE trajectory as configurations of one "particle" whose propulsion slot
+    /// holds the whole state (N = 1, d = 0, c = D; every coordinate scored).
+    pub fn from_trajectory(
+        traj: &crate::io::Trajectory,
+        sde: SdeSystem,
+        t: &TrainingConfig,
+    ) -> Result<Dataset, String> {
+        let (dim, frames, members) = (traj.dim, traj.len(), traj.members);
+        let usable = frames.saturating_sub(t.skip_frames);
+        let n_valid = ((usable as f64) * t.validation_fraction).round() as usize;
+        let (mut x, mut g) = (Vec::new(), Vec::new());
+        let (mut train, mut valid) = (Vec::new(), Vec::new());
+        let (mut pairs_train, mut pairs_valid) = (Vec::new(), Vec::new());
+        for m in 0..members {
+            for f in t.skip_frames..frames {
+                let k = x.len();
+                x.push(Vec::new());
+                g.push(traj.state[(m * frames + f) * dim..(m * frames + f + 1) * dim].to_vec());
+                let in_valid = f >= frames - n_valid;
+                if in_valid {
+                    valid.push(k);
+                } else {
+                    train.push(k);
+                }
+                if f > t.skip_frames && in_valid == (f > frames - n_valid) {
+                    if in_valid {
+                        pairs_valid.push((k - 1, k));
+                    } else {
+                        pairs_train.push((k - 1, k));
+                    }
+                }
+            }
+        }
+        if train.is_empty() {
+            return Err(format!(
+                "no training configurations: {members} members × {frames} frames, {} skipped, {n_valid} for validation",
+                t.skip_frames
+            ));
+        }
+        Ok(Dataset {
+            system: SampleSystem::Sde(sde),
+            n: 1,
+            dim: 0,
+            c: dim,
+            x,
+            g,
+            train,
+            valid,
+            pairs_train,
+            pairs_valid,
+            pair_dt: frame_spacing(&traj.time[t.skip_frames.min(traj.time.len())..]),
+            eps: 0.0,
+            gamma: 0.0,
+            learn_x: false,
         })
     }
 
@@ -509,7 +677,7 @@ pub fn make_batch(
     let normal = |rng: &mut dyn rand::RngCore| -> f64 { rng.sample(StandardNormal) };
     if net.kind == "local_transformer" {
         let k = net.neighbours;
-        let bx = ds.model.bx;
+        let bx = ds.system.particles().expect("particle data").bx;
         let mut rel = [Vec::new(), Vec::new()];
         let mut gn = [Vec::new(), Vec::new()];
         let mut shifts = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
@@ -578,7 +746,8 @@ pub fn make_batch(
             shift: shift_on.then_some(shifts),
         };
     }
-    let drift = shift_on.then(|| ParticleDrift::new(ds.model.clone()));
+    let drift =
+        shift_on.then(|| ParticleDrift::new(ds.system.particles().expect("particle data").clone()));
     let mut xs = [Vec::new(), Vec::new()];
     let mut gs = [Vec::new(), Vec::new()];
     let mut shifts = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
@@ -644,6 +813,11 @@ pub fn forward(
     let (n, d, c) = (shapes.n, shapes.dim, shapes.propulsion);
     let (kx, kg) = (shapes.scale_x, shapes.scale_g);
     let (sx, sg) = match (net, inputs) {
+        (ScoreNet::Mlp(m), Inputs::Flat { b, z }) if n * d == 0 => {
+            // no positions (an SDE state): the whole input is the propulsion slot
+            let z = tensor(z, [*b, n * c], device).div_scalar(kg);
+            (None, m.forward(z).reshape([b * n, c]))
+        }
         (ScoreNet::Mlp(m), Inputs::Flat { b, z }) => {
             let z = tensor(z, [*b, n * (d + c)], device);
             let zx = z.clone().narrow(1, 0, n * d).div_scalar(kx);
@@ -757,39 +931,41 @@ pub struct IsmBatch {
 pub fn drift_terms(ds: &Dataset, confs: &[usize]) -> DriftTerms {
     let (n, d, c) = (ds.n, ds.dim, ds.c);
     let dx = if ds.learn_x { d } else { 0 };
-    let drift = ParticleDrift::new(ds.model.clone());
-    let dz = drift.diffusion();
+    let sys = &ds.system;
+    let dz = sys.diffusion();
     let mut diffusion = Vec::with_capacity(n * (c + dx));
     for i in 0..n {
         diffusion.extend((0..c).map(|a| dz[n * d + i * c + a] as f32));
         diffusion.extend((0..dx).map(|e| dz[i * d + e] as f32));
     }
-    // ∇_g·b_g = −γ per mobile propulsion component
+    // particles: ∇_g·b_g = −γ per mobile propulsion component; the rest of ∇·b is ∇_x·b_x
     let g_div: f64 = (0..n)
         .flat_map(|i| (0..c).map(move |a| n * d + i * c + a))
         .map(|k| if dz[k] > 0.0 { -ds.gamma } else { 0.0 })
         .sum();
+    // an SDE has no positions: every coordinate is scored
+    let unscored_x = !ds.learn_x && d > 0;
     let mut out = DriftTerms {
         diffusion,
-        pointwise: ds.learn_x,
+        pointwise: !unscored_x,
         ..Default::default()
     };
     let mut b = vec![0.0; n * (d + c)];
     for &cf in confs {
         let mut z = ds.x[cf].clone();
         z.extend_from_slice(&ds.g[cf]);
-        drift.rhs(0.0, &z, &mut b);
+        sys.drift(&z, &mut b);
         for i in 0..n {
             out.drift
                 .extend((0..c).map(|a| b[n * d + i * c + a] as f32));
             out.drift.extend((0..dx).map(|e| b[i * d + e] as f32));
         }
-        let div = drift.divergence(&z);
+        let div = sys.divergence(&z);
         out.div_drift.push(div as f32);
-        out.unscored_v_dot_s.push(if ds.learn_x {
-            0.0
-        } else {
+        out.unscored_v_dot_s.push(if unscored_x {
             -(div - g_div) as f32
+        } else {
+            0.0
         });
     }
     out
@@ -828,7 +1004,7 @@ pub fn make_ism_batch(
     }
     if local {
         let k = net.neighbours;
-        let bx = ds.model.bx;
+        let bx = ds.system.particles().expect("particle data").bx;
         let mut base_rel: Vec<Vec<f32>> = Vec::with_capacity(size);
         let mut base_gn: Vec<Vec<f32>> = Vec::with_capacity(size);
         for _ in 0..size {
@@ -1080,14 +1256,72 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<(TrainConfig, Shapes, S
     Ok((cfg, shapes, net))
 }
 
+/// Where training data came from (recorded in `model.json`).
+pub struct Provenance {
+    pub definition: String,
+    pub definition_path: String,
+    pub parameters: std::collections::BTreeMap<String, f64>,
+    pub replicas: usize,
+    pub frames: usize,
+}
+
+/// Reads training data: an H5MD particle file, or the trajectory file of an SDE flow (a
+/// definition with a `[diffusion]` table; ensemble members play the replicas).
+pub fn load_dataset(path: &Path, t: &TrainingConfig) -> Result<(Dataset, Provenance), String> {
+    if crate::io::h5md::is_h5md(path) {
+        let s = crate::io::h5md::read_particle_samples(path).map_err(|e| e.to_string())?;
+        let ds = Dataset::new(&s, t)?;
+        return Ok((
+            ds,
+            Provenance {
+                definition: s.definition.clone(),
+                definition_path: s.definition_path.clone(),
+                parameters: s.parameters.clone(),
+                replicas: s.replicas,
+                frames: s.frames,
+            },
+        ));
+    }
+    let traj = crate::io::read_trajectory(path).map_err(|e| e.to_string())?;
+    let sde = sde_of_trajectory(&traj)?;
+    let provenance = Provenance {
+        definition: traj.attr_str("definition").unwrap_or_default().to_string(),
+        definition_path: traj
+            .attr_str("definition_path")
+            .unwrap_or_default()
+            .to_string(),
+        parameters: sde
+            .system
+            .model()
+            .param_names
+            .iter()
+            .cloned()
+            .zip(sde.system.params().iter().copied())
+            .collect(),
+        replicas: traj.members,
+        frames: traj.len(),
+    };
+    Ok((Dataset::from_trajectory(&traj, sde, t)?, provenance))
+}
+
 /// Runs (or resumes) a training: see the module docs.
 pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
     let cfg = TrainConfig::load(&run.config_path)?;
     let t = cfg.training.clone();
-    let samples =
-        crate::io::h5md::read_particle_samples(&run.data_path).map_err(|e| e.to_string())?;
-    let ds = Dataset::new(&samples, &t)?;
-    if cfg.loss.fokker_planck > 0.0 && !ds.learn_x {
+    let (ds, provenance) = load_dataset(&run.data_path, &t)?;
+    if ds.system.particles().is_none() {
+        if cfg.network.kind != "mlp" {
+            return Err(format!(
+                "network.kind = \"{}\": {} holds the state of an SDE flow (no particles): use kind = \"mlp\"",
+                cfg.network.kind,
+                run.data_path.display()
+            ));
+        }
+        if cfg.network.equilibrium_shift {
+            return Err("network.equilibrium_shift is defined for particle models only".into());
+        }
+    }
+    if cfg.loss.fokker_planck > 0.0 && !ds.learn_x && ds.dim > 0 {
         return Err(format!(
             "loss.fokker_planck: {} has noiseless positions (ε = 0), so s_x is not learned and the pointwise residual ∇·v + v·s (which contains v_x·s_x) is not available; the global constraints mean_divergence and mean_flow_score are",
             run.data_path.display()
@@ -1376,12 +1610,12 @@ pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
             "steps": t.steps,
             "data": run.data_path.display().to_string(),
             "data_bytes": std::fs::metadata(&run.data_path).map(|m| m.len()).unwrap_or(0),
-            "system": ds.model.name,
-            "system_definition_path": samples.definition_path,
-            "system_definition": samples.definition,
-            "system_parameters": samples.parameters,
-            "replicas": samples.replicas,
-            "frames": samples.frames,
+            "system": ds.system.name(),
+            "system_definition_path": provenance.definition_path,
+            "system_definition": provenance.definition,
+            "system_parameters": provenance.parameters,
+            "replicas": provenance.replicas,
+            "frames": provenance.frames,
             "phaseflow_version": env!("CARGO_PKG_VERSION"),
         });
         std::fs::write(
