@@ -22,6 +22,7 @@ fn bench(c: &mut Criterion) {
         learn_x: false,
         scale_x: 1.0,
         scale_g: 1.0,
+        velocity: false,
     };
     let device = phaseflow::score::cpu_device();
     device.seed(0);
