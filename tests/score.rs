@@ -496,12 +496,7 @@ mod local {
         let device = phaseflow::score::cpu_device();
         device.seed(5);
         let net = config.network.init(shapes, &device).unwrap();
-        let sm = ScoreModel {
-            config,
-            shapes,
-            net,
-            device,
-        };
+        let sm = ScoreModel::new(config, shapes, net, device);
         let mut s = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             s ^= s << 13;

@@ -5,6 +5,7 @@ use super::network::{ScoreNet, Shapes};
 use super::train::{forward, load_model, model_of_samples, Inputs, TrainConfig};
 use crate::particles::{Dynamics, ParticleDrift, ParticleModel};
 use crate::systems::System;
+use burn::module::Module;
 use burn::tensor::Device;
 use std::path::Path;
 
@@ -12,20 +13,34 @@ use std::path::Path;
 pub struct ScoreModel {
     pub config: TrainConfig,
     pub shapes: Shapes,
+    /// The network on the autodiff device (for derivatives by backpropagation).
     pub net: ScoreNet,
     pub device: Device,
+    /// The same parameters on the plain device, for evaluation: forward passes on the autodiff
+    /// device record a graph, which grew by 200 MB/s over a data set.
+    eval_net: ScoreNet,
+    eval_device: Device,
 }
 
 impl ScoreModel {
-    /// Loads `MODEL_DIR` (the EMA parameters in `model.bpk`).
-    pub fn load(dir: &Path, device: &Device) -> Result<ScoreModel, String> {
-        let (config, shapes, net) = load_model(dir, device)?;
-        Ok(ScoreModel {
+    /// Wraps a network (on an autodiff device) for evaluation.
+    pub fn new(config: TrainConfig, shapes: Shapes, net: ScoreNet, device: Device) -> ScoreModel {
+        let eval_net = net.valid();
+        let eval_device = device.clone().inner();
+        ScoreModel {
             config,
             shapes,
             net,
-            device: device.clone(),
-        })
+            device,
+            eval_net,
+            eval_device,
+        }
+    }
+
+    /// Loads `MODEL_DIR` (the EMA parameters in `model.bpk`).
+    pub fn load(dir: &Path, device: &Device) -> Result<ScoreModel, String> {
+        let (config, shapes, net) = load_model(dir, device)?;
+        Ok(ScoreModel::new(config, shapes, net, device.clone()))
     }
 
     /// The network inputs of one configuration (see [`ScoreModel::score`]).
@@ -170,7 +185,7 @@ impl ScoreModel {
             b: 1,
             z: z.iter().map(|&v| v as f32).collect(),
         };
-        let (_, out) = forward(&self.net, &inputs, self.shapes, &self.device);
+        let (_, out) = forward(&self.eval_net, &inputs, self.shapes, &self.eval_device);
         let out = super::tensor_values::<2>(out);
         if self.shapes.velocity {
             out.iter()
@@ -190,7 +205,7 @@ impl ScoreModel {
         let nd = x.len();
         if self.shapes.velocity {
             let inputs = self.inputs(model, x, g);
-            let (vx, vg) = forward(&self.net, &inputs, self.shapes, &self.device);
+            let (vx, vg) = forward(&self.eval_net, &inputs, self.shapes, &self.eval_device);
             let vx = vx.map(super::tensor_values::<2>).unwrap_or_default();
             return (vx, super::tensor_values::<2>(vg));
         }
@@ -251,7 +266,7 @@ impl ScoreModel {
             return (sx, sg);
         }
         let inputs = self.inputs(model, x, g);
-        let (sx, sg) = forward(&self.net, &inputs, self.shapes, &self.device);
+        let (sx, sg) = forward(&self.eval_net, &inputs, self.shapes, &self.eval_device);
         let to_vec = super::tensor_values::<2>;
         let sx = sx.map(to_vec).unwrap_or_default();
         let mut sg = to_vec(sg);

@@ -209,9 +209,9 @@ impl TrainConfig {
                     cfg.loss.fd_step
                 ));
             }
-            if cfg.network.equilibrium_shift {
+            if cfg.network.equilibrium_shift && cfg.network.kind == "local_transformer" {
                 return Err(
-                    "network.equilibrium_shift is not supported with loss.kind = \"ism\" yet"
+                    "network.equilibrium_shift with loss.kind = \"ism\" needs a whole-configuration network (mlp or transformer)"
                         .into(),
                 );
             }
@@ -924,6 +924,9 @@ pub struct IsmBatch {
     pub learn_x: bool,
     /// Drift, diffusion and ∇·b of the samples (when a stationarity term is on).
     pub drift_terms: Option<DriftTerms>,
+    /// Equilibrium shift of every copy in scored order (copies × K: −g, and b_x/ε when ε > 0),
+    /// when the network learns the departure from the equilibrium score.
+    pub shift: Option<Vec<f32>>,
 }
 
 /// The drift quantities of configurations `confs` in the scored order of an ISM batch (per
@@ -1059,6 +1062,7 @@ pub fn make_ism_batch(
             h,
             learn_x: ds.learn_x,
             drift_terms: None,
+            shift: None,
         };
     }
     let confs: Vec<usize> = (0..size)
@@ -1092,6 +1096,29 @@ pub fn make_ism_batch(
         }
     }
     let copies = size * (1 + 2 * probes);
+    // equilibrium shift at every copy (the finite differences then see its divergence too)
+    let shift = net.equilibrium_shift.then(|| {
+        let model = ds.system.particles().expect("particle data");
+        let drift = ParticleDrift::new(model.clone());
+        let inv_eps = if ds.eps > 0.0 { 1.0 / ds.eps } else { 0.0 };
+        let mut out = Vec::with_capacity(copies * scored);
+        let mut b = vec![0.0; n * (d + c)];
+        for k in 0..copies {
+            let mut z: Vec<f64> = xs[k * n * d..(k + 1) * n * d]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            z.extend(gs[k * n * c..(k + 1) * n * c].iter().map(|&v| v as f64));
+            if ds.learn_x {
+                drift.rhs(0.0, &z, &mut b);
+            }
+            for i in 0..n {
+                out.extend((0..c).map(|a| -z[n * d + i * c + a] as f32));
+                out.extend((0..dx).map(|e| (b[i * d + e] * inv_eps) as f32));
+            }
+        }
+        out
+    });
     let inputs = Inputs::configurations(&net.kind, copies, n, d, c, xs, gs);
     IsmBatch {
         samples: size,
@@ -1102,6 +1129,7 @@ pub fn make_ism_batch(
         h,
         learn_x: ds.learn_x,
         drift_terms: terms,
+        shift,
     }
 }
 
@@ -1140,6 +1168,10 @@ pub fn ism_loss(
             Tensor::cat(vec![sg, sx.reshape([copies, per, dx])], 2).reshape([copies, k])
         }
         _ => sg.reshape([copies, k]),
+    };
+    let sv = match &ib.shift {
+        Some(sh) => sv + tensor(sh, [copies, k], device),
+        None => sv,
     };
     let base = sv.clone().narrow(0, 0, b);
     let plus = sv.clone().narrow(0, b, b * p);
