@@ -284,6 +284,16 @@ pub struct EprArgs {
     /// PNG: the last frame (first replica) with each particle coloured by its EPR.
     #[arg(long)]
     pub png: Option<PathBuf>,
+    /// Probability-flow trajectories dz/dt = v(z) (RK4) from the first frame of each replica, to
+    /// HDF5: /flow/position [R, K+1, N, d], /flow/propulsion [R, K+1, N, c], /flow/time [K+1].
+    #[arg(long)]
+    pub flow_out: Option<PathBuf>,
+    /// Steps K of the probability-flow trajectories.
+    #[arg(long, default_value_t = 100)]
+    pub flow_steps: usize,
+    /// Step of the probability-flow trajectories (default: the model's dt).
+    #[arg(long)]
+    pub flow_dt: Option<f64>,
     /// `cpu`, or `cuda` / `wgpu` when built with that feature.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -2003,6 +2013,56 @@ fn epr(args: &EprArgs) -> Result<()> {
     }
     if let Some(out) = &args.maps {
         write_epr_maps(out, &samples, &model, &r, args.bins.max(1))?;
+    }
+    if let Some(out) = &args.flow_out {
+        let sm = sm
+            .as_ref()
+            .ok_or_else(|| anyhow!("--flow-out needs --model DIR"))?;
+        let dt = args.flow_dt.unwrap_or(model.dt);
+        if !(dt.is_finite() && dt > 0.0) {
+            bail!("--flow-dt must be positive");
+        }
+        let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
+        let k = args.flow_steps;
+        let mut xs = Vec::new();
+        let mut gs = Vec::new();
+        for rep in 0..samples.replicas {
+            let (x0, g0) = crate::score::evaluate::configuration(&samples, &model, rep, 0);
+            for (x, g) in epr::probability_flow_trajectory(sm, &model, &x0, g0, dt, k) {
+                xs.extend(x);
+                gs.extend(g);
+            }
+        }
+        let name = out
+            .file_name()
+            .ok_or_else(|| anyhow!("{}: not a file name", out.display()))?;
+        let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
+        let m = samples.replicas;
+        let write = || -> hdf5::Result<()> {
+            let f = hdf5::File::create(&tmp)?;
+            let g = f.create_group("flow")?;
+            let shape_err = |e: ndarray::ShapeError| hdf5::Error::from(e.to_string().as_str());
+            g.new_dataset_builder()
+                .with_data(
+                    &ndarray::Array4::from_shape_vec((m, k + 1, n, d), xs.clone())
+                        .map_err(shape_err)?,
+                )
+                .create("position")?;
+            g.new_dataset_builder()
+                .with_data(
+                    &ndarray::Array4::from_shape_vec((m, k + 1, n, c), gs.clone())
+                        .map_err(shape_err)?,
+                )
+                .create("propulsion")?;
+            let t: Vec<f64> = (0..=k).map(|j| j as f64 * dt).collect();
+            g.new_dataset_builder().with_data(&t).create("time")?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            bail!("{}: {e}", out.display());
+        }
+        std::fs::rename(&tmp, out).with_context(|| format!("{}", out.display()))?;
     }
     if let Some(png) = &args.png {
         let frame = crate::io::h5md::read_particle_frame(data, -1).map_err(|e| anyhow!("{e}"))?;
