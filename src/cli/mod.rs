@@ -53,12 +53,15 @@ pub enum Command {
     /// entropy, dominant period. Input: a phaseflow trajectory file (.h5) or a text file with one
     /// number per line (time step from --dt).
     Series(SeriesArgs),
-    /// Train a score network (burn) on stationary particle samples from `phaseflow simulate`:
-    /// denoising score matching, RAdam/Adam with warm-up + cosine schedule, clipping, EMA;
+    /// Train a score network (burn) on stationary samples from `phaseflow simulate` (particle
+    /// H5MD files, or trajectories of SDE files): denoising or implicit score matching (with the
+    /// Fokker–Planck residual and global constraints), or the model-free probability-flow loss
+    /// on consecutive snapshots; RAdam/Adam with warm-up + cosine schedule, clipping, EMA;
     /// checkpoints (every K steps and on Ctrl-C), `--resume` continues bit for bit; writes
     /// MODEL_DIR/{model.bpk, model.json, config.toml, log.csv, loss.png}.
     Train(TrainArgs),
-    /// Evaluate a trained score network on samples: s_x, s_g per frame into an HDF5 file.
+    /// Evaluate a trained score network on particle samples: s_x, s_g and the probability flow
+    /// velocity v = b − D s per frame into an HDF5 file.
     Score(ScoreArgs),
     /// Entropy production rate EPR = E[v·D⁻¹v] (v = b − D s): learned from a trained model on
     /// samples, beside the learning-free reference ⟨|b_x|²⟩/ε + ⟨∇_x·b_x⟩ (ε = 0: the g-part
