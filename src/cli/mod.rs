@@ -2036,13 +2036,8 @@ fn epr(args: &EprArgs) -> Result<()> {
                 gs.extend(g);
             }
         }
-        let name = out
-            .file_name()
-            .ok_or_else(|| anyhow!("{}: not a file name", out.display()))?;
-        let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
         let m = samples.replicas;
-        let write = || -> hdf5::Result<()> {
-            let f = hdf5::File::create(&tmp)?;
+        crate::io::write_hdf5_atomically(out, |f| {
             let g = f.create_group("flow")?;
             let shape_err = |e: ndarray::ShapeError| hdf5::Error::from(e.to_string().as_str());
             g.new_dataset_builder()
@@ -2060,12 +2055,8 @@ fn epr(args: &EprArgs) -> Result<()> {
             let t: Vec<f64> = (0..=k).map(|j| j as f64 * dt).collect();
             g.new_dataset_builder().with_data(&t).create("time")?;
             Ok(())
-        };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            bail!("{}: {e}", out.display());
-        }
-        std::fs::rename(&tmp, out).with_context(|| format!("{}", out.display()))?;
+        })
+        .map_err(|e| anyhow!("{e}"))?;
     }
     if let Some(png) = &args.png {
         let frame = crate::io::h5md::read_particle_frame(data, -1).map_err(|e| anyhow!("{e}"))?;
@@ -2146,12 +2137,7 @@ fn write_epr_maps(
     }
     let maps = crate::analysis::epr::epr_maps(&r.particle_samples, &x, n, d, bins);
     let frames = r.particle_samples.len() / n;
-    let name = out
-        .file_name()
-        .ok_or_else(|| anyhow!("{}: not a file name", out.display()))?;
-    let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
-    let write = || -> hdf5::Result<()> {
-        let f = hdf5::File::create(&tmp)?;
+    crate::io::write_hdf5_atomically(out, |f| {
         let shape_err = |e: ndarray::ShapeError| hdf5::Error::from(e.to_string().as_str());
         f.new_dataset_builder()
             .with_data(
@@ -2197,13 +2183,8 @@ fn write_epr_maps(
             .write_scalar(&conv)?;
         f.new_attr::<f64>().create("epr")?.write_scalar(&r.epr)?;
         Ok(())
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        bail!("{}: {e}", out.display());
-    }
-    std::fs::rename(&tmp, out).with_context(|| format!("{}", out.display()))?;
-    Ok(())
+    })
+    .map_err(|e| anyhow!("{e}"))
 }
 
 fn train(args: &TrainArgs) -> Result<()> {

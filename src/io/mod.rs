@@ -138,6 +138,24 @@ pub(crate) fn temp_path_for(path: &Path, tag: &str, suffix: &str) -> Result<Path
     Ok(path.with_file_name(tmp_name))
 }
 
+/// Writes an HDF5 file through `fill` under a temporary name next to `path`, then renames it into
+/// place (a reader never sees a partial file; on error the temporary file is removed).
+pub fn write_hdf5_atomically(
+    path: &Path,
+    fill: impl FnOnce(&hdf5::File) -> hdf5::Result<()>,
+) -> Result<()> {
+    let tmp = temp_path_for(path, ".partial", "")?;
+    let result = hdf5::File::create(&tmp).and_then(|f| {
+        fill(&f)?;
+        f.close()
+    });
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(IoError::hdf5(path, "write", e));
+    }
+    commit_file(&tmp, path)
+}
+
 /// Renames `tmp` onto `path` (atomic on POSIX file systems) after syncing `tmp` to disk, then
 /// syncs the directory (best effort) so that the rename itself survives a crash.
 pub(crate) fn commit_file(tmp: &Path, path: &Path) -> Result<()> {

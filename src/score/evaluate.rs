@@ -387,14 +387,7 @@ pub fn score_file(
         }
     }
     bar.finish_and_clear();
-    let tmp = out.with_file_name(format!(
-        ".{}.partial",
-        out.file_name()
-            .map(|s| s.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let write = || -> hdf5::Result<()> {
-        let file = hdf5::File::create(&tmp)?;
+    crate::io::write_hdf5_atomically(out, |file| {
         file.new_dataset_builder()
             .with_data(
                 &ndarray::Array3::from_shape_vec((frames, n, d), sx_all.clone())
@@ -432,12 +425,8 @@ pub fn score_file(
             "score of the stationary density, s = grad log rho, and probability flow velocity v = b - D s; positions unwrapped for traps, wrapped otherwise; frames replica-major",
         )?;
         Ok(())
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!("{}: {e}", out.display()));
-    }
-    std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))?;
+    })
+    .map_err(|e| e.to_string())?;
     Ok(ScoreSummary {
         frames,
         particles: n,

@@ -327,6 +327,37 @@ pub fn model_at_parameters(
     ParticleModel::from_str_at(definition, path, &overrides).map_err(|e| e.to_string())
 }
 
+/// Training / validation split of the configurations of one replica (the last frames are held
+/// out) and the consecutive-frame pairs within each part.
+#[derive(Default)]
+struct Split {
+    train: Vec<usize>,
+    valid: Vec<usize>,
+    pairs_train: Vec<(usize, usize)>,
+    pairs_valid: Vec<(usize, usize)>,
+}
+
+impl Split {
+    /// Configuration `k` is frame `f` of `frames` (the first `skip` skipped, the last `n_valid`
+    /// for validation); it pairs with configuration k − 1 when that is the previous frame of the
+    /// same part.
+    fn assign(&mut self, k: usize, f: usize, frames: usize, n_valid: usize, skip: usize) {
+        let in_valid = f >= frames - n_valid;
+        if in_valid {
+            self.valid.push(k);
+        } else {
+            self.train.push(k);
+        }
+        if f > skip && in_valid == (f > frames - n_valid) {
+            if in_valid {
+                self.pairs_valid.push((k - 1, k));
+            } else {
+                self.pairs_train.push((k - 1, k));
+            }
+        }
+    }
+}
+
 /// The system behind a data set.
 pub enum SampleSystem {
     Particles(ParticleModel),
@@ -470,9 +501,7 @@ impl Dataset {
         let len = s.edges.first().copied().unwrap_or(model.bx.length);
         let mut x = Vec::new();
         let mut g = Vec::new();
-        let mut train = Vec::new();
-        let mut valid = Vec::new();
-        let (mut pairs_train, mut pairs_valid) = (Vec::new(), Vec::new());
+        let mut split = Split::default();
         let usable = s.frames.saturating_sub(t.skip_frames);
         let n_valid = ((usable as f64) * t.validation_fraction).round() as usize;
         for r in 0..s.replicas {
@@ -487,21 +516,15 @@ impl Dataset {
                 let k = x.len();
                 x.push(xs);
                 g.push(s.g[o * c..(o + n) * c].to_vec());
-                let in_valid = f >= s.frames - n_valid;
-                if in_valid {
-                    valid.push(k);
-                } else {
-                    train.push(k);
-                }
-                if f > t.skip_frames && in_valid == (f > s.frames - n_valid) {
-                    if in_valid {
-                        pairs_valid.push((k - 1, k));
-                    } else {
-                        pairs_train.push((k - 1, k));
-                    }
-                }
+                split.assign(k, f, s.frames, n_valid, t.skip_frames);
             }
         }
+        let Split {
+            train,
+            valid,
+            pairs_train,
+            pairs_valid,
+        } = split;
         if train.is_empty() {
             return Err(format!(
                 "no training configurations: {} replicas × {} frames, {} skipped, {} for validation",
@@ -537,28 +560,21 @@ impl Dataset {
         let usable = frames.saturating_sub(t.skip_frames);
         let n_valid = ((usable as f64) * t.validation_fraction).round() as usize;
         let (mut x, mut g) = (Vec::new(), Vec::new());
-        let (mut train, mut valid) = (Vec::new(), Vec::new());
-        let (mut pairs_train, mut pairs_valid) = (Vec::new(), Vec::new());
+        let mut split = Split::default();
         for m in 0..members {
             for f in t.skip_frames..frames {
                 let k = x.len();
                 x.push(Vec::new());
                 g.push(traj.state[(m * frames + f) * dim..(m * frames + f + 1) * dim].to_vec());
-                let in_valid = f >= frames - n_valid;
-                if in_valid {
-                    valid.push(k);
-                } else {
-                    train.push(k);
-                }
-                if f > t.skip_frames && in_valid == (f > frames - n_valid) {
-                    if in_valid {
-                        pairs_valid.push((k - 1, k));
-                    } else {
-                        pairs_train.push((k - 1, k));
-                    }
-                }
+                split.assign(k, f, frames, n_valid, t.skip_frames);
             }
         }
+        let Split {
+            train,
+            valid,
+            pairs_train,
+            pairs_valid,
+        } = split;
         if train.is_empty() {
             return Err(format!(
                 "no training configurations: {members} members × {frames} frames, {} skipped, {n_valid} for validation",
