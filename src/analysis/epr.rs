@@ -36,6 +36,30 @@ pub fn linear_sde(system: &dyn System, diffusion: &[f64]) -> Result<LinearSde, S
             diffusion.len()
         ));
     }
+    // cheap screen first (3 evaluations): a linear drift is additive, b(z1 + z2) = b(z1) + b(z2)
+    {
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        };
+        let z1: Vec<f64> = (0..n).map(|_| 2.0 * next()).collect();
+        let z2: Vec<f64> = (0..n).map(|_| 2.0 * next()).collect();
+        let z12: Vec<f64> = z1.iter().zip(&z2).map(|(a, b)| a + b).collect();
+        let (mut b1, mut b2, mut b12) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        system.rhs(0.0, &z1, &mut b1);
+        system.rhs(0.0, &z2, &mut b2);
+        system.rhs(0.0, &z12, &mut b12);
+        let scale = b12.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
+        let err = (0..n).fold(0.0f64, |m, k| m.max((b12[k] - b1[k] - b2[k]).abs()));
+        if err > 1e-9 * scale * n as f64 {
+            return Err(format!(
+                "the drift is not linear (b(z1 + z2) − b(z1) − b(z2) = {err:.3e} at test points): the exact EPR needs b(z) = Az"
+            ));
+        }
+    }
     let zero = vec![0.0; n];
     let mut b0 = vec![0.0; n];
     system.rhs(0.0, &zero, &mut b0);

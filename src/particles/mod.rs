@@ -76,12 +76,12 @@ impl ParticleDrift {
     }
 
     /// ∇·b(z): Σ_i Σ_j [f'(r_ij) + (d − 1) f(r_ij)/r_ij] (pairs within the cut-off, each ordered
-    /// pair once, mobile i only) − N_mobile·d·A − N_mobile·d·γ (AOUP).
+    /// pair once, mobile i only; found with a cell list, O(N)) − N_mobile·d·A − N_mobile·d·γ
+    /// (AOUP).
     pub fn divergence(&self, z: &[f64]) -> f64 {
         let m = &self.model;
         let (n, d) = (m.n, m.dim);
         let n_mobile = n - m.n_fixed;
-        let x = &z[..n * d];
         let mut div = 0.0;
         if let Some(pair) = m.pair {
             let rc = pair.cutoff();
@@ -89,10 +89,16 @@ impl ParticleDrift {
                 Dynamics::Abp { mu, .. } => mu,
                 _ => 1.0,
             };
+            let mut x = z[..n * d].to_vec();
+            for v in x.iter_mut() {
+                m.bx.wrap(v);
+            }
+            let mut cells = cells::CellList::new(&m.bx, rc);
+            cells.build(&x);
             for i in 0..n_mobile {
-                for j in 0..n {
+                cells.for_each_candidate(i, |j| {
                     if i == j {
-                        continue;
+                        return;
                     }
                     let r2: f64 = (0..d)
                         .map(|c| m.bx.min_image(x[i * d + c] - x[j * d + c]).powi(2))
@@ -102,7 +108,7 @@ impl ParticleDrift {
                         div +=
                             scale * (pair.derivative(r) + (d as f64 - 1.0) * pair.magnitude(r) / r);
                     }
-                }
+                });
             }
         }
         if let Dynamics::Aoup { gamma, trap, .. } = m.dynamics {
