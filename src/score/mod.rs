@@ -4,6 +4,10 @@
 //!
 //! - [`network`]: MLP, global transformer and spatially local transformer (burn modules).
 //! - [`features`]: host-side inputs of the local transformer (k nearest neighbours).
+//! - [`train`]: data sets (particle files, SDE trajectories), denoising and implicit score
+//!   matching, the training loop; [`stationarity`]: the Fokker–Planck terms of the penalised
+//!   loss; [`flow`]: the model-free probability-flow loss; [`optim`]: RAdam, EMA, schedule.
+//! - [`evaluate`]: scores, velocities and divergences of a trained model.
 
 pub mod evaluate;
 pub mod features;

@@ -8,7 +8,13 @@
 //!
 //!   L = ½ E[ |σ s(z + σζ) + ζ|² + |σ s(z − σζ) − ζ|² ] / (scored components),
 //!
-//! minimised by the score of ρ smoothed at scale σ (→ ∇ log ρ as σ → 0).
+//! minimised by the score of ρ smoothed at scale σ (→ ∇ log ρ as σ → 0). `loss.kind = "ism"`
+//! is implicit score matching with the paper's stationarity terms (see [`ism_loss`]), and
+//! `"probability_flow"` the model-free loss of [`super::flow`].
+//!
+//! Data: an H5MD particle file (replicas × frames of N particles), or the trajectory file of an
+//! SDE flow (a definition with a `[diffusion]` table; ensemble members as replicas, the whole
+//! state scored), see [`load_dataset`].
 //!
 //! Mini-batches are drawn from replicas × frames (× particles for the local transformer) by a
 //! generator seeded with (seed, step), so a run resumed from a checkpoint draws the same batches
