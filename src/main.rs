@@ -3,6 +3,14 @@
 use clap::Parser;
 
 fn main() {
+    // `phaseflow … | head`: end quietly when the reader closes the pipe, as Unix tools do,
+    // instead of panicking in println! (Rust ignores SIGPIPE by default).
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = phaseflow::cli::Cli::parse();
     if let Err(e) = phaseflow::cli::run(cli) {
         // one line: the chain of causes joined by ": "
