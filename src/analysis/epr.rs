@@ -36,17 +36,22 @@ pub fn linear_sde(system: &dyn System, diffusion: &[f64]) -> Result<LinearSde, S
             diffusion.len()
         ));
     }
+    // deterministic pseudo-random test points, uniform in [−amp, amp)^n
+    let mut s = 0x2545_F491_4F6C_DD1Du64;
+    let mut point = |amp: f64| -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                amp * ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+            })
+            .collect()
+    };
     // cheap screen first (3 evaluations): a linear drift is additive, b(z1 + z2) = b(z1) + b(z2)
     {
-        let mut s = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        };
-        let z1: Vec<f64> = (0..n).map(|_| 2.0 * next()).collect();
-        let z2: Vec<f64> = (0..n).map(|_| 2.0 * next()).collect();
+        let z1 = point(2.0);
+        let z2 = point(2.0);
         let z12: Vec<f64> = z1.iter().zip(&z2).map(|(a, b)| a + b).collect();
         let (mut b1, mut b2, mut b12) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
         system.rhs(0.0, &z1, &mut b1);
@@ -82,16 +87,9 @@ pub fn linear_sde(system: &dyn System, diffusion: &[f64]) -> Result<LinearSde, S
             b0
         ));
     }
-    // linearity check at deterministic pseudo-random points
-    let mut s = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    };
+    // b(z) = Az at further test points
     for _ in 0..3 {
-        let z: Vec<f64> = (0..n).map(|_| 3.0 * next()).collect();
+        let z = point(3.0);
         system.rhs(0.0, &z, &mut col);
         let az = &a * nalgebra::DVector::from_column_slice(&z);
         let err = col

@@ -333,10 +333,13 @@ pub fn model_at_parameters(
     ParticleModel::from_str_at(definition, path, &overrides).map_err(|e| e.to_string())
 }
 
-/// Training / validation split of the configurations of one replica (the last frames are held
-/// out) and the consecutive-frame pairs within each part.
-#[derive(Default)]
+/// Training / validation split of the configurations of one replica (the first `skip` frames
+/// skipped, the last `n_valid` of the rest held out) and the consecutive-frame pairs within each
+/// part.
 struct Split {
+    frames: usize,
+    skip: usize,
+    n_valid: usize,
     train: Vec<usize>,
     valid: Vec<usize>,
     pairs_train: Vec<(usize, usize)>,
@@ -344,17 +347,31 @@ struct Split {
 }
 
 impl Split {
-    /// Configuration `k` is frame `f` of `frames` (the first `skip` skipped, the last `n_valid`
-    /// for validation); it pairs with configuration k − 1 when that is the previous frame of the
-    /// same part.
-    fn assign(&mut self, k: usize, f: usize, frames: usize, n_valid: usize, skip: usize) {
-        let in_valid = f >= frames - n_valid;
+    /// The split of replicas with `frames` frames under the training settings `t`.
+    fn new(frames: usize, t: &TrainingConfig) -> Split {
+        let usable = frames.saturating_sub(t.skip_frames);
+        Split {
+            frames,
+            skip: t.skip_frames,
+            n_valid: ((usable as f64) * t.validation_fraction).round() as usize,
+            train: Vec::new(),
+            valid: Vec::new(),
+            pairs_train: Vec::new(),
+            pairs_valid: Vec::new(),
+        }
+    }
+
+    /// Configuration `k` is frame `f`; it pairs with configuration k − 1 when that is the
+    /// previous frame of the same part.
+    fn assign(&mut self, k: usize, f: usize) {
+        let held_out = self.frames - self.n_valid;
+        let in_valid = f >= held_out;
         if in_valid {
             self.valid.push(k);
         } else {
             self.train.push(k);
         }
-        if f > skip && in_valid == (f > frames - n_valid) {
+        if f > self.skip && in_valid == (f > held_out) {
             if in_valid {
                 self.pairs_valid.push((k - 1, k));
             } else {
@@ -507,9 +524,7 @@ impl Dataset {
         let len = s.edges.first().copied().unwrap_or(model.bx.length);
         let mut x = Vec::new();
         let mut g = Vec::new();
-        let mut split = Split::default();
-        let usable = s.frames.saturating_sub(t.skip_frames);
-        let n_valid = ((usable as f64) * t.validation_fraction).round() as usize;
+        let mut split = Split::new(s.frames, t);
         for r in 0..s.replicas {
             for f in t.skip_frames..s.frames {
                 let o = s.frame_offset(r, f);
@@ -522,14 +537,16 @@ impl Dataset {
                 let k = x.len();
                 x.push(xs);
                 g.push(s.g[o * c..(o + n) * c].to_vec());
-                split.assign(k, f, s.frames, n_valid, t.skip_frames);
+                split.assign(k, f);
             }
         }
         let Split {
+            n_valid,
             train,
             valid,
             pairs_train,
             pairs_valid,
+            ..
         } = split;
         if train.is_empty() {
             return Err(format!(
@@ -563,23 +580,23 @@ impl Dataset {
         t: &TrainingConfig,
     ) -> Result<Dataset, String> {
         let (dim, frames, members) = (traj.dim, traj.len(), traj.members);
-        let usable = frames.saturating_sub(t.skip_frames);
-        let n_valid = ((usable as f64) * t.validation_fraction).round() as usize;
         let (mut x, mut g) = (Vec::new(), Vec::new());
-        let mut split = Split::default();
+        let mut split = Split::new(frames, t);
         for m in 0..members {
             for f in t.skip_frames..frames {
                 let k = x.len();
                 x.push(Vec::new());
                 g.push(traj.state[(m * frames + f) * dim..(m * frames + f + 1) * dim].to_vec());
-                split.assign(k, f, frames, n_valid, t.skip_frames);
+                split.assign(k, f);
             }
         }
         let Split {
+            n_valid,
             train,
             valid,
             pairs_train,
             pairs_valid,
+            ..
         } = split;
         if train.is_empty() {
             return Err(format!(
