@@ -396,8 +396,7 @@ pub fn sample_epr(
             let Some(sm) = sm else {
                 continue;
             };
-            let (vx, vg) = sm.velocity(model, &x, g);
-            let (sx, sg) = sm.score(model, &x, g);
+            let crate::score::evaluate::Flow { sx, sg, vx, vg } = sm.flow(model, &x, g);
             let (mut ex, mut eg, mut dot) = (0.0, 0.0, 0.0);
             for (i, pp) in per_particle.iter_mut().enumerate() {
                 let mut ei = 0.0;

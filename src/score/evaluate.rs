@@ -202,96 +202,96 @@ impl ScoreModel {
     /// network's output for a model trained with the probability-flow loss, else from the
     /// learned score and the model's drift and diffusion.
     pub fn velocity(&self, model: &ParticleModel, x: &[f64], g: &[f64]) -> (Vec<f64>, Vec<f64>) {
-        let nd = x.len();
-        if self.shapes.velocity {
-            let inputs = self.inputs(model, x, g);
-            let (vx, vg) = forward(&self.eval_net, &inputs, self.shapes, &self.eval_device);
-            let vx = vx.map(super::tensor_values::<2>).unwrap_or_default();
-            return (vx, super::tensor_values::<2>(vg));
-        }
-        let (sx, sg) = self.score(model, x, g);
-        let drift = ParticleDrift::new(model.clone());
-        let mut z = x.to_vec();
-        z.extend_from_slice(g);
-        let mut b = vec![0.0; z.len()];
-        drift.rhs(0.0, &z, &mut b);
-        let dz = drift.diffusion();
-        let v: Vec<f64> = sx
-            .iter()
-            .chain(&sg)
-            .enumerate()
-            .map(|(k, s)| b[k] - dz[k] * s)
-            .collect();
-        (v[..nd].to_vec(), v[nd..].to_vec())
+        let f = self.flow(model, x, g);
+        (f.vx, f.vg)
     }
 
     /// The score of one configuration: positions `x` (N·d, as the network was trained on:
     /// unwrapped for traps, wrapped otherwise) and propulsion `g` (N·c) → (s_x N·d, s_g N·c);
     /// s_x is zero where it is not learned (ε = 0).
     pub fn score(&self, model: &ParticleModel, x: &[f64], g: &[f64]) -> (Vec<f64>, Vec<f64>) {
-        let d = self.shapes.dim;
-        let n = x.len() / d;
-        let net_cfg = &self.config.network;
-        let eps = match model.dynamics {
-            Dynamics::Aoup { eps, .. } => eps,
-            Dynamics::Abp { d_t, .. } => d_t,
-        };
+        let f = self.flow(model, x, g);
+        (f.sx, f.sg)
+    }
+
+    /// Score and velocity of one configuration from one forward pass and one drift evaluation
+    /// (see [`ScoreModel::score`], [`ScoreModel::velocity`]). A score model gives s (plus the
+    /// equilibrium shift s_x += b_x/ε, s_g −= g when trained with it) and v = b − Ds; a velocity
+    /// model gives v and s_g = −g − v_g/γ, s_x = (b_x − v_x)/ε where the positions are noisy.
+    pub fn flow(&self, model: &ParticleModel, x: &[f64], g: &[f64]) -> Flow {
+        let nd = x.len();
+        let drift = ParticleDrift::new(model.clone());
+        let dz = drift.diffusion();
+        let mut z = x.to_vec();
+        z.extend_from_slice(g);
+        let mut b = vec![0.0; z.len()];
+        drift.rhs(0.0, &z, &mut b);
+        let inputs = self.inputs(model, x, g);
+        let (ox, og) = forward(&self.eval_net, &inputs, self.shapes, &self.eval_device);
+        let ox = ox.map(super::tensor_values::<2>).unwrap_or_default();
+        let og = super::tensor_values::<2>(og);
+        let (sx, sg, vx, vg);
         if self.shapes.velocity {
-            // s_g = −g − v_g/γ; s_x = (b_x − v_x)/ε where the positions are noisy
-            let (vx, vg) = self.velocity(model, x, g);
-            let drift = ParticleDrift::new(model.clone());
-            let dz = drift.diffusion();
-            let mut sx = vec![0.0; n * d];
-            if eps > 0.0 {
-                let mut z = x.to_vec();
-                z.extend_from_slice(g);
-                let mut b = vec![0.0; z.len()];
-                drift.rhs(0.0, &z, &mut b);
-                for k in 0..n * d {
-                    if dz[k] > 0.0 {
-                        sx[k] = (b[k] - vx[k]) / dz[k];
-                    }
-                }
-            }
-            let sg = (0..vg.len())
+            // s = D⁻¹(b − v) on the noisy coordinates; s_g = −g − v_g/γ as b_g = −γg
+            sx = (0..nd)
                 .map(|k| {
-                    let dg = dz[n * d + k];
-                    if dg > 0.0 {
-                        -g[k] - vg[k] / dg
+                    if dz[k] > 0.0 {
+                        (b[k] - ox[k]) / dz[k]
                     } else {
                         0.0
                     }
                 })
                 .collect();
-            return (sx, sg);
-        }
-        let inputs = self.inputs(model, x, g);
-        let (sx, sg) = forward(&self.eval_net, &inputs, self.shapes, &self.eval_device);
-        let to_vec = super::tensor_values::<2>;
-        let sx = sx.map(to_vec).unwrap_or_default();
-        let mut sg = to_vec(sg);
-        let mut sx = if sx.len() == n * d {
-            sx
+            sg = (0..og.len())
+                .map(|k| {
+                    let dg = dz[nd + k];
+                    if dg > 0.0 {
+                        -g[k] - og[k] / dg
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            (vx, vg) = (ox, og);
         } else {
-            vec![0.0; n * d]
-        };
-        if net_cfg.equilibrium_shift {
-            for (s, v) in sg.iter_mut().zip(g) {
-                *s -= v;
-            }
-            if net_cfg.kind != "local_transformer" && eps > 0.0 {
-                let drift = ParticleDrift::new(model.clone());
-                let mut z = x.to_vec();
-                z.extend_from_slice(g);
-                let mut b = vec![0.0; z.len()];
-                drift.rhs(0.0, &z, &mut b);
-                for (s, bv) in sx.iter_mut().zip(&b[..n * d]) {
-                    *s += bv / eps;
+            let net_cfg = &self.config.network;
+            let mut s_x = if ox.len() == nd { ox } else { vec![0.0; nd] };
+            let mut s_g = og;
+            if net_cfg.equilibrium_shift {
+                for (s, v) in s_g.iter_mut().zip(g) {
+                    *s -= v;
+                }
+                let eps = match model.dynamics {
+                    Dynamics::Aoup { eps, .. } => eps,
+                    Dynamics::Abp { d_t, .. } => d_t,
+                };
+                if net_cfg.kind != "local_transformer" && eps > 0.0 {
+                    for (s, bv) in s_x.iter_mut().zip(&b[..nd]) {
+                        *s += bv / eps;
+                    }
                 }
             }
+            let v: Vec<f64> = s_x
+                .iter()
+                .chain(&s_g)
+                .enumerate()
+                .map(|(k, s)| b[k] - dz[k] * s)
+                .collect();
+            vx = v[..nd].to_vec();
+            vg = v[nd..].to_vec();
+            (sx, sg) = (s_x, s_g);
         }
-        (sx, sg)
+        Flow { sx, sg, vx, vg }
     }
+}
+
+/// Score and probability flow velocity of one configuration (N·d and N·c values each).
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub sx: Vec<f64>,
+    pub sg: Vec<f64>,
+    pub vx: Vec<f64>,
+    pub vg: Vec<f64>,
 }
 
 /// γ of an AOUP model (the rate of its self-propulsion).
@@ -377,12 +377,11 @@ pub fn score_file(
         for f in 0..samples.frames {
             bar.inc(1);
             let (x, g) = configuration(&samples, &model, r, f);
-            let (sx, sg) = sm.score(&model, &x, g);
-            let (vx, vg) = sm.velocity(&model, &x, g);
-            sx_all.extend(sx);
-            sg_all.extend(sg);
-            vx_all.extend(vx);
-            vg_all.extend(vg);
+            let fl = sm.flow(&model, &x, g);
+            sx_all.extend(fl.sx);
+            sg_all.extend(fl.sg);
+            vx_all.extend(fl.vx);
+            vg_all.extend(fl.vg);
             times.push(samples.time[f]);
         }
     }
