@@ -11,6 +11,8 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+pub mod forecast;
+
 /// phaseflow: chaotic flows and active matter from plain-text definition files.
 #[derive(Parser, Debug)]
 #[command(name = "phaseflow", version, about, long_about = None)]
@@ -68,6 +70,12 @@ pub enum Command {
     /// −⟨∇_x·b_x⟩) and, for a linear drift, the exact value; or `--exact` for a linear SDE file
     /// (Lyapunov equation).
     Epr(EprArgs),
+    /// Forecasting benchmark on generated chaos: data sets, native and external forecasters,
+    /// dysts' metrics, leaderboards.
+    Forecast {
+        #[command(subcommand)]
+        action: forecast::ForecastCommand,
+    },
     /// Plot a trajectory file: 2-D projection, or the first three coordinates in perspective;
     /// for a particle (H5MD) file, a snapshot of one frame coloured by local packing fraction.
     Plot {
@@ -451,6 +459,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train(&args),
         Command::Score(args) => score(&args),
         Command::Epr(args) => epr(&args),
+        Command::Forecast { action } => forecast::run(&action),
         Command::Catalogue {
             action: CatalogueCommand::Check(args),
         } => catalogue_check(&args),

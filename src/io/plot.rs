@@ -682,7 +682,21 @@ pub fn plot_particles(
     })
 }
 
-/// Training curves: each named series of (step, value), written atomically to `png`.
+/// Line and marker colours of the multi-series plots (colour-blind-safe order).
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(49, 104, 172),
+    RGBColor(214, 96, 36),
+    RGBColor(68, 1, 84),
+    RGBColor(0, 150, 110),
+    RGBColor(200, 30, 90),
+    RGBColor(120, 120, 120),
+    RGBColor(230, 170, 0),
+    RGBColor(90, 180, 230),
+    RGBColor(140, 80, 30),
+    RGBColor(0, 0, 0),
+];
+
+/// Curves: each named series of (x, y), written atomically to `png`.
 pub fn plot_curves(
     png: &Path,
     title: &str,
@@ -730,13 +744,8 @@ pub fn plot_curves(
             .y_desc(y_label)
             .draw()
             .map_err(|e| e.to_string())?;
-        let colours = [
-            RGBColor(49, 104, 172),
-            RGBColor(214, 96, 36),
-            RGBColor(68, 1, 84),
-        ];
         for (k, (name, data)) in series.iter().enumerate() {
-            let c = colours[k % colours.len()];
+            let c = PALETTE[k % PALETTE.len()];
             let data: Vec<(f64, f64)> = data.iter().copied().filter(|p| p.1.is_finite()).collect();
             chart
                 .draw_series(LineSeries::new(data, c.stroke_width(2)))
@@ -754,5 +763,152 @@ pub fn plot_curves(
             .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
         Ok(())
+    })
+}
+
+/// Horizontal bar chart of named values (e.g. a median per model), written atomically to `png`;
+/// non-finite values are drawn as empty bars.
+pub fn plot_bars(png: &Path, title: &str, value_label: &str, bars: &[(String, f64)]) -> Result<()> {
+    if bars.is_empty() {
+        return Err(IoError::Plot {
+            path: png.to_path_buf(),
+            msg: "no bars to draw".into(),
+        });
+    }
+    let top = bars
+        .iter()
+        .map(|b| b.1)
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let top = if top > 0.0 { 1.1 * top } else { 1.0 };
+    let n = bars.len();
+    draw_atomically(png, |tmp| {
+        let root = BitMapBackend::new(tmp, (900, 120 + 40 * n as u32)).into_drawing_area();
+        root.fill(&WHITE).map_err(s)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(170)
+            .build_cartesian_2d(0.0..top, (0..n).into_segmented())
+            .map_err(s)?;
+        chart
+            .configure_mesh()
+            .x_desc(value_label)
+            .y_labels(n)
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => bars
+                    .get(n - 1 - *i)
+                    .map(|b| b.0.clone())
+                    .unwrap_or_default(),
+                SegmentValue::Last => String::new(),
+            })
+            .disable_y_mesh()
+            .draw()
+            .map_err(s)?;
+        for (i, (_, v)) in bars.iter().enumerate() {
+            if !v.is_finite() {
+                continue;
+            }
+            let row = n - 1 - i;
+            let c = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [
+                        (0.0, SegmentValue::Exact(row)),
+                        (*v, SegmentValue::Exact(row + 1)),
+                    ],
+                    c.mix(0.8).filled(),
+                )))
+                .map_err(s)?;
+        }
+        root.present().map_err(s)
+    })
+}
+
+/// Scatter plot of named point sets (one colour each), optionally with a logarithmic x axis
+/// (points with x ≤ 0 are then left out), written atomically to `png`.
+pub fn plot_scatter(
+    png: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+    log_x: bool,
+) -> Result<()> {
+    let keep = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!log_x || p.0 > 0.0);
+    let pts: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .filter(keep)
+        .collect();
+    if pts.is_empty() {
+        return Err(IoError::Plot {
+            path: png.to_path_buf(),
+            msg: "no finite points to plot".into(),
+        });
+    }
+    let fold = |f: fn(&(f64, f64)) -> f64| {
+        pts.iter()
+            .map(f)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |a, v| {
+                (a.0.min(v), a.1.max(v))
+            })
+    };
+    let (x0, x1) = fold(|p| p.0);
+    let (y0, y1) = fold(|p| p.1);
+    let (y0, y1) = if y1 > y0 {
+        (y0 - 0.05 * (y1 - y0), y1 + 0.05 * (y1 - y0))
+    } else {
+        (y0 - 1.0, y1 + 1.0)
+    };
+    draw_atomically(png, |tmp| {
+        let root = BitMapBackend::new(tmp, (900, 650)).into_drawing_area();
+        root.fill(&WHITE).map_err(s)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60);
+        macro_rules! draw_points {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc(x_label)
+                    .y_desc(y_label)
+                    .draw()
+                    .map_err(s)?;
+                for (k, (name, data)) in series.iter().enumerate() {
+                    let c = PALETTE[k % PALETTE.len()];
+                    let data: Vec<(f64, f64)> = data.iter().copied().filter(keep).collect();
+                    chart
+                        .draw_series(
+                            data.into_iter()
+                                .map(|p| Circle::new(p, 3, c.mix(0.7).filled())),
+                        )
+                        .map_err(s)?
+                        .label(*name)
+                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, c.filled()));
+                }
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(s)?;
+            }};
+        }
+        if log_x {
+            let x1 = if x1 > x0 { x1 } else { x0 * 10.0 };
+            draw_points!(builder
+                .build_cartesian_2d((x0 * 0.9..x1 * 1.1).log_scale(), y0..y1)
+                .map_err(s)?);
+        } else {
+            let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+            draw_points!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(s)?);
+        }
+        root.present().map_err(s)
     })
 }

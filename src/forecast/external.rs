@@ -1,0 +1,369 @@
+//! External forecasters: any program joins the benchmark through files.
+//!
+//! # The subprocess protocol (version 1)
+//!
+//! For every forecast (one system, one test trajectory) the benchmark makes a fresh directory
+//! holding
+//!
+//! - `train.npy`: the training series, float64, shape [T, D] (C order);
+//! - `context.npy`: the steps just before the forecast window, float64, [C, D];
+//! - `request.json`: `{"protocol": 1, "model", "system", "test_case", "horizon", "dim", "dt",
+//!   "points_per_period", "lyapunov_max", "variables", "seed", "train": "train.npy",
+//!   "context": "context.npy", "output": "forecast.npy", "output_json": "forecast.json"}`
+//!   (`dt` in the system's time units; `lyapunov_max` may be null),
+//!
+//! and runs `sh -c COMMAND` in that directory with `PHASEFLOW_REQUEST` set to the absolute path of
+//! `request.json` (stdin closed, stdout and stderr captured). The program writes its forecast of
+//! `horizon` steps as `forecast.npy` (float64 or float32, shape [H, D], or [H] when D = 1) or as
+//! `forecast.json` (`{"forecast": [[…D values…], …H rows…]}`) and exits with status 0. A non-zero
+//! status, a time-out, or a missing or misshapen forecast is an error naming the model, the
+//! system and the program's stderr. The directory is removed afterwards.
+//!
+//! `scripts/forecast_adapter_example.py` is a complete adapter (a trivial model plus the place
+//! to call darts or a foundation model).
+
+use super::{ForecastError, Forecaster, Series};
+use serde_json::json;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Writes a float64 array of `shape` (C order) as a NumPy `.npy` file (format version 1.0).
+pub fn write_npy(path: &Path, values: &[f64], shape: &[usize]) -> std::io::Result<()> {
+    let dims: Vec<String> = shape.iter().map(|s| s.to_string()).collect();
+    let shape_txt = if shape.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    // magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + 8 * values.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, out)
+}
+
+/// Reads a `.npy` file of little-endian float64 or float32 in C order: (values, shape).
+pub fn read_npy(path: &Path) -> Result<(Vec<f64>, Vec<usize>), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = |m: &str| format!("{}: not a readable .npy file: {m}", path.display());
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("missing magic string"));
+    }
+    let (hlen, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        _ => return Err(bad("unsupported version")),
+    };
+    let header = std::str::from_utf8(
+        bytes
+            .get(start..start + hlen)
+            .ok_or_else(|| bad("short header"))?,
+    )
+    .map_err(|_| bad("header not text"))?;
+    let field = |key: &str| -> Option<&str> {
+        let i = header.find(&format!("'{key}'"))?;
+        let rest = header[i + key.len() + 2..].trim_start().strip_prefix(':')?;
+        Some(rest.trim_start())
+    };
+    let descr = field("descr").ok_or_else(|| bad("no descr"))?;
+    let width = if descr.starts_with("'<f8'") {
+        8
+    } else if descr.starts_with("'<f4'") {
+        4
+    } else {
+        return Err(bad("only little-endian float64/float32 arrays are read"));
+    };
+    if field("fortran_order").is_some_and(|v| v.starts_with("True")) {
+        return Err(bad(
+            "Fortran-order arrays are not read (use np.ascontiguousarray)",
+        ));
+    }
+    let shape_txt = field("shape").ok_or_else(|| bad("no shape"))?;
+    let inner = shape_txt
+        .strip_prefix('(')
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| bad("malformed shape"))?;
+    let shape: Vec<usize> = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>().map_err(|_| bad("malformed shape")))
+        .collect::<Result<_, _>>()?;
+    let n: usize = shape.iter().product();
+    let data = &bytes[start + hlen..];
+    if data.len() < n * width {
+        return Err(bad("fewer values than the shape says"));
+    }
+    let values = if width == 8 {
+        data.chunks_exact(8)
+            .take(n)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect()
+    } else {
+        data.chunks_exact(4)
+            .take(n)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as f64)
+            .collect()
+    };
+    Ok((values, shape))
+}
+
+/// What an external program is told about the series besides the arrays.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    pub system: String,
+    pub test_case: usize,
+    pub dt: f64,
+    pub points_per_period: f64,
+    pub lyapunov_max: Option<f64>,
+    pub variables: Vec<String>,
+    pub seed: u64,
+}
+
+/// A forecaster run as a subprocess (see the module docs for the protocol).
+#[derive(Debug, Clone)]
+pub struct External {
+    pub name: String,
+    pub command: String,
+    pub info: RequestInfo,
+    pub timeout: Duration,
+    train: Option<Series>,
+}
+
+impl External {
+    pub fn new(name: &str, command: &str, info: RequestInfo) -> External {
+        External {
+            name: name.into(),
+            command: command.into(),
+            info,
+            timeout: Duration::from_secs(600),
+            train: None,
+        }
+    }
+
+    fn fail(&self, msg: String) -> ForecastError {
+        ForecastError::Failed {
+            model: self.name.clone(),
+            msg: format!("system {}: {msg}", self.info.system),
+        }
+    }
+}
+
+fn scratch_dir() -> std::io::Result<PathBuf> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "phaseflow-external-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Removes the scratch directory when the call ends, whatever happened.
+struct Cleanup(PathBuf);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Forecaster for External {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn fit(&mut self, train: &Series) -> Result<(), ForecastError> {
+        self.train = Some(train.clone());
+        Ok(())
+    }
+
+    fn predict(&self, context: &Series, horizon: usize) -> Result<Series, ForecastError> {
+        let train = self.train.as_ref().ok_or(ForecastError::NotFitted {
+            model: self.name.clone(),
+        })?;
+        let io = |e: std::io::Error| self.fail(format!("scratch directory: {e}"));
+        let dir = scratch_dir().map_err(io)?;
+        let _cleanup = Cleanup(dir.clone());
+        let d = context.dim;
+        write_npy(&dir.join("train.npy"), &train.values, &[train.len(), d]).map_err(io)?;
+        write_npy(
+            &dir.join("context.npy"),
+            &context.values,
+            &[context.len(), d],
+        )
+        .map_err(io)?;
+        let request = json!({
+            "protocol": 1,
+            "model": self.name,
+            "system": self.info.system,
+            "test_case": self.info.test_case,
+            "horizon": horizon,
+            "dim": d,
+            "dt": self.info.dt,
+            "points_per_period": self.info.points_per_period,
+            "lyapunov_max": self.info.lyapunov_max,
+            "variables": self.info.variables,
+            "seed": self.info.seed,
+            "train": "train.npy",
+            "context": "context.npy",
+            "output": "forecast.npy",
+            "output_json": "forecast.json",
+        });
+        let req_path = dir.join("request.json");
+        std::fs::write(&req_path, request.to_string()).map_err(io)?;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&self.command)
+            .current_dir(&dir)
+            .env("PHASEFLOW_REQUEST", &req_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.fail(format!("cannot start `{}`: {e}", self.command)))?;
+        // drain stderr on a thread so a chatty program cannot block on a full pipe
+        let mut stderr = child.stderr.take();
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(e) = stderr.as_mut() {
+                let _ = e.read_to_string(&mut s);
+            }
+            s
+        });
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) if start.elapsed() > self.timeout => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(self.fail(format!(
+                        "`{}` timed out after {:?}",
+                        self.command, self.timeout
+                    )));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => return Err(self.fail(format!("waiting for `{}`: {e}", self.command))),
+            }
+        };
+        let err_text = reader.join().unwrap_or_default();
+        let tail: String = {
+            let t = err_text.trim();
+            let start = t.len().saturating_sub(2000);
+            let start = (start..=t.len())
+                .find(|i| t.is_char_boundary(*i))
+                .unwrap_or(t.len());
+            t[start..].to_string()
+        };
+        if !status.success() {
+            return Err(self.fail(format!(
+                "`{}` exited with {status}; stderr:\n{tail}",
+                self.command
+            )));
+        }
+        let npy = dir.join("forecast.npy");
+        let jsn = dir.join("forecast.json");
+        let values = if npy.exists() {
+            let (v, shape) = read_npy(&npy).map_err(|e| self.fail(e))?;
+            let ok = match shape.as_slice() {
+                [h, dd] => *h == horizon && *dd == d,
+                [h] => *h == horizon && d == 1,
+                _ => false,
+            };
+            if !ok {
+                return Err(self.fail(format!(
+                    "forecast.npy has shape {shape:?}, expected [{horizon}, {d}]"
+                )));
+            }
+            v
+        } else if jsn.exists() {
+            let text = std::fs::read_to_string(&jsn).map_err(io)?;
+            let parsed: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| self.fail(format!("forecast.json: {e}")))?;
+            let rows = parsed
+                .get("forecast")
+                .and_then(|v| v.as_array())
+                .ok_or_else(|| self.fail("forecast.json has no \"forecast\" array".into()))?;
+            let mut v = Vec::with_capacity(horizon * d);
+            for r in rows {
+                match r {
+                    serde_json::Value::Array(xs) if xs.len() == d => {
+                        for x in xs {
+                            v.push(x.as_f64().unwrap_or(f64::NAN));
+                        }
+                    }
+                    serde_json::Value::Number(x) if d == 1 => {
+                        v.push(x.as_f64().unwrap_or(f64::NAN))
+                    }
+                    _ => return Err(self.fail(format!("forecast.json: a row is not {d} numbers"))),
+                }
+            }
+            if v.len() != horizon * d {
+                return Err(self.fail(format!(
+                    "forecast.json has {} rows, expected {horizon}",
+                    v.len() / d.max(1)
+                )));
+            }
+            v
+        } else {
+            return Err(self.fail(format!(
+                "`{}` wrote neither forecast.npy nor forecast.json; stderr:\n{tail}",
+                self.command
+            )));
+        };
+        Ok(Series::new(values, d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_round_trip() {
+        let dir = scratch_dir().unwrap();
+        let _c = Cleanup(dir.clone());
+        let p = dir.join("a.npy");
+        let v: Vec<f64> = (0..12).map(|k| k as f64 * 0.5 - 1.0).collect();
+        write_npy(&p, &v, &[4, 3]).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        assert_eq!(read_npy(&p).unwrap(), (v, vec![4, 3]));
+        write_npy(&p, &[1.0, 2.0], &[2]).unwrap();
+        assert_eq!(read_npy(&p).unwrap(), (vec![1.0, 2.0], vec![2]));
+    }
+
+    #[test]
+    fn shell_program_through_the_protocol() {
+        // a "model" in plain shell: copies the last context row by writing JSON by hand
+        let mut m = External::new(
+            "echo",
+            "printf '{\"forecast\": [[1.5], [2.5]]}' > forecast.json",
+            RequestInfo::default(),
+        );
+        let s = Series::new(vec![0.0, 1.0, 2.0], 1);
+        m.fit(&s).unwrap();
+        assert_eq!(m.predict(&s, 2).unwrap().values, vec![1.5, 2.5]);
+        let bad = External::new("bad", "echo oops >&2; exit 3", RequestInfo::default());
+        let mut bad = bad;
+        bad.fit(&s).unwrap();
+        let e = bad.predict(&s, 2).unwrap_err().to_string();
+        assert!(e.contains("oops") && e.contains("bad"), "{e}");
+    }
+}

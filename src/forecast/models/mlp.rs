@@ -1,0 +1,171 @@
+//! A neural forecaster trained with burn: an MLP on delay vectors predicting the next increment.
+//!
+//! On the standardised series z (training mean and std), the input is the delay vector
+//! u_t = (z_t, z_{t−s}, …, z_{t−(k−1)s}) and the target the increment z_{t+1} − z_t divided by its
+//! per-component training std. The network is [`crate::score::network::Mlp`] (GELU between the
+//! linear layers) — the same module as the flat score network — trained full-batch with Adam on
+//! the mean squared error, learning rate with a cosine decay. The forecast iterates the learned
+//! step from the end of the context. CPU backend (`flex`); the initial weights come from the
+//! device's generator, seeded under a process-wide lock so that fits running in parallel stay
+//! reproducible.
+
+use crate::forecast::{ForecastError, Forecaster, Scaler, Series};
+use crate::score::network::Mlp;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
+use std::sync::Mutex;
+
+/// Settings of an [`MlpForecaster`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlpSettings {
+    pub lags: usize,
+    pub skip: usize,
+    pub hidden: Vec<usize>,
+    pub steps: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+}
+
+/// The MLP forecaster.
+#[derive(Debug)]
+pub struct MlpForecaster {
+    pub settings: MlpSettings,
+    fitted: Option<Fitted>,
+}
+
+#[derive(Debug)]
+struct Fitted {
+    scaler: Scaler,
+    target_std: Vec<f64>,
+    net: Mlp,
+    device: Device,
+}
+
+/// Serialises seeding + initialisation of the device generator across threads.
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+impl MlpForecaster {
+    pub fn new(settings: MlpSettings) -> MlpForecaster {
+        MlpForecaster {
+            settings,
+            fitted: None,
+        }
+    }
+
+    fn span(&self) -> usize {
+        (self.settings.lags.max(1) - 1) * self.settings.skip.max(1) + 1
+    }
+
+    fn delay(&self, z: &[f64], d: usize, t: usize, out: &mut Vec<f32>) {
+        for l in 0..self.settings.lags.max(1) {
+            let r = t - l * self.settings.skip.max(1);
+            out.extend(z[r * d..(r + 1) * d].iter().map(|v| *v as f32));
+        }
+    }
+}
+
+impl Forecaster for MlpForecaster {
+    fn name(&self) -> String {
+        let s = &self.settings;
+        format!(
+            "mlp(lags={},skip={},hidden={:?},steps={})",
+            s.lags, s.skip, s.hidden, s.steps
+        )
+    }
+
+    fn fit(&mut self, train: &Series) -> Result<(), ForecastError> {
+        let s = self.settings.clone();
+        let d = train.dim;
+        let span = self.span();
+        if train.len() < span + 2 {
+            return Err(ForecastError::TooShort {
+                model: self.name(),
+                len: train.len(),
+                need: span + 2,
+            });
+        }
+        let scaler = Scaler::fit(train);
+        let z = scaler.apply(train).values;
+        let rows = train.len() - span;
+        let q = s.lags.max(1) * d;
+        let mut x = Vec::with_capacity(rows * q);
+        let mut inc = Vec::with_capacity(rows * d);
+        for t in span - 1..train.len() - 1 {
+            self.delay(&z, d, t, &mut x);
+            for k in 0..d {
+                inc.push(z[(t + 1) * d + k] - z[t * d + k]);
+            }
+        }
+        let inc_series = Series::new(inc, d);
+        let target_std = Scaler::fit(&inc_series).std;
+        let y: Vec<f32> = inc_series
+            .values
+            .chunks_exact(d)
+            .flat_map(|r| r.iter().zip(&target_std).map(|(v, s)| (*v / s) as f32))
+            .collect();
+        let device = crate::score::cpu_device();
+        let mut net = {
+            let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            device.seed(s.seed);
+            Mlp::new(q, &s.hidden, d, &device)
+        };
+        let xs = Tensor::<2>::from_data(TensorData::new(x, [rows, q]), &device);
+        let ys = Tensor::<2>::from_data(TensorData::new(y, [rows, d]), &device);
+        let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+        for step in 0..s.steps {
+            let lr = s.learning_rate
+                * 0.5
+                * (1.0 + (std::f64::consts::PI * step as f64 / s.steps as f64).cos());
+            let err = net.forward(xs.clone()) - ys.clone();
+            let loss = err.clone().mul(err).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(lr, net, grads);
+        }
+        self.fitted = Some(Fitted {
+            scaler,
+            target_std,
+            net: net.valid(),
+            device: device.inner(),
+        });
+        Ok(())
+    }
+
+    fn predict(&self, context: &Series, horizon: usize) -> Result<Series, ForecastError> {
+        let f = self
+            .fitted
+            .as_ref()
+            .ok_or(ForecastError::NotFitted { model: self.name() })?;
+        let d = context.dim;
+        let span = self.span();
+        if context.len() < span {
+            return Err(ForecastError::TooShort {
+                model: self.name(),
+                len: context.len(),
+                need: span,
+            });
+        }
+        let mut z = f.scaler.apply(&context.tail(span)).values;
+        let mut u = Vec::new();
+        let mut diverged = false;
+        for _ in 0..horizon {
+            let t = z.len() / d - 1;
+            if diverged {
+                z.extend(std::iter::repeat_n(f64::NAN, d));
+                continue;
+            }
+            u.clear();
+            self.delay(&z, d, t, &mut u);
+            let q = u.len();
+            let inp = Tensor::<2>::from_data(TensorData::new(u.clone(), [1, q]), &f.device);
+            let step = crate::score::tensor_values(f.net.forward(inp));
+            for k in 0..d {
+                let v = z[t * d + k] + step[k] * f.target_std[k];
+                diverged |= super::diverged(v);
+                z.push(v);
+            }
+        }
+        let out = Series::new(z.split_off(span * d), d);
+        Ok(f.scaler.invert(&out))
+    }
+}
