@@ -45,6 +45,10 @@ def main() -> int:
                         "--correlation-points", "5000", "-o", inv], check=True, capture_output=True, cwd=HERE.parent)
         os.environ["PHASEFLOW_INVARIANTS"] = inv
         os.environ["PHASEFLOW_FIG"] = os.path.join(tmp, "fig.png")
+        bench = os.path.join(tmp, "forecast-bench")
+        subprocess.run([exe, "forecast", "bench", "--systems", "lorenz,rossler,chen,halvorsen,delay/mackey_glass",
+                        "--test-ics", "2", "-q", "-o", bench], check=True, capture_output=True, cwd=HERE.parent)
+        os.environ["PHASEFLOW_FORECAST_DIR"] = bench
         notebooks = sorted(HERE.glob("*.ipynb"))
         for nb_path in notebooks:
             nb = nbformat.read(nb_path, as_version=4)

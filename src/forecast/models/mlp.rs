@@ -7,7 +7,10 @@
 //! the mean squared error, learning rate with a cosine decay. The forecast iterates the learned
 //! step from the end of the context. CPU backend (`flex`); the initial weights come from the
 //! device's generator, seeded under a process-wide lock so that fits running in parallel stay
-//! reproducible.
+//! reproducible. The backend parallelises its kernels with rayon, whose work splitting (and so
+//! the order of floating-point sums) depends on the load of the pool; training and forecasting
+//! therefore run in a one-thread pool of their own, so results are bit-identical whatever the
+//! thread count (the benchmark parallelises over systems and models instead).
 
 use crate::forecast::{ForecastError, Forecaster, Scaler, Series};
 use crate::score::network::Mlp;
@@ -75,6 +78,29 @@ impl Forecaster for MlpForecaster {
     }
 
     fn fit(&mut self, train: &Series) -> Result<(), ForecastError> {
+        let pool = single_thread(&self.name())?;
+        pool.install(|| self.fit_here(train))
+    }
+
+    fn predict(&self, context: &Series, horizon: usize) -> Result<Series, ForecastError> {
+        let pool = single_thread(&self.name())?;
+        pool.install(|| self.predict_here(context, horizon))
+    }
+}
+
+/// A one-thread rayon pool (see the module docs).
+fn single_thread(model: &str) -> Result<rayon::ThreadPool, ForecastError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| ForecastError::Failed {
+            model: model.into(),
+            msg: format!("thread pool: {e}"),
+        })
+}
+
+impl MlpForecaster {
+    fn fit_here(&mut self, train: &Series) -> Result<(), ForecastError> {
         let s = self.settings.clone();
         let d = train.dim;
         let span = self.span();
@@ -108,7 +134,11 @@ impl Forecaster for MlpForecaster {
         let mut net = {
             let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
             device.seed(s.seed);
-            Mlp::new(q, &s.hidden, d, &device)
+            let net = Mlp::new(q, &s.hidden, d, &device);
+            // burn initialises parameters lazily, on first use: one forward pass here draws
+            // them while the lock is held
+            let _ = net.forward(Tensor::<2>::zeros([1, q], &device));
+            net
         };
         let xs = Tensor::<2>::from_data(TensorData::new(x, [rows, q]), &device);
         let ys = Tensor::<2>::from_data(TensorData::new(y, [rows, d]), &device);
@@ -131,7 +161,7 @@ impl Forecaster for MlpForecaster {
         Ok(())
     }
 
-    fn predict(&self, context: &Series, horizon: usize) -> Result<Series, ForecastError> {
+    fn predict_here(&self, context: &Series, horizon: usize) -> Result<Series, ForecastError> {
         let f = self
             .fitted
             .as_ref()
