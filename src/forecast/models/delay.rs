@@ -244,30 +244,22 @@ impl Forecaster for DelayRegression {
                 need: span,
             });
         }
-        let mut z = f.scaler.apply(&context.tail(span)).values;
-        z.reserve(horizon * d);
         let (mut u, mut row) = (Vec::new(), Vec::new());
-        let mut step = vec![0.0; d];
-        let mut diverged = false;
-        for _ in 0..horizon {
-            let t = z.len() / d - 1;
-            if diverged {
-                z.extend(std::iter::repeat_n(f64::NAN, d));
-                continue;
-            }
-            self.features_at(f, &z, d, t, &mut u, &mut row);
-            linalg::apply(&row, &f.w, &mut step);
-            for k in 0..d {
-                let v = match self.target {
-                    Target::Next => step[k],
-                    Target::Increment => z[t * d + k] + step[k],
-                };
-                diverged |= super::diverged(v);
-                z.push(v);
-            }
-        }
-        let out = Series::new(z.split_off(span * d), d);
-        Ok(f.scaler.invert(&out))
+        Ok(super::rollout(
+            &f.scaler,
+            context,
+            span,
+            horizon,
+            |z, t, next| {
+                self.features_at(f, z, d, t, &mut u, &mut row);
+                linalg::apply(&row, &f.w, next);
+                if self.target == Target::Increment {
+                    for (n, zt) in next.iter_mut().zip(&z[t * d..(t + 1) * d]) {
+                        *n += zt;
+                    }
+                }
+            },
+        ))
     }
 }
 

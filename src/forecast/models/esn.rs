@@ -232,33 +232,32 @@ impl Forecaster for Esn {
         }
         let d = context.dim;
         let n = self.settings.units.max(1);
+        // teacher forcing through the whole context, then the reservoir runs on its predictions
         let z = f.scaler.apply(context);
         let mut r = vec![0.0; n];
         let mut tmp = vec![0.0; n];
         for t in 0..z.len() {
             self.update(f, &mut r, z.row(t), &mut tmp);
         }
-        let mut cur = z.last().to_vec();
-        let mut out = Vec::with_capacity(horizon * d);
         let mut row = Vec::with_capacity(1 + d + n);
-        let mut step = vec![0.0; d];
-        let mut diverged = false;
-        for _ in 0..horizon {
-            if diverged {
-                out.extend(std::iter::repeat_n(f64::NAN, d));
-                continue;
-            }
-            Self::features(&r, &cur, &mut row);
-            linalg::apply(&row, &f.w_out, &mut step);
-            let inc = self.settings.increment;
-            for (c, s) in cur.iter_mut().zip(&step) {
-                *c = if inc { *c + s } else { *s };
-                diverged |= super::diverged(*c);
-            }
-            out.extend_from_slice(&cur);
-            self.update(f, &mut r, &cur, &mut tmp);
-        }
-        Ok(f.scaler.invert(&Series::new(out, d)))
+        let inc = self.settings.increment;
+        Ok(super::rollout(
+            &f.scaler,
+            context,
+            1,
+            horizon,
+            |z, t, next| {
+                let cur = &z[t * d..(t + 1) * d];
+                Self::features(&r, cur, &mut row);
+                linalg::apply(&row, &f.w_out, next);
+                if inc {
+                    for (x, c) in next.iter_mut().zip(cur) {
+                        *x += c;
+                    }
+                }
+                self.update(f, &mut r, next, &mut tmp);
+            },
+        ))
     }
 }
 

@@ -175,27 +175,22 @@ impl MlpForecaster {
                 need: span,
             });
         }
-        let mut z = f.scaler.apply(&context.tail(span)).values;
         let mut u = Vec::new();
-        let mut diverged = false;
-        for _ in 0..horizon {
-            let t = z.len() / d - 1;
-            if diverged {
-                z.extend(std::iter::repeat_n(f64::NAN, d));
-                continue;
-            }
-            u.clear();
-            self.delay(&z, d, t, &mut u);
-            let q = u.len();
-            let inp = Tensor::<2>::from_data(TensorData::new(u.clone(), [1, q]), &f.device);
-            let step = crate::score::tensor_values(f.net.forward(inp));
-            for k in 0..d {
-                let v = z[t * d + k] + step[k] * f.target_std[k];
-                diverged |= super::diverged(v);
-                z.push(v);
-            }
-        }
-        let out = Series::new(z.split_off(span * d), d);
-        Ok(f.scaler.invert(&out))
+        Ok(super::rollout(
+            &f.scaler,
+            context,
+            span,
+            horizon,
+            |z, t, next| {
+                u.clear();
+                self.delay(z, d, t, &mut u);
+                let q = u.len();
+                let inp = Tensor::<2>::from_data(TensorData::new(u.clone(), [1, q]), &f.device);
+                let step = crate::score::tensor_values(f.net.forward(inp));
+                for k in 0..d {
+                    next[k] = z[t * d + k] + step[k] * f.target_std[k];
+                }
+            },
+        ))
     }
 }

@@ -20,7 +20,7 @@ pub mod delay;
 pub mod esn;
 pub mod mlp;
 
-use super::Forecaster;
+use super::{Forecaster, Scaler, Series};
 use std::collections::BTreeMap;
 
 /// Standardised states beyond this magnitude count as a diverged forecast (the rest is NaN).
@@ -30,6 +30,37 @@ pub const DIVERGED: f64 = 1e3;
 /// beyond ±[`DIVERGED`].
 pub fn diverged(v: f64) -> bool {
     !v.is_finite() || v.abs() > DIVERGED
+}
+
+/// Iterates a one-step map from the end of a context: the last `span` steps of the context,
+/// standardised by `scaler`, start the history z; for each of `horizon` steps `step(z, t, next)`
+/// writes z_{t+1} given the history up to row t (row-major, `context.dim` per row) and it is
+/// appended. After the first diverged value (see [`diverged`]) the rest of the forecast is NaN and
+/// `step` is not called again. Returns the forecast in the context's units. `span` must be at
+/// most the context length.
+pub fn rollout(
+    scaler: &Scaler,
+    context: &Series,
+    span: usize,
+    horizon: usize,
+    mut step: impl FnMut(&[f64], usize, &mut [f64]),
+) -> Series {
+    let d = context.dim;
+    let mut z = scaler.apply(&context.tail(span)).values;
+    z.reserve(horizon * d);
+    let mut next = vec![0.0; d];
+    let mut stopped = false;
+    for _ in 0..horizon {
+        if stopped {
+            z.extend(std::iter::repeat_n(f64::NAN, d));
+            continue;
+        }
+        let t = z.len() / d - 1;
+        step(&z, t, &mut next);
+        stopped = next.iter().any(|v| diverged(*v));
+        z.extend_from_slice(&next);
+    }
+    scaler.invert(&Series::new(z.split_off(span * d), d))
 }
 
 /// The native forecasters, in leaderboard order.
