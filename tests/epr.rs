@@ -271,6 +271,16 @@ fn learned_epr_of_the_linear_trap() {
                 f.dataset("particle_epr").unwrap().shape(),
                 vec![256 * 201, 1]
             );
+            // per-particle time averages along each replica's trajectory: [R, N]; their mean
+            // over replicas is the ensemble per-particle EPR, and each is one trajectory's
+            // estimate of it (spread, not identical)
+            let ta = f.dataset("particle_time_average").unwrap();
+            assert_eq!(ta.shape(), vec![256, 1]);
+            let ta: Vec<f64> = ta.read_raw().unwrap();
+            let mean = ta.iter().sum::<f64>() / 256.0;
+            let pp = r["per_particle"][0].as_f64().unwrap();
+            assert!((mean - pp).abs() < 1e-9 * pp, "{mean} vs {pp}");
+            assert!(ta.iter().any(|v| (v - mean).abs() > 1e-6 * mean));
             // probability-flow trajectories dz/dt = v(z) transport the stationary law: for the
             // Gaussian the exact flow conserves Q = zᵀΣ⁻¹z on every trajectory; with the learned
             // v over t = 20 (3 relaxation times) the ensemble mean of Q moves < 3 % (measured

@@ -286,6 +286,19 @@ mod tests {
         assert!((m.mean - 0.4995).abs() < 1e-12);
         assert!(m.stderr > 0.0 && m.stderr < 0.05);
     }
+
+    #[test]
+    fn time_averages_by_hand() {
+        // 2 replicas × 3 frames × 2 particles, replica-major
+        let e = [
+            1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 4.0, 40.0, 5.0, 50.0, 6.0, 60.0,
+        ];
+        assert_eq!(
+            super::time_averages(&e, 2, 3, 2),
+            vec![2.0, 20.0, 5.0, 50.0]
+        );
+        assert!(super::time_averages(&e, 2, 2, 2).iter().all(|v| v.is_nan()));
+    }
 }
 
 /// Entropy production of particle samples with a learned score or velocity (see the module docs
@@ -472,6 +485,33 @@ pub fn sample_epr(
         particle_samples,
         diagnostics: None,
     })
+}
+
+/// Per-particle time averages along each replica's trajectory: from the per-sample contributions
+/// `particle_samples` (replica-major frames, `replicas · frames × n`, as in
+/// [`SampleEpr::particle_samples`]) the `replicas × n` matrix ē_{r,i} = (1/F) Σ_f e_{r,f,i}. Their
+/// mean over replicas is [`SampleEpr::per_particle`]; their spread over replicas shows how far
+/// one trajectory of F frames is from the ensemble value.
+pub fn time_averages(
+    particle_samples: &[f64],
+    replicas: usize,
+    frames: usize,
+    n: usize,
+) -> Vec<f64> {
+    let mut out = vec![0.0; replicas * n];
+    if frames == 0 || particle_samples.len() != replicas * frames * n {
+        return vec![f64::NAN; replicas * n];
+    }
+    for (r, traj) in particle_samples.chunks_exact(frames * n).enumerate() {
+        let acc = &mut out[r * n..(r + 1) * n];
+        for frame in traj.chunks_exact(n) {
+            for (a, e) in acc.iter_mut().zip(frame) {
+                *a += e;
+            }
+        }
+        acc.iter_mut().for_each(|a| *a /= frames as f64);
+    }
+    out
 }
 
 /// Spatial maps of the entropy production of particle samples: where it is produced.

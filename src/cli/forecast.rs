@@ -84,7 +84,7 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub protocol: ProtocolArgs,
     /// Native models, comma-separated (default: all of naive, mean, seasonal_naive, parroting,
-    /// linear, nvar, esn, random_features, mlp)
+    /// linear, nvar, esn, random_features, mlp; none when --external is given)
     #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,
     /// An external model NAME=COMMAND run through the subprocess protocol (repeatable; see

@@ -2154,6 +2154,19 @@ fn write_epr_maps(
                     .map_err(shape_err)?,
             )
             .create("particle_epr")?;
+        // per-particle time averages along each replica's trajectory, [R, N]
+        let averages = crate::analysis::epr::time_averages(
+            &r.particle_samples,
+            samples.replicas,
+            samples.frames,
+            n,
+        );
+        f.new_dataset_builder()
+            .with_data(
+                &ndarray::Array2::from_shape_vec((samples.replicas, n), averages)
+                    .map_err(shape_err)?,
+            )
+            .create("particle_time_average")?;
         f.new_dataset_builder()
             .with_data(
                 &ndarray::Array3::from_shape_vec((frames, n, d), x.clone()).map_err(shape_err)?,
