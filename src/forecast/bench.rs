@@ -805,22 +805,27 @@ fn plots(
                 .collect();
             vpt_curves.push((m.as_str(), pts));
         }
-        // error against horizon in Lyapunov times: median over systems in bins of 0.1
-        let mut bins: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-        for r in &mine {
+        // error against horizon in Lyapunov times: median over systems in bins of 0.1, drawn
+        // where at least half of the systems (and 3) reach that horizon
+        let mut bins: BTreeMap<i64, (Vec<f64>, std::collections::BTreeSet<usize>)> =
+            BTreeMap::new();
+        let mut reaching = 0;
+        for (si, r) in mine.iter().enumerate() {
             if let Some(l) = r.lyapunov_max.filter(|l| *l > 0.0) {
+                reaching += 1;
                 for (k, err) in r.error_vs_horizon.iter().enumerate() {
                     let tau = (k + 1) as f64 * r.dt * l;
-                    bins.entry((tau / 0.1).floor() as i64)
-                        .or_default()
-                        .push(*err);
+                    let e = bins.entry((tau / 0.1).floor() as i64).or_default();
+                    e.0.push(*err);
+                    e.1.insert(si);
                 }
             }
         }
+        let need = (reaching / 2).max(3);
         let curve: Vec<(f64, f64)> = bins
             .into_iter()
-            .filter(|(_, v)| v.len() >= 3)
-            .map(|(b, mut v)| {
+            .filter(|(_, (_, systems))| systems.len() >= need)
+            .map(|(b, (mut v, _))| {
                 v.sort_by(|a, c| a.total_cmp(c));
                 ((b as f64 + 0.5) * 0.1, quantile(&v, 0.5))
             })

@@ -790,7 +790,7 @@ pub fn plot_bars(png: &Path, title: &str, value_label: &str, bars: &[(String, f6
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(170)
-            .build_cartesian_2d(0.0..top, (0..n).into_segmented())
+            .build_cartesian_2d(0.0..top, (0..n.saturating_sub(1)).into_segmented())
             .map_err(s)?;
         chart
             .configure_mesh()
@@ -878,6 +878,13 @@ pub fn plot_scatter(
                     .configure_mesh()
                     .x_desc(x_label)
                     .y_desc(y_label)
+                    .x_label_formatter(&|v: &f64| {
+                        if log_x {
+                            format!("{v:.0e}")
+                        } else {
+                            format!("{v}")
+                        }
+                    })
                     .draw()
                     .map_err(s)?;
                 for (k, (name, data)) in series.iter().enumerate() {
