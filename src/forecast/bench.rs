@@ -275,6 +275,7 @@ fn model_context(ds: &Dataset) -> ModelContext {
     ModelContext {
         points_per_period: ds.protocol.points_per_period,
         seed: ds.protocol.seed,
+        dim: ds.train.dim,
     }
 }
 
@@ -464,6 +465,7 @@ pub fn run(
             &ModelContext {
                 points_per_period: 100.0,
                 seed: 0,
+                dim: 1,
             },
         )?;
     }
