@@ -275,7 +275,6 @@ fn model_context(ds: &Dataset) -> ModelContext {
     ModelContext {
         points_per_period: ds.protocol.points_per_period,
         seed: ds.protocol.seed,
-        dim: ds.train.dim,
     }
 }
 
@@ -465,7 +464,6 @@ pub fn run(
             &ModelContext {
                 points_per_period: 100.0,
                 seed: 0,
-                dim: 1,
             },
         )?;
     }

@@ -7,7 +7,7 @@
 //! | `seasonal_naive` | repeats the last season | season ∈ {½, 1, 2} periods |
 //! | `parroting` | context parroting (Zhang & Gilpin 2025) | match length ∈ {5, 20, 50} % of a period, min 2 |
 //! | `linear` | ridge VAR on lags (darts' LinearRegression) | lags ∈ {1, 5, 10, 25, 50} |
-//! | `nvar` | next-generation reservoir computer | lags ∈ {2, 3} ({2, 4, 6} for series of ≤ 2 components) × skip ∈ {1, 5, 10} × ridge ∈ {1e-6, 1e-4, 1e-2} |
+//! | `nvar` | next-generation reservoir computer | lags ∈ {2, 3} × skip ∈ {1, 5, 10} × ridge ∈ {1e-6, 1e-4, 1e-2} |
 //! | `esn` | echo state network, 300 units | radius ∈ {0.6, 0.9, 1.2} × leak ∈ {0.3, 1} × ridge ∈ {1e-6, 1e-3} |
 //! | `random_features` | random Fourier feature ridge, 300 features | lags ∈ {2, 4} × lengthscale ∈ {1, 3} × ridge ∈ {1e-6, 1e-3} |
 //! | `mlp` | burn MLP on delay vectors, 2 × 32 hidden | skip ∈ {2, 8} |
@@ -80,13 +80,11 @@ pub const NATIVE: &[&str] = &[
 pub type Hyper = BTreeMap<String, f64>;
 
 /// What a model may know about the data set besides the series: the sampling in points per
-/// (dominant) period, the number of components, and the seed of its random draws.
+/// (dominant) period, and the seed of its random draws.
 #[derive(Debug, Clone, Copy)]
 pub struct ModelContext {
     pub points_per_period: f64,
     pub seed: u64,
-    /// Components of the series (a scalar series needs longer delay vectors).
-    pub dim: usize,
 }
 
 fn hyper(pairs: &[(&str, f64)]) -> Hyper {
@@ -119,14 +117,7 @@ pub fn grid(kind: &str, ctx: &ModelContext) -> Result<Vec<Hyper>, String> {
             }
         }
         "nvar" => {
-            // a scalar (or 2-component) series needs a longer delay vector to unfold the
-            // attractor; quadratic features of 3 lags of a 3-D state are already 45
-            let lags: &[f64] = if ctx.dim <= 2 {
-                &[2.0, 4.0, 6.0]
-            } else {
-                &[2.0, 3.0]
-            };
-            for &lags in lags {
+            for lags in [2.0, 3.0] {
                 for skip in [1.0, 5.0, 10.0] {
                     for ridge in [1e-6, 1e-4, 1e-2] {
                         g.push(hyper(&[
