@@ -466,6 +466,31 @@ fn local_transformer_trains_with_noise_only_in_g() {
             assert!((vg[k] + 0.1 * (s.g[k] + sg[k])).abs() < 1e-6);
         }
     }
+    // transfer: the local transformer is size-independent, so `phaseflow epr` evaluates it on
+    // data with another N and φ than it was trained on (N = 16, φ = 0.1 → N = 48, φ = 0.25)
+    let other = simulate_trap(
+        dir.path(),
+        "other.h5",
+        &["N=48", "phi=0.25", "eps=0", "dt=0.01"],
+        2,
+    );
+    let out = run(&[
+        "epr",
+        "--model",
+        dir.path().join("m").to_str().unwrap(),
+        "--data",
+        other.to_str().unwrap(),
+        "--diagnostic-samples",
+        "0",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["particles"], 48);
+    assert_eq!(r["per_particle"].as_array().unwrap().len(), 48);
+    for key in ["epr", "epr_per_particle", "epr_reference"] {
+        let v = r[key].as_f64().unwrap_or(f64::NAN);
+        assert!(v.is_finite() && v >= 0.0, "{key} = {v}");
+    }
 }
 
 mod local {
