@@ -1,5 +1,7 @@
 //! Periodic boxes and cell lists: O(N) neighbour search under the minimum-image convention.
 
+use rayon::prelude::*;
+
 /// A periodic box [−w, w)^d (d = 1, 2 or 3), edge length L = 2w in every direction.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PeriodicBox {
@@ -146,10 +148,23 @@ impl CellList {
         self.cell_of.resize(np, 0);
         self.order.resize(np, 0);
         self.start.iter_mut().for_each(|s| *s = 0);
-        for i in 0..np {
-            let c = self.cell_of_position(&x[i * self.dim..(i + 1) * self.dim]);
-            self.cell_of[i] = c as u32;
-            self.start[c + 1] += 1;
+        // the cell of every particle in parallel (pure per-particle work), the counts serially
+        let mut cell_of = std::mem::take(&mut self.cell_of);
+        {
+            let this = &*self;
+            let d = this.dim;
+            cell_of
+                .par_chunks_mut(4096)
+                .zip(x.par_chunks(4096 * d))
+                .for_each(|(cells_out, xs)| {
+                    for (c, xi) in cells_out.iter_mut().zip(xs.chunks_exact(d)) {
+                        *c = this.cell_of_position(xi) as u32;
+                    }
+                });
+        }
+        self.cell_of = cell_of;
+        for &c in &self.cell_of {
+            self.start[c as usize + 1] += 1;
         }
         for c in 0..cells {
             self.start[c + 1] += self.start[c];

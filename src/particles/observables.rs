@@ -5,6 +5,7 @@
 
 use super::cells::{CellList, PeriodicBox};
 use super::model::ball_volume;
+use rayon::prelude::*;
 
 /// Mean-squared displacement (1/N) Σ_i |x_i(t) − x_i(0)|² of unwrapped positions (N·d each).
 pub fn msd(unwrapped: &[f64], unwrapped0: &[f64], n: usize) -> f64 {
@@ -46,19 +47,34 @@ pub fn rdf(x: &[f64], bx: &PeriodicBox, n: usize, r_max: f64, bins: usize) -> (V
     let r_max = r_max.min(0.5 * bx.length);
     let mut cl = CellList::new(bx, r_max);
     cl.build(x);
-    let mut hist = vec![0u64; bins];
     let dr = r_max / bins as f64;
-    for i in 0..n {
-        cl.for_each_candidate(i, |j| {
-            if j == i {
-                return;
-            }
-            let r = distance(x, i, j, d, bx);
-            if r < r_max {
-                hist[((r / dr) as usize).min(bins - 1)] += 1;
-            }
-        });
-    }
+    // per-block integer histograms summed afterwards (rayon): integer counts, so the result does
+    // not depend on how the blocks are split or the thread count
+    let hist = (0..n)
+        .into_par_iter()
+        .with_min_len(1024)
+        .fold(
+            || vec![0u64; bins],
+            |mut h, i| {
+                cl.for_each_candidate(i, |j| {
+                    if j == i {
+                        return;
+                    }
+                    let r = distance(x, i, j, d, bx);
+                    if r < r_max {
+                        h[((r / dr) as usize).min(bins - 1)] += 1;
+                    }
+                });
+                h
+            },
+        )
+        .reduce(
+            || vec![0u64; bins],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
     let rho = n as f64 / bx.volume();
     let centres: Vec<f64> = (0..bins).map(|b| (b as f64 + 0.5) * dr).collect();
     let g = (0..bins)
