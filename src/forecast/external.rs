@@ -103,7 +103,11 @@ pub fn read_npy(path: &Path) -> Result<(Vec<f64>, Vec<usize>), String> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| bad("malformed shape")))
         .collect::<Result<_, _>>()?;
-    let n: usize = shape.iter().product();
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &s| a.checked_mul(s))
+        .filter(|n| n.checked_mul(width).is_some())
+        .ok_or_else(|| bad("shape too large"))?;
     let data = &bytes[start + hlen..];
     if data.len() < n * width {
         return Err(bad("fewer values than the shape says"));
@@ -347,6 +351,15 @@ mod tests {
         assert_eq!(read_npy(&p).unwrap(), (v, vec![4, 3]));
         write_npy(&p, &[1.0, 2.0], &[2]).unwrap();
         assert_eq!(read_npy(&p).unwrap(), (vec![1.0, 2.0], vec![2]));
+        // malformed files are errors, not panics
+        for bytes in [
+            b"not numpy".to_vec(),
+            b"\x93NUMPY\x01\x00\x30\x00{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }".to_vec(),
+            b"\x93NUMPY\x01\x00\x50\x00{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999, 99999999999), }".to_vec(),
+        ] {
+            std::fs::write(&p, bytes).unwrap();
+            assert!(read_npy(&p).is_err());
+        }
     }
 
     #[test]
