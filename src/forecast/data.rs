@@ -408,7 +408,8 @@ pub fn write(ds: &Dataset, path: &Path) -> Result<(), String> {
 /// Reads a data set written by [`write`].
 pub fn read(path: &Path) -> Result<Dataset, String> {
     let err = |e: hdf5::Error| format!("{}: {e}", path.display());
-    let f = hdf5::File::open(path).map_err(err)?;
+    // without HDF5's advisory lock (see `io::open_read`): files are published complete by rename
+    let f = crate::io::open_read(path).map_err(err)?;
     let meta: VarLenUnicode = f
         .attr("metadata")
         .and_then(|a| a.read_scalar())

@@ -31,6 +31,7 @@
 pub mod h5md;
 pub mod plot;
 mod trajectory;
+pub(crate) use trajectory::open_read;
 
 #[cfg(test)]
 mod tests;
