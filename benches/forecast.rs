@@ -3,7 +3,7 @@
 //! configuration each, and the full dysts metric set on one forecast. These are the units of
 //! `phaseflow forecast bench`, which runs each model's whole grid (2 fits and forecasts per
 //! configuration per system) over the catalogue — the end-to-end timing is
-//! `benches/forecast_benchmark.py` (105 s for 135 systems × 9 models on 2 cores).
+//! `benches/forecast_benchmark.py` (105–112 s for 135 systems × 9 models on 2 cores).
 //!
 //! Measured here (one core): parroting 12 µs, linear 58 µs, NVAR 0.26 ms, random features 18 ms,
 //! ESN 28 ms, MLP (burn, 300 Adam steps) 0.33 s; all metrics of one 200 × 3 forecast 5.1 ms.
