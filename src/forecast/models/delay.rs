@@ -15,6 +15,7 @@
 //! state beyond ±1e3 (far outside any attractor the model saw) counts as divergence: the rest of
 //! the forecast is NaN, which the runner scores as diverged.
 
+use super::Delays;
 use crate::forecast::linalg;
 use crate::forecast::{ForecastError, Forecaster, Scaler, Series};
 use rand::{Rng, SeedableRng};
@@ -48,8 +49,7 @@ pub enum Target {
 #[derive(Debug, Clone)]
 pub struct DelayRegression {
     pub label: &'static str,
-    pub lags: usize,
-    pub skip: usize,
+    pub delays: Delays,
     pub features: Features,
     pub target: Target,
     /// Relative ridge penalty (see [`linalg::ridge`]).
@@ -80,8 +80,7 @@ impl DelayRegression {
     ) -> DelayRegression {
         DelayRegression {
             label,
-            lags: lags.max(1),
-            skip: skip.max(1),
+            delays: Delays::new(lags, skip),
             features,
             target,
             ridge,
@@ -90,13 +89,8 @@ impl DelayRegression {
         }
     }
 
-    /// Steps of history one delay vector spans.
-    fn span(&self) -> usize {
-        (self.lags - 1) * self.skip + 1
-    }
-
     fn n_features(&self, d: usize) -> usize {
-        let q = self.lags * d;
+        let q = self.delays.lags * d;
         1 + q
             + match &self.features {
                 Features::Linear => 0,
@@ -116,10 +110,7 @@ impl DelayRegression {
         out: &mut Vec<f64>,
     ) {
         u.clear();
-        for l in 0..self.lags {
-            let r = t - l * self.skip;
-            u.extend_from_slice(&z[r * d..(r + 1) * d]);
-        }
+        self.delays.push(z, d, t, u);
         out.clear();
         out.push(1.0);
         out.extend_from_slice(u);
@@ -163,13 +154,13 @@ impl Forecaster for DelayRegression {
         let raw = if self.standardise { "" } else { ",raw" };
         format!(
             "{}(lags={},skip={}{order}{extra},ridge={:e}{target}{raw})",
-            self.label, self.lags, self.skip, self.ridge
+            self.label, self.delays.lags, self.delays.skip, self.ridge
         )
     }
 
     fn fit(&mut self, train: &Series) -> Result<(), ForecastError> {
         let d = train.dim;
-        let span = self.span();
+        let span = self.delays.span();
         let n_rows = train.len().saturating_sub(span);
         let p = self.n_features(d);
         if n_rows < 2 {
@@ -181,7 +172,7 @@ impl Forecaster for DelayRegression {
         }
         let scaler = Scaler::fit_if(self.standardise, train);
         let z = scaler.apply(train).values;
-        let q = self.lags * d;
+        let q = self.delays.lags * d;
         let (omega, phase) = match &self.features {
             Features::RandomFourier {
                 count,
@@ -236,19 +227,12 @@ impl Forecaster for DelayRegression {
             .as_ref()
             .ok_or(ForecastError::NotFitted { model: self.name() })?;
         let d = context.dim;
-        let span = self.span();
-        if context.len() < span {
-            return Err(ForecastError::TooShort {
-                model: self.name(),
-                len: context.len(),
-                need: span,
-            });
-        }
         let (mut u, mut row) = (Vec::new(), Vec::new());
-        Ok(super::rollout(
+        super::rollout(
+            &self.name(),
             &f.scaler,
             context,
-            span,
+            self.delays.span(),
             horizon,
             |z, t, next| {
                 self.features_at(f, z, d, t, &mut u, &mut row);
@@ -259,7 +243,7 @@ impl Forecaster for DelayRegression {
                     }
                 }
             },
-        ))
+        )
     }
 }
 

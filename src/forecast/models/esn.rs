@@ -223,13 +223,7 @@ impl Forecaster for Esn {
             .fitted
             .as_ref()
             .ok_or(ForecastError::NotFitted { model: self.name() })?;
-        if context.is_empty() {
-            return Err(ForecastError::TooShort {
-                model: self.name(),
-                len: 0,
-                need: 1,
-            });
-        }
+        // (an empty context is refused by `rollout`, which needs its last step)
         let d = context.dim;
         let n = self.settings.units.max(1);
         // teacher forcing through the whole context, then the reservoir runs on its predictions
@@ -241,7 +235,8 @@ impl Forecaster for Esn {
         }
         let mut row = Vec::with_capacity(1 + d + n);
         let inc = self.settings.increment;
-        Ok(super::rollout(
+        super::rollout(
+            &self.name(),
             &f.scaler,
             context,
             1,
@@ -257,7 +252,7 @@ impl Forecaster for Esn {
                 }
                 self.update(f, &mut r, next, &mut tmp);
             },
-        ))
+        )
     }
 }
 

@@ -12,6 +12,7 @@
 //! therefore run in a one-thread pool of their own, so results are bit-identical whatever the
 //! thread count (the benchmark parallelises over systems and models instead).
 
+use super::Delays;
 use crate::forecast::{ForecastError, Forecaster, Scaler, Series};
 use crate::score::network::Mlp;
 use burn::module::Module;
@@ -56,15 +57,8 @@ impl MlpForecaster {
         }
     }
 
-    fn span(&self) -> usize {
-        (self.settings.lags.max(1) - 1) * self.settings.skip.max(1) + 1
-    }
-
-    fn delay(&self, z: &[f64], d: usize, t: usize, out: &mut Vec<f32>) {
-        for l in 0..self.settings.lags.max(1) {
-            let r = t - l * self.settings.skip.max(1);
-            out.extend(z[r * d..(r + 1) * d].iter().map(|v| *v as f32));
-        }
+    fn delays(&self) -> Delays {
+        Delays::new(self.settings.lags, self.settings.skip)
     }
 }
 
@@ -103,7 +97,8 @@ impl MlpForecaster {
     fn fit_here(&mut self, train: &Series) -> Result<(), ForecastError> {
         let s = self.settings.clone();
         let d = train.dim;
-        let span = self.span();
+        let delays = self.delays();
+        let span = delays.span();
         if train.len() < span + 2 {
             return Err(ForecastError::TooShort {
                 model: self.name(),
@@ -114,15 +109,16 @@ impl MlpForecaster {
         let scaler = Scaler::fit(train);
         let z = scaler.apply(train).values;
         let rows = train.len() - span;
-        let q = s.lags.max(1) * d;
-        let mut x = Vec::with_capacity(rows * q);
+        let q = delays.lags * d;
+        let mut u = Vec::with_capacity(rows * q);
         let mut inc = Vec::with_capacity(rows * d);
         for t in span - 1..train.len() - 1 {
-            self.delay(&z, d, t, &mut x);
+            delays.push(&z, d, t, &mut u);
             for k in 0..d {
                 inc.push(z[(t + 1) * d + k] - z[t * d + k]);
             }
         }
+        let x: Vec<f32> = u.iter().map(|v| *v as f32).collect();
         let inc_series = Series::new(inc, d);
         let target_std = Scaler::fit(&inc_series).std;
         let y: Vec<f32> = inc_series
@@ -167,30 +163,25 @@ impl MlpForecaster {
             .as_ref()
             .ok_or(ForecastError::NotFitted { model: self.name() })?;
         let d = context.dim;
-        let span = self.span();
-        if context.len() < span {
-            return Err(ForecastError::TooShort {
-                model: self.name(),
-                len: context.len(),
-                need: span,
-            });
-        }
+        let delays = self.delays();
         let mut u = Vec::new();
-        Ok(super::rollout(
+        super::rollout(
+            &self.name(),
             &f.scaler,
             context,
-            span,
+            delays.span(),
             horizon,
             |z, t, next| {
                 u.clear();
-                self.delay(z, d, t, &mut u);
+                delays.push(z, d, t, &mut u);
                 let q = u.len();
-                let inp = Tensor::<2>::from_data(TensorData::new(u.clone(), [1, q]), &f.device);
+                let u32s: Vec<f32> = u.iter().map(|v| *v as f32).collect();
+                let inp = Tensor::<2>::from_data(TensorData::new(u32s, [1, q]), &f.device);
                 let step = crate::score::tensor_values(f.net.forward(inp));
                 for k in 0..d {
                     next[k] = z[t * d + k] + step[k] * f.target_std[k];
                 }
             },
-        ))
+        )
     }
 }

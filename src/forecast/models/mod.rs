@@ -20,7 +20,7 @@ pub mod delay;
 pub mod esn;
 pub mod mlp;
 
-use super::{Forecaster, Scaler, Series};
+use super::{ForecastError, Forecaster, Scaler, Series};
 use std::collections::BTreeMap;
 
 /// Standardised states beyond this magnitude count as a diverged forecast (the rest is NaN).
@@ -32,19 +32,57 @@ pub fn diverged(v: f64) -> bool {
     !v.is_finite() || v.abs() > DIVERGED
 }
 
+/// A delay embedding: `lags` = k steps `skip` = s apart, u_t = (z_t, z_{t−s}, …, z_{t−(k−1)s}).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Delays {
+    pub lags: usize,
+    pub skip: usize,
+}
+
+impl Delays {
+    /// At least one lag, skip at least 1.
+    pub fn new(lags: usize, skip: usize) -> Delays {
+        Delays {
+            lags: lags.max(1),
+            skip: skip.max(1),
+        }
+    }
+
+    /// Steps of history one delay vector spans: (k − 1)·s + 1.
+    pub fn span(&self) -> usize {
+        (self.lags - 1) * self.skip + 1
+    }
+
+    /// Appends u_t for row `t` of the row-major values `z` (`d` per row) to `out`.
+    pub fn push(&self, z: &[f64], d: usize, t: usize, out: &mut Vec<f64>) {
+        for l in 0..self.lags {
+            let r = t - l * self.skip;
+            out.extend_from_slice(&z[r * d..(r + 1) * d]);
+        }
+    }
+}
+
 /// Iterates a one-step map from the end of a context: the last `span` steps of the context,
 /// standardised by `scaler`, start the history z; for each of `horizon` steps `step(z, t, next)`
 /// writes z_{t+1} given the history up to row t (row-major, `context.dim` per row) and it is
 /// appended. After the first diverged value (see [`diverged`]) the rest of the forecast is NaN and
-/// `step` is not called again. Returns the forecast in the context's units. `span` must be at
-/// most the context length.
+/// `step` is not called again. Returns the forecast in the context's units, or
+/// [`ForecastError::TooShort`] (naming `model`) when the context has fewer than `span` steps.
 pub fn rollout(
+    model: &str,
     scaler: &Scaler,
     context: &Series,
     span: usize,
     horizon: usize,
     mut step: impl FnMut(&[f64], usize, &mut [f64]),
-) -> Series {
+) -> Result<Series, ForecastError> {
+    if context.len() < span {
+        return Err(ForecastError::TooShort {
+            model: model.into(),
+            len: context.len(),
+            need: span,
+        });
+    }
     let d = context.dim;
     let mut z = scaler.apply(&context.tail(span)).values;
     z.reserve(horizon * d);
@@ -60,7 +98,7 @@ pub fn rollout(
         stopped = next.iter().any(|v| diverged(*v));
         z.extend_from_slice(&next);
     }
-    scaler.invert(&Series::new(z.split_off(span * d), d))
+    Ok(scaler.invert(&Series::new(z.split_off(span * d), d)))
 }
 
 /// The native forecasters, in leaderboard order.
