@@ -164,15 +164,15 @@ pub fn system_key(path: &Path) -> String {
     s.trim_start_matches("__").to_string()
 }
 
-/// sMAPE (0–200) over a whole forecast, as the mean of the per-step curve.
+/// sMAPE (0–200) over a whole forecast ([`metrics::smape`]); a non-finite score (a diverged
+/// forecast) counts as the maximum, 200.
 fn smape200(truth: &Series, pred: &Series) -> f64 {
-    let curve = metrics::error_vs_horizon(
+    let m = metrics::smape(
         &truth.values,
         &pred.values,
         truth.dim,
         metrics::SmapeScale::Percent200,
     );
-    let m = curve.iter().sum::<f64>() / curve.len().max(1) as f64;
     if m.is_finite() {
         m
     } else {
