@@ -346,6 +346,14 @@ struct Split {
     pairs_valid: Vec<(usize, usize)>,
 }
 
+/// Training and validation configurations and their consecutive-frame pairs.
+type SplitParts = (
+    Vec<usize>,
+    Vec<usize>,
+    Vec<(usize, usize)>,
+    Vec<(usize, usize)>,
+);
+
 impl Split {
     /// The split of replicas with `frames` frames under the training settings `t`.
     fn new(frames: usize, t: &TrainingConfig) -> Split {
@@ -359,6 +367,18 @@ impl Split {
             pairs_train: Vec::new(),
             pairs_valid: Vec::new(),
         }
+    }
+
+    /// The parts (train, valid, training pairs, validation pairs), or an error when nothing is left
+    /// for training (`count` `unit`s, e.g. 16 replicas, of `frames` frames each, in the message).
+    fn finish(self, unit: &str, count: usize) -> Result<SplitParts, String> {
+        if self.train.is_empty() {
+            return Err(format!(
+                "no training configurations: {count} {unit} × {} frames, {} skipped, {} for validation",
+                self.frames, self.skip, self.n_valid
+            ));
+        }
+        Ok((self.train, self.valid, self.pairs_train, self.pairs_valid))
     }
 
     /// Configuration `k` is frame `f`; it pairs with configuration k − 1 when that is the
@@ -540,20 +560,7 @@ impl Dataset {
                 split.assign(k, f);
             }
         }
-        let Split {
-            n_valid,
-            train,
-            valid,
-            pairs_train,
-            pairs_valid,
-            ..
-        } = split;
-        if train.is_empty() {
-            return Err(format!(
-                "no training configurations: {} replicas × {} frames, {} skipped, {} for validation",
-                s.replicas, s.frames, t.skip_frames, n_valid
-            ));
-        }
+        let (train, valid, pairs_train, pairs_valid) = split.finish("replicas", s.replicas)?;
         Ok(Dataset {
             system: SampleSystem::Particles(model),
             n,
@@ -590,20 +597,7 @@ impl Dataset {
                 split.assign(k, f);
             }
         }
-        let Split {
-            n_valid,
-            train,
-            valid,
-            pairs_train,
-            pairs_valid,
-            ..
-        } = split;
-        if train.is_empty() {
-            return Err(format!(
-                "no training configurations: {members} members × {frames} frames, {} skipped, {n_valid} for validation",
-                t.skip_frames
-            ));
-        }
+        let (train, valid, pairs_train, pairs_valid) = split.finish("members", members)?;
         Ok(Dataset {
             system: SampleSystem::Sde(sde),
             n: 1,
