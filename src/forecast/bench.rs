@@ -96,7 +96,7 @@ pub struct CaseResult {
     pub metrics: BTreeMap<String, f64>,
     /// Valid prediction time in steps (the horizon if never exceeded).
     pub vpt_steps: usize,
-    /// The same in Lyapunov times (null without λ_max).
+    /// The same in Lyapunov times (null without a positive λ_max).
     pub vpt_lyapunov: Option<f64>,
     /// sMAPE (0–200) of each horizon step, averaged over components.
     #[serde(deserialize_with = "json_nan::vec")]
@@ -225,7 +225,11 @@ pub fn score_case(
         vpt_threshold,
         metrics::SmapeScale::Percent200,
     );
-    let vpt_l = ds.lyapunov_max.map(|l| vpt as f64 * ds.dt * l);
+    // Lyapunov times only for chaotic systems: a λ_max ≤ 0 (quasi-periodic files) has none
+    let vpt_l = ds
+        .lyapunov_max
+        .map(|l| metrics::steps_to_lyapunov_times(vpt, ds.dt, l))
+        .filter(|v| v.is_finite());
     m.insert("vpt_steps".into(), vpt as f64);
     if let Some(v) = vpt_l {
         m.insert("vpt_lyapunov".into(), v);
@@ -698,7 +702,7 @@ pub fn report(
         "# Forecast benchmark\n\nProtocol `{}`: {} points per period, train {}, test context {}, horizon {}, \
          {} test trajectories per system, {}, {}, observation noise {} × std, seed {}.\n\
          {} systems. sMAPE on the 0–200 scale; VPT: first step where the cumulative sMAPE exceeds the \
-         threshold, in Lyapunov times (dt · λ_max).\n\n\
+         threshold, in Lyapunov times (dt · λ_max; systems with λ_max > 0).\n\n\
          | model | median sMAPE | mean sMAPE | IQR sMAPE | systems won (sMAPE) | median VPT (Lyapunov times) | diverged forecasts |",
         protocol.name,
         protocol.points_per_period,
