@@ -180,6 +180,19 @@ impl CellList {
         }
     }
 
+    /// Takes the particles as already re-sorted into [`CellList::build`]'s `order` (the caller
+    /// permuted its positions by it): particle k now sits in cell `sorted_cell[k]` and the order
+    /// is the identity — the cell list of the permuted positions, without another pass over them.
+    pub fn adopt_order(&mut self) {
+        let (cell_of, order) = (&mut self.cell_of, &mut self.order);
+        cell_of.copy_from_slice(&self.sorted_cell);
+        order.par_chunks_mut(4096).enumerate().for_each(|(c, o)| {
+            for (k, v) in o.iter_mut().enumerate() {
+                *v = (c * 4096 + k) as u32;
+            }
+        });
+    }
+
     /// Calls `f(k)` for the sorted position k of every particle in the cells around cell `c`
     /// (the particles `order[k]`, contiguous per cell — with positions copied into sorted
     /// order, the neighbour loop reads memory sequentially).

@@ -6,6 +6,8 @@
 //! z = (x_1 … x_N, g_1 … g_N) (AOUP) or z = (x, θ) / (x, e) (ABP), so score and entropy-production
 //! analyses see particles like any other system.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod cells;
 pub mod isa;
 pub mod model;

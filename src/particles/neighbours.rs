@@ -61,11 +61,17 @@ impl VerletList {
         &self.nbr[self.start[k] as usize..self.start[k + 1] as usize]
     }
 
+    /// The list in compressed form: (offsets `start` (N + 1), neighbour slots `nbr`); the
+    /// neighbours of slot k are `nbr[start[k]..start[k + 1]]`.
+    pub fn raw(&self) -> (&[u32], &[u32]) {
+        (&self.start, &self.nbr)
+    }
+
     /// The cell order of positions `x` (wrapped): storage slot k should hold particle
     /// `order[k]` (stable within a cell).
-    pub fn cell_order(&mut self, x: &[f64]) -> Vec<u32> {
+    pub fn cell_order(&mut self, x: &[f64]) -> &[u32] {
         self.cells.build(x);
-        self.cells.order.clone()
+        &self.cells.order
     }
 
     /// Rebuilds the list at positions `x` (wrapped, storage order; ideally already in cell
@@ -74,9 +80,23 @@ impl VerletList {
     /// the positions only — not on the storage order or on when the list was last rebuilt (pairs
     /// beyond the cut-off add exact zeros) — so interrupted and resumed runs give the same bits.
     pub fn build(&mut self, x: &[f64], bx: &PeriodicBox, tag: &[u32]) {
+        self.cells.build(x);
+        self.build_lists(x, bx, tag);
+    }
+
+    /// [`VerletList::build`] for positions that the caller has just permuted by the order of
+    /// [`VerletList::cell_order`] (computed at these positions): the cell list is carried over
+    /// instead of rebuilt.
+    pub fn build_sorted(&mut self, x: &[f64], bx: &PeriodicBox, tag: &[u32]) {
+        self.cells.adopt_order();
+        self.build_lists(x, bx, tag);
+    }
+
+    /// The neighbour lists from the current cell list: per chunk of particles in parallel, then
+    /// offsets and lists written into place in parallel.
+    fn build_lists(&mut self, x: &[f64], bx: &PeriodicBox, tag: &[u32]) {
         let d = bx.dim;
         let n = x.len() / d;
-        self.cells.build(x);
         let r2max = (self.cutoff + self.skin).powi(2);
         let cells = &self.cells;
         let isa = self.isa;
@@ -87,18 +107,40 @@ impl VerletList {
                 build_chunk_for(isa, cells, x, bx, tag, r2max, range)
             })
             .collect();
-        self.start.clear();
-        self.start.push(0);
-        self.nbr.clear();
-        for (counts, list) in parts {
-            for c in counts {
-                let last = *self.start.last().unwrap();
-                self.start.push(last + c);
-            }
-            self.nbr.extend_from_slice(&list);
+        // where each chunk's lists begin
+        let mut offsets = Vec::with_capacity(parts.len());
+        let mut total = 0u32;
+        for (_, list) in &parts {
+            offsets.push(total);
+            total += list.len() as u32;
         }
-        self.x_build.clear();
-        self.x_build.extend_from_slice(x);
+        self.start.resize(n + 1, 0);
+        self.start[0] = 0;
+        self.nbr.resize(total as usize, 0);
+        let mut rest: &mut [u32] = &mut self.nbr;
+        let mut slots = Vec::with_capacity(parts.len());
+        for (_, list) in &parts {
+            let (head, tail) = rest.split_at_mut(list.len());
+            slots.push(head);
+            rest = tail;
+        }
+        self.start[1..]
+            .par_chunks_mut(CHUNK)
+            .zip(slots.into_par_iter())
+            .zip(parts.par_iter().zip(offsets.par_iter()))
+            .for_each(|((start, slot), ((counts, list), &offset))| {
+                let mut end = offset;
+                for (s, &c) in start.iter_mut().zip(counts) {
+                    end += c;
+                    *s = end;
+                }
+                slot.copy_from_slice(list);
+            });
+        self.x_build.resize(x.len(), 0.0);
+        self.x_build
+            .par_chunks_mut(CHUNK * d)
+            .zip(x.par_chunks(CHUNK * d))
+            .for_each(|(a, b)| a.copy_from_slice(b));
         self.builds += 1;
         self.built = true;
     }

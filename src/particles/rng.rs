@@ -3,10 +3,10 @@
 //! which thread computes it or in which order — runs are bit-identical for any thread count.
 
 /// Philox4x32 multipliers and Weyl key increments (Random123).
-const M0: u32 = 0xD251_1F53;
-const M1: u32 = 0xCD9E_8D57;
-const W0: u32 = 0x9E37_79B9;
-const W1: u32 = 0xBB67_AE85;
+pub(crate) const M0: u32 = 0xD251_1F53;
+pub(crate) const M1: u32 = 0xCD9E_8D57;
+pub(crate) const W0: u32 = 0x9E37_79B9;
+pub(crate) const W1: u32 = 0xBB67_AE85;
 
 /// Philox4x32 with 10 rounds: maps a 128-bit counter and a 64-bit key to 128 random bits.
 #[inline(always)]
@@ -45,6 +45,38 @@ impl CounterRng {
         }
     }
 
+    /// The Philox key (two words of the seed).
+    pub(crate) fn key(&self) -> [u32; 2] {
+        self.key
+    }
+
+    /// The fourth counter word of (block): the stream with the block in its high byte.
+    pub(crate) fn stream_word(&self, block: u32) -> u32 {
+        self.stream ^ (block << 24)
+    }
+
+    /// The ziggurat tables: fast-path limits k[i] and scales w[i] of the 128 layers (for the
+    /// vectorised fast path of [`CounterRng::normals`]).
+    pub(crate) fn ziggurat_tables() -> (&'static [u32; 128], &'static [f64; 128]) {
+        let z = &*ZIGGURAT;
+        (&z.k, &z.w)
+    }
+
+    /// The normal number of word `lane` (= `word`) of (step, particle, block) when the word is
+    /// not accepted by the fast path (its wedge or tail rejection loop), as in
+    /// [`CounterRng::normals`].
+    #[cold]
+    pub(crate) fn normal_slow(
+        &self,
+        step: u64,
+        particle: u32,
+        block: u32,
+        lane: u32,
+        word: u32,
+    ) -> f64 {
+        self.ziggurat_slow(&ZIGGURAT, step, particle, block, lane, word)
+    }
+
     /// 128 random bits for (step, particle, block).
     #[inline(always)]
     pub fn bits(&self, step: u64, particle: u32, block: u32) -> [u32; 4] {
@@ -54,7 +86,7 @@ impl CounterRng {
                 step as u32,
                 (step >> 32) as u32,
                 particle,
-                self.stream ^ (block << 24),
+                self.stream_word(block),
             ],
             self.key,
         )
@@ -196,37 +228,46 @@ static ZIGGURAT: std::sync::LazyLock<Ziggurat> = std::sync::LazyLock::new(|| {
     z
 });
 
+/// Taylor coefficients of sin r / r after the constant 1: −1/3!, 1/5!, …, −1/15!.
+pub(crate) const SIN_TAYLOR: [f64; 7] = [
+    -1.0 / 6.0,
+    1.0 / 120.0,
+    -1.0 / 5040.0,
+    1.0 / 362_880.0,
+    -1.0 / 39_916_800.0,
+    1.0 / 6_227_020_800.0,
+    -1.0 / 1_307_674_368_000.0,
+];
+
+/// Taylor coefficients of cos r after the constant 1: −1/2!, 1/4!, …, 1/16!.
+pub(crate) const COS_TAYLOR: [f64; 8] = [
+    -0.5,
+    1.0 / 24.0,
+    -1.0 / 720.0,
+    1.0 / 40_320.0,
+    -1.0 / 3_628_800.0,
+    1.0 / 479_001_600.0,
+    -1.0 / 87_178_291_200.0,
+    1.0 / 20_922_789_888_000.0,
+];
+
+/// Cody–Waite split of π/2 (high part, low part) and 2/π, for [`sin_cos`].
+pub(crate) const PIO2_HI: f64 = std::f64::consts::FRAC_PI_2;
+pub(crate) const PIO2_LO: f64 = 6.123_233_995_736_766e-17;
+
 /// sin and cos of x for |x| ≤ 20 (used for wrapped orientation angles), to within 2 ulp of the libm values and several times faster: reduction
 /// by multiples of π/2 (two-part Cody–Waite constant) and Taylor polynomials on [−π/4, π/4]
 /// (truncation error below 5e-17).
 #[inline(always)]
 pub fn sin_cos(x: f64) -> (f64, f64) {
     const FRAC_2_PI: f64 = std::f64::consts::FRAC_2_PI;
-    const PIO2_HI: f64 = std::f64::consts::FRAC_PI_2;
-    const PIO2_LO: f64 = 6.123_233_995_736_766e-17;
     // floor without a libm call (no SSE4.1 in the baseline target): shift to positive, truncate
     let k = ((x * FRAC_2_PI + 0.5 + 16.0) as i64 - 16) as f64;
     let r = (x - k * PIO2_HI) - k * PIO2_LO;
     let r2 = r * r;
-    // sin r = r (1 − r²/3! + r⁴/5! − …), cos r = 1 − r²/2! + r⁴/4! − …
-    let s = r
-        * (1.0
-            + r2 * (-1.0 / 6.0
-                + r2 * (1.0 / 120.0
-                    + r2 * (-1.0 / 5040.0
-                        + r2 * (1.0 / 362_880.0
-                            + r2 * (-1.0 / 39_916_800.0
-                                + r2 * (1.0 / 6_227_020_800.0
-                                    + r2 * (-1.0 / 1_307_674_368_000.0))))))));
-    let c = 1.0
-        + r2 * (-0.5
-            + r2 * (1.0 / 24.0
-                + r2 * (-1.0 / 720.0
-                    + r2 * (1.0 / 40_320.0
-                        + r2 * (-1.0 / 3_628_800.0
-                            + r2 * (1.0 / 479_001_600.0
-                                + r2 * (-1.0 / 87_178_291_200.0
-                                    + r2 * (1.0 / 20_922_789_888_000.0))))))));
+    // sin r = r (1 − r²/3! + r⁴/5! − …), cos r = 1 − r²/2! + r⁴/4! − … (Horner, innermost first)
+    let s = r * (1.0 + r2 * SIN_TAYLOR.iter().rev().fold(0.0, |acc, &c| c + r2 * acc));
+    let c = 1.0 + r2 * COS_TAYLOR.iter().rev().fold(0.0, |acc, &c| c + r2 * acc);
     // quadrant q = k mod 4, selected without branches (the Box–Muller angles are random, so a
     // branch would mispredict half the time): (sin, cos) = (s, c), (c, −s), (−s, −c), (−c, s)
     let q = (k as i64) & 3;

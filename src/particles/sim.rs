@@ -52,6 +52,7 @@ pub struct Simulation {
     force: Vec<f64>,
     /// Instruction set of the step kernel (detected; the results do not depend on it).
     isa: Isa,
+    scratch: Scratch,
     pub seed: u64,
     pub replica: u32,
 }
@@ -96,6 +97,7 @@ impl Simulation {
             max_disp2: f64::INFINITY,
             force: vec![0.0; n * d],
             isa: isa::detect(),
+            scratch: Scratch::default(),
             model,
             seed,
             replica,
@@ -169,11 +171,12 @@ impl Simulation {
             return;
         }
         let order = list.cell_order(&self.x);
-        permute(&mut self.x, &order, d);
-        permute(&mut self.image, &order, d);
-        permute(&mut self.g, &order, gd);
-        permute(&mut self.tag, &order, 1);
-        list.build(&self.x, &bx, &self.tag);
+        let sc = &mut self.scratch;
+        permute(&mut self.x, order, d, &mut sc.x);
+        permute(&mut self.image, order, d, &mut sc.image);
+        permute(&mut self.g, order, gd, &mut sc.g);
+        permute(&mut self.tag, order, 1, &mut sc.tag);
+        list.build_sorted(&self.x, &bx, &self.tag);
         self.max_disp2 = 0.0;
     }
 
@@ -249,13 +252,25 @@ impl Simulation {
             tag,
         };
         let isa = self.isa;
+        #[cfg(target_arch = "x86_64")]
+        let wide = isa == Isa::Avx512 && super::avx512::applies(&ctx);
         let (disp, fmax) = self
             .x_next
             .par_chunks_mut(CHUNK * d)
             .zip(self.image.par_chunks_mut(CHUNK * d))
             .zip(self.g.par_chunks_mut(CHUNK * gd))
             .enumerate()
-            .map(|(chunk, ((xn, imgs), gs))| step_chunk_for(isa, &ctx, chunk, xn, imgs, gs))
+            .map(|(chunk, ((xn, imgs), gs))| {
+                #[cfg(target_arch = "x86_64")]
+                if wide {
+                    // SAFETY: the CPU has AVX-512 (isa comes from isa::detect) and the kernel
+                    // applies to this model.
+                    return unsafe {
+                        super::avx512::abp2_wca_chunk(&ctx, chunk, CHUNK, xn, imgs, gs)
+                    };
+                }
+                step_chunk_for(isa, &ctx, chunk, xn, imgs, gs)
+            })
             .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
         std::mem::swap(&mut self.x, &mut self.x_next);
         self.max_force = fmax;
@@ -267,23 +282,23 @@ impl Simulation {
 }
 
 /// Everything one step of a chunk of particles reads (shared by all chunks).
-struct StepContext<'a> {
-    dynamics: Dynamics,
-    kicks: NoiseAmplitudes,
-    rng: CounterRng,
-    step: u64,
-    dt: f64,
-    d: usize,
-    gd: usize,
-    n_mobile: u32,
-    bx: PeriodicBox,
-    pair: Option<PairForce>,
-    rc2: f64,
-    list: Option<&'a VerletList>,
+pub(super) struct StepContext<'a> {
+    pub(super) dynamics: Dynamics,
+    pub(super) kicks: NoiseAmplitudes,
+    pub(super) rng: CounterRng,
+    pub(super) step: u64,
+    pub(super) dt: f64,
+    pub(super) d: usize,
+    pub(super) gd: usize,
+    pub(super) n_mobile: u32,
+    pub(super) bx: PeriodicBox,
+    pub(super) pair: Option<PairForce>,
+    pub(super) rc2: f64,
+    pub(super) list: Option<&'a VerletList>,
     /// Positions at the last list build (storage order; empty without a list).
-    xb: &'a [f64],
-    x_old: &'a [f64],
-    tag: &'a [u32],
+    pub(super) xb: &'a [f64],
+    pub(super) x_old: &'a [f64],
+    pub(super) tag: &'a [u32],
 }
 
 multiversion!(
@@ -310,41 +325,68 @@ fn step_chunk(
     imgs: &mut [i32],
     gs: &mut [f64],
 ) -> (f64, f64) {
-    let (d, gd) = (ctx.d, ctx.gd);
+    let d = ctx.d;
     let (mut disp, mut fmax) = (0.0f64, 0.0f64);
     for k in 0..xn.len() / d {
-        let s = chunk * CHUNK + k;
-        let xi = &ctx.x_old[s * d..(s + 1) * d];
-        let out = &mut xn[k * d..(k + 1) * d];
-        let i = ctx.tag[s];
-        if i >= ctx.n_mobile {
-            out.copy_from_slice(xi);
-            continue;
-        }
-        let mut f = [0.0f64; 3];
-        if let (Some(p), Some(l)) = (ctx.pair, ctx.list) {
-            force_on(s, ctx.x_old, d, &ctx.bx, &p, ctx.rc2, l, &mut f[..d]);
-            fmax = f[..d].iter().fold(fmax, |a, v| a.max(v.abs()));
-        }
-        advance(
-            &ctx.dynamics,
-            &ctx.kicks,
-            &ctx.rng,
-            ctx.step,
-            i,
-            ctx.dt,
-            &ctx.bx,
-            xi,
-            &f[..d],
-            out,
-            &mut imgs[k * d..(k + 1) * d],
-            &mut gs[k * gd..(k + 1) * gd],
+        step_particle(
+            ctx,
+            chunk * CHUNK + k,
+            k,
+            xn,
+            imgs,
+            gs,
+            &mut disp,
+            &mut fmax,
         );
-        if !ctx.xb.is_empty() {
-            disp = disp.max(displacement2(out, &ctx.xb[s * d..(s + 1) * d], &ctx.bx));
-        }
     }
     (disp, fmax)
+}
+
+/// One step of the particle in storage slot `s` (offset `k` in the chunk's output slices
+/// `xn`, `imgs`, `gs`): its force from the old positions, then [`advance`]; folds its squared
+/// displacement since the list build into `disp` and its largest force component into `fmax`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn step_particle(
+    ctx: &StepContext,
+    s: usize,
+    k: usize,
+    xn: &mut [f64],
+    imgs: &mut [i32],
+    gs: &mut [f64],
+    disp: &mut f64,
+    fmax: &mut f64,
+) {
+    let (d, gd) = (ctx.d, ctx.gd);
+    let xi = &ctx.x_old[s * d..(s + 1) * d];
+    let out = &mut xn[k * d..(k + 1) * d];
+    let i = ctx.tag[s];
+    if i >= ctx.n_mobile {
+        out.copy_from_slice(xi);
+        return;
+    }
+    let mut f = [0.0f64; 3];
+    if let (Some(p), Some(l)) = (ctx.pair, ctx.list) {
+        force_on(s, ctx.x_old, d, &ctx.bx, &p, ctx.rc2, l, &mut f[..d]);
+        *fmax = f[..d].iter().fold(*fmax, |a, v| a.max(v.abs()));
+    }
+    advance(
+        &ctx.dynamics,
+        &ctx.kicks,
+        &ctx.rng,
+        ctx.step,
+        i,
+        ctx.dt,
+        &ctx.bx,
+        xi,
+        &f[..d],
+        out,
+        &mut imgs[k * d..(k + 1) * d],
+        &mut gs[k * gd..(k + 1) * gd],
+    );
+    if !ctx.xb.is_empty() {
+        *disp = disp.max(displacement2(out, &ctx.xb[s * d..(s + 1) * d], &ctx.bx));
+    }
 }
 
 /// The update of one mobile particle (id `i`) from its old position `xi` and pair force `f`:
@@ -429,11 +471,11 @@ fn advance(
 /// translational kick √(2 D_x Δt) (AOUP: D_x = ε, ABP: D_T), the exact OU factors e^{−γΔt} and
 /// √(1 − e^{−2γΔt}) of the AOUP propulsion, the rotational kick √(2 D_r Δt) of ABPs.
 #[derive(Clone, Copy)]
-struct NoiseAmplitudes {
-    sx: f64,
-    decay: f64,
-    sg: f64,
-    sr: f64,
+pub(super) struct NoiseAmplitudes {
+    pub(super) sx: f64,
+    pub(super) decay: f64,
+    pub(super) sg: f64,
+    pub(super) sr: f64,
 }
 
 impl NoiseAmplitudes {
@@ -458,9 +500,23 @@ impl NoiseAmplitudes {
     }
 }
 
-/// `v[k] = v_old[order[k]]` for blocks of `per` values.
-fn permute<T: Copy + Default + Send + Sync>(v: &mut Vec<T>, order: &[u32], per: usize) {
-    let mut out = vec![T::default(); v.len()];
+/// Buffers the re-sort into cell order writes into (kept between rebuilds: no allocation).
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f64>,
+    image: Vec<i32>,
+    g: Vec<f64>,
+    tag: Vec<u32>,
+}
+
+/// `v[k] = v_old[order[k]]` for blocks of `per` values, through the buffer `out` (swapped in).
+fn permute<T: Copy + Default + Send + Sync>(
+    v: &mut Vec<T>,
+    order: &[u32],
+    per: usize,
+    out: &mut Vec<T>,
+) {
+    out.resize(v.len(), T::default());
     out.par_chunks_mut(CHUNK * per)
         .zip(order.par_chunks(CHUNK))
         .for_each(|(o, idx)| {
@@ -469,7 +525,7 @@ fn permute<T: Copy + Default + Send + Sync>(v: &mut Vec<T>, order: &[u32], per: 
                 ok.copy_from_slice(&v[s * per..(s + 1) * per]);
             }
         });
-    *v = out;
+    std::mem::swap(v, out);
 }
 
 /// Squared minimum-image distance of two wrapped positions.

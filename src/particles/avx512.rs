@@ -1,0 +1,449 @@
+//! One time step of 2-D active Brownian particles with WCA repulsion, eight particles at a time
+//! in AVX-512 registers (the engine's benchmark system: `systems/active/abp_mips.toml`).
+//!
+//! The scalar kernel ([`super::sim`]) spends its time spread thinly over per-particle work: the
+//! Philox block, the ziggurat, sin/cos of the angle, the minimum-image force loop with a
+//! data-dependent trip count. Here each of the eight lanes of a register is one particle, so
+//! every one of those operations is done for eight particles at once: neighbour positions are
+//! gathered, the force loop runs to the longest of the eight lists with a lane mask, Philox runs
+//! in 64-bit lanes (`vpmuludq`), the ziggurat fast path gathers its tables, and the rare
+//! ziggurat rejections fall back to the scalar code lane by lane.
+//!
+//! **Bit-identical to the scalar kernel.** Every lane performs exactly the operations of
+//! [`super::sim`]'s per-particle code, in the same order (each particle's force is still summed
+//! over its neighbours in list order; intrinsics are never contracted into FMAs; max is taken
+//! so that NaN is ignored the same way as `f64::max`), so a run gives the same bits with this
+//! kernel, the AVX2 or the baseline kernel (tested: `wide_and_baseline_kernels_are_bit_identical`).
+
+use super::rng::{self, CounterRng};
+use super::sim::{step_particle, StepContext};
+use core::arch::x86_64::*;
+
+/// Particles per register.
+const LANES: usize = 8;
+
+/// Whether [`abp2_wca_chunk`] applies to a step context: 2-D ABP, WCA pairs, a Verlet list.
+pub(super) fn applies(ctx: &StepContext) -> bool {
+    matches!(ctx.dynamics, super::Dynamics::Abp { .. })
+        && ctx.d == 2
+        && matches!(ctx.pair, Some(super::PairForce::Wca { .. }))
+        && ctx.list.is_some()
+        && !ctx.xb.is_empty()
+}
+
+/// Storage chunk `chunk` of a step (see `sim::step_chunk`): blocks of eight mobile particles in
+/// AVX-512 registers, the rest (a tail, blocks holding a fixed particle) by the scalar code.
+/// Returns (largest squared displacement since the list build, largest force component).
+///
+/// # Safety
+/// The CPU must support AVX-512 F/VL/DQ/BW/CD (x86-64-v4), and [`applies`] must hold.
+#[target_feature(
+    enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd,avx2,fma,sse4.1,bmi1,bmi2,lzcnt"
+)]
+pub(super) unsafe fn abp2_wca_chunk(
+    ctx: &StepContext,
+    chunk: usize,
+    chunk_len: usize,
+    xn: &mut [f64],
+    imgs: &mut [i32],
+    gs: &mut [f64],
+) -> (f64, f64) {
+    let m = xn.len() / 2;
+    let first = chunk * chunk_len;
+    let mut disp = _mm512_setzero_pd();
+    let mut fmax = _mm512_setzero_pd();
+    let (mut disp_s, mut fmax_s) = (0.0f64, 0.0f64);
+    let mut k = 0;
+    while k < m {
+        let s0 = first + k;
+        let whole = k + LANES <= m && ctx.tag[s0..s0 + LANES].iter().all(|&t| t < ctx.n_mobile);
+        if !whole {
+            // scalar: the tail of the chunk, or a block with a fixed particle
+            let end = (k + LANES).min(m);
+            for kk in k..end {
+                step_particle(ctx, first + kk, kk, xn, imgs, gs, &mut disp_s, &mut fmax_s);
+            }
+            k = end;
+            continue;
+        }
+        // SAFETY: k + 8 ≤ m, so slots s0..s0 + 8 exist in every array; the CPU features are
+        // enabled by this function's contract.
+        let (d8, f8) = unsafe { block(ctx, s0, k, xn, imgs, gs) };
+        disp = _mm512_max_pd(d8, disp);
+        fmax = _mm512_max_pd(f8, fmax);
+        k += LANES;
+    }
+    (hmax(disp, disp_s), hmax(fmax, fmax_s))
+}
+
+/// max(start, lanes of v), NaN ignored as by `f64::max`.
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn hmax(v: __m512d, start: f64) -> f64 {
+    let mut a = [0.0f64; LANES];
+    // SAFETY: `a` holds eight f64.
+    unsafe { _mm512_storeu_pd(a.as_mut_ptr(), v) };
+    a.iter().fold(start, |acc, &x| acc.max(x))
+}
+
+/// `c ? a : b` lane by lane.
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn blend(c: __mmask8, a: __m512d, b: __m512d) -> __m512d {
+    _mm512_mask_blend_pd(c, b, a)
+}
+
+/// Minimum image of separations of wrapped coordinates (as `PeriodicBox::min_image_wrapped`):
+/// Δ − (select(Δ ≥ w, L, 0) − select(Δ < −w, L, 0)).
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn min_image(delta: __m512d, w: __m512d, neg_w: __m512d, len: __m512d) -> __m512d {
+    let zero = _mm512_setzero_pd();
+    let up = blend(_mm512_cmp_pd_mask::<_CMP_GE_OQ>(delta, w), len, zero);
+    let down = blend(_mm512_cmp_pd_mask::<_CMP_LT_OQ>(delta, neg_w), len, zero);
+    _mm512_sub_pd(delta, _mm512_sub_pd(up, down))
+}
+
+/// Wraps coordinates into [−w, w) (as `PeriodicBox::wrap`): (wrapped, box lengths crossed as
+/// i32 — `as i32` semantics: saturating, NaN → 0 — plus one where the upper-edge fix applied,
+/// wrapping like the scalar i32 arithmetic in release builds).
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn wrap(x: __m512d, w: __m512d, neg_w: __m512d, len: __m512d) -> (__m512d, __m256i) {
+    let inside =
+        _mm512_cmp_pd_mask::<_CMP_GE_OQ>(x, neg_w) & _mm512_cmp_pd_mask::<_CMP_LT_OQ>(x, w);
+    let n = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(_mm512_div_pd(
+        _mm512_add_pd(x, w),
+        len,
+    ));
+    let xw = _mm512_sub_pd(x, _mm512_mul_pd(n, len));
+    let over = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(xw, w);
+    let xw = blend(over, _mm512_sub_pd(xw, len), xw);
+    let clamped = _mm512_min_pd(
+        _mm512_max_pd(n, _mm512_set1_pd(i32::MIN as f64)),
+        _mm512_set1_pd(i32::MAX as f64),
+    );
+    let ordered = _mm512_cmp_pd_mask::<_CMP_ORD_Q>(n, n);
+    let crossed = _mm512_maskz_cvttpd_epi32(ordered & !inside, clamped);
+    let crossed = _mm256_mask_add_epi32(crossed, over & !inside, crossed, _mm256_set1_epi32(1));
+    (blend(inside, x, xw), crossed)
+}
+
+/// (sin x, cos x) lane by lane, the operations of [`rng::sin_cos`].
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn sin_cos(x: __m512d) -> (__m512d, __m512d) {
+    let t = _mm512_add_pd(
+        _mm512_add_pd(
+            _mm512_mul_pd(x, _mm512_set1_pd(std::f64::consts::FRAC_2_PI)),
+            _mm512_set1_pd(0.5),
+        ),
+        _mm512_set1_pd(16.0),
+    );
+    let ki = _mm512_sub_epi64(_mm512_cvttpd_epi64(t), _mm512_set1_epi64(16));
+    let k = _mm512_cvtepi64_pd(ki);
+    let r = _mm512_sub_pd(
+        _mm512_sub_pd(x, _mm512_mul_pd(k, _mm512_set1_pd(rng::PIO2_HI))),
+        _mm512_mul_pd(k, _mm512_set1_pd(rng::PIO2_LO)),
+    );
+    let r2 = _mm512_mul_pd(r, r);
+    let one = _mm512_set1_pd(1.0);
+    let s = _mm512_mul_pd(
+        r,
+        _mm512_add_pd(one, _mm512_mul_pd(r2, horner(&rng::SIN_TAYLOR, r2))),
+    );
+    let c = _mm512_add_pd(one, _mm512_mul_pd(r2, horner(&rng::COS_TAYLOR, r2)));
+    let q = _mm512_and_si512(ki, _mm512_set1_epi64(3));
+    let swap = _mm512_test_epi64_mask(q, _mm512_set1_epi64(1));
+    // sign_s = 1 − 2((q >> 1) & 1), sign_c = 1 − 2(((q + 1) >> 1) & 1)
+    let sign_s = sign(_mm512_srli_epi64::<1>(q));
+    let sign_c = sign(_mm512_srli_epi64::<1>(_mm512_add_epi64(
+        q,
+        _mm512_set1_epi64(1),
+    )));
+    let a = blend(swap, c, s);
+    let b = blend(swap, s, c);
+    (_mm512_mul_pd(sign_s, a), _mm512_mul_pd(sign_c, b))
+}
+
+/// Σ c_k r2^k by Horner's rule, innermost first (as the scalar `fold`).
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn horner(coeffs: &[f64], r2: __m512d) -> __m512d {
+    coeffs.iter().rev().fold(_mm512_setzero_pd(), |acc, &c| {
+        _mm512_add_pd(_mm512_set1_pd(c), _mm512_mul_pd(r2, acc))
+    })
+}
+
+/// 1 − 2(bit & 1) as f64, lane by lane.
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn sign(bit: __m512i) -> __m512d {
+    _mm512_cvtepi64_pd(_mm512_sub_epi64(
+        _mm512_set1_epi64(1),
+        _mm512_slli_epi64::<1>(_mm512_and_si512(bit, _mm512_set1_epi64(1))),
+    ))
+}
+
+/// Philox4x32-10 of eight counters (one per lane, words in the low halves of 64-bit lanes), as
+/// [`rng::philox4x32`].
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn philox(mut c: [__m512i; 4], key: [u32; 2]) -> [__m512i; 4] {
+    let lo = _mm512_set1_epi64(0xffff_ffff);
+    let (m0, m1) = (
+        _mm512_set1_epi64(rng::M0 as i64),
+        _mm512_set1_epi64(rng::M1 as i64),
+    );
+    let mut k = key;
+    for _ in 0..10 {
+        let p0 = _mm512_mul_epu32(m0, c[0]);
+        let p1 = _mm512_mul_epu32(m1, c[2]);
+        let (k0, k1) = (
+            _mm512_set1_epi64(k[0] as i64),
+            _mm512_set1_epi64(k[1] as i64),
+        );
+        c = [
+            _mm512_xor_si512(_mm512_xor_si512(_mm512_srli_epi64::<32>(p1), c[1]), k0),
+            _mm512_and_si512(p1, lo),
+            _mm512_xor_si512(_mm512_xor_si512(_mm512_srli_epi64::<32>(p0), c[3]), k1),
+            _mm512_and_si512(p0, lo),
+        ];
+        k = [k[0].wrapping_add(rng::W0), k[1].wrapping_add(rng::W1)];
+    }
+    c
+}
+
+/// Normal numbers of one Philox word per lane (the ziggurat fast path of
+/// `CounterRng::normals`; rejected lanes by the scalar fallback, which draws from its own
+/// counters).
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn normals(rng: &CounterRng, step: u64, tags: &[u32], word: __m512i, lane: u32) -> __m512d {
+    let (kt, wt) = CounterRng::ziggurat_tables();
+    let iz = _mm512_and_si512(word, _mm512_set1_epi64(127));
+    let hz = _mm512_srli_epi64::<8>(word);
+    // SAFETY: iz < 128 indexes the 128-entry tables.
+    let (limit, scale) = unsafe {
+        (
+            _mm512_cvtepu32_epi64(_mm512_i64gather_epi32::<4>(iz, kt.as_ptr() as *const i32)),
+            _mm512_i64gather_pd::<8>(iz, wt.as_ptr()),
+        )
+    };
+    let fast = _mm512_cmplt_epu64_mask(hz, limit);
+    let value = _mm512_mul_pd(_mm512_cvtepu64_pd(hz), scale);
+    let sign = _mm512_slli_epi64::<56>(_mm512_and_si512(word, _mm512_set1_epi64(128)));
+    let value = _mm512_castsi512_pd(_mm512_or_si512(_mm512_castpd_si512(value), sign));
+    if fast == 0xff {
+        return value;
+    }
+    let mut out = [0.0f64; LANES];
+    // SAFETY: `out` holds eight f64.
+    unsafe { _mm512_storeu_pd(out.as_mut_ptr(), value) };
+    {
+        let mut words = [0u64; LANES];
+        // SAFETY: `words` holds eight u64.
+        unsafe { _mm512_storeu_si512(words.as_mut_ptr() as *mut __m512i, word) };
+        for l in 0..LANES {
+            if fast & (1 << l) == 0 {
+                out[l] = rng.normal_slow(step, tags[l], 0, lane, words[l] as u32);
+            }
+        }
+    }
+    // SAFETY: `out` holds eight f64.
+    unsafe { _mm512_loadu_pd(out.as_ptr()) }
+}
+
+/// p + (v0 e + μ f) Δt + s ξ with `c` = [v0, μ, Δt, s] (the scalar update's order).
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn advance(p: __m512d, e: __m512d, f: __m512d, xi: __m512d, c: [__m512d; 4]) -> __m512d {
+    let [v0, mu, dt, s] = c;
+    _mm512_add_pd(
+        _mm512_add_pd(
+            p,
+            _mm512_mul_pd(
+                _mm512_add_pd(_mm512_mul_pd(v0, e), _mm512_mul_pd(mu, f)),
+                dt,
+            ),
+        ),
+        _mm512_mul_pd(s, xi),
+    )
+}
+
+/// One step of the eight mobile particles in storage slots s0..s0 + 8 (chunk offset k): returns
+/// per lane the squared displacement since the list build and the largest force component.
+///
+/// # Safety
+/// AVX-512 (x86-64-v4) must be available; slots s0..s0 + 8 must exist and [`applies`] hold.
+#[target_feature(
+    enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd,avx2,fma,sse4.1,bmi1,bmi2,lzcnt"
+)]
+unsafe fn block(
+    ctx: &StepContext,
+    s0: usize,
+    k: usize,
+    xn: &mut [f64],
+    imgs: &mut [i32],
+    gs: &mut [f64],
+) -> (__m512d, __m512d) {
+    let (Some(super::PairForce::Wca { eps, sigma }), Some(list)) = (ctx.pair, ctx.list) else {
+        unreachable!("abp2_wca_chunk needs WCA pairs and a neighbour list")
+    };
+    let super::Dynamics::Abp { v0, mu, .. } = ctx.dynamics else {
+        unreachable!("abp2_wca_chunk needs ABP dynamics")
+    };
+    let len = _mm512_set1_pd(ctx.bx.length);
+    let w = _mm512_set1_pd(0.5 * ctx.bx.length);
+    let neg_w = _mm512_set1_pd(-(0.5 * ctx.bx.length));
+    let even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    let odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    let x = ctx.x_old.as_ptr();
+    // SAFETY (all loads and stores below): slots s0..s0 + 8 exist (caller), neighbour indices are
+    // storage slots < N, list offsets index the list.
+    let (xi, yi) = unsafe {
+        let a = _mm512_loadu_pd(x.add(2 * s0));
+        let b = _mm512_loadu_pd(x.add(2 * s0 + 8));
+        (
+            _mm512_permutex2var_pd(a, even, b),
+            _mm512_permutex2var_pd(a, odd, b),
+        )
+    };
+
+    // ---- forces: Σ_j over each particle's list, the longest of the eight lists with a mask
+    let (start, nbr) = list.raw();
+    let (begin, end) = unsafe {
+        (
+            _mm512_cvtepu32_epi64(_mm256_loadu_si256(start.as_ptr().add(s0) as *const __m256i)),
+            _mm512_cvtepu32_epi64(_mm256_loadu_si256(
+                start.as_ptr().add(s0 + 1) as *const __m256i
+            )),
+        )
+    };
+    let count = _mm512_sub_epi64(end, begin);
+    let longest = _mm512_reduce_max_epi64(count);
+    let (s2, e24) = (sigma * sigma, 24.0 * eps);
+    let (s2v, e24v, rc2v) = (
+        _mm512_set1_pd(s2),
+        _mm512_set1_pd(e24),
+        _mm512_set1_pd(ctx.rc2),
+    );
+    let (one, two, zero) = (
+        _mm512_set1_pd(1.0),
+        _mm512_set1_pd(2.0),
+        _mm512_setzero_pd(),
+    );
+    let (mut fx, mut fy) = (zero, zero);
+    for j in 0..longest {
+        let jv = _mm512_set1_epi64(j);
+        let live = _mm512_cmplt_epi64_mask(jv, count);
+        let (xj, yj) = unsafe {
+            let slot = _mm512_mask_i64gather_epi32::<4>(
+                _mm256_setzero_si256(),
+                live,
+                _mm512_add_epi64(begin, jv),
+                nbr.as_ptr() as *const i32,
+            );
+            let at = _mm512_slli_epi64::<1>(_mm512_cvtepu32_epi64(slot));
+            (
+                _mm512_mask_i64gather_pd::<8>(xi, live, at, x),
+                _mm512_mask_i64gather_pd::<8>(
+                    yi,
+                    live,
+                    _mm512_add_epi64(at, _mm512_set1_epi64(1)),
+                    x,
+                ),
+            )
+        };
+        let dx = min_image(_mm512_sub_pd(xi, xj), w, neg_w, len);
+        let dy = min_image(_mm512_sub_pd(yi, yj), w, neg_w, len);
+        let r2 = _mm512_add_pd(_mm512_mul_pd(dx, dx), _mm512_mul_pd(dy, dy));
+        let inside =
+            _mm512_cmp_pd_mask::<_CMP_LT_OQ>(r2, rc2v) & _mm512_cmp_pd_mask::<_CMP_GT_OQ>(r2, zero);
+        let rr = blend(inside, r2, rc2v);
+        let inv = _mm512_div_pd(one, rr);
+        let q = _mm512_mul_pd(s2v, inv);
+        let s6 = _mm512_mul_pd(_mm512_mul_pd(q, q), q);
+        let t = _mm512_sub_pd(_mm512_mul_pd(_mm512_mul_pd(two, s6), s6), s6);
+        let sc = _mm512_mul_pd(_mm512_mul_pd(e24v, t), inv);
+        let sc = blend(inside, sc, zero);
+        fx = _mm512_mask_add_pd(fx, live, fx, _mm512_mul_pd(sc, dx));
+        fy = _mm512_mask_add_pd(fy, live, fy, _mm512_mul_pd(sc, dy));
+    }
+    let fm = _mm512_max_pd(_mm512_abs_pd(fy), _mm512_max_pd(_mm512_abs_pd(fx), zero));
+
+    // ---- noise: one Philox block per particle (counter: step, particle tag, stream)
+    let tags = &ctx.tag[s0..s0 + LANES];
+    let words = philox(
+        [
+            _mm512_set1_epi64((ctx.step as u32) as i64),
+            _mm512_set1_epi64(((ctx.step >> 32) as u32) as i64),
+            unsafe { _mm512_cvtepu32_epi64(_mm256_loadu_si256(tags.as_ptr() as *const __m256i)) },
+            _mm512_set1_epi64(ctx.rng.stream_word(0) as i64),
+        ],
+        ctx.rng.key(),
+    );
+    let zx = normals(&ctx.rng, ctx.step, tags, words[0], 0);
+    let zy = normals(&ctx.rng, ctx.step, tags, words[1], 1);
+    let zt = normals(&ctx.rng, ctx.step, tags, words[2], 2);
+
+    // ---- update: x += (v0 e + μF) Δt + √(2 D_T Δt) ξ, θ += √(2 D_r Δt) ξ
+    let th = unsafe { _mm512_loadu_pd(gs.as_ptr().add(k)) };
+    let (sn, cs) = sin_cos(th);
+    let (dt, sx) = (_mm512_set1_pd(ctx.dt), _mm512_set1_pd(ctx.kicks.sx));
+    let (v0v, muv) = (_mm512_set1_pd(v0), _mm512_set1_pd(mu));
+    let (nx, ix) = wrap(advance(xi, cs, fx, zx, [v0v, muv, dt, sx]), w, neg_w, len);
+    let (ny, iy) = wrap(advance(yi, sn, fy, zy, [v0v, muv, dt, sx]), w, neg_w, len);
+    let pi = _mm512_set1_pd(std::f64::consts::PI);
+    let tau = _mm512_set1_pd(std::f64::consts::TAU);
+    let th = _mm512_add_pd(th, _mm512_mul_pd(_mm512_set1_pd(ctx.kicks.sr), zt));
+    let th = blend(
+        _mm512_cmp_pd_mask::<_CMP_GE_OQ>(th, pi),
+        _mm512_sub_pd(th, tau),
+        blend(
+            _mm512_cmp_pd_mask::<_CMP_LT_OQ>(th, _mm512_sub_pd(zero, pi)),
+            _mm512_add_pd(th, tau),
+            th,
+        ),
+    );
+    let lo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    let hi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    unsafe {
+        _mm512_storeu_pd(gs.as_mut_ptr().add(k), th);
+        _mm512_storeu_pd(
+            xn.as_mut_ptr().add(2 * k),
+            _mm512_permutex2var_pd(nx, lo, ny),
+        );
+        _mm512_storeu_pd(
+            xn.as_mut_ptr().add(2 * k + 8),
+            _mm512_permutex2var_pd(nx, hi, ny),
+        );
+    }
+    // image counters (i32, interleaved like the positions)
+    let mut crossed = [[0i32; LANES]; 2];
+    unsafe {
+        _mm256_storeu_si256(crossed[0].as_mut_ptr() as *mut __m256i, ix);
+        _mm256_storeu_si256(crossed[1].as_mut_ptr() as *mut __m256i, iy);
+    }
+    for l in 0..LANES {
+        for (a, c) in crossed.iter().enumerate() {
+            let img = &mut imgs[2 * (k + l) + a];
+            *img = img.wrapping_add(c[l]);
+        }
+    }
+
+    // ---- squared displacement since the list build
+    let (bx, by) = unsafe {
+        let xb = ctx.xb.as_ptr();
+        let a = _mm512_loadu_pd(xb.add(2 * s0));
+        let b = _mm512_loadu_pd(xb.add(2 * s0 + 8));
+        (
+            _mm512_permutex2var_pd(a, even, b),
+            _mm512_permutex2var_pd(a, odd, b),
+        )
+    };
+    let ddx = min_image(_mm512_sub_pd(nx, bx), w, neg_w, len);
+    let ddy = min_image(_mm512_sub_pd(ny, by), w, neg_w, len);
+    let d2 = _mm512_add_pd(_mm512_mul_pd(ddx, ddx), _mm512_mul_pd(ddy, ddy));
+    (d2, fm)
+}
