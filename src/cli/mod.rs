@@ -1021,6 +1021,9 @@ fn simulate_particles(args: &SimulateArgs, path: &Path) -> Result<()> {
     let ov = Overrides::parse(&args.set).map_err(|e| anyhow!("{e}"))?;
     let model =
         crate::particles::ParticleModel::load(path, &ov.values).map_err(|e| anyhow!("{e}"))?;
+    for w in model.warnings() {
+        eprintln!("warning: {w}");
+    }
     for (given, name) in [
         (args.ic.is_some(), "--ic"),
         (args.ensemble.is_some(), "--ensemble (use --replicas)"),
