@@ -4,6 +4,7 @@
 //! trap against the learning-free reference.
 
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn phaseflow(args: &[&str]) -> Output {
@@ -26,6 +27,61 @@ fn run(args: &[&str]) -> Output {
 
 fn json(args: &[&str]) -> Value {
     serde_json::from_slice(&run(args).stdout).unwrap()
+}
+
+/// A training file in `dir`: MLP 64 × 64 (antisymmetrised), implicit score matching with the
+/// three stationarity terms, `steps` steps of 256 with a linear warm-up of `warmup`.
+fn ism_config(dir: &Path, steps: usize, warmup: usize) -> PathBuf {
+    let cfg = dir.join("train.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[network]\nkind = \"mlp\"\nhidden = [64, 64]\nsymmetry = \"odd\"\n\n[loss]\nkind = \"ism\"\nfokker_planck = 1\nmean_divergence = 1\nmean_flow_score = 1\n\n[training]\nsteps = {steps}\nbatch = 256\nlr = 2e-3\nwarmup = {warmup}\nema = 0.99\nlog_every = {}\ncheckpoint_every = {steps}\nseed = 1\n",
+            steps / 4
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// `phaseflow train CONFIG --data DATA -o MODEL --quiet`.
+fn train(cfg: &Path, data: &Path, model: &Path) {
+    run(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "-o",
+        model.to_str().unwrap(),
+        "--quiet",
+    ]);
+}
+
+/// 256 replicas of `systems/active/trap.toml` with `sets` (NAME=VALUE), Δt = 0.01, burn-in 100,
+/// to `t_end`, a frame every 500 steps.
+fn simulate_trap(sets: &[&str], seed: &str, t_end: &str, out: &Path) -> Output {
+    let mut args = vec!["simulate", "systems/active/trap.toml"];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let tail = [
+        "--set",
+        "dt=0.01",
+        "--replicas",
+        "256",
+        "--burn-in",
+        "100",
+        "--t-end",
+        t_end,
+        "--every",
+        "500",
+        "--seed",
+        seed,
+        "-o",
+    ];
+    args.extend(tail);
+    args.push(out.to_str().unwrap());
+    run(&args)
 }
 
 /// Bead-spring (NEEP benchmark, k = e = 1, Tc = 1, Th = 10): 2 beads 2.025, 5 beads 0.6298 (the
@@ -162,49 +218,12 @@ fn diffusion_tables_make_sdes() {
 #[test]
 fn learned_epr_of_the_linear_trap() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("train.toml");
-    std::fs::write(
-        &cfg,
-        "[network]\nkind = \"mlp\"\nhidden = [64, 64]\nsymmetry = \"odd\"\n\n[loss]\nkind = \"ism\"\nfokker_planck = 1\nmean_divergence = 1\nmean_flow_score = 1\n\n[training]\nsteps = 2000\nbatch = 256\nlr = 2e-3\nwarmup = 100\nema = 0.99\nlog_every = 500\ncheckpoint_every = 2000\nseed = 1\n",
-    )
-    .unwrap();
+    let cfg = ism_config(dir.path(), 2000, 100);
     for v0 in [0.1, 0.3, 0.5] {
         let data = dir.path().join(format!("v{v0}.h5"));
         let model = dir.path().join(format!("m{v0}"));
-        let set = format!("v0={v0}");
-        run(&[
-            "simulate",
-            "systems/active/trap.toml",
-            "--set",
-            "N=1",
-            "--set",
-            "k=0",
-            "--set",
-            &set,
-            "--set",
-            "dt=0.01",
-            "--replicas",
-            "256",
-            "--burn-in",
-            "100",
-            "--t-end",
-            "1000",
-            "--every",
-            "500",
-            "--seed",
-            "3",
-            "-o",
-            data.to_str().unwrap(),
-        ]);
-        run(&[
-            "train",
-            cfg.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "-o",
-            model.to_str().unwrap(),
-            "--quiet",
-        ]);
+        simulate_trap(&["N=1", "k=0", &format!("v0={v0}")], "3", "1000", &data);
+        train(&cfg, &data, &model);
         let r = json(&[
             "epr",
             "--model",
@@ -350,35 +369,9 @@ fn learned_epr_of_the_linear_trap() {
 #[test]
 fn learned_epr_of_the_interacting_trap() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("train.toml");
-    std::fs::write(
-        &cfg,
-        "[network]\nkind = \"mlp\"\nhidden = [64, 64]\nsymmetry = \"odd\"\n\n[loss]\nkind = \"ism\"\nfokker_planck = 1\nmean_divergence = 1\nmean_flow_score = 1\n\n[training]\nsteps = 500\nbatch = 256\nlr = 2e-3\nwarmup = 50\nema = 0.99\nlog_every = 250\ncheckpoint_every = 500\nseed = 1\n",
-    )
-    .unwrap();
-    let simulate = |seed: &str, phi: &str, t_end: &str, out: &std::path::Path| -> Output {
-        run(&[
-            "simulate",
-            "systems/active/trap.toml",
-            "--set",
-            "N=4",
-            "--set",
-            &format!("phi={phi}"),
-            "--set",
-            "dt=0.01",
-            "--replicas",
-            "256",
-            "--burn-in",
-            "100",
-            "--t-end",
-            t_end,
-            "--every",
-            "500",
-            "--seed",
-            seed,
-            "-o",
-            out.to_str().unwrap(),
-        ])
+    let cfg = ism_config(dir.path(), 500, 50);
+    let simulate = |seed: &str, phi: &str, t_end: &str, out: &Path| -> Output {
+        simulate_trap(&["N=4", &format!("phi={phi}")], seed, t_end, out)
     };
     // the trap file's box at N = 4 is smaller than the trap: named on stderr
     let small = simulate("1", "0.1", "5", &dir.path().join("small.h5"));
@@ -390,15 +383,7 @@ fn learned_epr_of_the_interacting_trap() {
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("warning"));
     simulate("12", "0.005", "2000", &fresh);
     let model = dir.path().join("model");
-    run(&[
-        "train",
-        cfg.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "-o",
-        model.to_str().unwrap(),
-        "--quiet",
-    ]);
+    train(&cfg, &data, &model);
     for d in [&data, &fresh] {
         let r = json(&[
             "epr",
@@ -431,12 +416,7 @@ fn learned_epr_of_the_interacting_trap() {
 #[test]
 fn learned_epr_of_the_bead_spring_models() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("train.toml");
-    std::fs::write(
-        &cfg,
-        "[network]\nkind = \"mlp\"\nhidden = [64, 64]\nsymmetry = \"odd\"\n\n[loss]\nkind = \"ism\"\nfokker_planck = 1\nmean_divergence = 1\nmean_flow_score = 1\n\n[training]\nsteps = 2000\nbatch = 256\nlr = 2e-3\nwarmup = 100\nema = 0.99\nlog_every = 500\ncheckpoint_every = 2000\nseed = 1\n",
-    )
-    .unwrap();
+    let cfg = ism_config(dir.path(), 2000, 100);
     for (beads, exact) in [(2, 2.025), (5, 0.6298172794946997)] {
         let file = format!("systems/linear/bead_spring_{beads}.toml");
         let data = dir.path().join(format!("bs{beads}.h5"));
@@ -457,15 +437,7 @@ fn learned_epr_of_the_bead_spring_models() {
             "-o",
             data.to_str().unwrap(),
         ]);
-        run(&[
-            "train",
-            cfg.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "-o",
-            model.to_str().unwrap(),
-            "--quiet",
-        ]);
+        train(&cfg, &data, &model);
         let r = json(&[
             "epr",
             "--model",

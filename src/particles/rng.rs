@@ -62,21 +62,6 @@ impl CounterRng {
         (&z.k, &z.w)
     }
 
-    /// The normal number of word `lane` (= `word`) of (step, particle, block) when the word is
-    /// not accepted by the fast path (its wedge or tail rejection loop), as in
-    /// [`CounterRng::normals`].
-    #[cold]
-    pub(crate) fn normal_slow(
-        &self,
-        step: u64,
-        particle: u32,
-        block: u32,
-        lane: u32,
-        word: u32,
-    ) -> f64 {
-        self.ziggurat_slow(&ZIGGURAT, step, particle, block, lane, word)
-    }
-
     /// 128 random bits for (step, particle, block).
     #[inline(always)]
     pub fn bits(&self, step: u64, particle: u32, block: u32) -> [u32; 4] {
@@ -121,7 +106,7 @@ impl CounterRng {
                 // half the time)
                 f64::from_bits((hz as f64 * z.w[iz]).to_bits() | ((w as u64 & 128) << 56))
             } else {
-                self.ziggurat_slow(z, step, particle, block, lane as u32, w)
+                self.normal_slow(step, particle, block, lane as u32, w)
             };
         }
         out
@@ -148,19 +133,20 @@ impl CounterRng {
         )
     }
 
-    /// The rare branch of [`CounterRng::normals`]: wedge rejection tests and the Marsaglia
-    /// tail algorithm, with uniforms from [`CounterRng::fallback_bits`].
+    /// The rare branch of [`CounterRng::normals`] for word `lane` (= `word`) of (step,
+    /// particle, block), when the fast path does not accept it: wedge rejection tests and the
+    /// Marsaglia tail algorithm, with uniforms from [`CounterRng::fallback_bits`].
     #[cold]
     #[inline(never)]
-    fn ziggurat_slow(
+    pub(crate) fn normal_slow(
         &self,
-        z: &Ziggurat,
         step: u64,
         particle: u32,
         block: u32,
         lane: u32,
         word: u32,
     ) -> f64 {
+        let z = &*ZIGGURAT;
         let u = |v: u32| (v as f64 + 0.5) * (1.0 / 4_294_967_296.0);
         let mut w = word;
         let mut attempt = 0u32;
