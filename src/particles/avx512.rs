@@ -43,13 +43,12 @@ pub(super) fn applies(ctx: &StepContext) -> bool {
 pub(super) unsafe fn abp2_wca_chunk(
     ctx: &StepContext,
     chunk: usize,
-    chunk_len: usize,
     xn: &mut [f64],
     imgs: &mut [i32],
     gs: &mut [f64],
 ) -> (f64, f64) {
     let m = xn.len() / 2;
-    let first = chunk * chunk_len;
+    let first = chunk * ctx.chunk_len;
     let mut disp = _mm512_setzero_pd();
     let mut fmax = _mm512_setzero_pd();
     let (mut disp_s, mut fmax_s) = (0.0f64, 0.0f64);

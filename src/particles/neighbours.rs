@@ -7,7 +7,8 @@ use super::cells::{CellList, PeriodicBox};
 use super::isa::{self, multiversion, Isa};
 use rayon::prelude::*;
 
-/// Particles per parallel work item of the list build.
+/// Particles per parallel work item of the list build, at most (fewer for small systems: at
+/// least 8 items per thread, 64 particles each at the least; the list does not depend on it).
 const CHUNK: usize = 1024;
 
 /// A Verlet list over sorted particle positions.
@@ -100,10 +101,11 @@ impl VerletList {
         let r2max = (self.cutoff + self.skin).powi(2);
         let cells = &self.cells;
         let isa = self.isa;
-        let parts: Vec<(Vec<u32>, Vec<u32>)> = (0..n.div_ceil(CHUNK))
+        let chunk_len = (n / (8 * rayon::current_num_threads().max(1))).clamp(64, CHUNK);
+        let parts: Vec<(Vec<u32>, Vec<u32>)> = (0..n.div_ceil(chunk_len))
             .into_par_iter()
             .map(|chunk| {
-                let range = chunk * CHUNK..((chunk + 1) * CHUNK).min(n);
+                let range = chunk * chunk_len..((chunk + 1) * chunk_len).min(n);
                 build_chunk_for(isa, cells, x, bx, tag, r2max, range)
             })
             .collect();
@@ -125,7 +127,7 @@ impl VerletList {
             rest = tail;
         }
         self.start[1..]
-            .par_chunks_mut(CHUNK)
+            .par_chunks_mut(chunk_len)
             .zip(slots.into_par_iter())
             .zip(parts.par_iter().zip(offsets.par_iter()))
             .for_each(|((start, slot), ((counts, list), &offset))| {

@@ -15,8 +15,17 @@ use super::neighbours::VerletList;
 use super::rng::CounterRng;
 use rayon::prelude::*;
 
-/// Particles per parallel work item (large enough to amortise scheduling).
+/// Particles per parallel work item at most (large enough to amortise scheduling).
 const CHUNK: usize = 512;
+
+/// Particles per parallel work item of a step: up to [`CHUNK`], but small enough for 16 items
+/// per thread so that small systems balance across threads; a multiple of 8 (the vector kernel's
+/// width), at least 64. The results do not depend on it (every particle's update is computed
+/// from the old state alone).
+fn step_chunk_len(n: usize) -> usize {
+    let per = n / (16 * rayon::current_num_threads().max(1));
+    (per / 8 * 8).clamp(64, CHUNK)
+}
 
 /// Instantaneous state of one replica, in particle order.
 #[derive(Debug, Clone, PartialEq)]
@@ -234,6 +243,7 @@ impl Simulation {
         let xb: &[f64] = list.map_or(&[], |l| l.built_positions());
         let x_old = &self.x;
         let tag = &self.tag;
+        let chunk_len = step_chunk_len(m.n);
         let ctx = StepContext {
             dynamics: m.dynamics,
             kicks: NoiseAmplitudes::new(&m.dynamics, dt),
@@ -250,24 +260,23 @@ impl Simulation {
             xb,
             x_old,
             tag,
+            chunk_len,
         };
         let isa = self.isa;
         #[cfg(target_arch = "x86_64")]
         let wide = isa == Isa::Avx512 && super::avx512::applies(&ctx);
         let (disp, fmax) = self
             .x_next
-            .par_chunks_mut(CHUNK * d)
-            .zip(self.image.par_chunks_mut(CHUNK * d))
-            .zip(self.g.par_chunks_mut(CHUNK * gd))
+            .par_chunks_mut(chunk_len * d)
+            .zip(self.image.par_chunks_mut(chunk_len * d))
+            .zip(self.g.par_chunks_mut(chunk_len * gd))
             .enumerate()
             .map(|(chunk, ((xn, imgs), gs))| {
                 #[cfg(target_arch = "x86_64")]
                 if wide {
                     // SAFETY: the CPU has AVX-512 (isa comes from isa::detect) and the kernel
                     // applies to this model.
-                    return unsafe {
-                        super::avx512::abp2_wca_chunk(&ctx, chunk, CHUNK, xn, imgs, gs)
-                    };
+                    return unsafe { super::avx512::abp2_wca_chunk(&ctx, chunk, xn, imgs, gs) };
                 }
                 step_chunk_for(isa, &ctx, chunk, xn, imgs, gs)
             })
@@ -299,6 +308,8 @@ pub(super) struct StepContext<'a> {
     pub(super) xb: &'a [f64],
     pub(super) x_old: &'a [f64],
     pub(super) tag: &'a [u32],
+    /// Particles per work item (see [`step_chunk_len`]).
+    pub(super) chunk_len: usize,
 }
 
 multiversion!(
@@ -330,7 +341,7 @@ fn step_chunk(
     for k in 0..xn.len() / d {
         step_particle(
             ctx,
-            chunk * CHUNK + k,
+            chunk * ctx.chunk_len + k,
             k,
             xn,
             imgs,
