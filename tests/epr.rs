@@ -5,25 +5,10 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn phaseflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
-}
-
-fn run(args: &[&str]) -> Output {
-    let o = phaseflow(args);
-    assert!(
-        o.status.success(),
-        "phaseflow {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
+mod common;
+use common::{phaseflow, run, train};
 
 fn json(args: &[&str]) -> Value {
     serde_json::from_slice(&run(args).stdout).unwrap()
@@ -44,49 +29,6 @@ fn ism_config(dir: &Path, steps: usize, warmup: usize) -> PathBuf {
     cfg
 }
 
-/// `phaseflow train CONFIG --data DATA -o MODEL --quiet`.
-fn train(cfg: &Path, data: &Path, model: &Path) {
-    run(&[
-        "train",
-        cfg.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "-o",
-        model.to_str().unwrap(),
-        "--quiet",
-    ]);
-}
-
-/// 256 replicas of `systems/active/trap.toml` with `sets` (NAME=VALUE), Δt = 0.01, burn-in 100,
-/// to `t_end`, a frame every 500 steps.
-fn simulate_trap(sets: &[&str], seed: &str, t_end: &str, out: &Path) -> Output {
-    let mut args = vec!["simulate", "systems/active/trap.toml"];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    let tail = [
-        "--set",
-        "dt=0.01",
-        "--replicas",
-        "256",
-        "--burn-in",
-        "100",
-        "--t-end",
-        t_end,
-        "--every",
-        "500",
-        "--seed",
-        seed,
-        "-o",
-    ];
-    args.extend(tail);
-    args.push(out.to_str().unwrap());
-    run(&args)
-}
-
-/// Bead-spring (NEEP benchmark, k = e = 1, Tc = 1, Th = 10): 2 beads 2.025, 5 beads 0.6298 (the
-/// published values, to their 4 digits); the linear trap (k = 0, N = 2, d = 2, A = 0.05,
-/// γ = ε = 0.1) to 1e-10 of N·d·γv0²/(ε(A+γ)), and with ε = 0 the finite g-part N·d·A.
 #[test]
 fn exact_entropy_production_of_linear_sdes() {
     let r = json(&[
@@ -222,7 +164,13 @@ fn learned_epr_of_the_linear_trap() {
     for v0 in [0.1, 0.3, 0.5] {
         let data = dir.path().join(format!("v{v0}.h5"));
         let model = dir.path().join(format!("m{v0}"));
-        simulate_trap(&["N=1", "k=0", &format!("v0={v0}")], "3", "1000", &data);
+        common::simulate_trap(
+            &data,
+            &["N=1", "k=0", &format!("v0={v0}"), "dt=0.01"],
+            256,
+            "3",
+            "1000",
+        );
         train(&cfg, &data, &model);
         let r = json(&[
             "epr",
@@ -371,7 +319,13 @@ fn learned_epr_of_the_interacting_trap() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = ism_config(dir.path(), 500, 50);
     let simulate = |seed: &str, phi: &str, t_end: &str, out: &Path| -> Output {
-        simulate_trap(&["N=4", &format!("phi={phi}")], seed, t_end, out)
+        common::simulate_trap(
+            out,
+            &["N=4", &format!("phi={phi}"), "dt=0.01"],
+            256,
+            seed,
+            t_end,
+        )
     };
     // the trap file's box at N = 4 is smaller than the trap: named on stderr
     let small = simulate("1", "0.1", "5", &dir.path().join("small.h5"));

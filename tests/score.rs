@@ -11,62 +11,17 @@ use phaseflow::score::evaluate::ScoreModel;
 use phaseflow::score::train::model_of_samples;
 use phaseflow::systems::System;
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn run(args: &[&str]) -> Output {
-    let o = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "phaseflow {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
+mod common;
+use common::{run, train};
 
 /// Stationary samples of the trap (N particles, Δt = 0.01 set by the caller) with the given
 /// overrides: `replicas` replicas over t ∈ [100, 1100] (burn-in 100; relaxation time 1/A = 20),
 /// frames every 5 time units.
 fn simulate_trap(dir: &Path, name: &str, set: &[&str], replicas: usize) -> std::path::PathBuf {
-    let replicas = replicas.to_string();
     let out = dir.join(name);
-    let mut args = vec!["simulate", "systems/active/trap.toml"];
-    for s in set {
-        args.push("--set");
-        args.push(s);
-    }
-    args.extend([
-        "--replicas",
-        &replicas,
-        "--burn-in",
-        "100",
-        "--t-end",
-        "1000",
-        "--every",
-        "500",
-        "--seed",
-        "3",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    run(&args);
+    common::simulate_trap(&out, set, replicas, "3", "1000");
     out
-}
-
-/// `phaseflow train CONFIG --data DATA -o MODEL --quiet` (must succeed).
-fn train(cfg: &Path, data: &Path, model: &Path) {
-    run(&[
-        "train",
-        cfg.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "-o",
-        model.to_str().unwrap(),
-        "--quiet",
-    ]);
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
