@@ -23,6 +23,15 @@ pub use sim::{ParticleState, Simulation};
 
 use crate::systems::System;
 
+/// Particles per parallel work item over `n` particles: `items_per_thread` items per rayon
+/// thread so that small systems balance across threads, at most `max` (large systems amortise
+/// scheduling), at least 64, a multiple of 8 (the vector kernel's width). Used by the time step
+/// and the neighbour-list build; neither result depends on it.
+pub(crate) fn work_item_len(n: usize, items_per_thread: usize, max: usize) -> usize {
+    let per = n / (items_per_thread * rayon::current_num_threads().max(1));
+    (per / 8 * 8).clamp(64, max)
+}
+
 /// The deterministic part of a particle model as a [`System`]: `rhs` is the drift b(z).
 ///
 /// AOUP: b_x,i = v0 g_i + Σ_j F(x_i − x_j) − A x_i, b_g,i = −γ g_i; D = diag(ε I, γ I).

@@ -7,8 +7,8 @@ use super::cells::{CellList, PeriodicBox};
 use super::isa::{self, multiversion, Isa};
 use rayon::prelude::*;
 
-/// Particles per parallel work item of the list build, at most (fewer for small systems: at
-/// least 8 items per thread, 64 particles each at the least; the list does not depend on it).
+/// Particles per parallel work item of the list build, at most (fewer for small systems: 8
+/// items per thread, see [`super::work_item_len`]; the list does not depend on it).
 const CHUNK: usize = 1024;
 
 /// A Verlet list over sorted particle positions.
@@ -75,33 +75,22 @@ impl VerletList {
         &self.cells.order
     }
 
-    /// Rebuilds the list at positions `x` (wrapped, storage order; ideally already in cell
-    /// order, see [`VerletList::cell_order`]): neighbours within cutoff + skin, as storage slots,
+    /// Rebuilds the list at positions `x` (wrapped, storage order), which the caller has just
+    /// permuted by the order [`VerletList::cell_order`] computed at these positions (so the cell
+    /// list is carried over, not rebuilt): neighbours within cutoff + skin, as storage slots,
     /// each particle's neighbours sorted by particle tag. With that order a force sum depends on
     /// the positions only — not on the storage order or on when the list was last rebuilt (pairs
     /// beyond the cut-off add exact zeros) — so interrupted and resumed runs give the same bits.
+    /// The lists are built per chunk of particles in parallel, then offsets and lists are written
+    /// into place in parallel.
     pub fn build(&mut self, x: &[f64], bx: &PeriodicBox, tag: &[u32]) {
-        self.cells.build(x);
-        self.build_lists(x, bx, tag);
-    }
-
-    /// [`VerletList::build`] for positions that the caller has just permuted by the order of
-    /// [`VerletList::cell_order`] (computed at these positions): the cell list is carried over
-    /// instead of rebuilt.
-    pub fn build_sorted(&mut self, x: &[f64], bx: &PeriodicBox, tag: &[u32]) {
         self.cells.adopt_order();
-        self.build_lists(x, bx, tag);
-    }
-
-    /// The neighbour lists from the current cell list: per chunk of particles in parallel, then
-    /// offsets and lists written into place in parallel.
-    fn build_lists(&mut self, x: &[f64], bx: &PeriodicBox, tag: &[u32]) {
         let d = bx.dim;
         let n = x.len() / d;
         let r2max = (self.cutoff + self.skin).powi(2);
         let cells = &self.cells;
         let isa = self.isa;
-        let chunk_len = (n / (8 * rayon::current_num_threads().max(1))).clamp(64, CHUNK);
+        let chunk_len = super::work_item_len(n, 8, CHUNK);
         let parts: Vec<(Vec<u32>, Vec<u32>)> = (0..n.div_ceil(chunk_len))
             .into_par_iter()
             .map(|chunk| {

@@ -18,15 +18,6 @@ use rayon::prelude::*;
 /// Particles per parallel work item at most (large enough to amortise scheduling).
 const CHUNK: usize = 512;
 
-/// Particles per parallel work item of a step: up to [`CHUNK`], but small enough for 16 items
-/// per thread so that small systems balance across threads; a multiple of 8 (the vector kernel's
-/// width), at least 64. The results do not depend on it (every particle's update is computed
-/// from the old state alone).
-fn step_chunk_len(n: usize) -> usize {
-    let per = n / (16 * rayon::current_num_threads().max(1));
-    (per / 8 * 8).clamp(64, CHUNK)
-}
-
 /// Instantaneous state of one replica, in particle order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParticleState {
@@ -185,7 +176,7 @@ impl Simulation {
         permute(&mut self.image, order, d, &mut sc.image);
         permute(&mut self.g, order, gd, &mut sc.g);
         permute(&mut self.tag, order, 1, &mut sc.tag);
-        list.build_sorted(&self.x, &bx, &self.tag);
+        list.build(&self.x, &bx, &self.tag);
         self.max_disp2 = 0.0;
     }
 
@@ -243,7 +234,8 @@ impl Simulation {
         let xb: &[f64] = list.map_or(&[], |l| l.built_positions());
         let x_old = &self.x;
         let tag = &self.tag;
-        let chunk_len = step_chunk_len(m.n);
+        // 16 work items per thread for small systems (results do not depend on it)
+        let chunk_len = super::work_item_len(m.n, 16, CHUNK);
         let ctx = StepContext {
             dynamics: m.dynamics,
             kicks: NoiseAmplitudes::new(&m.dynamics, dt),
@@ -308,7 +300,7 @@ pub(super) struct StepContext<'a> {
     pub(super) xb: &'a [f64],
     pub(super) x_old: &'a [f64],
     pub(super) tag: &'a [u32],
-    /// Particles per work item (see [`step_chunk_len`]).
+    /// Particles per work item (see [`super::work_item_len`]).
     pub(super) chunk_len: usize,
 }
 
