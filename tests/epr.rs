@@ -412,3 +412,47 @@ fn learned_epr_of_the_bead_spring_models() {
         assert_eq!(r["per_dof"].as_object().unwrap().len(), beads);
     }
 }
+
+/// A whole-configuration network (MLP) trained at N = 1 asked to score N = 4 data: a clear error
+/// from `phaseflow epr` and `phaseflow score` naming both sizes (it was a panic inside burn).
+#[test]
+fn a_model_of_another_size_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, four) = (dir.path().join("n1.h5"), dir.path().join("n4.h5"));
+    common::simulate_trap(&one, &["N=1", "k=0", "dt=0.01"], 8, "1", "50");
+    common::simulate_trap(&four, &["N=4", "phi=0.005", "dt=0.01"], 2, "2", "10");
+    let cfg = dir.path().join("train.toml");
+    std::fs::write(
+        &cfg,
+        "[network]\nkind = \"mlp\"\nhidden = [16]\n\n[loss]\nkind = \"dsm\"\n\n[training]\nsteps = 20\nbatch = 16\nlog_every = 10\ncheckpoint_every = 20\n",
+    )
+    .unwrap();
+    let model = dir.path().join("m");
+    train(&cfg, &one, &model);
+    let out = dir.path().join("s.h5");
+    for args in [
+        vec![
+            "epr",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            four.to_str().unwrap(),
+        ],
+        vec![
+            "score",
+            model.to_str().unwrap(),
+            "--data",
+            four.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let o = phaseflow(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("N = 4") && err.contains("trained for N = 1") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}

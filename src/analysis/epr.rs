@@ -391,6 +391,9 @@ pub fn sample_epr(
             model.propulsion_dim()
         ));
     }
+    if let Some(sm) = sm {
+        sm.check_model(model)?;
+    }
     let drift = ParticleDrift::new(model.clone());
     let dz = drift.diffusion();
     let mut total = Vec::new();

@@ -43,6 +43,22 @@ impl ScoreModel {
         Ok(ScoreModel::new(config, shapes, net, device.clone()))
     }
 
+    /// Whether the network can score configurations of `model`: the same N, d and c as in
+    /// training (the local transformer takes any N).
+    pub fn check_model(&self, model: &ParticleModel) -> Result<(), String> {
+        let (n, d, c) = (model.n, model.dim, model.propulsion_dim());
+        let s = &self.shapes;
+        if (d, c) != (s.dim, s.propulsion)
+            || (n != s.n && self.config.network.kind != "local_transformer")
+        {
+            return Err(format!(
+                "N = {n}, d = {d}, c = {c} but the network was trained for N = {}, d = {}, c = {} (only the local transformer is size-independent)",
+                s.n, s.dim, s.propulsion
+            ));
+        }
+        Ok(())
+    }
+
     /// The network inputs of one configuration (see [`ScoreModel::score`]).
     fn inputs(&self, model: &ParticleModel, x: &[f64], g: &[f64]) -> Inputs {
         let c = self.shapes.propulsion;
@@ -351,17 +367,8 @@ pub fn score_file(
     let samples = crate::io::h5md::read_particle_samples(data).map_err(|e| e.to_string())?;
     let model = model_of_samples(&samples)?;
     let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
-    if (n, d, c) != (sm.shapes.n, sm.shapes.dim, sm.shapes.propulsion)
-        && sm.config.network.kind != "local_transformer"
-    {
-        return Err(format!(
-            "{}: N = {n}, d = {d}, c = {c} but the network was trained for N = {}, d = {}, c = {} (only the local transformer is size-independent)",
-            data.display(),
-            sm.shapes.n,
-            sm.shapes.dim,
-            sm.shapes.propulsion
-        ));
-    }
+    sm.check_model(&model)
+        .map_err(|e| format!("{}: {e}", data.display()))?;
     let frames = samples.replicas * samples.frames;
     let mut sx_all = Vec::with_capacity(frames * n * d);
     let mut sg_all = Vec::with_capacity(frames * n * c);
