@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod catalogue;
 pub mod cli;
+pub mod control;
 pub mod forecast;
 pub mod integrate;
 pub mod io;
