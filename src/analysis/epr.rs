@@ -373,7 +373,7 @@ pub fn sample_epr(
     model: &crate::particles::ParticleModel,
     samples: &crate::io::h5md::ParticleSamples,
     batches: usize,
-    progress: &indicatif::ProgressBar,
+    progress: &dyn crate::control::Progress,
 ) -> Result<SampleEpr, String> {
     use crate::particles::{Dynamics, ParticleDrift};
     let (eps, gamma) = match model.dynamics {
@@ -404,7 +404,7 @@ pub fn sample_epr(
     let mut particle_samples = Vec::with_capacity(samples.replicas * samples.frames * n);
     for r in 0..samples.replicas {
         for f in 0..samples.frames {
-            progress.inc(1);
+            progress.advance(1);
             let (x, g) = crate::score::evaluate::configuration(samples, model, r, f);
             let mut z = x.clone();
             z.extend_from_slice(g);
@@ -767,7 +767,7 @@ pub fn trajectory_epr(
     sde: &crate::score::train::SdeSystem,
     traj: &crate::io::Trajectory,
     batches: usize,
-    progress: &indicatif::ProgressBar,
+    progress: &dyn crate::control::Progress,
 ) -> Result<SdeEpr, String> {
     let n = sde.system.dim();
     if traj.dim != n || sm.shapes.propulsion != n || sm.shapes.dim != 0 {
@@ -782,7 +782,7 @@ pub fn trajectory_epr(
     let mut per = vec![0.0; n];
     let mut b = vec![0.0; n];
     for k in 0..frames {
-        progress.inc(1);
+        progress.advance(1);
         let z = &traj.state[k * n..(k + 1) * n];
         sde.system.rhs(0.0, z, &mut b);
         let s = sm.score_state(z, &b, d);

@@ -4,7 +4,9 @@
 
 pub mod dimension;
 pub mod epr;
+pub mod epr_output;
 pub mod invariants;
 pub mod lyapunov;
+pub mod series;
 pub mod stats;
 pub mod timeseries;

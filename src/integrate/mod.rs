@@ -55,7 +55,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Integration method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
 pub enum Method {
     /// Dormand–Prince 8(5,3) with 7th-order dense output (Hairer's DOP853). The default.
     #[default]

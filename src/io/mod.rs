@@ -40,8 +40,8 @@ use std::path::{Path, PathBuf};
 
 pub use plot::{plot_particles, plot_trajectory, PlotOptions, MAX_DRAWN_POINTS};
 pub use trajectory::{
-    read_trajectory, AttrValue, Trajectory, TrajectoryWriter, CHUNK_FRAMES, FORMAT_NAME,
-    FORMAT_VERSION,
+    read_trajectory, write_trajectory, AttrValue, Trajectory, TrajectoryWriter, CHUNK_FRAMES,
+    FORMAT_NAME, FORMAT_VERSION,
 };
 
 /// Errors of the I/O layer. Every variant names the file concerned, and its `Display` is a

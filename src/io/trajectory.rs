@@ -526,6 +526,48 @@ impl Trajectory {
     }
 }
 
+/// Writes a whole trajectory (as [`read_trajectory`] returns it, or as
+/// [`crate::simulate::Run::run`] makes it) atomically through a [`TrajectoryWriter`]: a plain
+/// `[T, D]` file for one member, `[M, T, D]` for an ensemble (M > 1, or a root attribute
+/// `ensemble_size`); `variables` go to `/state@variables`, and every root attribute in `attrs`
+/// is written (`format`, `format_version` and `ensemble_size` are the writer's own). Returns
+/// the number of frames written.
+pub fn write_trajectory(path: &Path, tr: &Trajectory) -> Result<usize> {
+    let (t_len, d, m) = (tr.time.len(), tr.dim, tr.members);
+    if tr.variables.len() != d || tr.state.len() != m * t_len * d {
+        return Err(IoError::invalid(
+            path,
+            format!(
+                "inconsistent trajectory: {} times, {} members, dimension {d}, {} names, {} state values",
+                t_len,
+                m,
+                tr.variables.len(),
+                tr.state.len()
+            ),
+        ));
+    }
+    let ensemble = m > 1 || tr.attrs.contains_key("ensemble_size");
+    let mut w = if ensemble {
+        TrajectoryWriter::create_ensemble(path, m, d, &tr.variables)?
+    } else {
+        TrajectoryWriter::create(path, d, &tr.variables)?
+    };
+    let mut frame = vec![0.0; m * d];
+    for (k, &t) in tr.time.iter().enumerate() {
+        for j in 0..m {
+            let row = (j * t_len + k) * d;
+            frame[j * d..(j + 1) * d].copy_from_slice(&tr.state[row..row + d]);
+        }
+        w.push(t, &frame)?;
+    }
+    for (k, v) in &tr.attrs {
+        if !matches!(k.as_str(), "format" | "format_version" | "ensemble_size") {
+            w.set_attr(k, v)?;
+        }
+    }
+    w.finish()
+}
+
 /// Reads a whole trajectory file. Fails with an error naming `path` if the file is missing, is
 /// not HDF5, or lacks a consistent `/time` `[T]` + `/state` `[T, D]` pair (a `format` attribute,
 /// if present, must be [`FORMAT_NAME`] with a version this code understands).

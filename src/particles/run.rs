@@ -24,8 +24,9 @@ pub struct RunConfig {
     pub seed: u64,
     /// Continue an interrupted run from its partial file.
     pub resume: bool,
-    /// Show a progress bar (on a terminal).
-    pub progress: bool,
+    /// Cancellation (e.g. Ctrl-C, connected by the front end): the run finishes the frame,
+    /// writes its checkpoint and returns [`RunError::Interrupted`]; `--resume` continues it.
+    pub cancel: crate::control::Cancel,
     /// The command line, stored in `/parameters`.
     pub command: String,
     /// Testing aid: stop with an error after this many frames of this invocation, leaving the
@@ -114,8 +115,14 @@ struct Reference {
     g: Vec<f64>,
 }
 
-/// Runs `model` and writes `out` (H5MD). See [`RunConfig`].
-pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSummary, RunError> {
+/// Runs `model` and writes `out` (H5MD). See [`RunConfig`]; `progress` counts steps per replica
+/// (burn-in included).
+pub fn run(
+    model: &ParticleModel,
+    out: &Path,
+    cfg: &RunConfig,
+    progress: &dyn crate::control::Progress,
+) -> Result<RunSummary, RunError> {
     if cfg.every == 0 {
         return Err(RunError::Invalid("--every must be at least 1".into()));
     }
@@ -218,26 +225,8 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
     };
     let mut refs = refs;
 
-    let bar = if cfg.progress {
-        let pb = indicatif::ProgressBar::new(total);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} steps ({per_sec}, eta {eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb.set_position(sims[0].step_count());
-        Some(pb)
-    } else {
-        None
-    };
+    progress.start(total, sims[0].step_count(), "steps");
 
-    // Ctrl-C: finish the frame, checkpoint, and stop (resume with --resume)
-    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
-    }
     let start = Instant::now();
     let start_step = sims[0].step_count();
     let mut rdf_sum: Option<(Vec<f64>, Vec<f64>)> = None;
@@ -288,9 +277,7 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
                 diameter,
             });
         }
-        if let Some(pb) = &bar {
-            pb.set_position(target);
-        }
+        progress.set_position(target);
         let states: Vec<ParticleState> = sims.iter().map(|s| s.state()).collect();
         // blow-up check
         for (s, st) in sims.iter().zip(&states) {
@@ -391,7 +378,7 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
         written_here += 1;
         let last = k + 1 == frame_steps.len();
         let stop = cfg.abort_after_frames == Some(written_here) && !last;
-        let ctrl_c = interrupted.load(std::sync::atomic::Ordering::SeqCst) && !last;
+        let ctrl_c = cfg.cancel.is_cancelled() && !last;
         writer.end_frame(&checkpoints, last || stop || ctrl_c)?;
         if ctrl_c {
             return Err(RunError::Interrupted {
@@ -406,9 +393,7 @@ pub fn run(model: &ParticleModel, out: &Path, cfg: &RunConfig) -> Result<RunSumm
     }
     // make sure the last steps beyond the last frame are run (steps not a multiple of every)
     let wall = start.elapsed().as_secs_f64();
-    if let Some(pb) = &bar {
-        pb.finish_and_clear();
-    }
+    progress.finish();
     if let Some((rr, acc)) = rdf_sum {
         let g: Vec<f64> = acc.iter().map(|v| v / averaged as f64).collect();
         let h: Vec<f64> = packing_hist.iter().map(|v| v / averaged as f64).collect();

@@ -95,9 +95,9 @@ impl std::fmt::Debug for CompiledSystem {
 /// Any error while loading a system.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{0}")]
+    #[error(transparent)]
     Spec(#[from] SpecError),
-    #[error("{0}")]
+    #[error(transparent)]
     Jit(#[from] jit::JitError),
     #[error("{0}")]
     NotFound(String),

@@ -6,6 +6,12 @@
 //! map → iteration) and applies the file's observation map before handing each recorded row to
 //! the caller; [`trajectory`] collects the rows in memory.
 
+mod builder;
+pub use builder::{
+    read_initial_conditions, Embed, Grid, NoiseSetting, NoiseUnits, Run, SimulateError, Simulated,
+    Start,
+};
+
 use crate::integrate::{self, IntegrationError, SolveReport, SolverOptions, SolverStats};
 use crate::systems::{CompiledSystem, Kind, System};
 use rand::{Rng, SeedableRng};
@@ -121,10 +127,10 @@ pub enum RunError {
         variable: String,
         value: f64,
     },
-    #[error("{system}: {source}")]
+    #[error("{system}: {error}")]
     Integration {
         system: String,
-        source: IntegrationError,
+        error: IntegrationError,
     },
 }
 
@@ -143,7 +149,7 @@ pub fn run(
     if ro.inverse && (m.kind != Kind::Map || m.inverse.is_empty()) {
         return Err(RunError::Integration {
             system: m.name.clone(),
-            source: IntegrationError::InvalidInput {
+            error: IntegrationError::InvalidInput {
                 reason: "the inverse is only available for maps whose file has an [inverse] table"
                     .into(),
             },
@@ -152,7 +158,7 @@ pub fn run(
     if noise.is_some() && m.kind != Kind::Flow {
         return Err(RunError::Integration {
             system: m.name.clone(),
-            source: IntegrationError::InvalidInput {
+            error: IntegrationError::InvalidInput {
                 reason: "noise is supported for flows only".into(),
             },
         });
@@ -204,7 +210,7 @@ pub fn run(
             if noise.is_some() {
                 return Err(RunError::Integration {
                     system: m.name.clone(),
-                    source: IntegrationError::InvalidInput {
+                    error: IntegrationError::InvalidInput {
                         reason: "noise is not supported for delay equations".into(),
                     },
                 });
@@ -240,7 +246,7 @@ pub fn run(
         },
         other => RunError::Integration {
             system: m.name.clone(),
-            source: other,
+            error: other,
         },
     })
 }

@@ -1,0 +1,334 @@
+//! `phaseflow simulate`: equation systems and particle models.
+
+use super::*;
+use crate::integrate::Method;
+use crate::io::AttrValue;
+use crate::simulate::NoiseUnits;
+use crate::systems::System;
+use std::time::Instant;
+
+/// Options of `phaseflow simulate`.
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// A definition file path or a catalogue name (e.g. lorenz).
+    pub system: String,
+    /// Override a parameter (or `dimension` of an indexed family): NAME=VALUE; repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Initial condition, comma-separated (default: the file's).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, num_args = 1)]
+    pub ic: Option<Vec<String>>,
+    /// Integration method.
+    #[arg(long, value_enum, default_value_t = Method::Auto)]
+    pub method: Method,
+    /// Relative tolerance (adaptive methods).
+    #[arg(long, default_value_t = 1e-10)]
+    pub rtol: f64,
+    /// Absolute tolerance (adaptive methods).
+    #[arg(long, default_value_t = 1e-10)]
+    pub atol: f64,
+    /// Step size of rk4 (default: the file's `dt`); initial step of adaptive methods.
+    #[arg(long)]
+    pub step: Option<f64>,
+    /// Number of output points (with --pts-per-period: t_end = period·N/K, like dysts).
+    #[arg(long, conflicts_with_all = ["t_end", "dt_out"])]
+    pub points: Option<usize>,
+    /// Output points per dominant period of the system.
+    #[arg(long, default_value_t = 100, conflicts_with_all = ["t_end", "dt_out"])]
+    pub pts_per_period: usize,
+    /// Length of the recorded interval (time units), with --dt-out.
+    #[arg(long)]
+    pub t_end: Option<f64>,
+    /// Output spacing (time units), with --t-end.
+    #[arg(long)]
+    pub dt_out: Option<f64>,
+    /// Transient discarded before recording (time units; iterations for maps).
+    #[arg(long, default_value_t = 0.0)]
+    pub burn_in: f64,
+    /// Blow-up threshold: stop with an error when a |component| exceeds it.
+    #[arg(long, default_value_t = 1e12)]
+    pub max_abs: f64,
+    /// Integrate an ensemble of M trajectories from initial conditions sampled on the attractor
+    /// (seeded); `/state` is then [M, T, D].
+    #[arg(long, value_name = "M", conflicts_with = "ic")]
+    pub ensemble: Option<usize>,
+    /// Ensemble initial conditions from a text file: one state per line, numbers separated by
+    /// commas or spaces (`#` starts a comment).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ic", "ensemble"])]
+    pub ic_file: Option<PathBuf>,
+    /// Seed of every random choice (attractor sampling, noise).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Additive noise intensity σ (dx = f dt + σ dW), one value or one per variable (diagonal);
+    /// integrated with the stochastic Heun method at the fixed step --step (default: the file's dt).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub noise: Option<Vec<f64>>,
+    /// Units of --noise: `state` (as given) or `std` (multiplied by the reference std of each
+    /// variable from the file's [reference] table).
+    #[arg(long, value_enum, default_value_t = NoiseUnits::State)]
+    pub noise_units: NoiseUnits,
+    /// Record a delay embedding with E coordinates per variable: x(t), x(t − L), …, x(t − (E−1)L)
+    /// (dysts stores delay equations with E = 10). L is --embed-lag, rounded to a multiple of the
+    /// output spacing; the burn-in must cover (E−1)·L.
+    #[arg(long, value_name = "E", conflicts_with_all = ["ensemble", "ic_file"])]
+    pub embed: Option<usize>,
+    /// Lag L of --embed (time units; default: the smallest delay of a delay equation).
+    #[arg(long, requires = "embed")]
+    pub embed_lag: Option<f64>,
+    /// Maps: iterate the inverse map given by the file's `[inverse]` table (backwards in time).
+    #[arg(long)]
+    pub inverse: bool,
+    /// Record the raw state even where the file declares an observation map (`[observe]`).
+    #[arg(long)]
+    pub raw: bool,
+    /// Output HDF5 file.
+    /// Particle models: number of recorded steps after the burn-in (or give --t-end)
+    #[arg(long, conflicts_with = "t_end")]
+    pub steps: Option<u64>,
+    /// Particle models: steps between recorded frames (default: 100 frames in all)
+    #[arg(long)]
+    pub every: Option<u64>,
+    /// Particle models: independent replicas (stationary samples), written as
+    /// /particles/replica_0 … (one replica: /particles/all)
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// Particle models: continue an interrupted run from its partial file (same command)
+    #[arg(long)]
+    pub resume: bool,
+    /// Worker threads (default: all cores); results do not depend on it
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Testing aid: stop after this many frames as if the run had been killed
+    #[arg(long, hide = true)]
+    pub abort_after_frames: Option<usize>,
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Print a machine-readable summary.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+
+/// `--ic` values as numbers (their count is checked by the library against the system).
+fn parse_ic(items: &[String], _sys: &CompiledSystem) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(items.len());
+    for s in items {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("--ic: '{}' is not a number", s.trim()))?;
+        if !v.is_finite() {
+            bail!("--ic: '{}' is not finite", s.trim());
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+pub(super) fn simulate(args: &SimulateArgs) -> Result<()> {
+    if let Some(t) = args.threads {
+        if t == 0 {
+            bail!("--threads must be at least 1");
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .map_err(|e| anyhow!("cannot start {t} threads: {e}"))?;
+        return pool.install(|| simulate_in_pool(args));
+    }
+    simulate_in_pool(args)
+}
+
+fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
+    let path = crate::systems::resolve_system(&args.system).map_err(|e| anyhow!("{e}"))?;
+    if crate::particles::model::is_particle_path(&path) {
+        return simulate_particles(args, &path);
+    }
+    for (given, name) in [
+        (args.steps.is_some(), "--steps"),
+        (args.every.is_some(), "--every"),
+        (args.replicas != 1, "--replicas"),
+        (args.resume, "--resume"),
+    ] {
+        if given {
+            bail!("{name} applies to particle models (kind = \"particles\") only");
+        }
+    }
+    if args.t_end.is_some() != args.dt_out.is_some() {
+        bail!("--t-end and --dt-out go together for flows, maps and delay equations");
+    }
+    simulate_system(args)
+}
+
+
+/// `phaseflow simulate` for particle models: H5MD output, replicas, resume.
+fn simulate_particles(args: &SimulateArgs, path: &Path) -> Result<()> {
+    let ov = Overrides::parse(&args.set).map_err(|e| anyhow!("{e}"))?;
+    let model =
+        crate::particles::ParticleModel::load(path, &ov.values).map_err(|e| anyhow!("{e}"))?;
+    for w in model.warnings() {
+        eprintln!("warning: {w}");
+    }
+    for (given, name) in [
+        (args.ic.is_some(), "--ic"),
+        (args.ensemble.is_some(), "--ensemble (use --replicas)"),
+        (args.ic_file.is_some(), "--ic-file"),
+        (args.noise.is_some(), "--noise"),
+        (args.embed.is_some(), "--embed"),
+        (args.inverse, "--inverse"),
+        (args.dt_out.is_some(), "--dt-out (use --every)"),
+        (args.points.is_some(), "--points"),
+    ] {
+        if given {
+            bail!("{name} does not apply to particle models");
+        }
+    }
+    let dt = model.dt;
+    let to_steps = |t: f64, what: &str| -> Result<u64> {
+        if !(t >= 0.0 && t.is_finite()) {
+            bail!("{what} must be a non-negative time, got {t}");
+        }
+        Ok((t / dt).round() as u64)
+    };
+    let steps = match (args.steps, args.t_end) {
+        (Some(s), _) => s,
+        (None, Some(t)) => to_steps(t, "--t-end")?,
+        (None, None) => bail!("give --steps S or --t-end T for a particle model"),
+    };
+    let every = args.every.unwrap_or((steps / 100).max(1));
+    let cfg = crate::particles::run::RunConfig {
+        steps,
+        every,
+        burn_in_steps: to_steps(args.burn_in, "--burn-in")?,
+        replicas: args.replicas,
+        seed: args.seed,
+        resume: args.resume,
+        cancel: cancel_token(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        abort_after_frames: args.abort_after_frames,
+    };
+    let bar = IndicatifProgress::counting(args.quiet || args.json, "steps");
+    let summary = crate::particles::run::run(&model, &args.output, &cfg, &bar)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else if !args.quiet {
+        eprintln!(
+            "wrote {} ({} frames of {} particles × {} replica(s), φ = {:.3}, box {:.3}; {} steps in {:.2} s, {:.3e} particle-steps/s on {} threads)",
+            summary.output.display(),
+            summary.frames,
+            summary.n_particles,
+            summary.replicas,
+            summary.packing_fraction,
+            summary.box_edge,
+            summary.steps,
+            summary.wall_seconds,
+            summary.particle_steps_per_second,
+            summary.threads
+        );
+    }
+    Ok(())
+}
+
+fn simulate_system(args: &SimulateArgs) -> Result<()> {
+    use crate::simulate::{Embed, Grid, NoiseSetting, Run, SimulateError, Start};
+    let started = Instant::now();
+    let sys = load(&args.system, &args.set)?;
+    let start = match (&args.ic, &args.ic_file, args.ensemble) {
+        (Some(items), _, _) => Start::State(parse_ic(items, &sys)?),
+        (None, Some(f), _) => Start::States(crate::simulate::read_initial_conditions(f, &sys)?),
+        (None, None, Some(n)) => Start::Attractor(n),
+        (None, None, None) => Start::FileDefault,
+    };
+    let grid = match (args.t_end, args.dt_out) {
+        (Some(t_len), Some(dt_out)) => Grid::Fixed { t_len, dt_out },
+        _ => Grid::PerPeriod {
+            points: args.points.unwrap_or(1000),
+            per_period: args.pts_per_period,
+        },
+    };
+    let noise = match &args.noise {
+        Some(sigma) => NoiseSetting::Additive {
+            sigma: sigma.clone(),
+            units: args.noise_units,
+        },
+        None => NoiseSetting::FromFile,
+    };
+    let bar = IndicatifProgress::counting(
+        args.quiet,
+        if start_is_ensemble(&start) {
+            "members"
+        } else {
+            "points"
+        },
+    );
+    let mut run = Run::new(&sys)
+        .method(args.method)
+        .tolerances(args.rtol, args.atol)
+        .max_abs(args.max_abs)
+        .grid(Some(grid))
+        .burn_in(args.burn_in)
+        .start(start)
+        .seed(args.seed)
+        .noise(noise)
+        .raw(args.raw)
+        .inverse(args.inverse)
+        .progress(&bar)
+        .cancel(cancel_token());
+    if let Some(h) = args.step {
+        run = run.step(h);
+    }
+    if let Some(e) = args.embed {
+        run = run.embed(Embed {
+            dimension: e,
+            lag: args.embed_lag,
+        });
+    }
+    let mut out = run.run().map_err(|e| match e {
+        SimulateError::Run(r) => anyhow!("{r}; no output written"),
+        other => other.into(),
+    })?;
+    let cmdline: Vec<String> = std::env::args().collect();
+    out.trajectory.attrs.insert(
+        "command_line".into(),
+        AttrValue::Str(shell_join(&cmdline)),
+    );
+    let frames = crate::io::write_trajectory(&args.output, &out.trajectory)?;
+    let wall = started.elapsed().as_secs_f64();
+    let (stats, smp) = (out.stats, out.sampling);
+    let summary = json!({
+        "output": args.output.display().to_string(), "system": sys.name(), "points": frames,
+        "dimension": sys.dim(), "t_start": smp.t_start,
+        "t_end": smp.t_end(),
+        "solver": out.solver, "solver_requested": args.method.to_string(),
+        "accepted_steps": stats.accepted, "rejected_steps": stats.rejected,
+        "rhs_evaluations": stats.rhs_evals, "wall_seconds": wall,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else if !args.quiet {
+        eprintln!(
+            "wrote {} ({} points × {} variables, t ∈ [{}, {}]; {}: {} steps, {} rejected, {} evaluations; {:.2} s)",
+            args.output.display(),
+            frames,
+            sys.dim(),
+            summary["t_start"],
+            summary["t_end"],
+            out.solver,
+            stats.accepted,
+            stats.rejected,
+            stats.rhs_evals,
+            wall
+        );
+    }
+    Ok(())
+}
+
+fn start_is_ensemble(s: &crate::simulate::Start) -> bool {
+    matches!(
+        s,
+        crate::simulate::Start::Attractor(_) | crate::simulate::Start::States(_)
+    )
+}

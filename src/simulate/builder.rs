@@ -1,0 +1,763 @@
+//! The run builder for equation systems (flows, SDE flows, maps, delay equations): one place
+//! that turns "what the user asked for" into a [`Trajectory`] value with its provenance.
+//! `phaseflow simulate` (and the Python package) call exactly this and then
+//! [`crate::io::write_trajectory`].
+//!
+//! Defaults are the command line's: the stiffness-switching method `auto`, tolerances 1e-10,
+//! 1000 points at 100 per period (dysts' sampling), no burn-in, the file's initial condition,
+//! RK4 with the file's `dt`, and the file's `[diffusion]` table as noise (an SDE file run through
+//! the library is an SDE run).
+//!
+//! ```
+//! use phaseflow::simulate::Run;
+//! use phaseflow::systems::{CompiledSystem, Overrides};
+//! let lorenz = CompiledSystem::load("lorenz", &Overrides::default()).unwrap();
+//! let out = Run::new(&lorenz).points(200).burn_in(5.0).run().unwrap();
+//! let tr = &out.trajectory;
+//! assert_eq!((tr.len(), tr.dim, tr.members), (200, 3, 1));
+//! // provenance travels with the data
+//! assert_eq!(tr.attr_str("system"), Some("Lorenz"));
+//! ```
+
+use super::{attractor_initial_conditions, stream_seed, Noise, RunError, RunOptions};
+use super::{Recorded, Sampling};
+use crate::control::{Cancel, NoProgress, Progress};
+use crate::integrate::{DelaySystem, Method, SolverOptions, SolverStats};
+use crate::io::{AttrValue, Trajectory};
+use crate::systems::{CompiledSystem, Kind, System};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Errors of setting up or running an equation system.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// A setting is out of range or inconsistent with the system (the message names it by its
+    /// command-line spelling, e.g. `--burn-in`, which the Python keywords mirror).
+    #[error("{0}")]
+    Invalid(String),
+    /// The integration failed (blow-up, step-size underflow, …).
+    #[error(transparent)]
+    Run(RunError),
+    /// Sampling the ensemble's initial conditions on the attractor failed.
+    #[error("sampling initial conditions on the attractor: {0}")]
+    Attractor(RunError),
+    /// The initial-condition file could not be read.
+    #[error("cannot read {}: {reason}", path.display())]
+    Read { path: PathBuf, reason: std::io::Error },
+    /// The initial-condition file is malformed (`file:line: what`).
+    #[error("{0}")]
+    IcFile(String),
+    /// The run was cancelled through its [`Cancel`] token.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T, SimulateError> {
+    Err(SimulateError::Invalid(msg.into()))
+}
+
+/// Where the run starts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Start {
+    /// The file's initial condition.
+    #[default]
+    FileDefault,
+    /// One given state (D values).
+    State(Vec<f64>),
+    /// An ensemble of M members sampled on the attractor with the run's seed
+    /// (see [`attractor_initial_conditions`]).
+    Attractor(usize),
+    /// An ensemble from given states (each D values).
+    States(Vec<Vec<f64>>),
+}
+
+/// The output grid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Grid {
+    /// dysts' convention: `points` values on [t_start, t_start + period·points/per_period].
+    PerPeriod { points: usize, per_period: usize },
+    /// `t_start, t_start + dt_out, …` up to `t_start + t_len` (flows).
+    Fixed { t_len: f64, dt_out: f64 },
+}
+
+/// Units of additive noise intensities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum NoiseUnits {
+    /// σ as given, in the units of the state.
+    #[default]
+    State,
+    /// σ times the reference standard deviation of each variable (the file's `[reference] std`).
+    Std,
+}
+
+/// Noise of a flow.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum NoiseSetting {
+    /// The file's `[diffusion]` table, dx = f dt + √(2D) dW, if it has one; else none.
+    #[default]
+    FromFile,
+    /// Additive noise σ ∘ dW: one intensity for every component, or one per component.
+    Additive { sigma: Vec<f64>, units: NoiseUnits },
+}
+
+/// A delay embedding x(t), x(t − L), …, x(t − (E−1)L) of every component.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Embed {
+    /// Coordinates per component E ≥ 1.
+    pub dimension: usize,
+    /// Lag L in time units (rounded to a multiple of the output spacing); `None`: the smallest
+    /// delay of a delay equation.
+    pub lag: Option<f64>,
+}
+
+/// A run of an equation system, built step by step (every setter has the command line's
+/// default) and carried out by [`Run::run`].
+#[derive(Clone)]
+pub struct Run<'a> {
+    sys: &'a CompiledSystem,
+    method: Method,
+    rtol: f64,
+    atol: f64,
+    step: Option<f64>,
+    max_abs: f64,
+    grid: Option<Grid>,
+    burn_in: f64,
+    start: Start,
+    seed: u64,
+    noise: NoiseSetting,
+    embed: Option<Embed>,
+    raw: bool,
+    inverse: bool,
+    progress: &'a dyn Progress,
+    cancel: Cancel,
+}
+
+/// What [`Run::run`] produced: the trajectory with its provenance attributes, and how the
+/// solver got there.
+#[derive(Debug, Clone)]
+pub struct Simulated {
+    /// Times [T], states [T, D] (or [M, T, D] for an ensemble), component names, and the root
+    /// attributes a file gets (system, definition, parameters, solver, …).
+    pub trajectory: Trajectory,
+    /// Accepted and rejected steps and right-hand-side evaluations (summed over members).
+    pub stats: SolverStats,
+    /// What actually ran: e.g. `"dop853"`, or `"dop853 -> rosenbrock"` after a stiffness switch.
+    pub solver: String,
+    /// The recorded grid.
+    pub sampling: Sampling,
+}
+
+impl<'a> Run<'a> {
+    /// A run of `sys` with the command line's defaults.
+    pub fn new(sys: &'a CompiledSystem) -> Run<'a> {
+        Run {
+            sys,
+            method: Method::Auto,
+            rtol: 1e-10,
+            atol: 1e-10,
+            step: None,
+            max_abs: 1e12,
+            grid: None,
+            burn_in: 0.0,
+            start: Start::FileDefault,
+            seed: 0,
+            noise: NoiseSetting::FromFile,
+            embed: None,
+            raw: false,
+            inverse: false,
+            progress: &NoProgress,
+            cancel: Cancel::new(),
+        }
+    }
+    /// Integration method (default `auto`: DOP853 with a switch to Rosenbrock when stiff).
+    pub fn method(mut self, m: Method) -> Self {
+        self.method = m;
+        self
+    }
+    /// Relative and absolute tolerances of the adaptive methods (default 1e-10 both).
+    pub fn tolerances(mut self, rtol: f64, atol: f64) -> Self {
+        self.rtol = rtol;
+        self.atol = atol;
+        self
+    }
+    /// The fixed step of RK4 and of the noise (default: the file's `dt`); the initial step of
+    /// the adaptive methods (default: Hairer's guess).
+    pub fn step(mut self, h: f64) -> Self {
+        self.step = Some(h);
+        self
+    }
+    /// Blow-up threshold on |x_i| (default 1e12).
+    pub fn max_abs(mut self, v: f64) -> Self {
+        self.max_abs = v;
+        self
+    }
+    /// `n` points at `per_period` points per period (dysts' `make_trajectory`).
+    pub fn points_per_period(mut self, n: usize, per_period: usize) -> Self {
+        self.grid = Some(Grid::PerPeriod {
+            points: n,
+            per_period,
+        });
+        self
+    }
+    /// `n` points at the default 100 per period.
+    pub fn points(self, n: usize) -> Self {
+        self.points_per_period(n, 100)
+    }
+    /// A recorded interval of length `t_len` sampled every `dt_out` (flows, delay equations).
+    pub fn span(mut self, t_len: f64, dt_out: f64) -> Self {
+        self.grid = Some(Grid::Fixed { t_len, dt_out });
+        self
+    }
+    /// The output grid (see [`Grid`]); `None` restores the default.
+    pub fn grid(mut self, grid: Option<Grid>) -> Self {
+        self.grid = grid;
+        self
+    }
+    /// Transient discarded before recording (time units; whole iterations for maps).
+    pub fn burn_in(mut self, t: f64) -> Self {
+        self.burn_in = t;
+        self
+    }
+    /// Initial condition(s).
+    pub fn start(mut self, s: Start) -> Self {
+        self.start = s;
+        self
+    }
+    /// Seed of every random choice (attractor sampling, noise increments).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Noise (default: the file's `[diffusion]` table).
+    pub fn noise(mut self, n: NoiseSetting) -> Self {
+        self.noise = n;
+        self
+    }
+    /// Record a delay embedding.
+    pub fn embed(mut self, e: Embed) -> Self {
+        self.embed = Some(e);
+        self
+    }
+    /// Record the raw state even where the file declares an observation map.
+    pub fn raw(mut self, raw: bool) -> Self {
+        self.raw = raw;
+        self
+    }
+    /// Maps: iterate the inverse map of the file's `[inverse]` table.
+    pub fn inverse(mut self, inverse: bool) -> Self {
+        self.inverse = inverse;
+        self
+    }
+    /// Progress, in recorded points (one run) or members (an ensemble).
+    pub fn progress(mut self, p: &'a dyn Progress) -> Self {
+        self.progress = p;
+        self
+    }
+    /// Cancellation token, polled at every recorded point.
+    pub fn cancel(mut self, c: Cancel) -> Self {
+        self.cancel = c;
+        self
+    }
+
+    /// The recorded grid after the burn-in.
+    pub fn sampling(&self) -> Result<Sampling, SimulateError> {
+        let m = self.sys.model();
+        if !(self.burn_in >= 0.0 && self.burn_in.is_finite()) {
+            return invalid(format!(
+                "--burn-in must be a non-negative number, got {}",
+                self.burn_in
+            ));
+        }
+        let t_start = m.t0 + self.burn_in;
+        if m.kind == Kind::Map {
+            if self.burn_in.fract() != 0.0 {
+                return invalid("--burn-in of a map counts iterations: give an integer");
+            }
+            let points = match self.grid {
+                Some(Grid::PerPeriod { points, .. }) => points,
+                Some(Grid::Fixed { .. }) => {
+                    return invalid("a map is sampled at every iteration: give a number of points")
+                }
+                None => 1000,
+            };
+            return Ok(Sampling::iterations(t_start, points));
+        }
+        match self.grid {
+            Some(Grid::Fixed { t_len, dt_out }) => {
+                if !(t_len > 0.0 && dt_out > 0.0 && t_len.is_finite()) {
+                    return invalid("--t-end and --dt-out must be positive");
+                }
+                Ok(Sampling::fixed(t_start, t_len, dt_out))
+            }
+            grid => {
+                let (points, per) = match grid {
+                    Some(Grid::PerPeriod { points, per_period }) => (points, per_period),
+                    _ => (1000, 100),
+                };
+                if points < 2 || per == 0 {
+                    return invalid("--points must be at least 2 and --pts-per-period positive");
+                }
+                Ok(Sampling::per_period(t_start, m.period, points, per))
+            }
+        }
+    }
+
+    /// The solver settings (RK4 steps at the file's `dt` unless a step is given).
+    pub fn solver_options(&self) -> Result<SolverOptions, SimulateError> {
+        if !(self.rtol > 0.0 && self.atol > 0.0) {
+            return invalid("--rtol and --atol must be positive");
+        }
+        let h0 = match self.method {
+            Method::Rk4 => Some(self.step.unwrap_or(self.sys.model().dt)),
+            _ => self.step,
+        };
+        Ok(SolverOptions {
+            method: self.method,
+            rtol: self.rtol,
+            atol: self.atol,
+            h0,
+            max_abs: self.max_abs,
+            ..SolverOptions::default()
+        })
+    }
+
+    /// The noise this run integrates (`None`: deterministic).
+    pub fn resolved_noise(&self) -> Result<Option<Noise>, SimulateError> {
+        let sys = self.sys;
+        let sigma = match &self.noise {
+            NoiseSetting::FromFile => {
+                // an SDE file: dx = f dt + √(2D) dW with its [diffusion] table
+                let Some(diff) = sys.diffusion() else {
+                    return Ok(None);
+                };
+                if let Some((k, v)) = diff
+                    .iter()
+                    .enumerate()
+                    .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+                {
+                    return invalid(format!(
+                        "{}: the diffusion of {} is {v}; it must be a non-negative number",
+                        sys.name(),
+                        sys.model().components[k]
+                    ));
+                }
+                diff.iter().map(|d| (2.0 * d).sqrt()).collect()
+            }
+            NoiseSetting::Additive { sigma, units } => {
+                let d = System::dim(sys);
+                let mut sigma = match sigma.len() {
+                    1 => vec![sigma[0]; d],
+                    n if n == d => sigma.clone(),
+                    n => {
+                        return invalid(format!(
+                            "--noise has {n} values but {} has {d} variables (give 1 or {d})",
+                            sys.name()
+                        ))
+                    }
+                };
+                if sigma.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
+                    return invalid("--noise intensities must be non-negative numbers");
+                }
+                if *units == NoiseUnits::Std {
+                    let std = sys
+                        .info()
+                        .spec
+                        .reference_array("std")
+                        .filter(|s| s.len() == d)
+                        .ok_or_else(|| {
+                            SimulateError::Invalid(format!("--noise-units std needs a [reference] std with {d} values in the definition file"))
+                        })?;
+                    for (s, r) in sigma.iter_mut().zip(&std) {
+                        *s *= r;
+                    }
+                }
+                sigma
+            }
+        };
+        let step = self.step.unwrap_or(sys.model().dt);
+        if step.is_nan() || step <= 0.0 {
+            return invalid("--step must be positive");
+        }
+        Ok(Some(Noise {
+            sigma,
+            step,
+            seed: self.seed,
+        }))
+    }
+
+    /// Integrates (or iterates) the system and returns the recorded trajectory with its
+    /// provenance attributes (everything `phaseflow simulate` writes but `command_line`).
+    pub fn run(&self) -> Result<Simulated, SimulateError> {
+        let sys = self.sys;
+        let m = sys.model();
+        let d = System::dim(sys);
+        let x0 = match &self.start {
+            Start::State(x) => {
+                check_state(sys, x, "--ic")?;
+                x.clone()
+            }
+            _ => m.initial_condition.clone(),
+        };
+        let smp = self.sampling()?;
+        let opts = self.solver_options()?;
+        let noise = self.resolved_noise()?;
+        let ensemble_ics = match &self.start {
+            Start::States(list) => {
+                if list.is_empty() {
+                    return invalid("an ensemble needs at least one initial condition");
+                }
+                for x in list {
+                    check_state(sys, x, "an initial condition")?;
+                }
+                Some(list.clone())
+            }
+            Start::Attractor(0) => return invalid("--ensemble must be at least 1"),
+            Start::Attractor(n) => Some(
+                attractor_initial_conditions(sys, &opts, *n, self.seed)
+                    .map_err(SimulateError::Attractor)?,
+            ),
+            _ => None,
+        };
+        if self.embed.is_some() && ensemble_ics.is_some() {
+            return invalid("--embed records one trajectory: it does not combine with an ensemble");
+        }
+        let ro = RunOptions {
+            solver: opts.clone(),
+            noise: noise.clone(),
+            raw: self.raw,
+            inverse: self.inverse,
+        };
+        let mut attrs: BTreeMap<String, AttrValue> = BTreeMap::new();
+        let (time, state, members, variables, stats, methods) = if let Some(e) = self.embed {
+            let emb = embedding(sys, &smp, e)?;
+            let rec = self.one(&ro, &x0, &emb.sampling, false)?;
+            let ed = e.dimension;
+            let mut names = Vec::with_capacity(d * ed);
+            for c in &m.components {
+                for k in 0..ed {
+                    names.push(if k == 0 {
+                        format!("{c}(t)")
+                    } else {
+                        format!("{c}(t-{k}L)")
+                    });
+                }
+            }
+            let shift = (ed - 1) * emb.lag_steps;
+            let mut state = Vec::with_capacity(smp.points * d * ed);
+            let mut time = Vec::with_capacity(smp.points);
+            for k in 0..smp.points {
+                time.push(rec.time[k + shift]);
+                for j in 0..d {
+                    for q in 0..ed {
+                        state.push(rec.state[(k + shift - q * emb.lag_steps) * d + j]);
+                    }
+                }
+            }
+            attrs.insert("embedding_dimension".into(), AttrValue::U64(ed as u64));
+            attrs.insert(
+                "embedding_lag".into(),
+                AttrValue::F64(emb.lag_steps as f64 * smp.dt_out),
+            );
+            (time, state, 1, names, rec.stats, rec.methods)
+        } else if let Some(ics) = &ensemble_ics {
+            self.progress.start(ics.len() as u64, 0, "members");
+            let recs: Result<Vec<Recorded>, SimulateError> = ics
+                .par_iter()
+                .enumerate()
+                .map(|(k, x)| {
+                    let member = RunOptions {
+                        noise: ro.noise.as_ref().map(|n| Noise {
+                            seed: stream_seed(n.seed, k as u64),
+                            ..n.clone()
+                        }),
+                        ..ro.clone()
+                    };
+                    let r = self.one(&member, x, &smp, false);
+                    self.progress.advance(1);
+                    r
+                })
+                .collect();
+            self.progress.finish();
+            let recs = recs?;
+            // [M, T, D], member-major
+            let mut state = Vec::with_capacity(ics.len() * smp.points * d);
+            for r in &recs {
+                state.extend_from_slice(&r.state);
+            }
+            let mut total = recs[0].stats;
+            for r in &recs[1..] {
+                total.accepted += r.stats.accepted;
+                total.rejected += r.stats.rejected;
+                total.rhs_evals += r.stats.rhs_evals;
+            }
+            let mut methods: Vec<&'static str> = Vec::new();
+            for r in &recs {
+                for mm in &r.methods {
+                    if !methods.contains(mm) {
+                        methods.push(mm);
+                    }
+                }
+            }
+            attrs.insert(
+                "initial_conditions".into(),
+                AttrValue::F64s(ics.iter().flatten().copied().collect()),
+            );
+            attrs.insert("ensemble_size".into(), AttrValue::U64(ics.len() as u64));
+            let time = recs[0].time.clone();
+            (time, state, ics.len(), m.components.clone(), total, methods)
+        } else {
+            self.progress.start(smp.points as u64, 0, "points");
+            let rec = self.one(&ro, &x0, &smp, true);
+            self.progress.finish();
+            let rec = rec?;
+            (
+                rec.time,
+                rec.state,
+                1,
+                m.components.clone(),
+                rec.stats,
+                rec.methods,
+            )
+        };
+        let solver = methods.join(" -> ");
+        self.provenance(&mut attrs, &x0, &smp, &opts, noise.as_ref(), stats, &solver);
+        Ok(Simulated {
+            trajectory: Trajectory {
+                time,
+                state,
+                dim: variables.len(),
+                members,
+                variables,
+                attrs,
+            },
+            stats,
+            solver,
+            sampling: smp,
+        })
+    }
+
+    /// One member: [`super::trajectory`] with progress (points, if `report_points`) and
+    /// cancellation.
+    fn one(
+        &self,
+        ro: &RunOptions,
+        x0: &[f64],
+        smp: &Sampling,
+        report_points: bool,
+    ) -> Result<Recorded, SimulateError> {
+        let times = smp.times();
+        let d = System::dim(self.sys);
+        let mut state = Vec::with_capacity(times.len() * d);
+        let mut time = Vec::with_capacity(times.len());
+        let report = super::run(self.sys, ro, x0, &times, &mut |k, t, row| {
+            if self.cancel.is_cancelled() {
+                return false;
+            }
+            time.push(t);
+            state.extend_from_slice(row);
+            // the clock behind a bar is read every 64 points only
+            if report_points && (k + 1).is_multiple_of(64) {
+                self.progress.set_position(k as u64 + 1);
+            }
+            true
+        });
+        if self.cancel.is_cancelled() {
+            return Err(SimulateError::Interrupted);
+        }
+        let report = report.map_err(SimulateError::Run)?;
+        Ok(Recorded {
+            time,
+            state,
+            dim: d,
+            stats: report.stats,
+            methods: report.methods,
+        })
+    }
+
+    /// The root attributes of the output: the system, its definition and parameters, the
+    /// initial condition, the sampling, the solver and its statistics, the noise.
+    #[allow(clippy::too_many_arguments)]
+    fn provenance(
+        &self,
+        attrs: &mut BTreeMap<String, AttrValue>,
+        x0: &[f64],
+        smp: &Sampling,
+        opts: &SolverOptions,
+        noise: Option<&Noise>,
+        stats: SolverStats,
+        solver: &str,
+    ) {
+        let sys = self.sys;
+        let m = sys.model();
+        let spec = &sys.info().spec;
+        let apply_map = sys.has_observation_map() && !self.raw;
+        let mut put = |k: &str, v: AttrValue| {
+            attrs.insert(k.to_string(), v);
+        };
+        put("seed", AttrValue::U64(self.seed));
+        if let Some(nz) = noise {
+            put("noise_sigma", AttrValue::F64s(nz.sigma.clone()));
+            put("noise_step", AttrValue::F64(nz.step));
+            put(
+                "noise_method",
+                AttrValue::Str("stochastic Heun (additive noise)".into()),
+            );
+        }
+        put("system", AttrValue::Str(m.name.clone()));
+        put("kind", AttrValue::Str(m.kind.as_str().into()));
+        put("definition", AttrValue::Str(spec.source.clone()));
+        put(
+            "definition_path",
+            AttrValue::Str(spec.path.display().to_string()),
+        );
+        put("variables", AttrValue::Strs(m.components.clone()));
+        put("parameter_names", AttrValue::Strs(m.param_names.clone()));
+        put("parameter_values", AttrValue::F64s(sys.params().to_vec()));
+        put("initial_condition", AttrValue::F64s(x0.to_vec()));
+        put("t0", AttrValue::F64(m.t0));
+        put("inverse_map", AttrValue::Bool(self.inverse));
+        put("burn_in", AttrValue::F64(self.burn_in));
+        put("dt_out", AttrValue::F64(smp.dt_out));
+        put("period", AttrValue::F64(m.period));
+        put("solver", AttrValue::Str(solver.to_string()));
+        put("solver_requested", AttrValue::Str(self.method.to_string()));
+        put("rtol", AttrValue::F64(self.rtol));
+        put("atol", AttrValue::F64(self.atol));
+        put("step", AttrValue::F64(opts.h0.unwrap_or(f64::NAN)));
+        put("accepted_steps", AttrValue::U64(stats.accepted));
+        put("rejected_steps", AttrValue::U64(stats.rejected));
+        put("rhs_evaluations", AttrValue::U64(stats.rhs_evals));
+        put(
+            "observation_map",
+            AttrValue::Strs(if apply_map {
+                spec.observe
+                    .iter()
+                    .map(|(v, e)| format!("{v} -> {}", e.value))
+                    .collect()
+            } else {
+                Vec::new()
+            }),
+        );
+        put(
+            "phaseflow_version",
+            AttrValue::Str(env!("CARGO_PKG_VERSION").into()),
+        );
+    }
+}
+
+/// Checks that a given state has the system's dimension and finite values.
+fn check_state(sys: &CompiledSystem, x: &[f64], what: &str) -> Result<(), SimulateError> {
+    let m = sys.model();
+    if x.len() != System::dim(sys) {
+        let names = if m.components.len() <= 8 {
+            m.components.join(", ")
+        } else {
+            format!(
+                "{}, ..., {}",
+                m.components[0],
+                m.components[m.components.len() - 1]
+            )
+        };
+        return invalid(format!(
+            "{what} has {} values but {} has {} variables ({names})",
+            x.len(),
+            m.name,
+            System::dim(sys)
+        ));
+    }
+    if let Some(v) = x.iter().find(|v| !v.is_finite()) {
+        return invalid(format!("{what}: '{v}' is not finite"));
+    }
+    Ok(())
+}
+
+/// Reads ensemble initial conditions from a text file: one state per line, numbers separated by
+/// commas or white space, `#` starts a comment. Each line must hold `dim` numbers.
+pub fn read_initial_conditions(
+    path: &Path,
+    sys: &CompiledSystem,
+) -> Result<Vec<Vec<f64>>, SimulateError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SimulateError::Read {
+        path: path.to_path_buf(),
+        reason: e,
+    })?;
+    let bad = |msg: String| Err(SimulateError::IcFile(msg));
+    let d = System::dim(sys);
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut row = Vec::with_capacity(d);
+        for s in line
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+        {
+            match s.parse::<f64>() {
+                Ok(v) => row.push(v),
+                Err(_) => return bad(format!("{}:{}: '{s}' is not a number", path.display(), i + 1)),
+            }
+        }
+        if row.len() != d {
+            return bad(format!(
+                "{}:{}: {} values but {} has {d} variables",
+                path.display(),
+                i + 1,
+                row.len(),
+                sys.name()
+            ));
+        }
+        out.push(row);
+    }
+    if out.is_empty() {
+        return bad(format!("{}: no initial conditions", path.display()));
+    }
+    Ok(out)
+}
+
+/// Output grid of a delay-embedded run: the requested grid extended backwards by (E−1)·L.
+struct Embedding {
+    sampling: Sampling,
+    lag_steps: usize,
+}
+
+fn embedding(sys: &CompiledSystem, smp: &Sampling, e: Embed) -> Result<Embedding, SimulateError> {
+    let ed = e.dimension;
+    if ed == 0 {
+        return invalid("--embed must be at least 1");
+    }
+    let lag = match e.lag {
+        Some(l) => l,
+        None => DelaySystem::lags(sys)
+            .iter()
+            .map(|(_, tau)| *tau)
+            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))))
+            .ok_or_else(|| {
+                SimulateError::Invalid(
+                    "--embed needs --embed-lag for a system without delays".into(),
+                )
+            })?,
+    };
+    if !(lag.is_finite() && lag > 0.0) {
+        return invalid("--embed-lag must be positive");
+    }
+    let lag_steps = ((lag / smp.dt_out).round() as usize).max(1);
+    let back = (ed - 1) as f64 * lag_steps as f64 * smp.dt_out;
+    let t0 = sys.model().t0;
+    if smp.t_start - back < t0 - 1e-9 * back.max(1.0) {
+        return invalid(format!(
+            "--embed {ed} with lag {} needs a burn-in of at least {back} (the embedding looks back (E-1)·L)",
+            lag_steps as f64 * smp.dt_out
+        ));
+    }
+    Ok(Embedding {
+        sampling: Sampling {
+            points: smp.points + (ed - 1) * lag_steps,
+            t_start: smp.t_start - back,
+            dt_out: smp.dt_out,
+        },
+        lag_steps,
+    })
+}
