@@ -270,7 +270,7 @@ pub fn generate(path: &Path, protocol: &Protocol) -> Result<Dataset, String> {
     }
     let clean = Scaler::fit(&train);
     if protocol.noise > 0.0 {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(simulate::stream_seed(
+        let mut rng = rand::rngs::StdRng::seed_from_u64(crate::seeds::stream_seed(
             protocol.seed,
             name_hash(&name),
         ));

@@ -14,7 +14,7 @@
 //! counts as a rejection with the smallest allowed factor `fac1`.
 
 use super::{blow_up_index, validate, IntegrationError, SolverOptions, SolverStats};
-use crate::systems::System;
+use crate::dynamics::System;
 
 /// Hairer's unit roundoff `UROUND`, used in the step-size underflow test.
 const UROUND: f64 = 2.3e-16;

@@ -52,7 +52,7 @@
 
 use super::adaptive::AdaptiveStepper;
 use super::{blow_up_index, Dop853, Dopri5, IntegrationError, Method, SolverStats};
-use crate::systems::System;
+use crate::dynamics::System;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
@@ -63,17 +63,7 @@ const UROUND: f64 = 2.3e-16;
 /// Largest number of breaking points tracked (see the module documentation).
 pub const MAX_BREAKING_POINTS: usize = 4096;
 
-/// A system with delayed terms `x_{c_k}(t − τ_k)`, `k = 0..L`.
-pub trait DelaySystem {
-    /// State dimension.
-    fn dim(&self) -> usize;
-    /// `(component c_k, delay τ_k > 0)` of each delayed term, evaluated for the current
-    /// parameters. Called once per integration.
-    fn lags(&self) -> Vec<(usize, f64)>;
-    /// Writes `f(t, x, lagged)` into `out`, with `lagged[k] = x_{c_k}(t − τ_k)`. Must not
-    /// allocate.
-    fn rhs_lagged(&self, t: f64, x: &[f64], lagged: &[f64], out: &mut [f64]);
-}
+pub use crate::dynamics::DelaySystem;
 
 /// A history function: writes the state at time `t <= t0` into its slice argument.
 pub type HistoryFn = dyn Fn(f64, &mut [f64]) + Send + Sync;

@@ -45,7 +45,7 @@
 #![allow(clippy::excessive_precision)]
 
 use super::adaptive::{hinit, AdaptiveStepper, StepControl};
-use crate::systems::System;
+use crate::dynamics::System;
 
 const C2: f64 = 0.526001519587677318785587544488e-01;
 const C3: f64 = 0.789002279381515978178381316732e-01;

@@ -31,7 +31,7 @@
 //! step by `HINIT` with order 5.
 
 use super::adaptive::{hinit, AdaptiveStepper, StepControl};
-use crate::systems::System;
+use crate::dynamics::System;
 
 const C2: f64 = 0.2;
 const C3: f64 = 0.3;

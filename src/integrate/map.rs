@@ -1,7 +1,7 @@
 //! Iteration of maps x_{n+1} = f(n, x_n).
 
 use super::{IntegrationError, SolverStats};
-use crate::systems::System;
+use crate::dynamics::System;
 
 /// Iterates a map from `(n0, x0)` and calls `observe(k, n_k, x_{n_k})` at every output
 /// iteration `t_out[k]` (sorted integers ≥ n0, given as f64). Blow-up (non-finite or

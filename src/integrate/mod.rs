@@ -50,7 +50,7 @@ pub use rk4::{integrate_rk4, Rk4, Rk4Batch};
 pub use rosenbrock::integrate_rosenbrock;
 pub use sde::integrate_additive_noise;
 
-use crate::systems::{System, TimeKind};
+use crate::dynamics::{System, TimeKind};
 use std::fmt;
 use std::str::FromStr;
 
@@ -291,7 +291,7 @@ pub struct SolveReport {
 /// run continues from the current state with the Rosenbrock method for the remaining output
 /// times (no switch back). `stiff_hint` (the file's `stiff` flag) makes `Auto` start with the
 /// Rosenbrock method.
-pub fn integrate_with_jacobian<S: crate::systems::Jacobian + ?Sized>(
+pub fn integrate_with_jacobian<S: crate::dynamics::Jacobian + ?Sized>(
     sys: &S,
     opts: &SolverOptions,
     stiff_hint: bool,

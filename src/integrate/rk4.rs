@@ -15,7 +15,7 @@
 use super::{
     blow_up_index, validate, IntegrationError, SolverOptions, SolverStats, DEFAULT_RK4_STEP,
 };
-use crate::systems::System;
+use crate::dynamics::System;
 
 /// RK4 stepper with preallocated buffers (5 vectors of length `dim`); [`Rk4::step`] never
 /// allocates.
@@ -183,7 +183,7 @@ mod tests {
 }
 
 /// Classic RK4 on a batch of states in structure-of-arrays layout (see
-/// [`BatchSystem`](crate::systems::BatchSystem)): the same arithmetic as [`Rk4::step`] per
+/// [`BatchSystem`](crate::dynamics::BatchSystem)): the same arithmetic as [`Rk4::step`] per
 /// state, so a state's trajectory is bit-identical to a scalar run, but the right-hand side is
 /// evaluated for all states in one call (SIMD in the JIT) and the stage updates vectorise.
 #[derive(Debug, Clone)]
@@ -213,7 +213,7 @@ impl Rk4Batch {
     }
 
     /// Advances the `lanes` states in `x` (SoA, length dim·lanes) from `t` to `t + h`.
-    pub fn step<S: crate::systems::BatchSystem + ?Sized>(
+    pub fn step<S: crate::dynamics::BatchSystem + ?Sized>(
         &mut self,
         sys: &S,
         t: f64,

@@ -25,7 +25,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::{blow_up_index, IntegrationError, SolverOptions, SolverStats};
-use crate::systems::Jacobian;
+use crate::dynamics::Jacobian;
 
 const UROUND: f64 = 2.220446049250313e-16;
 

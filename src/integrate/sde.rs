@@ -9,7 +9,7 @@
 //! same seed gives the same path.
 
 use super::{IntegrationError, SolverStats};
-use crate::systems::System;
+use crate::dynamics::System;
 use rand::Rng;
 use rand_distr::StandardNormal;
 

@@ -527,7 +527,7 @@ impl Trajectory {
 }
 
 /// Writes a whole trajectory (as [`read_trajectory`] returns it, or as
-/// [`crate::simulate::Run::run`] makes it) atomically through a [`TrajectoryWriter`]: a plain
+/// the run builder of `simulate` makes it) atomically through a [`TrajectoryWriter`]: a plain
 /// `[T, D]` file for one member, `[M, T, D]` for an ensemble (M > 1, or a root attribute
 /// `ensemble_size`); `variables` go to `/state@variables`, and every root attribute in `attrs`
 /// is written (`format`, `format_version` and `ensemble_size` are the writer's own). Returns

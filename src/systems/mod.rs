@@ -1,5 +1,6 @@
-//! Dynamical systems: the traits every system implements, and systems read from definition
-//! files (`systems/*.toml`), resolved and compiled to native code.
+//! Systems read from definition files (`systems/*.toml`), resolved and compiled to native
+//! code; the traits they implement ([`System`], [`Jacobian`], …) are defined in
+//! [`crate::dynamics`] and re-exported here.
 //!
 //! Pipeline: [`spec::SystemSpec::load`] (TOML → typed spec) → [`model::Model::build`] (names →
 //! slots, symbolic Jacobian) → [`jit::compile`] (Cranelift) → [`CompiledSystem`], which
@@ -13,51 +14,13 @@ pub mod parse;
 pub mod spec;
 
 pub use model::{Model, Overrides};
-pub use spec::{Kind, SpecError, SystemSpec};
+pub use spec::{is_particle_file, is_particle_path, Kind, SpecError, SystemSpec};
+// the traits every layer shares live at the bottom ([`crate::dynamics`]); re-exported here,
+// where users of definition files look for them
+pub use crate::dynamics::{BatchSystem, Jacobian, System, TimeKind};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Continuous or discrete time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimeKind {
-    Continuous,
-    Discrete,
-}
-
-/// A dynamical system: state dimension and right-hand side.
-///
-/// For flows `rhs` writes dx/dt = f(t, x); for maps it writes x_{n+1} = f(n, x_n).
-/// Implementations must not allocate in `rhs` (it is called in the integrators' hot loops).
-pub trait System {
-    /// State dimension D.
-    fn dim(&self) -> usize;
-    /// Continuous (flow) or discrete (map) time.
-    fn time_kind(&self) -> TimeKind {
-        TimeKind::Continuous
-    }
-    /// Writes f(t, x) into `out` (length D).
-    fn rhs(&self, t: f64, x: &[f64], out: &mut [f64]);
-}
-
-/// A system with an exact Jacobian.
-pub trait Jacobian: System {
-    /// Writes ∂f_i/∂x_j at `out[i*D + j]` (row-major D×D).
-    fn jacobian(&self, t: f64, x: &[f64], out: &mut [f64]);
-    /// f(t, x) and its Jacobian together (compiled systems evaluate both in one kernel, sharing
-    /// subexpressions).
-    fn rhs_jacobian(&self, t: f64, x: &[f64], f: &mut [f64], jac: &mut [f64]) {
-        self.rhs(t, x, f);
-        self.jacobian(t, x, jac);
-    }
-}
-
-/// A system that evaluates the right-hand side of many states at once, in
-/// structure-of-arrays layout: component `k` of state `i` at `x[k*stride + i]` (likewise `out`),
-/// states `0..n`, `n <= stride`. Results equal `n` calls of [`System::rhs`] bit for bit.
-pub trait BatchSystem: System {
-    fn rhs_batch(&self, t: f64, x: &[f64], stride: usize, n: usize, out: &mut [f64]);
-}
 
 /// Metadata of a system loaded from a file, shared by its compiled and interpreted forms.
 #[derive(Debug, Clone)]
@@ -313,7 +276,7 @@ impl System for CompiledSystem {
     }
 }
 
-impl crate::integrate::DelaySystem for CompiledSystem {
+impl crate::dynamics::DelaySystem for CompiledSystem {
     fn dim(&self) -> usize {
         self.dim
     }
@@ -540,7 +503,7 @@ pub fn catalogue_files() -> Vec<PathBuf> {
     // particle models (systems/active/, kind = "particles") are not equation systems, and
     // stochastic systems (a [diffusion] table, e.g. systems/linear/) are not part of the chaos
     // catalogue (its deterministic checks and invariants do not apply)
-    out.retain(|p| !crate::particles::model::is_particle_path(p) && !is_sde_path(p));
+    out.retain(|p| !is_particle_path(p) && !is_sde_path(p));
     out.sort();
     out
 }

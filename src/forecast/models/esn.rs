@@ -177,7 +177,7 @@ impl Forecaster for Esn {
         }
         let scaler = Scaler::fit_if(s.standardise, train);
         let z = scaler.apply(train);
-        let mut rng = rand::rngs::StdRng::seed_from_u64(crate::simulate::stream_seed(s.seed, 1));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(crate::seeds::stream_seed(s.seed, 1));
         let w_in: Vec<f64> = (0..n * d)
             .map(|_| s.input_scale * rng.random_range(-1.0..1.0))
             .collect();
