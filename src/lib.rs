@@ -27,9 +27,9 @@
 //! | layer | modules | role |
 //! |---|---|---|
 //! | 0 | [`control`], [`dynamics`], [`seeds`] | cancellation and progress; the traits at the seams ([`dynamics::System`], [`dynamics::Jacobian`], [`dynamics::DelaySystem`]); random-stream seeds |
-//! | 1 | [`io`], [`systems`], [`integrate`] | HDF5/H5MD files and plots; definition files → compiled systems ([`systems::Definition`], [`systems::Catalogue`]); integrators of any [`dynamics::System`] |
-//! | 2 | [`particles`], [`simulate`] | the particle engine (driver + observers); the run builder of equation systems ([`simulate::Run`]) |
-//! | 3 | [`score`] | score networks (burn): training ([`score::train::Trainer`]), evaluation |
+//! | 1 | [`io`], [`systems`], [`integrate`] | HDF5/H5MD files and plots; definition files → compiled systems, the catalogue index ([`systems::Catalogue`]); integrators of any [`dynamics::System`] |
+//! | 2 | [`particles`] | the particle engine: models, forces, the driver and its observers |
+//! | 3 | [`simulate`], [`score`] | one loader for every file ([`simulate::Definition`]) and the run builder of equation systems ([`simulate::Run`]); score networks (burn): training, evaluation |
 //! | 4 | [`analysis`] | invariants, Lyapunov spectra, series analysis, entropy production |
 //! | 5 | [`catalogue`], [`forecast`] | catalogue-wide checks and tables; the forecasting benchmark |
 //! | 6 | [`cli`] | the command line: one file per subcommand, parsing and printing only |

@@ -9,8 +9,8 @@ use std::path::Path;
 const LAYERS: &[(usize, &[&str])] = &[
     (0, &["control", "dynamics", "seeds"]),
     (1, &["io", "systems", "integrate"]),
-    (2, &["particles", "simulate"]),
-    (3, &["score"]),
+    (2, &["particles"]),
+    (3, &["simulate", "score"]),
     (4, &["analysis"]),
     (5, &["catalogue", "forecast"]),
     (6, &["cli"]),

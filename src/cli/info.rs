@@ -61,11 +61,12 @@ pub(super) fn list(json_out: bool) -> Result<()> {
 }
 
 pub(super) fn info(system: &str, set: &[String], json_out: bool) -> Result<()> {
-    let path = crate::systems::resolve_system(system).map_err(|e| anyhow!("{e}"))?;
-    if crate::particles::model::is_particle_path(&path) {
-        return info_particles(&path, set, json_out);
-    }
-    let sys = load(system, set)?;
+    let path = crate::systems::resolve_system(system)?;
+    let ov = Overrides::parse(set)?;
+    let sys = match crate::simulate::Definition::load_path(&path, &ov)? {
+        crate::simulate::Definition::Particles(m) => return info_particles(&path, &m, json_out),
+        crate::simulate::Definition::Equations(sys) => sys,
+    };
     let info = sys.info();
     let (spec, m) = (&info.spec, &info.model);
     let equations: Vec<_> = spec
@@ -144,9 +145,7 @@ pub(super) fn info(system: &str, set: &[String], json_out: bool) -> Result<()> {
 
 /// `phaseflow info` for a particle model: effective parameters (derived ones included), box,
 /// interaction and its cut-off.
-fn info_particles(path: &Path, set: &[String], json_out: bool) -> Result<()> {
-    let ov = Overrides::parse(set).map_err(|e| anyhow!("{e}"))?;
-    let m = crate::particles::ParticleModel::load(path, &ov.values).map_err(|e| anyhow!("{e}"))?;
+fn info_particles(path: &Path, m: &crate::particles::ParticleModel, json_out: bool) -> Result<()> {
     let (model, pair) = (
         match m.dynamics {
             crate::particles::Dynamics::Aoup { .. } => "aoup",

@@ -113,7 +113,7 @@ pub struct SimulateArgs {
 
 
 /// `--ic` values as numbers (their count is checked by the library against the system).
-fn parse_ic(items: &[String], _sys: &CompiledSystem) -> Result<Vec<f64>> {
+fn parse_ic(items: &[String]) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(items.len());
     for s in items {
         let v: f64 = s
@@ -143,10 +143,14 @@ pub(super) fn simulate(args: &SimulateArgs) -> Result<()> {
 }
 
 fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
-    let path = crate::systems::resolve_system(&args.system).map_err(|e| anyhow!("{e}"))?;
-    if crate::particles::model::is_particle_path(&path) {
-        return simulate_particles(args, &path);
-    }
+    let path = crate::systems::resolve_system(&args.system)?;
+    let ov = Overrides::parse(&args.set)?;
+    let sys = match crate::simulate::Definition::load_path(&path, &ov)? {
+        crate::simulate::Definition::Particles(model) => {
+            return simulate_particles(args, model)
+        }
+        crate::simulate::Definition::Equations(sys) => sys,
+    };
     for (given, name) in [
         (args.steps.is_some(), "--steps"),
         (args.every.is_some(), "--every"),
@@ -160,15 +164,12 @@ fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
     if args.t_end.is_some() != args.dt_out.is_some() {
         bail!("--t-end and --dt-out go together for flows, maps and delay equations");
     }
-    simulate_system(args)
+    simulate_system(args, &sys)
 }
 
 
 /// `phaseflow simulate` for particle models: H5MD output, replicas, resume.
-fn simulate_particles(args: &SimulateArgs, path: &Path) -> Result<()> {
-    let ov = Overrides::parse(&args.set).map_err(|e| anyhow!("{e}"))?;
-    let model =
-        crate::particles::ParticleModel::load(path, &ov.values).map_err(|e| anyhow!("{e}"))?;
+fn simulate_particles(args: &SimulateArgs, model: crate::particles::ParticleModel) -> Result<()> {
     for w in model.warnings() {
         eprintln!("warning: {w}");
     }
@@ -232,13 +233,12 @@ fn simulate_particles(args: &SimulateArgs, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn simulate_system(args: &SimulateArgs) -> Result<()> {
+fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {
     use crate::simulate::{Embed, Grid, NoiseSetting, Run, SimulateError, Start};
     let started = Instant::now();
-    let sys = load(&args.system, &args.set)?;
     let start = match (&args.ic, &args.ic_file, args.ensemble) {
-        (Some(items), _, _) => Start::State(parse_ic(items, &sys)?),
-        (None, Some(f), _) => Start::States(crate::simulate::read_initial_conditions(f, &sys)?),
+        (Some(items), _, _) => Start::State(parse_ic(items)?),
+        (None, Some(f), _) => Start::States(crate::simulate::read_initial_conditions(f, sys)?),
         (None, None, Some(n)) => Start::Attractor(n),
         (None, None, None) => Start::FileDefault,
     };
@@ -264,7 +264,7 @@ fn simulate_system(args: &SimulateArgs) -> Result<()> {
             "points"
         },
     );
-    let mut run = Run::new(&sys)
+    let mut run = Run::new(sys)
         .method(args.method)
         .tolerances(args.rtol, args.atol)
         .max_abs(args.max_abs)

@@ -7,6 +7,8 @@
 //! the caller; [`trajectory`] collects the rows in memory.
 
 mod builder;
+mod definition;
+pub use definition::{Definition, DefinitionError};
 pub use builder::{
     read_initial_conditions, Embed, Grid, NoiseSetting, NoiseUnits, Run, SimulateError, Simulated,
     Start,

@@ -7,12 +7,14 @@
 //! implements [`System`] and [`Jacobian`]. [`Interpreted`] evaluates the same trees with the
 //! reference interpreter and is used to check the compiled code.
 
+pub mod catalogue;
 pub mod expr;
 pub mod jit;
 pub mod model;
 pub mod parse;
 pub mod spec;
 
+pub use catalogue::{Catalogue, FileClass};
 pub use model::{Model, Overrides};
 pub use spec::{is_particle_file, is_particle_path, Kind, SpecError, SystemSpec};
 // the traits every layer shares live at the bottom ([`crate::dynamics`]); re-exported here,
@@ -484,104 +486,28 @@ pub fn catalogue_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("systems")
 }
 
-/// All definition files of the catalogue (recursively), sorted by path.
+/// The deterministic equation files of the shipped catalogue, sorted by path (see
+/// [`Catalogue::equation_files`]).
 pub fn catalogue_files() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if p.extension().is_some_and(|x| x == "toml") {
-                    out.push(p);
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&catalogue_dir(), &mut out);
-    // particle models (systems/active/, kind = "particles") are not equation systems, and
-    // stochastic systems (a [diffusion] table, e.g. systems/linear/) are not part of the chaos
-    // catalogue (its deterministic checks and invariants do not apply)
-    out.retain(|p| !is_particle_path(p) && !is_sde_path(p));
-    out.sort();
-    out
+    Catalogue::shipped().equation_files()
 }
 
-/// Whether a definition file declares an SDE (a `[diffusion]` table).
+/// Whether a definition file declares an SDE (a non-empty `[diffusion]` table).
 pub fn is_sde_path(path: &Path) -> bool {
-    SystemSpec::load(path).is_ok_and(|s| !s.diffusion.is_empty())
+    std::fs::read_to_string(path).is_ok_and(|t| catalogue::classify(&t).1 == FileClass::Sde)
 }
 
 /// The SDE files shipped with phaseflow (`[diffusion]` tables, e.g. `systems/linear/`).
 pub fn sde_files() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(catalogue_dir().join("linear"))
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    out.retain(|p| is_sde_path(p));
-    out.sort();
-    out
+    Catalogue::shipped().sde_files()
 }
 
-/// The particle-model files of the catalogue (`kind = "particles"`, `systems/active/`).
+/// The particle-model files of the shipped catalogue (`kind = "particles"`, `systems/active/`).
 pub fn particle_files() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(catalogue_dir().join("active"))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
+    Catalogue::shipped().particle_files()
 }
 
-/// Resolves SYSTEM: an existing path, a path inside the catalogue (`maps/duffing`), or a
-/// catalogue name matched case-insensitively against file stems and `name` fields (ignoring `_`
-/// and `-`; the first match in path order wins, so flows in `systems/` come before `maps/`).
+/// Resolves SYSTEM in the shipped catalogue (see [`Catalogue::resolve`]).
 pub fn resolve_system(system: &str) -> Result<PathBuf, LoadError> {
-    let p = Path::new(system);
-    if p.is_file() {
-        return Ok(p.to_path_buf());
-    }
-    // a path inside the catalogue: `maps/duffing` or `maps/duffing.toml`
-    let inside = catalogue_dir().join(system);
-    for candidate in [inside.clone(), inside.with_extension("toml")] {
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    if system.ends_with(".toml") || system.contains('/') {
-        return Err(LoadError::NotFound(format!(
-            "{system}: no such definition file"
-        )));
-    }
-    let norm = |s: &str| s.to_lowercase().replace(['_', '-'], "");
-    let want = norm(system);
-    let mut files = catalogue_files();
-    files.extend(particle_files());
-    for f in &files {
-        if f.file_stem()
-            .is_some_and(|s| norm(&s.to_string_lossy()) == want)
-        {
-            return Ok(f.clone());
-        }
-    }
-    for f in &files {
-        if let Ok(text) = std::fs::read_to_string(f) {
-            if let Ok(v) = text.parse::<toml::Table>() {
-                if v.get("name")
-                    .and_then(|n| n.as_str())
-                    .is_some_and(|n| norm(n) == want)
-                {
-                    return Ok(f.clone());
-                }
-            }
-        }
-    }
-    Err(LoadError::NotFound(format!(
-        "{system}: not a file and not a system of the catalogue in {} (see `phaseflow list`)",
-        catalogue_dir().display()
-    )))
+    Catalogue::shipped().resolve(system)
 }
