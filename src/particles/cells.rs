@@ -76,6 +76,8 @@ pub struct CellList {
     /// Neighbouring cells of each cell (itself included), 3^d per cell, each listed once.
     neighbours: Vec<u32>,
     per_cell: usize,
+    /// Next free slot per cell during a build (kept: rebuilds do not allocate).
+    fill: Vec<u32>,
 }
 
 impl CellList {
@@ -119,6 +121,7 @@ impl CellList {
             sorted_cell: Vec::new(),
             neighbours,
             per_cell,
+            fill: Vec::with_capacity(cells),
         }
     }
 
@@ -170,7 +173,9 @@ impl CellList {
             self.start[c + 1] += self.start[c];
         }
         // stable placement: walk particles in order, each goes to the next free slot of its cell
-        let mut fill: Vec<u32> = self.start[..cells].to_vec();
+        let fill = &mut self.fill;
+        fill.clear();
+        fill.extend_from_slice(&self.start[..cells]);
         self.sorted_cell.resize(np, 0);
         for i in 0..np {
             let c = self.cell_of[i] as usize;

@@ -38,33 +38,34 @@ pub(crate) fn work_item_len(n: usize, items_per_thread: usize, max: usize) -> us
 /// ABP (2-D): b_x,i = v0 (cos θ_i, sin θ_i) + μ Σ_j F, b_θ,i = 0; D = diag(D_T I, D_r).
 /// Positions in z are taken as they are (wrapped or unwrapped: forces use minimum image; the
 /// trap −A x uses the coordinates given).
+///
+/// `rhs` does not allocate (the [`System`] contract): the pair forces are computed by a
+/// simulation kept for the purpose (its buffers and neighbour list reused from call to call,
+/// behind a mutex, so concurrent callers take turns).
 pub struct ParticleDrift {
     pub model: ParticleModel,
+    forces: std::sync::Mutex<Simulation>,
 }
 
 impl ParticleDrift {
     pub fn new(model: ParticleModel) -> ParticleDrift {
-        ParticleDrift { model }
+        let state = ParticleState {
+            x: vec![0.0; model.n * model.dim],
+            image: vec![0; model.n * model.dim],
+            g: vec![0.0; model.n * model.propulsion_dim()],
+            step: 0,
+        };
+        let forces = std::sync::Mutex::new(Simulation::from_state(model.clone(), state, 0, 0));
+        ParticleDrift { model, forces }
     }
 
     /// Pair forces at positions `x` (N·d, wrapped or not), computed by the same cell-list
-    /// code as the time stepping.
-    fn pair_sum(&self, x: &[f64]) -> Vec<f64> {
-        let m = &self.model;
-        let mut wrapped = x.to_vec();
-        let mut image = vec![0; x.len()];
-        for (v, im) in wrapped.iter_mut().zip(image.iter_mut()) {
-            *im = m.bx.wrap(v);
-        }
-        let state = ParticleState {
-            x: wrapped,
-            image,
-            g: vec![0.0; m.n * m.propulsion_dim()],
-            step: 0,
-        };
-        let mut sim = Simulation::from_state(m.clone(), state, 0, 0);
+    /// code as the time stepping, written into `out` (N·d).
+    fn pair_forces(&self, x: &[f64], out: &mut [f64]) {
+        let mut sim = self.forces.lock().unwrap_or_else(|p| p.into_inner());
+        sim.set_positions(x);
         sim.compute_forces();
-        sim.forces().to_vec()
+        out.copy_from_slice(sim.forces());
     }
 
     /// Diagonal of the diffusion matrix D (length `dim()`); 0 for fixed particles.
@@ -138,32 +139,37 @@ impl System for ParticleDrift {
         let m = &self.model;
         let (n, d, gd) = (m.n, m.dim, m.propulsion_dim());
         let (x, g) = z.split_at(n * d);
-        let f = self.pair_sum(x);
         let (bx, bg) = out.split_at_mut(n * d);
         let n_mobile = n - m.n_fixed;
-        bx.iter_mut().for_each(|v| *v = 0.0);
         bg.iter_mut().for_each(|v| *v = 0.0);
+        // bx holds the pair forces F first; the drift is then formed in place in the order of
+        // the formula, v0 g + F − A x
+        self.pair_forces(x, bx);
         match m.dynamics {
             Dynamics::Aoup {
                 v0, gamma, trap, ..
             } => {
                 for k in 0..n_mobile * d {
-                    bx[k] = v0 * g[k] + f[k] - trap * x[k];
+                    bx[k] = v0 * g[k] + bx[k] - trap * x[k];
                     bg[k] = -gamma * g[k];
                 }
             }
             Dynamics::Abp { v0, mu, .. } => {
                 for i in 0..n_mobile {
-                    let e: Vec<f64> = if d == 2 {
-                        vec![g[i].cos(), g[i].sin()]
+                    let mut e = [0.0f64; 3];
+                    if d == 2 {
+                        e[0] = g[i].cos();
+                        e[1] = g[i].sin();
                     } else {
-                        g[i * gd..(i + 1) * gd].to_vec()
-                    };
+                        e[..gd].copy_from_slice(&g[i * gd..(i + 1) * gd]);
+                    }
                     for c in 0..d {
-                        bx[i * d + c] = v0 * e[c] + mu * f[i * d + c];
+                        bx[i * d + c] = v0 * e[c] + mu * bx[i * d + c];
                     }
                 }
             }
         }
+        // fixed particles do not move
+        bx[n_mobile * d..].iter_mut().for_each(|v| *v = 0.0);
     }
 }

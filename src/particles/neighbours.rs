@@ -27,6 +27,11 @@ pub struct VerletList {
     pub builds: u64,
     built: bool,
     isa: Isa,
+    /// Per chunk of particles: (neighbour count per particle, the lists one after another), and
+    /// where the chunk's lists begin in `nbr` — kept between builds, so a rebuild does not
+    /// allocate once the buffers have their working size.
+    parts: Vec<(Vec<u32>, Vec<u32>)>,
+    offsets: Vec<u32>,
 }
 
 impl VerletList {
@@ -43,6 +48,8 @@ impl VerletList {
             builds: 0,
             built: false,
             isa: isa::detect(),
+            parts: Vec::new(),
+            offsets: Vec::new(),
         }
     }
 
@@ -91,41 +98,50 @@ impl VerletList {
         let cells = &self.cells;
         let isa = self.isa;
         let chunk_len = super::work_item_len(n, 8, CHUNK);
-        let parts: Vec<(Vec<u32>, Vec<u32>)> = (0..n.div_ceil(chunk_len))
-            .into_par_iter()
-            .map(|chunk| {
+        let chunks = n.div_ceil(chunk_len);
+        if self.parts.len() < chunks {
+            self.parts.resize_with(chunks, Default::default);
+        }
+        let parts = &mut self.parts[..chunks];
+        parts
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(chunk, (counts, list))| {
                 let range = chunk * chunk_len..((chunk + 1) * chunk_len).min(n);
-                build_chunk_for(isa, cells, x, bx, tag, r2max, range)
-            })
-            .collect();
+                build_chunk_for(isa, cells, x, bx, tag, r2max, range, counts, list);
+            });
         // where each chunk's lists begin
-        let mut offsets = Vec::with_capacity(parts.len());
+        self.offsets.clear();
         let mut total = 0u32;
-        for (_, list) in &parts {
-            offsets.push(total);
+        for (_, list) in parts.iter() {
+            self.offsets.push(total);
             total += list.len() as u32;
         }
         self.start.resize(n + 1, 0);
         self.start[0] = 0;
         self.nbr.resize(total as usize, 0);
-        let mut rest: &mut [u32] = &mut self.nbr;
-        let mut slots = Vec::with_capacity(parts.len());
-        for (_, list) in &parts {
-            let (head, tail) = rest.split_at_mut(list.len());
-            slots.push(head);
-            rest = tail;
-        }
+        // each chunk writes its own disjoint range nbr[offset..offset + len]
+        let nbr = SharedSlice(self.nbr.as_mut_ptr());
+        let nbr = &nbr;
         self.start[1..]
             .par_chunks_mut(chunk_len)
-            .zip(slots.into_par_iter())
-            .zip(parts.par_iter().zip(offsets.par_iter()))
-            .for_each(|((start, slot), ((counts, list), &offset))| {
+            .zip(parts.par_iter().zip(self.offsets.par_iter()))
+            .for_each(|(start, ((counts, list), &offset))| {
                 let mut end = offset;
                 for (s, &c) in start.iter_mut().zip(counts) {
                     end += c;
                     *s = end;
                 }
-                slot.copy_from_slice(list);
+                // SAFETY: the ranges [offset, offset + list.len()) of the chunks are disjoint
+                // and lie within nbr (offsets are the prefix sums of the lengths, total =
+                // nbr.len()); nbr is not otherwise accessed during this loop.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        list.as_ptr(),
+                        nbr.0.add(offset as usize),
+                        list.len(),
+                    );
+                }
             });
         self.x_build.resize(x.len(), 0.0);
         self.x_build
@@ -146,11 +162,18 @@ multiversion!(
         tag: &[u32],
         r2max: f64,
         range: std::ops::Range<usize>,
-    ) -> (Vec<u32>, Vec<u32>) = build_chunk;
+        counts: &mut Vec<u32>,
+        list: &mut Vec<u32>,
+    ) -> () = build_chunk;
 );
 
-/// Neighbour lists of the particles in `range` (storage slots): (count per particle, the lists
-/// one after another). Every candidate of the surrounding cells is written and kept by advancing
+/// A raw pointer into a slice that parallel workers write at disjoint ranges.
+struct SharedSlice(*mut u32);
+// SAFETY: used only to write disjoint ranges from different threads (see its one use).
+unsafe impl Sync for SharedSlice {}
+
+/// Neighbour lists of the particles in `range` (storage slots) into `counts` (count per
+/// particle) and `list` (the lists one after another), both cleared first. Every candidate of the surrounding cells is written and kept by advancing
 /// the end only when it lies within range — a select, not a branch (about a third of the
 /// candidates are kept, in no predictable pattern).
 #[inline(always)]
@@ -161,10 +184,12 @@ fn build_chunk(
     tag: &[u32],
     r2max: f64,
     range: std::ops::Range<usize>,
-) -> (Vec<u32>, Vec<u32>) {
+    counts: &mut Vec<u32>,
+    list: &mut Vec<u32>,
+) {
     let d = bx.dim;
-    let mut counts = Vec::with_capacity(range.len());
-    let mut list: Vec<u32> = Vec::with_capacity(range.len() * 8);
+    counts.clear();
+    list.clear();
     for k in range {
         let before = list.len();
         list.resize(before + cells.candidate_count(k), 0);
@@ -183,5 +208,4 @@ fn build_chunk(
         list[before..].sort_unstable_by_key(|&j| tag[j as usize]);
         counts.push((end - before) as u32);
     }
-    (counts, list)
 }

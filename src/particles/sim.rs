@@ -116,6 +116,25 @@ impl Simulation {
         self.max_disp2 = f64::INFINITY;
     }
 
+    /// Sets the positions (particle order, N·d, wrapped or not) in place, without allocating
+    /// once the buffers have their size: positions are wrapped into the box (images counted),
+    /// storage order reset to particle order, and the neighbour list marked stale, so that
+    /// [`Simulation::compute_forces`] gives exactly what a fresh simulation at `x` would.
+    pub fn set_positions(&mut self, x: &[f64]) {
+        let bx = self.model.bx;
+        self.x.clear();
+        self.x.extend_from_slice(x);
+        self.image.clear();
+        self.image.resize(x.len(), 0);
+        for (v, im) in self.x.iter_mut().zip(self.image.iter_mut()) {
+            *im = bx.wrap(v);
+        }
+        for (k, t) in self.tag.iter_mut().enumerate() {
+            *t = k as u32;
+        }
+        self.max_disp2 = f64::INFINITY;
+    }
+
     /// The state in particle order (a copy).
     pub fn state(&self) -> ParticleState {
         let (d, gd) = (self.model.dim, self.model.propulsion_dim());
