@@ -73,4 +73,3 @@ pub trait DelaySystem {
     /// allocate.
     fn rhs_lagged(&self, t: f64, x: &[f64], lagged: &[f64], out: &mut [f64]);
 }
-

@@ -119,7 +119,10 @@ fn every_system_rhs_is_allocation_free() {
     for (file, set) in [
         ("systems/active/trap.toml", vec![("N".to_string(), 16.0)]),
         ("systems/active/mips.toml", vec![("N".to_string(), 64.0)]),
-        ("systems/active/abp_mips.toml", vec![("N".to_string(), 64.0)]),
+        (
+            "systems/active/abp_mips.toml",
+            vec![("N".to_string(), 64.0)],
+        ),
     ] {
         let model =
             phaseflow::particles::ParticleModel::load(std::path::Path::new(file), &set).unwrap();

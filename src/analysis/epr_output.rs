@@ -119,8 +119,7 @@ pub fn write_maps(
                     .map_err(shape_err)?,
             )
             .create("particle_epr")?;
-        let averages =
-            epr::time_averages(&r.particle_samples, samples.replicas, samples.frames, n);
+        let averages = epr::time_averages(&r.particle_samples, samples.replicas, samples.frames, n);
         f.new_dataset_builder()
             .with_data(
                 &ndarray::Array2::from_shape_vec((samples.replicas, n), averages)

@@ -114,10 +114,13 @@ pub fn read_series(
         if l.is_empty() {
             continue;
         }
-        xs.push(
-            l.parse::<f64>()
-                .map_err(|_| bad(format!("{}:{}: '{l}' is not a number", path.display(), i + 1)))?,
-        );
+        xs.push(l.parse::<f64>().map_err(|_| {
+            bad(format!(
+                "{}:{}: '{l}' is not a number",
+                path.display(),
+                i + 1
+            ))
+        })?);
     }
     Ok((xs, dt))
 }

@@ -57,7 +57,6 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-
 /// One CSV field: arrays space-separated, missing values empty, text quoted.
 fn csv_field(v: &serde_json::Value) -> String {
     match v {

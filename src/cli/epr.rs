@@ -61,7 +61,6 @@ pub struct EprArgs {
     pub quiet: bool,
 }
 
-
 pub(super) fn epr(args: &EprArgs) -> Result<()> {
     use crate::analysis::epr;
     let ov = Overrides::parse(&args.set).map_err(|e| anyhow!("{e}"))?;
@@ -245,4 +244,3 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
     }
     Ok(())
 }
-

@@ -142,7 +142,6 @@ pub(super) fn info(system: &str, set: &[String], json_out: bool) -> Result<()> {
     Ok(())
 }
 
-
 /// `phaseflow info` for a particle model: effective parameters (derived ones included), box,
 /// interaction and its cut-off.
 fn info_particles(path: &Path, m: &crate::particles::ParticleModel, json_out: bool) -> Result<()> {
@@ -182,4 +181,3 @@ fn info_particles(path: &Path, m: &crate::particles::ParticleModel, json_out: bo
     }
     Ok(())
 }
-

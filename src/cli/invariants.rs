@@ -43,7 +43,6 @@ pub struct InvariantsArgs {
     pub json: bool,
 }
 
-
 /// `phaseflow invariants`: Lyapunov spectrum, Kaplan–Yorke dimension, Pesin entropy,
 /// correlation dimension, beside the file's reference values.
 pub(super) fn invariants(args: &InvariantsArgs) -> Result<()> {
@@ -166,4 +165,3 @@ pub(super) fn invariants(args: &InvariantsArgs) -> Result<()> {
     );
     Ok(())
 }
-

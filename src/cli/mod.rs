@@ -2,6 +2,10 @@
 //! calling the library and printing. Shared here: the command tree, the Ctrl-C token and
 //! progress bars ([`progress`]), and small argument helpers.
 
+// clap turns these doc comments into --help text, where TOML table names and shapes appear in
+// brackets ([diffusion], [T, D]): not links
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use crate::systems::{self, CompiledSystem, Kind, Overrides, System, SystemSpec};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -208,4 +212,3 @@ fn burn_device(name: &str) -> Result<burn::tensor::Device> {
         ),
     }
 }
-

@@ -4,7 +4,13 @@ use super::*;
 use crate::io::{self, PlotOptions};
 
 /// Snapshot of a particle frame coloured by local packing fraction (probe radius 2.5 diameters).
-pub(super) fn plot_particles(input: &Path, output: &Path, frame: i64, width: u32, height: u32) -> Result<()> {
+pub(super) fn plot_particles(
+    input: &Path,
+    output: &Path,
+    frame: i64,
+    width: u32,
+    height: u32,
+) -> Result<()> {
     let fr = io::h5md::read_particle_frame(input, frame)?;
     let p = &fr.parameters;
     let diameter = match (p.get("sigma"), p.get("R")) {
@@ -77,4 +83,3 @@ pub(super) fn plot(
     eprintln!("wrote {}", output.display());
     Ok(())
 }
-

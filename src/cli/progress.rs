@@ -1,5 +1,5 @@
 //! The command line's progress bars: an indicatif adapter of the library's
-//! [`Progress`](crate::control::Progress) trait, and the process's one cancellation token.
+//! `Progress` trait ([`crate::control::Progress`]), and the process's one cancellation token.
 
 use crate::control::{Cancel, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -34,8 +34,7 @@ impl IndicatifProgress {
     pub fn new(quiet: bool, template: &str) -> IndicatifProgress {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(
-            ProgressStyle::with_template(template)
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         IndicatifProgress {
             bar,

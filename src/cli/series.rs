@@ -30,7 +30,6 @@ pub struct SeriesArgs {
     pub json: bool,
 }
 
-
 /// `phaseflow series`: invariants of a scalar time series (no equations).
 pub(super) fn series(args: &SeriesArgs) -> Result<()> {
     use crate::analysis::series::{analyse, read_series, SeriesSettings};

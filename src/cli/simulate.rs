@@ -111,7 +111,6 @@ pub struct SimulateArgs {
     pub quiet: bool,
 }
 
-
 /// `--ic` values as numbers (their count is checked by the library against the system).
 fn parse_ic(items: &[String]) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(items.len());
@@ -146,9 +145,7 @@ fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
     let path = crate::systems::resolve_system(&args.system)?;
     let ov = Overrides::parse(&args.set)?;
     let sys = match crate::simulate::Definition::load_path(&path, &ov)? {
-        crate::simulate::Definition::Particles(model) => {
-            return simulate_particles(args, model)
-        }
+        crate::simulate::Definition::Particles(model) => return simulate_particles(args, model),
         crate::simulate::Definition::Equations(sys) => sys,
     };
     for (given, name) in [
@@ -166,7 +163,6 @@ fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
     }
     simulate_system(args, &sys)
 }
-
 
 /// `phaseflow simulate` for particle models: H5MD output, replicas, resume.
 fn simulate_particles(args: &SimulateArgs, model: crate::particles::ParticleModel) -> Result<()> {
@@ -291,10 +287,9 @@ fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {
         other => other.into(),
     })?;
     let cmdline: Vec<String> = std::env::args().collect();
-    out.trajectory.attrs.insert(
-        "command_line".into(),
-        AttrValue::Str(shell_join(&cmdline)),
-    );
+    out.trajectory
+        .attrs
+        .insert("command_line".into(), AttrValue::Str(shell_join(&cmdline)));
     let frames = crate::io::write_trajectory(&args.output, &out.trajectory)?;
     let wall = started.elapsed().as_secs_f64();
     let (stats, smp) = (out.stats, out.sampling);

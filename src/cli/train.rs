@@ -53,7 +53,6 @@ pub struct ScoreArgs {
     pub quiet: bool,
 }
 
-
 pub(super) fn train(args: &TrainArgs) -> Result<()> {
     let run = crate::score::train::TrainRun {
         config_path: args.config.clone(),

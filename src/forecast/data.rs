@@ -405,7 +405,7 @@ pub fn write(ds: &Dataset, path: &Path) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
-/// Reads a data set written by [`write`].
+/// Reads a data set written by [`write()`].
 pub fn read(path: &Path) -> Result<Dataset, String> {
     let err = |e: hdf5::Error| format!("{}: {e}", path.display());
     // without HDF5's advisory lock (see `io::open_read`): files are published complete by rename

@@ -14,7 +14,7 @@
 //!
 //! and runs `sh -c COMMAND` in that directory with `PHASEFLOW_REQUEST` set to the absolute path of
 //! `request.json` (stdin closed, stdout and stderr captured). The program writes its forecast of
-//! `horizon` steps as `forecast.npy` (float64 or float32, shape [H, D], or [H] when D = 1) or as
+//! `horizon` steps as `forecast.npy` (float64 or float32, shape \[H, D\], or \[H\] when D = 1) or as
 //! `forecast.json` (`{"forecast": [[…D values…], …H rows…]}`) and exits with status 0. A non-zero
 //! status, a time-out, or a missing or misshapen forecast is an error naming the model, the
 //! system and the program's stderr. The directory is removed afterwards.

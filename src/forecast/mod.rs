@@ -12,7 +12,7 @@
 //!   hyperparameter grids; [`external`] runs any program through a file-based subprocess protocol.
 //! - [`metrics`]: one pinned definition of every metric of dysts' `compute_metrics`, plus the
 //!   valid prediction time and error-against-horizon curves.
-//! - [`bench`]: tunes each model per system on a validation split of the training series, forecasts
+//! - [`mod@bench`]: tunes each model per system on a validation split of the training series, forecasts
 //!   every test trajectory, scores it and writes per-system results, the leaderboard, a summary and
 //!   plots (`phaseflow forecast bench`).
 

@@ -2,7 +2,7 @@
 //! O(N) cell lists, counter-based noise (bit-identical for any thread count), H5MD output.
 //!
 //! The drift b, the diffusion D and the divergence ∇·b of a model are exposed through the same
-//! [`System`](crate::systems::System) trait as flows ([`ParticleDrift`]), on the flat state
+//! [`System`] trait as flows ([`ParticleDrift`]), on the flat state
 //! z = (x_1 … x_N, g_1 … g_N) (AOUP) or z = (x, θ) / (x, e) (ABP), so score and entropy-production
 //! analyses see particles like any other system.
 

@@ -30,8 +30,17 @@ pub struct VerletList {
     /// Per chunk of particles: (neighbour count per particle, the lists one after another), and
     /// where the chunk's lists begin in `nbr` — kept between builds, so a rebuild does not
     /// allocate once the buffers have their working size.
-    parts: Vec<(Vec<u32>, Vec<u32>)>,
+    parts: Vec<Part>,
     offsets: Vec<u32>,
+}
+
+/// The neighbour lists of one chunk of particles (storage slots `range`): the count per
+/// particle and the lists one after another.
+#[derive(Debug, Clone, Default)]
+struct Part {
+    range: std::ops::Range<usize>,
+    counts: Vec<u32>,
+    list: Vec<u32>,
 }
 
 impl VerletList {
@@ -103,19 +112,16 @@ impl VerletList {
             self.parts.resize_with(chunks, Default::default);
         }
         let parts = &mut self.parts[..chunks];
-        parts
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(chunk, (counts, list))| {
-                let range = chunk * chunk_len..((chunk + 1) * chunk_len).min(n);
-                build_chunk_for(isa, cells, x, bx, tag, r2max, range, counts, list);
-            });
+        parts.par_iter_mut().enumerate().for_each(|(chunk, part)| {
+            part.range = chunk * chunk_len..((chunk + 1) * chunk_len).min(n);
+            build_chunk_for(isa, cells, x, bx, tag, r2max, part);
+        });
         // where each chunk's lists begin
         self.offsets.clear();
         let mut total = 0u32;
-        for (_, list) in parts.iter() {
+        for part in parts.iter() {
             self.offsets.push(total);
-            total += list.len() as u32;
+            total += part.list.len() as u32;
         }
         self.start.resize(n + 1, 0);
         self.start[0] = 0;
@@ -126,7 +132,7 @@ impl VerletList {
         self.start[1..]
             .par_chunks_mut(chunk_len)
             .zip(parts.par_iter().zip(self.offsets.par_iter()))
-            .for_each(|(start, ((counts, list), &offset))| {
+            .for_each(|(start, (Part { counts, list, .. }, &offset))| {
                 let mut end = offset;
                 for (s, &c) in start.iter_mut().zip(counts) {
                     end += c;
@@ -161,9 +167,7 @@ multiversion!(
         bx: &PeriodicBox,
         tag: &[u32],
         r2max: f64,
-        range: std::ops::Range<usize>,
-        counts: &mut Vec<u32>,
-        list: &mut Vec<u32>,
+        part: &mut Part,
     ) -> () = build_chunk;
 );
 
@@ -172,8 +176,8 @@ struct SharedSlice(*mut u32);
 // SAFETY: used only to write disjoint ranges from different threads (see its one use).
 unsafe impl Sync for SharedSlice {}
 
-/// Neighbour lists of the particles in `range` (storage slots) into `counts` (count per
-/// particle) and `list` (the lists one after another), both cleared first. Every candidate of the surrounding cells is written and kept by advancing
+/// Neighbour lists of the particles in `part.range` (storage slots) into `part.counts` (count
+/// per particle) and `part.list` (the lists one after another), both cleared first. Every candidate of the surrounding cells is written and kept by advancing
 /// the end only when it lies within range — a select, not a branch (about a third of the
 /// candidates are kept, in no predictable pattern).
 #[inline(always)]
@@ -183,14 +187,17 @@ fn build_chunk(
     bx: &PeriodicBox,
     tag: &[u32],
     r2max: f64,
-    range: std::ops::Range<usize>,
-    counts: &mut Vec<u32>,
-    list: &mut Vec<u32>,
+    part: &mut Part,
 ) {
     let d = bx.dim;
+    let Part {
+        range,
+        counts,
+        list,
+    } = part;
     counts.clear();
     list.clear();
-    for k in range {
+    for k in range.clone() {
         let before = list.len();
         list.resize(before + cells.candidate_count(k), 0);
         let mut end = before;

@@ -90,7 +90,7 @@ impl CounterRng {
     /// Philox block each, by the ziggurat method (Marsaglia & Tsang 2000, 128 layers): 97.2 % of
     /// draws cost a table lookup and a multiplication; the rest (wedges and the tail beyond
     /// r = 3.4426) take extra Philox blocks from a disjoint counter range (see
-    /// [`CounterRng::fallback_bits`]), so every draw stays a pure function of its counter. Each
+    /// `CounterRng::fallback_bits`), so every draw stays a pure function of its counter. Each
     /// word is split into layer (7 bits), sign (1 bit) and a 24-bit magnitude, so the layer
     /// index is independent of the value (the correlation Doornik 2005 found in the original).
     /// Exact up to the 24-bit resolution within a layer.

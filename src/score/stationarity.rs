@@ -33,7 +33,7 @@ pub struct DriftTerms {
     pub pointwise: bool,
 }
 
-/// The stationarity terms of a batch, each [B].
+/// The stationarity terms of a batch, each \[B\].
 pub struct Stationarity {
     /// ∇·v = ∇·b − Σ_k D_k ∂_k s_k.
     pub div_v: Tensor<1>,
@@ -49,7 +49,7 @@ impl Stationarity {
 }
 
 /// ∇·v and v·s from the score s [B, K] on the scored coordinates and its D-weighted divergence
-/// Σ_k D_k ∂_k s_k [B].
+/// Σ_k D_k ∂_k s_k \[B\].
 pub fn stationarity_terms(
     s: Tensor<2>,
     weighted_div_s: Tensor<1>,

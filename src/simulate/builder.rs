@@ -44,7 +44,10 @@ pub enum SimulateError {
     Attractor(RunError),
     /// The initial-condition file could not be read.
     #[error("cannot read {}: {reason}", path.display())]
-    Read { path: PathBuf, reason: std::io::Error },
+    Read {
+        path: PathBuf,
+        reason: std::io::Error,
+    },
     /// The initial-condition file is malformed (`file:line: what`).
     #[error("{0}")]
     IcFile(String),
@@ -137,7 +140,7 @@ pub struct Run<'a> {
 /// solver got there.
 #[derive(Debug, Clone)]
 pub struct Simulated {
-    /// Times [T], states [T, D] (or [M, T, D] for an ensemble), component names, and the root
+    /// Times \[T\], states \[T, D\] (or \[M, T, D\] for an ensemble), component names, and the root
     /// attributes a file gets (system, definition, parameters, solver, …).
     pub trajectory: Trajectory,
     /// Accepted and rejected steps and right-hand-side evaluations (summed over members).
@@ -697,7 +700,13 @@ pub fn read_initial_conditions(
         {
             match s.parse::<f64>() {
                 Ok(v) => row.push(v),
-                Err(_) => return bad(format!("{}:{}: '{s}' is not a number", path.display(), i + 1)),
+                Err(_) => {
+                    return bad(format!(
+                        "{}:{}: '{s}' is not a number",
+                        path.display(),
+                        i + 1
+                    ))
+                }
             }
         }
         if row.len() != d {

@@ -8,11 +8,11 @@
 
 mod builder;
 mod definition;
-pub use definition::{Definition, DefinitionError};
 pub use builder::{
     read_initial_conditions, Embed, Grid, NoiseSetting, NoiseUnits, Run, SimulateError, Simulated,
     Start,
 };
+pub use definition::{Definition, DefinitionError};
 
 use crate::integrate::{self, IntegrationError, SolveReport, SolverOptions, SolverStats};
 use crate::systems::{CompiledSystem, Kind, System};
@@ -246,7 +246,7 @@ pub fn run(
     })
 }
 
-/// A trajectory in memory: times [T] and recorded rows [T × D] (row-major).
+/// A trajectory in memory: times \[T\] and recorded rows \[T × D\] (row-major).
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub time: Vec<f64>,

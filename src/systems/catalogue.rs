@@ -145,20 +145,14 @@ impl Catalogue {
     /// SDE files are found by path only.
     pub fn find(&self, name: &str) -> Option<&Entry> {
         let want = normalise(name);
-        let named = || {
-            self.entries
-                .iter()
-                .filter(|e| e.class != FileClass::Sde)
-        };
+        let named = || self.entries.iter().filter(|e| e.class != FileClass::Sde);
         named()
             .find(|e| {
                 e.path
                     .file_stem()
                     .is_some_and(|s| normalise(&s.to_string_lossy()) == want)
             })
-            .or_else(|| {
-                named().find(|e| e.name.as_deref().is_some_and(|n| normalise(n) == want))
-            })
+            .or_else(|| named().find(|e| e.name.as_deref().is_some_and(|n| normalise(n) == want)))
     }
 
     /// Resolves SYSTEM: an existing path, a path inside the catalogue (`maps/duffing` or

@@ -640,6 +640,23 @@ fn is_identifier(s: &str) -> bool {
         && ch.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Whether a definition file declares `kind = "particles"` (read without a full parse): the
+/// particle models of [`crate::particles`] rather than equations.
+pub fn is_particle_file(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text)
+        .ok()
+        .and_then(|t| {
+            t.get("kind")
+                .and_then(|k| k.as_str().map(|s| s == "particles"))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether the file at `path` is a particle definition file (false when it cannot be read).
+pub fn is_particle_path(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| is_particle_file(&t))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,21 +685,3 @@ mod tests {
         assert_eq!(e.line, 5, "{e}");
     }
 }
-
-/// Whether a definition file declares `kind = "particles"` (read without a full parse): the
-/// particle models of [`crate::particles`] rather than equations.
-pub fn is_particle_file(text: &str) -> bool {
-    toml::from_str::<toml::Table>(text)
-        .ok()
-        .and_then(|t| {
-            t.get("kind")
-                .and_then(|k| k.as_str().map(|s| s == "particles"))
-        })
-        .unwrap_or(false)
-}
-
-/// Whether the file at `path` is a particle definition file (false when it cannot be read).
-pub fn is_particle_path(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| is_particle_file(&t))
-}
-
