@@ -12,6 +12,20 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub mod forecast;
+pub mod progress;
+
+/// The process's one cancellation token, connected to Ctrl-C on first use (the library never installs handlers).
+pub fn cancel_token() -> crate::control::Cancel {
+    static TOKEN: std::sync::OnceLock<crate::control::Cancel> = std::sync::OnceLock::new();
+    TOKEN
+        .get_or_init(|| {
+            let c = crate::control::Cancel::new();
+            let h = c.clone();
+            let _ = ctrlc::set_handler(move || h.cancel());
+            c
+        })
+        .clone()
+}
 
 /// phaseflow: chaotic flows and active matter from plain-text definition files.
 #[derive(Parser, Debug)]
@@ -1943,9 +1957,7 @@ fn epr(args: &EprArgs) -> Result<()> {
     };
     let device = burn_device(&args.device)?;
     let sm = match &args.model {
-        Some(dir) => {
-            Some(crate::score::evaluate::ScoreModel::load(dir, &device).map_err(|e| anyhow!(e))?)
-        }
+        Some(dir) => Some(crate::score::evaluate::ScoreModel::load(dir, &device)?),
         None => None,
     };
     if sm.is_none() && (args.maps.is_some() || args.png.is_some()) {
@@ -1955,7 +1967,7 @@ fn epr(args: &EprArgs) -> Result<()> {
         // the trajectory of an SDE flow (a definition with a [diffusion] table)
         let sm = sm.ok_or_else(|| anyhow!("an SDE trajectory needs --model DIR"))?;
         let traj = crate::io::read_trajectory(data).map_err(|e| anyhow!("{e}"))?;
-        let sde = crate::score::train::sde_of_trajectory(&traj).map_err(|e| anyhow!(e))?;
+        let sde = crate::score::train::sde_of_trajectory(&traj)?;
         let bar = if args.quiet || args.json {
             ProgressBar::hidden()
         } else {
@@ -2004,9 +2016,12 @@ fn epr(args: &EprArgs) -> Result<()> {
             PathBuf::from(&samples.definition_path),
         ),
     };
-    let model =
-        crate::score::train::model_at_parameters(&text, &def_path, &samples.parameters, &ov.values)
-            .map_err(|e| anyhow!(e))?;
+    let model = crate::score::train::model_at_parameters(
+        &text,
+        &def_path,
+        &samples.parameters,
+        &ov.values,
+    )?;
     let frames = (samples.replicas * samples.frames) as u64;
     let bar = if args.quiet || args.json {
         ProgressBar::hidden()
@@ -2219,10 +2234,14 @@ fn train(args: &TrainArgs) -> Result<()> {
         out_dir: args.output.clone(),
         resume: args.resume,
         device: burn_device(&args.device)?,
-        quiet: args.quiet || args.json,
         stop_after: args.stop_after,
+        cancel: cancel_token(),
+        progress: std::sync::Arc::new(progress::IndicatifProgress::new(
+            args.quiet || args.json,
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps (eta {eta}) {msg}",
+        )),
     };
-    let summary = crate::score::train::train(&run).map_err(|e| anyhow!(e))?;
+    let summary = crate::score::train::train(&run)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -2248,9 +2267,8 @@ fn score(args: &ScoreArgs) -> Result<()> {
         &args.data,
         &args.output,
         &device,
-        args.quiet,
-    )
-    .map_err(|e| anyhow!(e))?;
+        &progress::IndicatifProgress::new(args.quiet, "{wide_bar} {pos}/{len}"),
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
