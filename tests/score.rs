@@ -557,3 +557,321 @@ mod local {
         }
     }
 }
+
+/// A short DSM training (MLP, 60 steps of 32 configurations, a checkpoint every 20 steps, a log
+/// line every 10) for the checkpoint, cancellation and `Trainer` tests.
+const SHORT: &str = "[network]\nkind = \"mlp\"\nhidden = [16]\n\n[loss]\nsigma = 0.05\n\n[training]\nsteps = 60\nbatch = 32\nwarmup = 10\nema = 0.99\nlog_every = 10\ncheckpoint_every = 20\nseed = 1\n";
+
+/// `log.csv` without its timing column (samples per second).
+fn log_without_timing(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("log.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+/// The step of the checkpoint a resumed run would read (`checkpoint/`, or `.checkpoint.old/`
+/// when a save stopped between its two renames).
+fn committed_step(dir: &Path) -> u64 {
+    let ckpt = if dir.join("checkpoint").exists() {
+        dir.join("checkpoint")
+    } else {
+        dir.join(".checkpoint.old")
+    };
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ckpt.join("progress.json")).unwrap())
+            .unwrap();
+    p["step"].as_u64().unwrap()
+}
+
+/// Two finished trainings gave the same model (the same scores, bit for bit) and the same log.
+fn assert_same_training(a: &Path, b: &Path, data: &Path) {
+    let device = phaseflow::score::cpu_device();
+    let (ma, mb) = (
+        ScoreModel::load(a, &device).unwrap(),
+        ScoreModel::load(b, &device).unwrap(),
+    );
+    let s = read_particle_samples(data).unwrap();
+    let model = model_of_samples(&s).unwrap();
+    let (n, d, c) = (s.n, s.dim, s.propulsion);
+    for f in [0, 5, 17] {
+        let o = s.frame_offset(0, f);
+        let (x, g) = (&s.x[o * d..(o + n) * d], &s.g[o * c..(o + n) * c]);
+        assert_eq!(ma.score(&model, x, g), mb.score(&model, x, g), "frame {f}");
+    }
+    assert_eq!(log_without_timing(a), log_without_timing(b));
+    for left in [".checkpoint.old", ".checkpoint.partial"] {
+        assert!(!b.join(left).exists(), "{left} left behind");
+    }
+}
+
+/// A checkpoint is committed crash-safely: a save stopped at each of its stages (the new
+/// checkpoint written beside the old one; log.csv appended; the old checkpoint moved aside; the
+/// new one renamed in) leaves a complete checkpoint, and `--resume` from it ends exactly where an
+/// uninterrupted run does (scores bit for bit, and the same log: lines a crashed save appended
+/// after its checkpoint are dropped).
+#[test]
+fn a_checkpoint_interrupted_at_any_stage_resumes_to_the_uninterrupted_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = simulate_trap(dir.path(), "d.h5", &["N=4", "k=0", "dt=0.01"], 4);
+    let cfg = write(dir.path(), "train.toml", SHORT);
+    let a = dir.path().join("a");
+    train(&cfg, &data, &a);
+    for stage in 1..=4 {
+        let b = dir.path().join(format!("b{stage}"));
+        let args = |resume: bool| {
+            let mut v = vec![
+                "train",
+                cfg.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "-o",
+                b.to_str().unwrap(),
+                "--quiet",
+            ];
+            if resume {
+                v.push("--resume");
+            }
+            v
+        };
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+            .args(args(false))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env(
+                phaseflow::score::train::FAIL_CHECKPOINT_ENV,
+                format!("40:{stage}"),
+            )
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(&format!("failure injected at stage {stage}")),
+            "stage {stage}: {err}"
+        );
+        // the checkpoint of step 20 until the new one is renamed into place
+        assert_eq!(
+            committed_step(&b),
+            if stage < 4 { 20 } else { 40 },
+            "stage {stage}"
+        );
+        assert!(!b.join("model.bpk").exists());
+        run(&args(true));
+        assert_same_training(&a, &b, &data);
+    }
+}
+
+/// Ctrl-C (SIGINT) during `phaseflow train`: the run checkpoints the step it is at and exits 0
+/// with its summary (fewer steps than configured, no model); `--resume` then ends exactly where
+/// an uninterrupted run does.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_checkpoints_and_the_resumed_run_equals_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = simulate_trap(dir.path(), "d.h5", &["N=4", "k=0", "dt=0.01"], 4);
+    // long enough (seconds) that the signal arrives mid-run
+    let cfg = write(
+        dir.path(),
+        "train.toml",
+        &SHORT.replace("steps = 60", "steps = 10000"),
+    );
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    train(&cfg, &data, &a);
+    let args = |resume: bool| {
+        let mut v = vec![
+            "train",
+            cfg.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "-o",
+            b.to_str().unwrap(),
+            "--json",
+        ];
+        if resume {
+            v.push("--resume");
+        }
+        v
+    };
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(args(false))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // training has started (and the handler is installed) once the first checkpoint exists
+    let t0 = std::time::Instant::now();
+    while !b.join("checkpoint").exists() && t0.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let done = summary["steps_done"].as_u64().unwrap();
+    println!("interrupted at step {done}");
+    assert!((20..10000).contains(&done), "steps_done = {done}");
+    assert_eq!(committed_step(&b), done);
+    assert!(!b.join("model.bpk").exists());
+    run(&args(true));
+    assert_same_training(&a, &b, &data);
+}
+
+/// The `Trainer` API (step, save, finish) and `train` with a cancellation token and a progress
+/// reporter, called from the library: a run cancelled by its progress reporter at step 30 stops
+/// there with a checkpoint and no model; a hand-written loop resumes it, saving every 20 steps as
+/// `checkpoint_every` says, and ends exactly where the command line's uninterrupted run does.
+/// The library part runs in a process of its own (the child test below): burn's CPU backend has
+/// one global random generator, which tests running in parallel threads would share.
+#[test]
+fn trainer_api_resumes_a_cancelled_run_to_the_command_lines_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = simulate_trap(dir.path(), "d.h5", &["N=4", "k=0", "dt=0.01"], 4);
+    let cfg = write(dir.path(), "train.toml", SHORT);
+    let a = dir.path().join("a");
+    train(&cfg, &data, &a);
+    let o = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "trainer_api_in_a_process_of_its_own",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("PHASEFLOW_TRAINER_TEST_DIR", dir.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("1 passed"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_same_training(&a, &dir.path().join("b"), &data);
+}
+
+/// The library half of the test above; does nothing unless that test runs it (with
+/// PHASEFLOW_TRAINER_TEST_DIR set).
+#[test]
+fn trainer_api_in_a_process_of_its_own() {
+    use phaseflow::control::{Cancel, NoProgress, Progress};
+    use phaseflow::score::train::{TrainRun, Trainer};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let Ok(dir) = std::env::var("PHASEFLOW_TRAINER_TEST_DIR") else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    /// Cancels the run when step `at` is done; counts the steps reported.
+    struct CancelAt {
+        at: u64,
+        cancel: Cancel,
+        last: AtomicU64,
+        len: AtomicU64,
+    }
+    impl Progress for CancelAt {
+        fn start(&self, len: u64, done: u64, unit: &str) {
+            assert_eq!((done, unit), (0, "steps"));
+            self.len.store(len, Ordering::SeqCst);
+        }
+        fn set_position(&self, pos: u64) {
+            self.last.store(pos, Ordering::SeqCst);
+            if pos == self.at {
+                self.cancel.cancel();
+            }
+        }
+    }
+    let b = dir.join("b");
+    let mut run = TrainRun::new(dir.join("train.toml"), dir.join("d.h5"), &b);
+    let reporter = Arc::new(CancelAt {
+        at: 30,
+        cancel: run.cancel.clone(),
+        last: AtomicU64::new(0),
+        len: AtomicU64::new(0),
+    });
+    run.progress = reporter.clone();
+    let summary = phaseflow::score::train::train(&run).unwrap();
+    assert_eq!(summary.steps_done, 30);
+    assert_eq!(reporter.last.load(Ordering::SeqCst), 30);
+    assert_eq!(reporter.len.load(Ordering::SeqCst), 60);
+    assert!(!b.join("model.bpk").exists());
+    assert_eq!(committed_step(&b), 30);
+    run.cancel.reset();
+    run.resume = true;
+    run.progress = Arc::new(NoProgress);
+    let mut trainer = Trainer::new(&run).unwrap();
+    assert_eq!((trainer.steps_done(), trainer.total_steps()), (30, 60));
+    while trainer.steps_done() < trainer.total_steps() {
+        let loss = trainer.step().unwrap();
+        assert!(loss.is_finite());
+        if trainer.steps_done().is_multiple_of(20) {
+            trainer.save().unwrap();
+        }
+    }
+    assert!(matches!(
+        trainer.step(),
+        Err(phaseflow::score::ScoreError::Invalid(_))
+    ));
+    let summary = trainer.finish().unwrap();
+    assert_eq!(summary.steps_done, 60);
+    assert!(b.join("model.bpk").exists());
+}
+
+/// Settings errors name the file and the field with the expected values; TOML's position of an
+/// unknown name is kept, and a chain printed with `{:#}` says each cause once.
+#[test]
+fn settings_errors_name_the_file_the_field_and_the_expected_values() {
+    use phaseflow::score::train::TrainConfig;
+    use phaseflow::score::ScoreError;
+    let dir = tempfile::tempdir().unwrap();
+    for (text, want) in [
+        (
+            "[network]\nkind = \"cnn\"\n",
+            "network.kind = \"cnn\": expected \"mlp\", \"transformer\" or \"local_transformer\"",
+        ),
+        (
+            "[network]\nkind = \"mlp\"\n[loss]\nkind = \"ism\"\ndivergence = \"fd\"\n",
+            "loss.divergence = \"fd\": expected \"exact\" or \"hutchinson\"",
+        ),
+        (
+            "[network]\nkind = \"mlp\"\n[training]\noptimizer = \"sgd\"\n",
+            "training.optimizer = \"sgd\": expected \"adam\" or \"radam\"",
+        ),
+        (
+            "[network]\nkind = \"transformer\"\nwidth = 6\n",
+            "network.width = 6 must be a positive multiple of network.heads = 4",
+        ),
+    ] {
+        let p = write(dir.path(), "t.toml", text);
+        match TrainConfig::load(&p) {
+            Err(ScoreError::Config { path, message }) => {
+                assert_eq!(path, p);
+                assert!(message.contains(want), "{message}");
+            }
+            other => panic!("{text}: {:?}", other.map(|_| ())),
+        }
+        let e = TrainConfig::from_toml(text).unwrap_err();
+        assert!(
+            matches!(&e, ScoreError::Invalid(m) if m.contains(want)),
+            "{e}"
+        );
+    }
+    let p = write(dir.path(), "t.toml", "[network]\nkind = \"cnn\"\n");
+    let e = TrainConfig::load(&p).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("{}: ", p.display())) && e.contains("line 2"),
+        "{e}"
+    );
+    // a file-system error: the operation in the message, the OS's reason as its source
+    let missing = dir.path().join("missing.toml");
+    let e = anyhow::Error::from(TrainConfig::load(&missing).unwrap_err());
+    let chain = format!("{e:#}");
+    assert!(
+        chain.starts_with(&format!("{}: cannot read: ", missing.display())),
+        "{chain}"
+    );
+    assert_eq!(chain.matches("cannot read").count(), 1, "{chain}");
+    assert_eq!(chain.matches("os error").count(), 1, "{chain}");
+}

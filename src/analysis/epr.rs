@@ -392,7 +392,7 @@ pub fn sample_epr(
         ));
     }
     if let Some(sm) = sm {
-        sm.check_model(model)?;
+        sm.check_model(model).map_err(|e| e.to_string())?;
     }
     let drift = ParticleDrift::new(model.clone());
     let dz = drift.diffusion();

@@ -96,9 +96,7 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
     };
     let device = burn_device(&args.device)?;
     let sm = match &args.model {
-        Some(dir) => {
-            Some(crate::score::evaluate::ScoreModel::load(dir, &device).map_err(|e| anyhow!(e))?)
-        }
+        Some(dir) => Some(crate::score::evaluate::ScoreModel::load(dir, &device)?),
         None => None,
     };
     if sm.is_none() && (args.maps.is_some() || args.png.is_some()) {
@@ -108,7 +106,7 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
         // the trajectory of an SDE flow (a definition with a [diffusion] table)
         let sm = sm.ok_or_else(|| anyhow!("an SDE trajectory needs --model DIR"))?;
         let traj = crate::io::read_trajectory(data).map_err(|e| anyhow!("{e}"))?;
-        let sde = crate::score::train::sde_of_trajectory(&traj).map_err(|e| anyhow!(e))?;
+        let sde = crate::score::train::sde_of_trajectory(&traj)?;
         let bar = IndicatifProgress::counting(args.quiet || args.json, "samples");
         bar.start((traj.len() * traj.members) as u64, 0, "samples");
         let r =
@@ -154,9 +152,12 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
             PathBuf::from(&samples.definition_path),
         ),
     };
-    let model =
-        crate::score::train::model_at_parameters(&text, &def_path, &samples.parameters, &ov.values)
-            .map_err(|e| anyhow!(e))?;
+    let model = crate::score::train::model_at_parameters(
+        &text,
+        &def_path,
+        &samples.parameters,
+        &ov.values,
+    )?;
     let frames = (samples.replicas * samples.frames) as u64;
     let bar = IndicatifProgress::counting(args.quiet || args.json, "frames");
     bar.start(frames, 0, "frames");

@@ -60,10 +60,14 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
         out_dir: args.output.clone(),
         resume: args.resume,
         device: burn_device(&args.device)?,
-        quiet: args.quiet || args.json,
         stop_after: args.stop_after,
+        cancel: cancel_token(),
+        progress: std::sync::Arc::new(IndicatifProgress::new(
+            args.quiet || args.json,
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps (eta {eta}) {msg}",
+        )),
     };
-    let summary = crate::score::train::train(&run).map_err(|e| anyhow!(e))?;
+    let summary = crate::score::train::train(&run)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -89,9 +93,8 @@ pub(super) fn score(args: &ScoreArgs) -> Result<()> {
         &args.data,
         &args.output,
         &device,
-        args.quiet,
-    )
-    .map_err(|e| anyhow!(e))?;
+        &IndicatifProgress::new(args.quiet, "{wide_bar} {pos}/{len}"),
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -1,8 +1,10 @@
 //! A trained score network evaluated on configurations: `phaseflow score MODEL_DIR --data … -o …`
 //! and the library call [`ScoreModel::score`] used by the analyses.
 
-use super::network::{ScoreNet, Shapes};
+use super::network::{NetworkKind, ScoreNet, Shapes};
 use super::train::{forward, load_model, model_of_samples, Inputs, TrainConfig};
+use super::ScoreError;
+use crate::control::Progress;
 use crate::particles::{Dynamics, ParticleDrift, ParticleModel};
 use crate::systems::System;
 use burn::module::Module;
@@ -38,23 +40,23 @@ impl ScoreModel {
     }
 
     /// Loads `MODEL_DIR` (the EMA parameters in `model.bpk`).
-    pub fn load(dir: &Path, device: &Device) -> Result<ScoreModel, String> {
+    pub fn load(dir: &Path, device: &Device) -> Result<ScoreModel, ScoreError> {
         let (config, shapes, net) = load_model(dir, device)?;
         Ok(ScoreModel::new(config, shapes, net, device.clone()))
     }
 
     /// Whether the network can score configurations of `model`: the same N, d and c as in
     /// training (the local transformer takes any N).
-    pub fn check_model(&self, model: &ParticleModel) -> Result<(), String> {
+    pub fn check_model(&self, model: &ParticleModel) -> Result<(), ScoreError> {
         let (n, d, c) = (model.n, model.dim, model.propulsion_dim());
         let s = &self.shapes;
         if (d, c) != (s.dim, s.propulsion)
-            || (n != s.n && self.config.network.kind != "local_transformer")
+            || (n != s.n && self.config.network.kind != NetworkKind::LocalTransformer)
         {
-            return Err(format!(
+            return Err(ScoreError::Model(format!(
                 "N = {n}, d = {d}, c = {c} but the network was trained for N = {}, d = {}, c = {} (only the local transformer is size-independent)",
                 s.n, s.dim, s.propulsion
-            ));
+            )));
         }
         Ok(())
     }
@@ -64,8 +66,8 @@ impl ScoreModel {
         let c = self.shapes.propulsion;
         let n = x.len() / model.dim;
         let net_cfg = &self.config.network;
-        match net_cfg.kind.as_str() {
-            "local_transformer" => {
+        match net_cfg.kind {
+            NetworkKind::LocalTransformer => {
                 let bx = model.bx;
                 let mut xw = x.to_vec();
                 for v in xw.iter_mut() {
@@ -89,7 +91,7 @@ impl ScoreModel {
                 }
                 Inputs::Local { p: n, rel, gn }
             }
-            kind => Inputs::configurations(
+            kind @ (NetworkKind::Mlp | NetworkKind::Transformer) => Inputs::configurations(
                 kind,
                 1,
                 n,
@@ -281,7 +283,7 @@ impl ScoreModel {
                     Dynamics::Aoup { eps, .. } => eps,
                     Dynamics::Abp { d_t, .. } => d_t,
                 };
-                if net_cfg.kind != "local_transformer" && eps > 0.0 {
+                if net_cfg.kind != NetworkKind::LocalTransformer && eps > 0.0 {
                     for (s, bv) in s_x.iter_mut().zip(&b[..nd]) {
                         *s += bv / eps;
                     }
@@ -349,40 +351,36 @@ pub struct ScoreSummary {
 /// Scores every frame of every replica of `data` and writes `/score_x [F, N, d]`,
 /// `/score_g [F, N, c]`, the probability flow velocity v = b − D s `/velocity_x`, `/velocity_g`
 /// (the network's own output for a model trained with the probability-flow loss) and `/time [F]` (F = replicas × frames, replica-major) to `out`
-/// (written to a temporary name and renamed when complete).
+/// (written to a temporary name and renamed when complete). `progress` counts the frames.
 pub fn score_file(
     model_dir: &Path,
     data: &Path,
     out: &Path,
     device: &Device,
-    quiet: bool,
-) -> Result<ScoreSummary, String> {
+    progress: &dyn Progress,
+) -> Result<ScoreSummary, ScoreError> {
     let sm = ScoreModel::load(model_dir, device)?;
     if !crate::io::h5md::is_h5md(data) {
-        return Err(format!(
+        return Err(ScoreError::Data(format!(
             "{}: not a particle (H5MD) file; for an SDE trajectory use `phaseflow epr --model … --data …`",
             data.display()
-        ));
+        )));
     }
-    let samples = crate::io::h5md::read_particle_samples(data).map_err(|e| e.to_string())?;
+    let samples = crate::io::h5md::read_particle_samples(data)?;
     let model = model_of_samples(&samples)?;
     let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
     sm.check_model(&model)
-        .map_err(|e| format!("{}: {e}", data.display()))?;
+        .map_err(|e| ScoreError::Model(format!("{}: {e}", data.display())))?;
     let frames = samples.replicas * samples.frames;
     let mut sx_all = Vec::with_capacity(frames * n * d);
     let mut sg_all = Vec::with_capacity(frames * n * c);
     let mut vx_all = Vec::with_capacity(frames * n * d);
     let mut vg_all = Vec::with_capacity(frames * n * c);
     let mut times = Vec::with_capacity(frames);
-    let bar = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(frames as u64)
-    };
+    progress.start(frames as u64, 0, "frames");
     for r in 0..samples.replicas {
         for f in 0..samples.frames {
-            bar.inc(1);
+            progress.advance(1);
             let (x, g) = configuration(&samples, &model, r, f);
             let fl = sm.flow(&model, &x, g);
             sx_all.extend(fl.sx);
@@ -392,7 +390,7 @@ pub fn score_file(
             times.push(samples.time[f]);
         }
     }
-    bar.finish_and_clear();
+    progress.finish();
     crate::io::write_hdf5_atomically(out, |file| {
         file.new_dataset_builder()
             .with_data(
@@ -431,8 +429,7 @@ pub fn score_file(
             "score of the stationary density, s = grad log rho, and probability flow velocity v = b - D s; positions unwrapped for traps, wrapped otherwise; frames replica-major",
         )?;
         Ok(())
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     Ok(ScoreSummary {
         frames,
         particles: n,

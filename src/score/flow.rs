@@ -14,7 +14,7 @@
 //! The network's two heads are read as v_x and v_g (unscaled outputs). Scores follow where the
 //! noise is non-degenerate: s_g = −g − v_g/γ, and s_x = (b_x − v_x)/ε when ε > 0.
 
-use super::network::{ScoreNet, Shapes};
+use super::network::{NetworkKind, ScoreNet, Shapes};
 use super::train::{forward, Dataset, Inputs};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
@@ -35,7 +35,7 @@ pub struct FlowBatch {
 /// Draws `size` pairs from `pairs` (indices of consecutive configurations).
 pub fn make_flow_batch(
     ds: &Dataset,
-    kind: &str,
+    kind: NetworkKind,
     neighbours: usize,
     pairs: &[(usize, usize)],
     size: usize,
@@ -46,7 +46,7 @@ pub fn make_flow_batch(
         .map(|_| pairs[rng.random_range(0..pairs.len())])
         .collect();
     let (mut dx, mut dg) = (Vec::new(), Vec::new());
-    if kind == "local_transformer" {
+    if kind == NetworkKind::LocalTransformer {
         let bx = ds.system.particles().expect("particle data").bx;
         let particles: Vec<usize> = (0..size).map(|_| rng.random_range(0..n)).collect();
         let (mut rel, mut gn) = (Vec::new(), Vec::new());

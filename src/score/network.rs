@@ -28,12 +28,36 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::ScoreError;
+
+named_setting!(
+    /// `network.kind`: the architecture.
+    NetworkKind, "network.kind", {
+        /// `mlp`: the flat state through an MLP ([`FlatMlp`]).
+        Mlp = "mlp",
+        /// `transformer`: one token per particle ([`GlobalTransformer`]).
+        Transformer = "transformer",
+        /// `local_transformer`: each particle and its k nearest neighbours ([`LocalTransformer`]).
+        LocalTransformer = "local_transformer",
+    }
+);
+
+named_setting!(
+    /// `network.symmetry` of the MLP.
+    Symmetry, "network.symmetry", {
+        /// `none`: s = f(z).
+        None = "none",
+        /// `odd`: antisymmetrised, s(z) = ½(f(z) − f(−z)).
+        Odd = "odd",
+    }
+);
+
 /// The `[network]` table of a training file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkConfig {
     /// `mlp`, `transformer` (global) or `local_transformer`.
-    pub kind: String,
+    pub kind: NetworkKind,
     /// MLP hidden widths (also the read-out MLP of the local transformer).
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
@@ -54,7 +78,7 @@ pub struct NetworkConfig {
     pub neighbours: usize,
     /// MLP: `none` or `odd` (antisymmetrise: s(z) = ½(f(z) − f(−z))).
     #[serde(default = "default_symmetry")]
-    pub symmetry: String,
+    pub symmetry: Symmetry,
     /// Add the equilibrium score (s_x += b_x/ε, s_g −= g).
     #[serde(default)]
     pub equilibrium_shift: bool,
@@ -75,8 +99,8 @@ fn default_blocks() -> usize {
 fn default_neighbours() -> usize {
     16
 }
-fn default_symmetry() -> String {
-    "none".into()
+fn default_symmetry() -> Symmetry {
+    Symmetry::None
 }
 
 /// A multilayer perceptron with GELU activations between its linear layers.
@@ -220,60 +244,47 @@ fn encoder(cfg: &NetworkConfig, device: &Device) -> TransformerEncoder {
 
 impl NetworkConfig {
     /// Checks the settings (names the field at fault).
-    pub fn validate(&self) -> Result<(), String> {
-        match self.kind.as_str() {
-            "mlp" | "transformer" | "local_transformer" => {}
-            k => {
-                return Err(format!(
-                    "network.kind = \"{k}\": expected \"mlp\", \"transformer\" or \"local_transformer\""
-                ))
-            }
-        }
-        if !matches!(self.symmetry.as_str(), "none" | "odd") {
-            return Err(format!(
-                "network.symmetry = \"{}\": expected \"none\" or \"odd\"",
-                self.symmetry
-            ));
-        }
-        if self.kind != "mlp" {
+    pub fn validate(&self) -> Result<(), ScoreError> {
+        let invalid = |m: String| Err(ScoreError::Invalid(m));
+        if self.kind != NetworkKind::Mlp {
             if self.width == 0 || self.heads == 0 || !self.width.is_multiple_of(self.heads) {
-                return Err(format!(
+                return invalid(format!(
                     "network.width = {} must be a positive multiple of network.heads = {}",
                     self.width, self.heads
                 ));
             }
-            if self.kind == "local_transformer" && !self.width.is_multiple_of(2) {
-                return Err(format!(
+            if self.kind == NetworkKind::LocalTransformer && !self.width.is_multiple_of(2) {
+                return invalid(format!(
                     "network.width = {} must be even (half for g, half for x)",
                     self.width
                 ));
             }
         }
         if self.hidden.contains(&0) {
-            return Err("network.hidden: widths must be positive".into());
+            return invalid("network.hidden: widths must be positive".into());
         }
         Ok(())
     }
 
     /// Builds the network with parameters drawn from the device's random stream (seed it first).
-    pub fn init(&self, shapes: Shapes, device: &Device) -> Result<ScoreNet, String> {
+    pub fn init(&self, shapes: Shapes, device: &Device) -> Result<ScoreNet, ScoreError> {
         self.validate()?;
         let (d, c) = (shapes.dim, shapes.propulsion);
-        Ok(match self.kind.as_str() {
-            "mlp" => {
+        Ok(match self.kind {
+            NetworkKind::Mlp => {
                 let nz = shapes.n * (d + c);
                 ScoreNet::Mlp(FlatMlp {
                     net: Mlp::new(nz, &self.hidden, nz, device),
-                    odd: self.symmetry == "odd",
+                    odd: self.symmetry == Symmetry::Odd,
                 })
             }
-            "transformer" => ScoreNet::Transformer(GlobalTransformer {
+            NetworkKind::Transformer => ScoreNet::Transformer(GlobalTransformer {
                 embed: LinearConfig::new(d + c, self.width).init(device),
                 encoder: encoder(self, device),
                 head_x: LinearConfig::new(self.width, d).init(device),
                 head_g: LinearConfig::new(self.width, c).init(device),
             }),
-            _ => {
+            NetworkKind::LocalTransformer => {
                 let half = self.width / 2;
                 let dim_x = if shapes.learn_x { d } else { 0 };
                 ScoreNet::Local(LocalTransformer {

@@ -20,11 +20,18 @@
 //! generator seeded with (seed, step), so a run resumed from a checkpoint draws the same batches
 //! as an uninterrupted one; with the model, the optimiser state and the EMA restored exactly, the
 //! parameters continue bit for bit.
+//!
+//! The loop is [`train`]; [`Trainer`] offers its steps to a caller's own loop. Neither installs a
+//! signal handler: the caller's [`Cancel`] token stops a run at its next step (with a checkpoint),
+//! and its [`Progress`] reporter shows the steps. Checkpoints (`MODEL_DIR/checkpoint/`) are
+//! committed crash-safely, see [`Trainer::save`].
 
 use super::flow::{flow_loss, make_flow_batch};
-use super::network::{NetworkConfig, ScoreNet, Shapes};
+use super::network::{NetworkConfig, NetworkKind, ScoreNet, Shapes};
 use super::optim::{learning_rate, Ema, RAdam};
 use super::stationarity::{stationarity_terms, DriftTerms};
+use super::ScoreError;
+use crate::control::{Cancel, NoProgress, Progress};
 use crate::io::h5md::ParticleSamples;
 use crate::particles::{Dynamics, ParticleDrift, ParticleModel};
 use crate::systems::System;
@@ -36,6 +43,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A training file: `[network]`, `[loss]`, `[training]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +56,38 @@ pub struct TrainConfig {
     pub training: TrainingConfig,
 }
 
+named_setting!(
+    /// `loss.kind`: what the network is trained to minimise.
+    LossKind, "loss.kind", {
+        /// `dsm`: denoising score matching.
+        Dsm = "dsm",
+        /// `ism`: implicit score matching (with the stationarity terms), see [`ism_loss`].
+        Ism = "ism",
+        /// `probability_flow`: the model-free loss on snapshot pairs, see [`super::flow`].
+        ProbabilityFlow = "probability_flow",
+    }
+);
+
+named_setting!(
+    /// `loss.divergence`: how implicit score matching computes ∇·s.
+    Divergence, "loss.divergence", {
+        /// `exact`: central differences along every scored coordinate.
+        Exact = "exact",
+        /// `hutchinson`: along one Rademacher probe.
+        Hutchinson = "hutchinson",
+    }
+);
+
+named_setting!(
+    /// `training.optimizer`.
+    Optimizer, "training.optimizer", {
+        /// `adam`: Adam (ε = 1e-8).
+        Adam = "adam",
+        /// `radam`: rectified Adam ([`RAdam`]).
+        Radam = "radam",
+    }
+);
+
 /// The `[loss]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,13 +98,13 @@ pub struct LossConfig {
     /// `probability_flow` (the model-free loss on consecutive snapshots, see [`super::flow`]:
     /// the network learns v = b − Ds itself).
     #[serde(default = "default_loss")]
-    pub kind: String,
+    pub kind: LossKind,
     /// Noise scale σ of denoising score matching (the paper: 0.01).
     #[serde(default = "default_sigma")]
     pub sigma: f64,
     /// ISM: `exact` or `hutchinson`.
     #[serde(default = "default_divergence")]
-    pub divergence: String,
+    pub divergence: Divergence,
     /// ISM: finite-difference step h of the divergence (coordinates are O(1); f32 network).
     #[serde(default = "default_fd_step")]
     pub fd_step: f64,
@@ -102,8 +142,8 @@ fn default_weight(name: &str) -> f64 {
     }
 }
 
-fn default_divergence() -> String {
-    "exact".into()
+fn default_divergence() -> Divergence {
+    Divergence::Exact
 }
 fn default_fd_step() -> f64 {
     1e-2
@@ -124,8 +164,8 @@ impl Default for LossConfig {
     }
 }
 
-fn default_loss() -> String {
-    "dsm".into()
+fn default_loss() -> LossKind {
+    LossKind::Dsm
 }
 fn default_sigma() -> f64 {
     0.01
@@ -144,7 +184,7 @@ pub struct TrainingConfig {
     pub lr_min: f64,
     pub warmup: usize,
     /// `adam` or `radam`.
-    pub optimizer: String,
+    pub optimizer: Optimizer,
     /// Gradient clipping by global norm (0: none).
     pub clip: f64,
     /// EMA decay of the parameters (0: no averaging).
@@ -168,7 +208,7 @@ impl Default for TrainingConfig {
             lr: 1e-3,
             lr_min: 1e-5,
             warmup: 100,
-            optimizer: "radam".into(),
+            optimizer: Optimizer::Radam,
             clip: 1.0,
             ema: 0.999,
             seed: 0,
@@ -182,41 +222,38 @@ impl Default for TrainingConfig {
 
 impl TrainConfig {
     /// Reads and checks a training file (errors name the file and the field).
-    pub fn load(path: &Path) -> Result<TrainConfig, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        Self::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<TrainConfig, ScoreError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ScoreError::file(path, "cannot read", e))?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ScoreError::Invalid(message) => ScoreError::Config {
+                path: path.to_path_buf(),
+                message,
+            },
+            e => e,
+        })
     }
 
-    /// Parses and checks a training file's text.
-    pub fn from_toml(text: &str) -> Result<TrainConfig, String> {
-        let cfg: TrainConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+    /// Parses and checks a training file's text (errors: [`ScoreError::Invalid`]).
+    pub fn from_toml(text: &str) -> Result<TrainConfig, ScoreError> {
+        let invalid = |m: String| Err(ScoreError::Invalid(m));
+        let cfg: TrainConfig =
+            toml::from_str(text).map_err(|e| ScoreError::Invalid(e.to_string()))?;
         cfg.network.validate()?;
         let t = &cfg.training;
-        if !matches!(cfg.loss.kind.as_str(), "dsm" | "ism" | "probability_flow") {
-            return Err(format!(
-                "loss.kind = \"{}\": expected \"dsm\", \"ism\" or \"probability_flow\"",
-                cfg.loss.kind
-            ));
+        let (kind, net) = (cfg.loss.kind, cfg.network.kind);
+        if kind == LossKind::ProbabilityFlow && cfg.network.equilibrium_shift {
+            return invalid("network.equilibrium_shift shifts a score; loss.kind = \"probability_flow\" learns the velocity v itself (v = 0 at detailed balance needs no shift)".into());
         }
-        if cfg.loss.kind == "probability_flow" && cfg.network.equilibrium_shift {
-            return Err("network.equilibrium_shift shifts a score; loss.kind = \"probability_flow\" learns the velocity v itself (v = 0 at detailed balance needs no shift)".into());
-        }
-        if cfg.loss.kind == "ism" {
-            if !matches!(cfg.loss.divergence.as_str(), "exact" | "hutchinson") {
-                return Err(format!(
-                    "loss.divergence = \"{}\": expected \"exact\" or \"hutchinson\"",
-                    cfg.loss.divergence
-                ));
-            }
+        if kind == LossKind::Ism {
             if cfg.loss.fd_step.is_nan() || cfg.loss.fd_step <= 0.0 {
-                return Err(format!(
+                return invalid(format!(
                     "loss.fd_step = {} must be positive",
                     cfg.loss.fd_step
                 ));
             }
-            if cfg.network.equilibrium_shift && cfg.network.kind == "local_transformer" {
-                return Err(
+            if cfg.network.equilibrium_shift && net == NetworkKind::LocalTransformer {
+                return invalid(
                     "network.equilibrium_shift with loss.kind = \"ism\" needs a whole-configuration network (mlp or transformer)"
                         .into(),
                 );
@@ -230,40 +267,36 @@ impl TrainConfig {
             ("mean_flow_score", l.mean_flow_score),
         ] {
             if !(w.is_finite() && w >= 0.0) {
-                return Err(format!("loss.{name} = {w} must be a non-negative number"));
+                return invalid(format!("loss.{name} = {w} must be a non-negative number"));
             }
-            if w != default_weight(name) && cfg.loss.kind != "ism" {
-                return Err(format!(
+            if w != default_weight(name) && kind != LossKind::Ism {
+                return invalid(format!(
                     "loss.{name} applies to loss.kind = \"ism\" (the stationarity terms need ∇·s)"
                 ));
             }
         }
-        if l.uses_drift() && cfg.network.kind == "local_transformer" {
-            return Err("loss.fokker_planck, loss.mean_divergence and loss.mean_flow_score need a whole-configuration network (mlp or transformer): the local transformer is trained particle by particle and the residual couples all particles".into());
+        if l.uses_drift() && net == NetworkKind::LocalTransformer {
+            return invalid("loss.fokker_planck, loss.mean_divergence and loss.mean_flow_score need a whole-configuration network (mlp or transformer): the local transformer is trained particle by particle and the residual couples all particles".into());
         }
         if cfg.loss.sigma.is_nan() || cfg.loss.sigma <= 0.0 {
-            return Err(format!("loss.sigma = {} must be positive", cfg.loss.sigma));
+            return invalid(format!("loss.sigma = {} must be positive", cfg.loss.sigma));
         }
         if t.steps == 0 || t.batch == 0 {
-            return Err("training.steps and training.batch must be positive".into());
+            return invalid("training.steps and training.batch must be positive".into());
         }
         if !(t.lr > 0.0 && t.lr_min >= 0.0) {
-            return Err("training.lr must be positive and training.lr_min non-negative".into());
-        }
-        if !matches!(t.optimizer.as_str(), "adam" | "radam") {
-            return Err(format!(
-                "training.optimizer = \"{}\": expected \"adam\" or \"radam\"",
-                t.optimizer
-            ));
+            return invalid("training.lr must be positive and training.lr_min non-negative".into());
         }
         if !(0.0..1.0).contains(&t.ema) {
-            return Err(format!("training.ema = {} must be in [0, 1)", t.ema));
+            return invalid(format!("training.ema = {} must be in [0, 1)", t.ema));
         }
         if !(0.0..1.0).contains(&t.validation_fraction) {
-            return Err("training.validation_fraction must be in [0, 1)".into());
+            return invalid("training.validation_fraction must be in [0, 1)".into());
         }
         if t.checkpoint_every == 0 || t.log_every == 0 {
-            return Err("training.checkpoint_every and training.log_every must be positive".into());
+            return invalid(
+                "training.checkpoint_every and training.log_every must be positive".into(),
+            );
         }
         Ok(cfg)
     }
@@ -298,9 +331,11 @@ pub struct Dataset {
 /// Rebuilds the particle model of a sample file from the definition text and the effective
 /// parameters stored in `/parameters` (only the names the definition's `[parameters]` table
 /// declares, and `dt`, are applied as overrides).
-pub fn model_of_samples(s: &ParticleSamples) -> Result<ParticleModel, String> {
+pub fn model_of_samples(s: &ParticleSamples) -> Result<ParticleModel, ScoreError> {
     if s.definition.is_empty() {
-        return Err("the data file carries no model definition in /parameters".into());
+        return Err(ScoreError::Data(
+            "the data file carries no model definition in /parameters".into(),
+        ));
     }
     model_at_parameters(
         &s.definition,
@@ -317,7 +352,7 @@ pub fn model_at_parameters(
     path: &Path,
     parameters: &std::collections::BTreeMap<String, f64>,
     extra: &[(String, f64)],
-) -> Result<ParticleModel, String> {
+) -> Result<ParticleModel, ScoreError> {
     let declared: Vec<String> = toml::from_str::<toml::Table>(definition)
         .ok()
         .and_then(|t| t.get("parameters").and_then(|p| p.as_table()).cloned())
@@ -330,7 +365,8 @@ pub fn model_at_parameters(
         .map(|(k, v)| (k.clone(), *v))
         .collect();
     overrides.extend_from_slice(extra);
-    ParticleModel::from_str_at(definition, path, &overrides).map_err(|e| e.to_string())
+    ParticleModel::from_str_at(definition, path, &overrides)
+        .map_err(|e| ScoreError::Data(e.to_string()))
 }
 
 /// Training / validation split of the configurations of one replica (the first `skip` frames
@@ -371,12 +407,12 @@ impl Split {
 
     /// The parts (train, valid, training pairs, validation pairs), or an error when nothing is left
     /// for training (`count` `unit`s, e.g. 16 replicas, of `frames` frames each, in the message).
-    fn finish(self, unit: &str, count: usize) -> Result<SplitParts, String> {
+    fn finish(self, unit: &str, count: usize) -> Result<SplitParts, ScoreError> {
         if self.train.is_empty() {
-            return Err(format!(
+            return Err(ScoreError::Data(format!(
                 "no training configurations: {count} {unit} × {} frames, {} skipped, {} for validation",
                 self.frames, self.skip, self.n_valid
-            ));
+            )));
         }
         Ok((self.train, self.valid, self.pairs_train, self.pairs_valid))
     }
@@ -473,14 +509,14 @@ pub fn sde_divergence(system: &crate::systems::CompiledSystem, z: &[f64]) -> f64
 
 /// The SDE flow of a trajectory file (`phaseflow simulate` of a file with a `[diffusion]`
 /// table): its stored definition compiled at the stored parameter values.
-pub fn sde_of_trajectory(traj: &crate::io::Trajectory) -> Result<SdeSystem, String> {
+pub fn sde_of_trajectory(traj: &crate::io::Trajectory) -> Result<SdeSystem, ScoreError> {
     use crate::io::AttrValue;
     let text = traj
         .attr_str("definition")
-        .ok_or("the trajectory file carries no definition")?;
+        .ok_or_else(|| ScoreError::Data("the trajectory file carries no definition".into()))?;
     let path = traj.attr_str("definition_path").unwrap_or("<data>");
     let spec = crate::systems::SystemSpec::from_str_at(text, Path::new(path))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ScoreError::Data(e.to_string()))?;
     let names = match traj.attrs.get("parameter_names") {
         Some(AttrValue::Strs(v)) => v.clone(),
         _ => Vec::new(),
@@ -492,20 +528,21 @@ pub fn sde_of_trajectory(traj: &crate::io::Trajectory) -> Result<SdeSystem, Stri
     let ov = crate::systems::Overrides {
         values: names.into_iter().zip(values).collect(),
     };
-    let system = crate::systems::CompiledSystem::new(spec, &ov).map_err(|e| e.to_string())?;
+    let system = crate::systems::CompiledSystem::new(spec, &ov)
+        .map_err(|e| ScoreError::Data(e.to_string()))?;
     let diffusion = system.diffusion().ok_or_else(|| {
-        format!(
+        ScoreError::Data(format!(
             "{}: the data comes from a system without a [diffusion] table (not an SDE): nothing to learn a stationary score of",
             system.name()
-        )
+        ))
     })?;
     if let Some(k) = diffusion.iter().position(|v| v.is_nan() || *v <= 0.0) {
-        return Err(format!(
+        return Err(ScoreError::Data(format!(
             "{}: score training on an SDE needs noise on every variable; {} has diffusion {}",
             system.name(),
             system.model().components[k],
             diffusion[k]
-        ));
+        )));
     }
     Ok(SdeSystem { system, diffusion })
 }
@@ -528,15 +565,15 @@ fn frame_spacing(time: &[f64]) -> f64 {
 
 impl Dataset {
     /// Splits the samples into training and validation configurations.
-    pub fn new(s: &ParticleSamples, t: &TrainingConfig) -> Result<Dataset, String> {
+    pub fn new(s: &ParticleSamples, t: &TrainingConfig) -> Result<Dataset, ScoreError> {
         let model = model_of_samples(s)?;
         let (eps, gamma) = match model.dynamics {
             Dynamics::Aoup { eps, gamma, .. } => (eps, gamma),
             Dynamics::Abp { .. } => {
-                return Err(
+                return Err(ScoreError::Data(
                     "score training supports AOUP models (self-propulsion g); ABP orientations are not supported yet"
                         .into(),
-                )
+                ))
             }
         };
         let trap = matches!(model.dynamics, Dynamics::Aoup { trap, .. } if trap > 0.0);
@@ -585,7 +622,7 @@ impl Dataset {
         traj: &crate::io::Trajectory,
         sde: SdeSystem,
         t: &TrainingConfig,
-    ) -> Result<Dataset, String> {
+    ) -> Result<Dataset, ScoreError> {
         let (dim, frames, members) = (traj.dim, traj.len(), traj.members);
         let (mut x, mut g) = (Vec::new(), Vec::new());
         let mut split = Split::new(frames, t);
@@ -629,7 +666,7 @@ impl Dataset {
                 1.0
             }
         };
-        let local = net.kind == "local_transformer";
+        let local = net.kind == NetworkKind::LocalTransformer;
         Shapes {
             scale_x: if local { 1.0 } else { rms(&self.x) },
             scale_g: rms(&self.g),
@@ -673,7 +710,7 @@ impl Inputs {
     /// Inputs of `b` whole configurations, positions `xs` (b·N·d) and propulsions `gs` (b·N·c):
     /// flat states for the MLP, particle tokens for the global transformer.
     pub fn configurations(
-        kind: &str,
+        kind: NetworkKind,
         b: usize,
         n: usize,
         d: usize,
@@ -681,7 +718,7 @@ impl Inputs {
         xs: Vec<f32>,
         gs: Vec<f32>,
     ) -> Inputs {
-        if kind == "mlp" {
+        if kind == NetworkKind::Mlp {
             let mut z = Vec::with_capacity(b * n * (d + c));
             for k in 0..b {
                 z.extend_from_slice(&xs[k * n * d..(k + 1) * n * d]);
@@ -708,7 +745,7 @@ pub fn make_batch(
     let mut zeta_x = Vec::new();
     let mut zeta_g = Vec::new();
     let normal = |rng: &mut dyn rand::RngCore| -> f64 { rng.sample(StandardNormal) };
-    if net.kind == "local_transformer" {
+    if net.kind == NetworkKind::LocalTransformer {
         let k = net.neighbours;
         let bx = ds.system.particles().expect("particle data").bx;
         let mut rel = [Vec::new(), Vec::new()];
@@ -822,8 +859,8 @@ pub fn make_batch(
     Batch {
         rows: size * n,
         inputs: [
-            Inputs::configurations(&net.kind, size, n, d, c, x0, g0),
-            Inputs::configurations(&net.kind, size, n, d, c, x1, g1),
+            Inputs::configurations(net.kind, size, n, d, c, x0, g0),
+            Inputs::configurations(net.kind, size, n, d, c, x1, g1),
         ],
         zeta_x,
         zeta_g,
@@ -1019,9 +1056,9 @@ pub fn make_ism_batch(
     let (n, d, c) = (ds.n, ds.dim, ds.c);
     let dx = if ds.learn_x { d } else { 0 };
     let h = loss.fd_step;
-    let local = net.kind == "local_transformer";
+    let local = net.kind == NetworkKind::LocalTransformer;
     let scored = if local { c + dx } else { n * (c + dx) };
-    let exact = loss.divergence == "exact";
+    let exact = loss.divergence == Divergence::Exact;
     let probes = if exact { scored } else { 1 };
     // per sample: base features and the probe directions
     let mut dirs: Vec<f32> = Vec::with_capacity(size * probes * scored);
@@ -1152,7 +1189,7 @@ pub fn make_ism_batch(
         }
         out
     });
-    let inputs = Inputs::configurations(&net.kind, copies, n, d, c, xs, gs);
+    let inputs = Inputs::configurations(net.kind, copies, n, d, c, xs, gs);
     IsmBatch {
         samples: size,
         scored,
@@ -1238,16 +1275,40 @@ pub fn ism_loss(
     total
 }
 
-/// Options of a training run (command line).
+/// Options of a training run (the command line's, or a library caller's).
 pub struct TrainRun {
     pub config_path: PathBuf,
     pub data_path: PathBuf,
     pub out_dir: PathBuf,
     pub resume: bool,
     pub device: Device,
-    pub quiet: bool,
     /// Stop after this many steps of this invocation (tests of resume).
     pub stop_after: Option<usize>,
+    /// Polled after every step: when cancelled, the run writes its checkpoint and returns its
+    /// summary (`steps_done` < `training.steps`, no final model); `--resume` continues it.
+    pub cancel: Cancel,
+    /// Reports the steps ("steps": start, position, a loss message at every log step, finish).
+    pub progress: Arc<dyn Progress>,
+}
+
+impl TrainRun {
+    /// A fresh run on the CPU, without cancellation or progress display.
+    pub fn new(
+        config_path: impl Into<PathBuf>,
+        data_path: impl Into<PathBuf>,
+        out_dir: impl Into<PathBuf>,
+    ) -> TrainRun {
+        TrainRun {
+            config_path: config_path.into(),
+            data_path: data_path.into(),
+            out_dir: out_dir.into(),
+            resume: false,
+            device: super::cpu_device(),
+            stop_after: None,
+            cancel: Cancel::new(),
+            progress: Arc::new(NoProgress),
+        }
+    }
 }
 
 /// What a finished (or stopped) run reports.
@@ -1264,26 +1325,33 @@ pub struct TrainSummary {
 /// The optimiser of a training file (with clipping).
 fn optimiser(t: &TrainingConfig) -> ModuleOptimizer {
     let clip = (t.clip > 0.0).then_some(GradientClippingConfig::Norm(t.clip as f32));
-    if t.optimizer == "adam" {
-        let mut cfg = AdamConfig::new().with_epsilon(1e-8);
-        if let Some(cl) = clip {
-            cfg = cfg.with_grad_clipping(Some(cl));
+    match t.optimizer {
+        Optimizer::Adam => {
+            let mut cfg = AdamConfig::new().with_epsilon(1e-8);
+            if let Some(cl) = clip {
+                cfg = cfg.with_grad_clipping(Some(cl));
+            }
+            cfg.init()
         }
-        cfg.init()
-    } else {
-        let mut o = ModuleOptimizer::from(RAdam::default());
-        if let Some(cl) = clip {
-            o = o.with_grad_clipping(cl.init());
+        Optimizer::Radam => {
+            let mut o = ModuleOptimizer::from(RAdam::default());
+            if let Some(cl) = clip {
+                o = o.with_grad_clipping(cl.init());
+            }
+            o
         }
-        o
     }
 }
 
-/// Checkpoint bookkeeping written next to the parameters.
+/// Checkpoint bookkeeping written next to the parameters (`progress.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Progress {
+struct CheckpointState {
     step: usize,
     ema_updates: u64,
+    /// Length of `log.csv` that goes with the checkpoint: a resumed run drops what a crashed
+    /// run appended after it (absent in checkpoints of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    log_bytes: Option<u64>,
 }
 
 fn step_rng(seed: u64, step: usize, purpose: u64) -> rand::rngs::StdRng {
@@ -1295,13 +1363,17 @@ fn step_rng(seed: u64, step: usize, purpose: u64) -> rand::rngs::StdRng {
 }
 
 /// Loads a trained model directory: (config, shapes, EMA network).
-pub fn load_model(dir: &Path, device: &Device) -> Result<(TrainConfig, Shapes, ScoreNet), String> {
+pub fn load_model(
+    dir: &Path,
+    device: &Device,
+) -> Result<(TrainConfig, Shapes, ScoreNet), ScoreError> {
     let cfg = TrainConfig::load(&dir.join("config.toml"))?;
+    let meta_path = dir.join("model.json");
     let meta: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("model.json"))
-            .map_err(|e| format!("{}: cannot read model.json: {e}", dir.display()))?,
+        &std::fs::read_to_string(&meta_path)
+            .map_err(|e| ScoreError::file(&meta_path, "cannot read", e))?,
     )
-    .map_err(|e| format!("{}/model.json: {e}", dir.display()))?;
+    .map_err(|e| ScoreError::Model(format!("{}: {e}", meta_path.display())))?;
     let get = |k: &str| meta["shapes"][k].as_u64().unwrap_or(0) as usize;
     let shapes = Shapes {
         n: get("n"),
@@ -1317,7 +1389,7 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<(TrainConfig, Shapes, S
         .network
         .init(shapes, device)?
         .try_load_file(dir.join("model.bpk"))
-        .map_err(|e| format!("{}/model.bpk: {e:?}", dir.display()))?;
+        .map_err(|e| ScoreError::Model(format!("{}/model.bpk: {e:?}", dir.display())))?;
     Ok((cfg, shapes, net))
 }
 
@@ -1332,9 +1404,9 @@ pub struct Provenance {
 
 /// Reads training data: an H5MD particle file, or the trajectory file of an SDE flow (a
 /// definition with a `[diffusion]` table; ensemble members play the replicas).
-pub fn load_dataset(path: &Path, t: &TrainingConfig) -> Result<(Dataset, Provenance), String> {
+pub fn load_dataset(path: &Path, t: &TrainingConfig) -> Result<(Dataset, Provenance), ScoreError> {
     if crate::io::h5md::is_h5md(path) {
-        let s = crate::io::h5md::read_particle_samples(path).map_err(|e| e.to_string())?;
+        let s = crate::io::h5md::read_particle_samples(path)?;
         let ds = Dataset::new(&s, t)?;
         return Ok((
             ds,
@@ -1347,7 +1419,7 @@ pub fn load_dataset(path: &Path, t: &TrainingConfig) -> Result<(Dataset, Provena
             },
         ));
     }
-    let traj = crate::io::read_trajectory(path).map_err(|e| e.to_string())?;
+    let traj = crate::io::read_trajectory(path)?;
     let sde = sde_of_trajectory(&traj)?;
     let provenance = Provenance {
         definition: traj.attr_str("definition").unwrap_or_default().to_string(),
@@ -1369,338 +1441,627 @@ pub fn load_dataset(path: &Path, t: &TrainingConfig) -> Result<(Dataset, Provena
     Ok((Dataset::from_trajectory(&traj, sde, t)?, provenance))
 }
 
-/// Runs (or resumes) a training: see the module docs.
-pub fn train(run: &TrainRun) -> Result<TrainSummary, String> {
-    let cfg = TrainConfig::load(&run.config_path)?;
-    let t = cfg.training.clone();
-    let (ds, provenance) = load_dataset(&run.data_path, &t)?;
-    if ds.system.particles().is_none() {
-        if cfg.network.kind != "mlp" {
-            return Err(format!(
-                "network.kind = \"{}\": {} holds the state of an SDE flow (no particles): use kind = \"mlp\"",
-                cfg.network.kind,
-                run.data_path.display()
-            ));
-        }
-        if cfg.network.equilibrium_shift {
-            return Err("network.equilibrium_shift is defined for particle models only".into());
-        }
+/// The committed checkpoint of a model directory.
+const CHECKPOINT: &str = "checkpoint";
+/// The checkpoint being written (complete once renamed to [`CHECKPOINT`]).
+const CHECKPOINT_PARTIAL: &str = ".checkpoint.partial";
+/// The previous checkpoint while the new one is renamed into place (deleted right after).
+const CHECKPOINT_OLD: &str = ".checkpoint.old";
+/// The training log's header.
+const LOG_HEADER: &str = "step,lr,loss,validation_loss,samples_per_second\n";
+
+/// Test hook: `PHASEFLOW_FAIL_CHECKPOINT=STEP:STAGE` makes the checkpoint of step STEP fail at
+/// stage STAGE, leaving the files as a crash there would: 1 the new checkpoint is written
+/// beside the old one, 2 `log.csv` is appended, 3 the old checkpoint is moved aside, 4 the new
+/// one is renamed into place (the old one not yet deleted). A resumed run continues from
+/// whichever checkpoint is complete.
+#[doc(hidden)]
+pub const FAIL_CHECKPOINT_ENV: &str = "PHASEFLOW_FAIL_CHECKPOINT";
+
+fn injected_failure(step: usize, stage: u8) -> Result<(), ScoreError> {
+    match std::env::var(FAIL_CHECKPOINT_ENV) {
+        Ok(v) if v == format!("{step}:{stage}") => Err(ScoreError::Model(format!(
+            "checkpoint of step {step}: failure injected at stage {stage} ({FAIL_CHECKPOINT_ENV})"
+        ))),
+        _ => Ok(()),
     }
-    if cfg.loss.fokker_planck > 0.0 && !ds.learn_x && ds.dim > 0 {
-        return Err(format!(
-            "loss.fokker_planck: {} has noiseless positions (ε = 0), so s_x is not learned and the pointwise residual ∇·v + v·s (which contains v_x·s_x) is not available; the global constraints mean_divergence and mean_flow_score are",
-            run.data_path.display()
-        ));
-    }
-    let flow = cfg.loss.kind == "probability_flow";
-    if flow {
-        if ds.pairs_train.is_empty() {
-            return Err(format!(
-                "loss.kind = \"probability_flow\" learns from consecutive snapshots, but {} has no two consecutive training frames in a replica",
-                run.data_path.display()
-            ));
-        }
-        if !(ds.pair_dt.is_finite() && ds.pair_dt > 0.0) {
-            return Err(format!(
-                "loss.kind = \"probability_flow\": the frames of {} are not equally spaced in time",
-                run.data_path.display()
-            ));
-        }
-    }
-    let mut shapes = ds.shapes(&cfg.network);
-    if flow {
-        shapes.velocity = true;
-        shapes.learn_x = true;
-    }
-    let device = &run.device;
-    let dir = &run.out_dir;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let ckpt = dir.join("checkpoint");
-    device.seed(t.seed);
-    let mut net = cfg.network.init(shapes, device)?;
-    let mut optim = optimiser(&t);
-    let mut ema = (t.ema > 0.0).then(|| Ema::new(&net, t.ema));
-    let mut start = 0usize;
-    if run.resume {
-        let prog: Progress = serde_json::from_str(
-            &std::fs::read_to_string(ckpt.join("progress.json")).map_err(|e| {
-                format!(
-                    "--resume: {}: no checkpoint to resume ({e})",
-                    ckpt.display()
-                )
-            })?,
-        )
-        .map_err(|e| format!("{}/progress.json: {e}", ckpt.display()))?;
-        let saved = TrainConfig::load(&ckpt.join("config.toml"))?;
-        if saved != cfg {
-            return Err(format!(
-                "--resume: {} differs from the configuration the checkpoint was trained with",
-                run.config_path.display()
-            ));
-        }
-        net = net
-            .try_load_file(ckpt.join("raw.bpk"))
-            .map_err(|e| format!("{}/raw.bpk: {e:?}", ckpt.display()))?;
-        optim = optim
-            .load(ckpt.join("optimizer.bpk"))
-            .map_err(|e| format!("{}/optimizer.bpk: {e:?}", ckpt.display()))?;
-        if let Some(e) = ema.as_mut() {
-            let avg = cfg
-                .network
-                .init(shapes, device)?
-                .try_load_file(ckpt.join("ema.bpk"))
-                .map_err(|e| format!("{}/ema.bpk: {e:?}", ckpt.display()))?;
-            *e = Ema::new(&avg, t.ema);
-            e.updates = prog.ema_updates;
-        }
-        start = prog.step;
+}
+
+/// The checkpoint a resumed run reads: `checkpoint/`, or `.checkpoint.old/` when a save was
+/// interrupted after moving the old checkpoint aside and before renaming the new one in.
+fn committed_checkpoint(dir: &Path) -> PathBuf {
+    let ckpt = dir.join(CHECKPOINT);
+    let old = dir.join(CHECKPOINT_OLD);
+    if !ckpt.exists() && old.exists() {
+        old
     } else {
-        // a fresh run starts a fresh log
-        let _ = std::fs::remove_file(dir.join("log.csv"));
+        ckpt
     }
-    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+}
+
+/// Flushes a file or directory to disk (directories: the renames inside it).
+fn sync(path: &Path) -> Result<(), ScoreError> {
+    #[cfg(not(unix))]
+    if path.is_dir() {
+        return Ok(());
     }
-    // fixed validation batch
-    let ism = cfg.loss.kind == "ism";
-    let valid_flow = (!ds.pairs_valid.is_empty() && flow).then(|| {
-        let mut rng = step_rng(t.seed, 0, 0x5EED_0FF1);
-        make_flow_batch(
-            &ds,
-            &cfg.network.kind,
-            cfg.network.neighbours,
-            &ds.pairs_valid,
-            t.batch,
-            &mut rng,
-        )
-    });
-    let valid_batch = (!ds.valid.is_empty() && !ism && !flow).then(|| {
-        let mut rng = step_rng(t.seed, 0, 0x5EED_0FF1);
-        make_batch(
-            &ds,
-            &cfg.network,
-            cfg.loss.sigma,
-            &ds.valid,
-            t.batch,
-            &mut rng,
-        )
-    });
-    let valid_ism = (!ds.valid.is_empty() && ism).then(|| {
-        let mut rng = step_rng(t.seed, 0, 0x5EED_0FF1);
-        make_ism_batch(&ds, &cfg.network, &cfg.loss, &ds.valid, t.batch, &mut rng)
-    });
-    let bar = if run.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(t.steps as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps (eta {eta}) {msg}",
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| ScoreError::file(path, "cannot flush to disk", e))
+}
+
+/// The error of a [`Trainer`] whose step panicked inside the optimiser (which owns the network
+/// during the update).
+fn lost_network() -> ScoreError {
+    ScoreError::Invalid("the trainer lost its network in a failed step".into())
+}
+
+/// The validation batch of a run (fixed: drawn once from the validation configurations).
+enum Validation {
+    None,
+    Dsm(Batch),
+    Ism(IsmBatch),
+    Flow(super::flow::FlowBatch),
+}
+
+/// A training run step by step: [`Trainer::new`] loads the configuration and the data and
+/// starts fresh or from the checkpoint (`run.resume`), [`Trainer::step`] takes one optimisation
+/// step, [`Trainer::save`] writes a checkpoint, [`Trainer::finish`] writes the model directory.
+/// [`train`] is the loop over it (checkpoints every `training.checkpoint_every` steps, on
+/// `run.cancel` and at the end); a caller's own loop that steps and saves at the same steps gets
+/// the same files, bit for bit.
+///
+/// ```no_run
+/// use phaseflow::score::train::{TrainRun, Trainer};
+/// let run = TrainRun::new("train.toml", "samples.h5", "model");
+/// let mut trainer = Trainer::new(&run)?;
+/// while trainer.steps_done() < trainer.total_steps() {
+///     let loss = trainer.step()?;
+///     if trainer.steps_done().is_multiple_of(500) {
+///         trainer.save()?;
+///         println!("step {}: loss {loss:.4e}", trainer.steps_done());
+///     }
+/// }
+/// let summary = trainer.finish()?;
+/// println!("{} parameters in {}", summary.parameters, summary.model_dir);
+/// # Ok::<(), phaseflow::score::ScoreError>(())
+/// ```
+pub struct Trainer {
+    config_path: PathBuf,
+    data_path: PathBuf,
+    dir: PathBuf,
+    device: Device,
+    progress: Arc<dyn Progress>,
+    cfg: TrainConfig,
+    ds: Dataset,
+    provenance: Provenance,
+    shapes: Shapes,
+    /// `None` only inside [`Trainer::step`] (the optimiser takes the network by value).
+    net: Option<ScoreNet>,
+    optim: ModuleOptimizer,
+    ema: Option<Ema>,
+    validation: Validation,
+    /// Steps done when this invocation started, now, and at the last checkpoint.
+    start: usize,
+    done: usize,
+    saved: usize,
+    /// `log.csv` lines not yet written (they are written with the next checkpoint).
+    log: String,
+    last_loss: f64,
+    last_valid: Option<f64>,
+    started: std::time::Instant,
+    window_start: std::time::Instant,
+    window_samples: usize,
+}
+
+impl Trainer {
+    /// Reads the training file and the data, builds the network and the optimiser, and restores
+    /// the checkpoint of `run.out_dir` when `run.resume` (a fresh run deletes `log.csv`).
+    pub fn new(run: &TrainRun) -> Result<Trainer, ScoreError> {
+        let cfg = TrainConfig::load(&run.config_path)?;
+        let t = cfg.training.clone();
+        let (ds, provenance) = load_dataset(&run.data_path, &t)?;
+        if ds.system.particles().is_none() {
+            if cfg.network.kind != NetworkKind::Mlp {
+                return Err(ScoreError::Data(format!(
+                    "network.kind = \"{}\": {} holds the state of an SDE flow (no particles): use kind = \"mlp\"",
+                    cfg.network.kind,
+                    run.data_path.display()
+                )));
+            }
+            if cfg.network.equilibrium_shift {
+                return Err(ScoreError::Data(
+                    "network.equilibrium_shift is defined for particle models only".into(),
+                ));
+            }
+        }
+        if cfg.loss.fokker_planck > 0.0 && !ds.learn_x && ds.dim > 0 {
+            return Err(ScoreError::Data(format!(
+                "loss.fokker_planck: {} has noiseless positions (ε = 0), so s_x is not learned and the pointwise residual ∇·v + v·s (which contains v_x·s_x) is not available; the global constraints mean_divergence and mean_flow_score are",
+                run.data_path.display()
+            )));
+        }
+        let flow = cfg.loss.kind == LossKind::ProbabilityFlow;
+        if flow {
+            if ds.pairs_train.is_empty() {
+                return Err(ScoreError::Data(format!(
+                    "loss.kind = \"probability_flow\" learns from consecutive snapshots, but {} has no two consecutive training frames in a replica",
+                    run.data_path.display()
+                )));
+            }
+            if !(ds.pair_dt.is_finite() && ds.pair_dt > 0.0) {
+                return Err(ScoreError::Data(format!(
+                    "loss.kind = \"probability_flow\": the frames of {} are not equally spaced in time",
+                    run.data_path.display()
+                )));
+            }
+        }
+        let mut shapes = ds.shapes(&cfg.network);
+        if flow {
+            shapes.velocity = true;
+            shapes.learn_x = true;
+        }
+        let device = &run.device;
+        let dir = &run.out_dir;
+        std::fs::create_dir_all(dir).map_err(|e| ScoreError::file(dir, "cannot create", e))?;
+        device.seed(t.seed);
+        let mut net = cfg.network.init(shapes, device)?;
+        let mut optim = optimiser(&t);
+        let mut ema = (t.ema > 0.0).then(|| Ema::new(&net, t.ema));
+        let mut start = 0usize;
+        let log_path = dir.join("log.csv");
+        if run.resume {
+            let ckpt = committed_checkpoint(dir);
+            let state: CheckpointState = serde_json::from_str(
+                &std::fs::read_to_string(ckpt.join("progress.json")).map_err(|e| {
+                    ScoreError::Model(format!(
+                        "--resume: {}: no checkpoint to resume ({e})",
+                        ckpt.display()
+                    ))
+                })?,
             )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    };
-    bar.set_position(start as u64);
-    let mut log = String::new();
-    let started = std::time::Instant::now();
-    let mut last_loss = f64::NAN;
-    let mut last_valid = None;
-    let mut done = start;
-    let save = |net: &ScoreNet,
-                optim: &ModuleOptimizer,
-                ema: &Option<Ema>,
-                step: usize,
-                log: &mut String|
-     -> Result<(), String> {
-        let tmp = dir.join(".checkpoint.partial");
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            .map_err(|e| ScoreError::Model(format!("{}/progress.json: {e}", ckpt.display())))?;
+            let saved = TrainConfig::load(&ckpt.join("config.toml"))?;
+            if saved != cfg {
+                return Err(ScoreError::Invalid(format!(
+                    "--resume: {} differs from the configuration the checkpoint was trained with",
+                    run.config_path.display()
+                )));
+            }
+            let record = |name: &str, e: &dyn std::fmt::Debug| {
+                ScoreError::Model(format!("{}/{name}: {e:?}", ckpt.display()))
+            };
+            net = net
+                .try_load_file(ckpt.join("raw.bpk"))
+                .map_err(|e| record("raw.bpk", &e))?;
+            optim = optim
+                .load(ckpt.join("optimizer.bpk"))
+                .map_err(|e| record("optimizer.bpk", &e))?;
+            if let Some(e) = ema.as_mut() {
+                let avg = cfg
+                    .network
+                    .init(shapes, device)?
+                    .try_load_file(ckpt.join("ema.bpk"))
+                    .map_err(|e| record("ema.bpk", &e))?;
+                *e = Ema::new(&avg, t.ema);
+                e.updates = state.ema_updates;
+            }
+            start = state.step;
+            // drop log lines a crashed run wrote after its last checkpoint
+            if let (Some(bytes), Ok(meta)) = (state.log_bytes, std::fs::metadata(&log_path)) {
+                if meta.len() > bytes {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&log_path)
+                        .and_then(|f| f.set_len(bytes))
+                        .map_err(|e| ScoreError::file(&log_path, "cannot truncate", e))?;
+                }
+            }
+        } else {
+            // a fresh run starts a fresh log
+            let _ = std::fs::remove_file(&log_path);
+        }
+        // fixed validation batch
+        let validation = if ds.valid.is_empty() {
+            Validation::None
+        } else {
+            let mut rng = step_rng(t.seed, 0, 0x5EED_0FF1);
+            match cfg.loss.kind {
+                LossKind::ProbabilityFlow if ds.pairs_valid.is_empty() => Validation::None,
+                LossKind::ProbabilityFlow => Validation::Flow(make_flow_batch(
+                    &ds,
+                    cfg.network.kind,
+                    cfg.network.neighbours,
+                    &ds.pairs_valid,
+                    t.batch,
+                    &mut rng,
+                )),
+                LossKind::Dsm => Validation::Dsm(make_batch(
+                    &ds,
+                    &cfg.network,
+                    cfg.loss.sigma,
+                    &ds.valid,
+                    t.batch,
+                    &mut rng,
+                )),
+                LossKind::Ism => Validation::Ism(make_ism_batch(
+                    &ds,
+                    &cfg.network,
+                    &cfg.loss,
+                    &ds.valid,
+                    t.batch,
+                    &mut rng,
+                )),
+            }
+        };
+        run.progress.start(t.steps as u64, start as u64, "steps");
+        let now = std::time::Instant::now();
+        Ok(Trainer {
+            config_path: run.config_path.clone(),
+            data_path: run.data_path.clone(),
+            dir: dir.clone(),
+            device: device.clone(),
+            progress: run.progress.clone(),
+            cfg,
+            ds,
+            provenance,
+            shapes,
+            net: Some(net),
+            optim,
+            ema,
+            validation,
+            start,
+            done: start,
+            saved: start,
+            log: String::new(),
+            last_loss: f64::NAN,
+            last_valid: None,
+            started: now,
+            window_start: now,
+            window_samples: 0,
+        })
+    }
+
+    /// Steps done (including those before a resume).
+    pub fn steps_done(&self) -> usize {
+        self.done
+    }
+
+    /// `training.steps`.
+    pub fn total_steps(&self) -> usize {
+        self.cfg.training.steps
+    }
+
+    /// The training file's settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// The validation loss of the EMA parameters at the last log step (if there is validation
+    /// data and a log step has passed).
+    pub fn last_validation_loss(&self) -> Option<f64> {
+        self.last_valid
+    }
+
+    fn net(&self) -> Result<&ScoreNet, ScoreError> {
+        self.net.as_ref().ok_or_else(lost_network)
+    }
+
+    /// The parameters used for validation and the model: the EMA average, or the raw ones.
+    fn averaged(&self) -> Result<ScoreNet, ScoreError> {
+        let net = self.net()?.clone();
+        Ok(match &self.ema {
+            Some(e) => e.apply(net),
+            None => net,
+        })
+    }
+
+    /// One optimisation step on the step's mini-batch (drawn by a generator seeded with the
+    /// seed and the step number); at every `training.log_every` step and the last, the
+    /// validation loss and a `log.csv` line (written with the next checkpoint). Returns the
+    /// reported training loss (DSM: the excess over the noise term, see [`excess`]).
+    pub fn step(&mut self) -> Result<f64, ScoreError> {
+        let t = &self.cfg.training;
+        let step = self.done;
+        if step >= t.steps {
+            return Err(ScoreError::Invalid(format!(
+                "the training is complete ({} steps): nothing to step",
+                t.steps
+            )));
+        }
+        let (ds, cfg, shapes, device) = (&self.ds, &self.cfg, self.shapes, &self.device);
+        let net = self.net.as_ref().ok_or_else(lost_network)?;
+        let lr = learning_rate(step, t.lr, t.lr_min, t.warmup, t.steps);
+        let mut rng = step_rng(t.seed, step, 1);
+        let (loss, last_loss) = match cfg.loss.kind {
+            LossKind::ProbabilityFlow => {
+                let fb = make_flow_batch(
+                    ds,
+                    cfg.network.kind,
+                    cfg.network.neighbours,
+                    &ds.pairs_train,
+                    t.batch,
+                    &mut rng,
+                );
+                let l = flow_loss(net, &fb, shapes, device);
+                let v = l.clone().into_scalar::<f32>() as f64;
+                (l, v)
+            }
+            LossKind::Ism => {
+                let ib = make_ism_batch(ds, &cfg.network, &cfg.loss, &ds.train, t.batch, &mut rng);
+                let l = ism_loss(net, &ib, &cfg.loss, shapes, device);
+                let v = l.clone().into_scalar::<f32>() as f64;
+                (l, v)
+            }
+            LossKind::Dsm => {
+                let batch = make_batch(
+                    ds,
+                    &cfg.network,
+                    cfg.loss.sigma,
+                    &ds.train,
+                    t.batch,
+                    &mut rng,
+                );
+                let l = dsm_loss(net, &batch, shapes, cfg.loss.sigma, ds.learn_x, device);
+                let v = excess(
+                    l.clone().into_scalar::<f32>() as f64,
+                    &batch,
+                    cfg.loss.sigma,
+                    ds.learn_x,
+                );
+                (l, v)
+            }
+        };
+        self.last_loss = last_loss;
+        if !last_loss.is_finite() {
+            return Err(ScoreError::Diverged {
+                step,
+                loss: last_loss,
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), net);
+        let net = self.net.take().expect("checked above");
+        let net = self.optim.step(lr, net, grads);
+        if let Some(e) = self.ema.as_mut() {
+            e.update(&net);
+        }
+        self.net = Some(net);
+        let t = &self.cfg.training;
+        self.window_samples += t.batch;
+        let done = step + 1;
+        self.done = done;
+        self.progress.set_position(done as u64);
+        if done.is_multiple_of(t.log_every) || done == t.steps {
+            let rate =
+                self.window_samples as f64 / self.window_start.elapsed().as_secs_f64().max(1e-9);
+            self.window_start = std::time::Instant::now();
+            self.window_samples = 0;
+            self.last_valid = self.validation_loss()?;
+            self.log.push_str(&format!(
+                "{done},{lr:e},{last_loss:e},{},{rate:.1}\n",
+                self.last_valid.map_or(String::new(), |v| format!("{v:e}"))
+            ));
+            self.progress.message(&format!(
+                "loss {last_loss:.4e}{} · {rate:.0} samples/s",
+                self.last_valid
+                    .map_or(String::new(), |v| format!(", validation {v:.4e}"))
+            ));
+        }
+        Ok(last_loss)
+    }
+
+    /// The loss of the EMA parameters on the validation batch.
+    fn validation_loss(&self) -> Result<Option<f64>, ScoreError> {
+        let (cfg, shapes, device) = (&self.cfg, self.shapes, &self.device);
+        Ok(match &self.validation {
+            Validation::None => None,
+            Validation::Dsm(vb) => {
+                let l = dsm_loss(
+                    &self.averaged()?,
+                    vb,
+                    shapes,
+                    cfg.loss.sigma,
+                    self.ds.learn_x,
+                    device,
+                )
+                .into_scalar::<f32>() as f64;
+                Some(excess(l, vb, cfg.loss.sigma, self.ds.learn_x))
+            }
+            Validation::Flow(fb) => {
+                Some(flow_loss(&self.averaged()?, fb, shapes, device).into_scalar::<f32>() as f64)
+            }
+            Validation::Ism(ib) => Some(
+                ism_loss(&self.averaged()?, ib, &cfg.loss, shapes, device).into_scalar::<f32>()
+                    as f64,
+            ),
+        })
+    }
+
+    /// Writes a checkpoint of the current step (raw and EMA parameters, optimiser state, the
+    /// training file, `progress.json`) and appends the pending `log.csv` lines. Crash-safe: the
+    /// new checkpoint is written beside the old one and renamed into place, so a complete
+    /// checkpoint exists at every instant (`checkpoint/`, or `.checkpoint.old/` between the two
+    /// renames), and the log is cut back to its checkpoint's length on resume.
+    pub fn save(&mut self) -> Result<(), ScoreError> {
+        let dir = &self.dir;
+        let step = self.done;
+        let tmp = dir.join(CHECKPOINT_PARTIAL);
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)
+                .map_err(|e| ScoreError::file(&tmp, "cannot remove", e))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(|e| ScoreError::file(&tmp, "cannot create", e))?;
+        let record = |name: &str, e: &dyn std::fmt::Debug| {
+            ScoreError::Model(format!("{}/{name}: cannot save: {e:?}", tmp.display()))
+        };
+        let net = self.net()?;
         net.clone()
             .save_file(tmp.join("raw.bpk"))
-            .map_err(|e| format!("save raw.bpk: {e:?}"))?;
-        optim
+            .map_err(|e| record("raw.bpk", &e))?;
+        self.optim
             .save(tmp.join("optimizer.bpk"))
-            .map_err(|e| format!("save optimizer.bpk: {e:?}"))?;
-        let avg = match ema {
-            Some(e) => e.apply(net.clone()),
-            None => net.clone(),
-        };
-        avg.save_file(tmp.join("ema.bpk"))
-            .map_err(|e| format!("save ema.bpk: {e:?}"))?;
-        std::fs::copy(&run.config_path, tmp.join("config.toml"))
-            .map_err(|e| format!("copy config: {e}"))?;
-        let prog = Progress {
+            .map_err(|e| record("optimizer.bpk", &e))?;
+        self.averaged()?
+            .save_file(tmp.join("ema.bpk"))
+            .map_err(|e| record("ema.bpk", &e))?;
+        let config = tmp.join("config.toml");
+        std::fs::copy(&self.config_path, &config)
+            .map_err(|e| ScoreError::file(&self.config_path, "cannot copy", e))?;
+        // log.csv after this save: the pending lines (and the header when they start the file)
+        let log_path = dir.join("log.csv");
+        let log_len = std::fs::metadata(&log_path).map(|m| m.len()).ok();
+        let header = log_len.is_none() && !self.log.is_empty();
+        let log_bytes = log_len.unwrap_or(0)
+            + if header { LOG_HEADER.len() as u64 } else { 0 }
+            + self.log.len() as u64;
+        let state = CheckpointState {
             step,
-            ema_updates: ema.as_ref().map_or(0, |e| e.updates),
+            ema_updates: self.ema.as_ref().map_or(0, |e| e.updates),
+            log_bytes: Some(log_bytes),
         };
+        let progress = tmp.join("progress.json");
         std::fs::write(
-            tmp.join("progress.json"),
-            serde_json::to_string_pretty(&prog).unwrap_or_default(),
+            &progress,
+            serde_json::to_string_pretty(&state).unwrap_or_default(),
         )
-        .map_err(|e| format!("write progress: {e}"))?;
-        let _ = std::fs::remove_dir_all(&ckpt);
-        std::fs::rename(&tmp, &ckpt).map_err(|e| format!("commit checkpoint: {e}"))?;
-        if !log.is_empty() {
+        .map_err(|e| ScoreError::file(&progress, "cannot write", e))?;
+        for f in [
+            "raw.bpk",
+            "optimizer.bpk",
+            "ema.bpk",
+            "config.toml",
+            "progress.json",
+        ] {
+            sync(&tmp.join(f))?;
+        }
+        sync(&tmp)?;
+        injected_failure(step, 1)?;
+        if !self.log.is_empty() {
             use std::io::Write;
-            let path = dir.join("log.csv");
-            let new = !path.exists();
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            if new {
-                writeln!(f, "step,lr,loss,validation_loss,samples_per_second")
-                    .map_err(|e| e.to_string())?;
+                .open(&log_path)
+                .map_err(|e| ScoreError::file(&log_path, "cannot open", e))?;
+            if header {
+                f.write_all(LOG_HEADER.as_bytes())
+                    .map_err(|e| ScoreError::file(&log_path, "cannot write", e))?;
             }
-            f.write_all(log.as_bytes()).map_err(|e| e.to_string())?;
-            log.clear();
+            f.write_all(self.log.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| ScoreError::file(&log_path, "cannot write", e))?;
         }
+        injected_failure(step, 2)?;
+        // commit: old checkpoint aside, new one in, old one deleted
+        let ckpt = dir.join(CHECKPOINT);
+        let old = dir.join(CHECKPOINT_OLD);
+        if ckpt.exists() {
+            if old.exists() {
+                // left by a save interrupted after its commit: `checkpoint` is the newer one
+                std::fs::remove_dir_all(&old)
+                    .map_err(|e| ScoreError::file(&old, "cannot remove", e))?;
+            }
+            std::fs::rename(&ckpt, &old)
+                .map_err(|e| ScoreError::file(&ckpt, "cannot rename", e))?;
+        }
+        injected_failure(step, 3)?;
+        std::fs::rename(&tmp, &ckpt).map_err(|e| ScoreError::file(&tmp, "cannot rename", e))?;
+        sync(dir)?;
+        injected_failure(step, 4)?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old)
+                .map_err(|e| ScoreError::file(&old, "cannot remove", e))?;
+        }
+        self.log.clear();
+        self.saved = step;
         Ok(())
-    };
-    let mut window_start = std::time::Instant::now();
-    let mut window_samples = 0usize;
-    for step in start..t.steps {
-        let lr = learning_rate(step, t.lr, t.lr_min, t.warmup, t.steps);
-        let mut rng = step_rng(t.seed, step, 1);
-        let loss = if flow {
-            let fb = make_flow_batch(
-                &ds,
-                &cfg.network.kind,
-                cfg.network.neighbours,
-                &ds.pairs_train,
-                t.batch,
-                &mut rng,
-            );
-            let l = flow_loss(&net, &fb, shapes, device);
-            last_loss = l.clone().into_scalar::<f32>() as f64;
-            l
-        } else if ism {
-            let ib = make_ism_batch(&ds, &cfg.network, &cfg.loss, &ds.train, t.batch, &mut rng);
-            let l = ism_loss(&net, &ib, &cfg.loss, shapes, device);
-            last_loss = l.clone().into_scalar::<f32>() as f64;
-            l
-        } else {
-            let batch = make_batch(
-                &ds,
-                &cfg.network,
-                cfg.loss.sigma,
-                &ds.train,
-                t.batch,
-                &mut rng,
-            );
-            let l = dsm_loss(&net, &batch, shapes, cfg.loss.sigma, ds.learn_x, device);
-            last_loss = excess(
-                l.clone().into_scalar::<f32>() as f64,
-                &batch,
-                cfg.loss.sigma,
-                ds.learn_x,
-            );
-            l
-        };
-        if !last_loss.is_finite() {
-            return Err(format!(
-                "training diverged at step {step}: loss = {last_loss} (lower training.lr?)"
-            ));
+    }
+
+    /// Ends the run: checkpoints unsaved steps, and when every step is done writes the model
+    /// directory (`model.bpk` with the EMA parameters, `config.toml`, `model.json`,
+    /// `loss.png`); a stopped run (fewer steps) writes no model. Returns the summary.
+    pub fn finish(mut self) -> Result<TrainSummary, ScoreError> {
+        if self.saved != self.done {
+            self.save()?;
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
-        net = optim.step(lr, net, grads);
-        if let Some(e) = ema.as_mut() {
-            e.update(&net);
+        self.progress.finish();
+        let (t, dir, shapes) = (&self.cfg.training, &self.dir, self.shapes);
+        let avg = self.averaged()?;
+        let parameters = avg.num_params();
+        if self.done == t.steps {
+            avg.save_file(dir.join("model.bpk")).map_err(|e| {
+                ScoreError::Model(format!("{}/model.bpk: cannot save: {e:?}", dir.display()))
+            })?;
+            std::fs::copy(&self.config_path, dir.join("config.toml"))
+                .map_err(|e| ScoreError::file(&self.config_path, "cannot copy", e))?;
+            let provenance = &self.provenance;
+            let meta = serde_json::json!({
+                "shapes": {"n": shapes.n, "dim": shapes.dim, "propulsion": shapes.propulsion, "learn_x": shapes.learn_x, "scale_x": shapes.scale_x, "scale_g": shapes.scale_g, "velocity": shapes.velocity},
+                "network": self.cfg.network,
+                "parameters": parameters,
+                "steps": t.steps,
+                "data": self.data_path.display().to_string(),
+                "data_bytes": std::fs::metadata(&self.data_path).map(|m| m.len()).unwrap_or(0),
+                "system": self.ds.system.name(),
+                "system_definition_path": provenance.definition_path,
+                "system_definition": provenance.definition,
+                "system_parameters": provenance.parameters,
+                "replicas": provenance.replicas,
+                "frames": provenance.frames,
+                "phaseflow_version": env!("CARGO_PKG_VERSION"),
+            });
+            let meta_path = dir.join("model.json");
+            std::fs::write(
+                &meta_path,
+                serde_json::to_string_pretty(&meta).unwrap_or_default(),
+            )
+            .map_err(|e| ScoreError::file(&meta_path, "cannot write", e))?;
+            if let Err(e) = super::plot_loss(
+                &dir.join("log.csv"),
+                &dir.join("loss.png"),
+                self.cfg.loss.kind,
+            ) {
+                eprintln!("warning: loss curve not drawn: {e}");
+            }
         }
-        window_samples += t.batch;
-        done = step + 1;
-        bar.set_position(done as u64);
-        if done.is_multiple_of(t.log_every) || done == t.steps {
-            let rate = window_samples as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
-            window_start = std::time::Instant::now();
-            window_samples = 0;
-            let avg = || match &ema {
-                Some(e) => e.apply(net.clone()),
-                None => net.clone(),
-            };
-            last_valid = valid_batch
-                .as_ref()
-                .map(|vb| {
-                    let l = dsm_loss(&avg(), vb, shapes, cfg.loss.sigma, ds.learn_x, device)
-                        .into_scalar::<f32>() as f64;
-                    excess(l, vb, cfg.loss.sigma, ds.learn_x)
-                })
-                .or_else(|| {
-                    valid_flow
-                        .as_ref()
-                        .map(|fb| flow_loss(&avg(), fb, shapes, device).into_scalar::<f32>() as f64)
-                })
-                .or_else(|| {
-                    valid_ism.as_ref().map(|ib| {
-                        ism_loss(&avg(), ib, &cfg.loss, shapes, device).into_scalar::<f32>() as f64
-                    })
-                });
-            log.push_str(&format!(
-                "{done},{lr:e},{last_loss:e},{},{rate:.1}\n",
-                last_valid.map_or(String::new(), |v| format!("{v:e}"))
-            ));
-            bar.set_message(format!(
-                "loss {last_loss:.4e}{} · {rate:.0} samples/s",
-                last_valid.map_or(String::new(), |v| format!(", validation {v:.4e}"))
-            ));
-        }
-        let stop = run.stop_after.is_some_and(|s| done - start >= s)
-            || interrupted.load(std::sync::atomic::Ordering::SeqCst);
-        if done.is_multiple_of(t.checkpoint_every) || done == t.steps || stop {
-            save(&net, &optim, &ema, done, &mut log)?;
+        Ok(TrainSummary {
+            steps_done: self.done,
+            final_loss: self.last_loss,
+            final_validation_loss: self.last_valid,
+            samples_per_second: ((self.done - self.start) * t.batch) as f64
+                / self.started.elapsed().as_secs_f64().max(1e-9),
+            parameters,
+            model_dir: dir.display().to_string(),
+        })
+    }
+}
+
+/// Runs (or resumes) a training: see the module docs and [`Trainer`]. Checkpoints every
+/// `training.checkpoint_every` steps and at the end; stops after `run.stop_after` steps or when
+/// `run.cancel` is cancelled, with a checkpoint and no final model (`steps_done` in the summary
+/// tells), to be continued with `resume`.
+pub fn train(run: &TrainRun) -> Result<TrainSummary, ScoreError> {
+    let mut trainer = Trainer::new(run)?;
+    if let Err(e) = train_loop(&mut trainer, run) {
+        run.progress.finish();
+        return Err(e);
+    }
+    trainer.finish()
+}
+
+fn train_loop(trainer: &mut Trainer, run: &TrainRun) -> Result<(), ScoreError> {
+    let start = trainer.steps_done();
+    let (total, every) = (trainer.total_steps(), trainer.cfg.training.checkpoint_every);
+    while trainer.steps_done() < total {
+        trainer.step()?;
+        let done = trainer.steps_done();
+        let stop = run.stop_after.is_some_and(|s| done - start >= s) || run.cancel.is_cancelled();
+        if done.is_multiple_of(every) || done == total || stop {
+            trainer.save()?;
         }
         if stop {
             break;
         }
     }
-    bar.finish_and_clear();
-    let avg = match &ema {
-        Some(e) => e.apply(net.clone()),
-        None => net.clone(),
-    };
-    let parameters = avg.num_params();
-    if done == t.steps {
-        avg.save_file(dir.join("model.bpk"))
-            .map_err(|e| format!("save model.bpk: {e:?}"))?;
-        std::fs::copy(&run.config_path, dir.join("config.toml"))
-            .map_err(|e| format!("copy config: {e}"))?;
-        let meta = serde_json::json!({
-            "shapes": {"n": shapes.n, "dim": shapes.dim, "propulsion": shapes.propulsion, "learn_x": shapes.learn_x, "scale_x": shapes.scale_x, "scale_g": shapes.scale_g, "velocity": shapes.velocity},
-            "network": cfg.network,
-            "parameters": parameters,
-            "steps": t.steps,
-            "data": run.data_path.display().to_string(),
-            "data_bytes": std::fs::metadata(&run.data_path).map(|m| m.len()).unwrap_or(0),
-            "system": ds.system.name(),
-            "system_definition_path": provenance.definition_path,
-            "system_definition": provenance.definition,
-            "system_parameters": provenance.parameters,
-            "replicas": provenance.replicas,
-            "frames": provenance.frames,
-            "phaseflow_version": env!("CARGO_PKG_VERSION"),
-        });
-        std::fs::write(
-            dir.join("model.json"),
-            serde_json::to_string_pretty(&meta).unwrap_or_default(),
-        )
-        .map_err(|e| format!("write model.json: {e}"))?;
-        if let Err(e) =
-            super::plot_loss(&dir.join("log.csv"), &dir.join("loss.png"), &cfg.loss.kind)
-        {
-            eprintln!("warning: loss curve not drawn: {e}");
-        }
-    }
-    Ok(TrainSummary {
-        steps_done: done,
-        final_loss: last_loss,
-        final_validation_loss: last_valid,
-        samples_per_second: ((done - start) * t.batch) as f64
-            / started.elapsed().as_secs_f64().max(1e-9),
-        parameters,
-        model_dir: dir.display().to_string(),
-    })
+    Ok(())
 }
