@@ -27,6 +27,7 @@ use crate::simulate::{self, Sampling};
 use crate::systems::{CompiledSystem, Kind, Overrides, SystemSpec};
 use rayon::prelude::*;
 use serde::Serialize;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -347,4 +348,209 @@ pub fn write_phaseflow_reference(
     std::fs::write(&tmp, &out).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(())
+}
+
+/// One CSV field: arrays space-separated, missing values empty, text quoted.
+fn csv_field(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_f64().map_or(String::new(), |f| format!("{f}")))
+            .collect::<Vec<_>>()
+            .join(" "),
+        serde_json::Value::String(s) => format!("\"{}\"", s.replace('"', "'")),
+        other => other.to_string(),
+    }
+}
+
+/// Columns of the invariants table.
+pub const INVARIANT_COLUMNS: [&str; 18] = [
+    "system",
+    "kind",
+    "dimension",
+    "lyapunov_spectrum",
+    "lyapunov_errors",
+    "sum",
+    "kaplan_yorke_dimension",
+    "pesin_entropy",
+    "maximum_lyapunov_two_trajectories",
+    "correlation_dimension",
+    "lyapunov_spectrum_literature",
+    "lyapunov_spectrum_dysts",
+    "kaplan_yorke_dimension_dysts",
+    "pesin_entropy_dysts",
+    "maximum_lyapunov_dysts",
+    "correlation_dimension_dysts",
+    "wall_seconds",
+    "status",
+];
+
+/// Settings of [`invariants_table`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TableOptions {
+    /// Measured span of flows in periods (maps: 200 iterations per unit).
+    pub span_periods: f64,
+    /// Points of the correlation-dimension estimates (0 skips them).
+    pub correlation_points: usize,
+    /// Continue the partial table of an interrupted run.
+    pub resume: bool,
+    /// Also write the results into each file's `[reference]` as `phaseflow_*` values.
+    pub write_reference: bool,
+}
+
+/// What [`invariants_table`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSummary {
+    /// Systems computed in this call.
+    pub computed: usize,
+    /// Rows taken over from the partial table (`resume`).
+    pub reused: usize,
+    /// Systems that could not be loaded or written (a row `error: …`); systems whose invariants
+    /// cannot be computed get a row `skipped: …` and are not failures.
+    pub failures: usize,
+}
+
+/// Errors of [`invariants_table`].
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("{}: {what}: {reason}", path.display())]
+    File {
+        path: PathBuf,
+        what: &'static str,
+        reason: std::io::Error,
+    },
+    #[error("{}: not a file name", .0.display())]
+    NotAFile(PathBuf),
+    #[error("interrupted: continue with resume (the partial table is kept)")]
+    Interrupted,
+}
+
+/// The invariants table of `files` (one CSV row per system, columns [`INVARIANT_COLUMNS`]),
+/// computed in parallel: rows are appended to `.NAME.partial` beside `output` as they finish (a
+/// killed run keeps them; `resume` skips the systems already there), and the complete table is
+/// renamed to `output`. `progress` counts systems; `cancel` stops after the systems in flight.
+pub fn invariants_table(
+    files: &[PathBuf],
+    output: &Path,
+    args: &TableOptions,
+    progress: &dyn crate::control::Progress,
+    cancel: &crate::control::Cancel,
+) -> Result<TableSummary, TableError> {
+    use std::io::Write;
+    let name = output
+        .file_name()
+        .ok_or_else(|| TableError::NotAFile(output.to_path_buf()))?;
+    let partial = output.with_file_name(format!(".{}.partial", name.to_string_lossy()));
+    let file_err = |what: &'static str| {
+        let p = partial.clone();
+        move |e: std::io::Error| TableError::File {
+            path: p,
+            what,
+            reason: e,
+        }
+    };
+    let mut done: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    if args.resume {
+        let text = std::fs::read_to_string(&partial).map_err(file_err("nothing to resume"))?;
+        for line in text.lines().skip(1) {
+            if let Some(first) = line.split(',').next() {
+                done.insert(first.trim_matches('"').to_string());
+            }
+        }
+    } else {
+        let mut f = std::fs::File::create(&partial).map_err(file_err("create"))?;
+        writeln!(f, "{}", INVARIANT_COLUMNS.join(",")).map_err(file_err("write"))?;
+    }
+    let writer = std::sync::Mutex::new(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&partial)
+            .map_err(file_err("open"))?,
+    );
+    let todo: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| SystemSpec::load(f).map_or(true, |s| !done.contains(&s.name)))
+        .collect();
+    progress.start(todo.len() as u64, 0, "systems");
+    let base_settings = crate::analysis::invariants::InvariantSettings {
+        correlation_points: args.correlation_points,
+        ..crate::analysis::invariants::InvariantSettings::default()
+    };
+    let failures = std::sync::atomic::AtomicUsize::new(0);
+    todo.par_iter().for_each(|f| {
+        if cancel.is_cancelled() {
+            return;
+        }
+        let row = (|| -> std::result::Result<serde_json::Value, String> {
+            let sys = CompiledSystem::load(&f.display().to_string(), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            let mut settings = base_settings.clone();
+            if sys.model().kind == Kind::Map {
+                settings.span = Some(args.span_periods * 200.0);
+            } else {
+                settings.span = Some(args.span_periods * sys.model().period);
+            }
+            let spec = &sys.info().spec;
+            let refs = |k: &str| json!(spec.reference_array(k));
+            let refv = |k: &str| json!(spec.reference_number(k));
+            let base = json!({
+                "system": spec.name, "kind": spec.kind.as_str(),
+                "lyapunov_spectrum_literature": refs("lyapunov_spectrum"),
+                "lyapunov_spectrum_dysts": refs("lyapunov_spectrum_dysts"),
+                "kaplan_yorke_dimension_dysts": refv("kaplan_yorke_dimension_dysts"),
+                "pesin_entropy_dysts": refv("pesin_entropy_dysts"),
+                "maximum_lyapunov_dysts": refv("maximum_lyapunov_dysts"),
+                "correlation_dimension_dysts": refv("correlation_dimension_dysts"),
+            });
+            match crate::analysis::invariants::compute(&sys, &settings) {
+                Ok(inv) => {
+                    if args.write_reference {
+                        write_phaseflow_reference(f, &inv)?;
+                    }
+                    let mut v = serde_json::to_value(&inv).map_err(|e| e.to_string())?;
+                    for (k, val) in base.as_object().unwrap() {
+                        v[k] = val.clone();
+                    }
+                    v["status"] = json!("ok");
+                    Ok(v)
+                }
+                Err(e) => {
+                    let mut v = base;
+                    v["status"] = json!(format!("skipped: {e}"));
+                    Ok(v)
+                }
+            }
+        })();
+        let v = row.unwrap_or_else(|e| {
+            failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            json!({"system": f.display().to_string(), "status": format!("error: {e}")})
+        });
+        let line = INVARIANT_COLUMNS
+            .iter()
+            .map(|c| csv_field(&v[*c]))
+            .collect::<Vec<_>>()
+            .join(",");
+        if let Ok(mut w) = writer.lock() {
+            let _ = writeln!(w, "{line}");
+            let _ = w.flush();
+        }
+        progress.message(v["system"].as_str().unwrap_or(""));
+        progress.advance(1);
+    });
+    progress.finish();
+    drop(writer);
+    if cancel.is_cancelled() {
+        return Err(TableError::Interrupted);
+    }
+    std::fs::rename(&partial, output).map_err(|e| TableError::File {
+        path: output.to_path_buf(),
+        what: "rename the complete table into place",
+        reason: e,
+    })?;
+    Ok(TableSummary {
+        computed: todo.len(),
+        reused: done.len(),
+        failures: failures.load(std::sync::atomic::Ordering::Relaxed),
+    })
 }

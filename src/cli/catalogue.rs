@@ -57,164 +57,34 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-/// One CSV field: arrays space-separated, missing values empty, text quoted.
-fn csv_field(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => String::new(),
-        serde_json::Value::Array(a) => a
-            .iter()
-            .map(|x| x.as_f64().map_or(String::new(), |f| format!("{f}")))
-            .collect::<Vec<_>>()
-            .join(" "),
-        serde_json::Value::String(s) => format!("\"{}\"", s.replace('"', "'")),
-        other => other.to_string(),
-    }
-}
-
-const INVARIANT_COLUMNS: [&str; 18] = [
-    "system",
-    "kind",
-    "dimension",
-    "lyapunov_spectrum",
-    "lyapunov_errors",
-    "sum",
-    "kaplan_yorke_dimension",
-    "pesin_entropy",
-    "maximum_lyapunov_two_trajectories",
-    "correlation_dimension",
-    "lyapunov_spectrum_literature",
-    "lyapunov_spectrum_dysts",
-    "kaplan_yorke_dimension_dysts",
-    "pesin_entropy_dysts",
-    "maximum_lyapunov_dysts",
-    "correlation_dimension_dysts",
-    "wall_seconds",
-    "status",
-];
-
 /// `phaseflow catalogue invariants`: the invariants table of the whole catalogue.
 pub(super) fn catalogue_invariants(args: &CatalogueInvariantsArgs) -> Result<()> {
-    use rayon::prelude::*;
-    use std::io::Write;
+    use crate::catalogue::{invariants_table, TableOptions};
     let files = selected_files(args.systems.as_deref())?;
-    let name = args
-        .output
-        .file_name()
-        .ok_or_else(|| anyhow!("{}: not a file name", args.output.display()))?;
-    let partial = args
-        .output
-        .with_file_name(format!(".{}.partial", name.to_string_lossy()));
-    let mut done: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    if args.resume {
-        let text = std::fs::read_to_string(&partial)
-            .map_err(|e| anyhow!("nothing to resume: {} ({e})", partial.display()))?;
-        for line in text.lines().skip(1) {
-            if let Some(first) = line.split(',').next() {
-                done.insert(first.trim_matches('"').to_string());
-            }
-        }
-    } else {
-        let mut f =
-            std::fs::File::create(&partial).map_err(|e| anyhow!("{}: {e}", partial.display()))?;
-        writeln!(f, "{}", INVARIANT_COLUMNS.join(","))?;
-    }
-    let writer = std::sync::Mutex::new(
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&partial)
-            .map_err(|e| anyhow!("{}: {e}", partial.display()))?,
+    let bar = IndicatifProgress::new(
+        false,
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} systems {msg}",
     );
-    let todo: Vec<&PathBuf> = files
-        .iter()
-        .filter(|f| SystemSpec::load(f).map_or(true, |s| !done.contains(&s.name)))
-        .collect();
-    let bar = ProgressBar::new(todo.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} systems {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let base_settings = crate::analysis::invariants::InvariantSettings {
+    let opts = TableOptions {
+        span_periods: args.span_periods,
         correlation_points: args.correlation_points,
-        ..crate::analysis::invariants::InvariantSettings::default()
+        resume: args.resume,
+        write_reference: args.write_reference,
     };
-    let failures = std::sync::atomic::AtomicUsize::new(0);
-    todo.par_iter().for_each(|f| {
-        let row = (|| -> std::result::Result<serde_json::Value, String> {
-            let sys = CompiledSystem::load(&f.display().to_string(), &Overrides::default())
-                .map_err(|e| e.to_string())?;
-            let mut settings = base_settings.clone();
-            if sys.model().kind == systems::Kind::Map {
-                settings.span = Some(args.span_periods * 200.0);
-            } else {
-                settings.span = Some(args.span_periods * sys.model().period);
-            }
-            let spec = &sys.info().spec;
-            let refs = |k: &str| json!(spec.reference_array(k));
-            let refv = |k: &str| json!(spec.reference_number(k));
-            let base = json!({
-                "system": spec.name, "kind": spec.kind.as_str(),
-                "lyapunov_spectrum_literature": refs("lyapunov_spectrum"),
-                "lyapunov_spectrum_dysts": refs("lyapunov_spectrum_dysts"),
-                "kaplan_yorke_dimension_dysts": refv("kaplan_yorke_dimension_dysts"),
-                "pesin_entropy_dysts": refv("pesin_entropy_dysts"),
-                "maximum_lyapunov_dysts": refv("maximum_lyapunov_dysts"),
-                "correlation_dimension_dysts": refv("correlation_dimension_dysts"),
-            });
-            match crate::analysis::invariants::compute(&sys, &settings) {
-                Ok(inv) => {
-                    if args.write_reference {
-                        crate::catalogue::write_phaseflow_reference(f, &inv)?;
-                    }
-                    let mut v = serde_json::to_value(&inv).map_err(|e| e.to_string())?;
-                    for (k, val) in base.as_object().unwrap() {
-                        v[k] = val.clone();
-                    }
-                    v["status"] = json!("ok");
-                    Ok(v)
-                }
-                Err(e) => {
-                    let mut v = base;
-                    v["status"] = json!(format!("skipped: {e}"));
-                    Ok(v)
-                }
-            }
-        })();
-        let v = row.unwrap_or_else(|e| {
-            failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            json!({"system": f.display().to_string(), "status": format!("error: {e}")})
-        });
-        let line = INVARIANT_COLUMNS
-            .iter()
-            .map(|c| csv_field(&v[*c]))
-            .collect::<Vec<_>>()
-            .join(",");
-        if let Ok(mut w) = writer.lock() {
-            let _ = writeln!(w, "{line}");
-            let _ = w.flush();
-        }
-        bar.set_message(v["system"].as_str().unwrap_or("").to_string());
-        bar.inc(1);
-    });
-    bar.finish_and_clear();
-    drop(writer);
-    std::fs::rename(&partial, &args.output)
-        .map_err(|e| anyhow!("{}: {e}", args.output.display()))?;
-    let n = failures.load(std::sync::atomic::Ordering::Relaxed);
+    let t = invariants_table(&files, &args.output, &opts, &bar, &cancel_token())?;
     eprintln!(
         "wrote {} ({} systems computed now, {} from the partial table){}",
         args.output.display(),
-        todo.len(),
-        done.len(),
-        if n > 0 {
-            format!("; {n} errors")
+        t.computed,
+        t.reused,
+        if t.failures > 0 {
+            format!("; {} errors", t.failures)
         } else {
             String::new()
         }
     );
-    if n > 0 {
-        bail!("{n} systems failed");
+    if t.failures > 0 {
+        bail!("{} systems failed", t.failures);
     }
     Ok(())
 }
