@@ -1,5 +1,8 @@
-//! Driving particle simulations to an H5MD file: burn-in, replicas, frames every K steps,
-//! observables, checkpoints and resume, progress bar.
+//! Driving particle simulations (HOOMD-blue's "simulation = state + operations + writers"): a
+//! [`Driver`] advances the replicas frame by frame and hands every frame to [`Observer`]s —
+//! [`Observables`] (MSD, autocorrelation, cluster share, g(r), packing histogram) and
+//! [`H5mdOutput`] (the H5MD writer with its checkpoints) — composed by the caller; [`run`] is
+//! the composition `phaseflow simulate` uses (burn-in, replicas, resume).
 
 use super::model::{Dynamics, ParticleModel};
 use super::observables as obs;
@@ -108,15 +111,452 @@ fn propulsion_out(model: &ParticleModel, g: &[f64]) -> Vec<f64> {
     }
 }
 
-/// Per-replica reference of the time-correlation observables (frame 0).
-#[derive(Clone)]
-struct Reference {
-    unwrapped: Vec<f64>,
-    g: Vec<f64>,
+/// Per-replica reference of the time-correlation observables (frame 0): unwrapped positions and
+/// propulsion, particle order.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub unwrapped: Vec<f64>,
+    pub g: Vec<f64>,
 }
 
-/// Runs `model` and writes `out` (H5MD). See [`RunConfig`]; `progress` counts steps per replica
-/// (burn-in included).
+/// A recorded frame as observers see it: every replica's state at one step.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    /// Frame number in the schedule (0 is the first frame after the burn-in).
+    pub index: usize,
+    pub step: u64,
+    /// t = step·Δt.
+    pub time: f64,
+    /// One state per replica (particle order; positions wrapped, with image counters).
+    pub states: &'a [ParticleState],
+    /// The last frame this run records: the schedule's end, or a cancellation or abort after
+    /// this frame (writers commit their checkpoint).
+    pub closing: bool,
+}
+
+/// Something that watches a particle run (HOOMD-blue's writers and computes): called after
+/// every recorded frame, in the order given to [`Driver::run`], and once at the end of a run
+/// that reached its last frame.
+pub trait Observer {
+    /// A recorded frame.
+    fn frame(&mut self, model: &ParticleModel, frame: &Frame<'_>) -> Result<(), RunError>;
+    /// The run reached its last frame after `wall_seconds` (not called on interruption).
+    fn finish(&mut self, _model: &ParticleModel, _wall_seconds: f64) -> Result<(), RunError> {
+        Ok(())
+    }
+}
+
+/// The per-frame observables of every replica: mean-squared displacement, propulsion (AOUP) or
+/// orientation (ABP) autocorrelation against frame 0, the largest dense cluster's share (pair
+/// forces, d ≥ 2); and their running frame averages, g(r) out to min(5σ, L/2) in 100 bins and
+/// the local packing fraction histogram (60 bins on [0, 1.2]).
+#[derive(Debug, Clone)]
+pub struct Observables {
+    /// Frame-0 references per replica (set at the first frame, or restored on resume).
+    pub references: Option<Vec<Reference>>,
+    /// The last frame's values per replica.
+    pub msd: Vec<f64>,
+    pub autocorrelation: Vec<f64>,
+    pub cluster: Vec<f64>,
+    /// Mean over replicas of the last frame's cluster share.
+    pub last_cluster: Option<f64>,
+    rdf_sum: Option<(Vec<f64>, Vec<f64>)>,
+    packing_hist: Vec<f64>,
+    averaged: usize,
+}
+
+impl Observables {
+    /// Fresh observables, or continuing with the `references` of a resumed run.
+    pub fn new(references: Option<Vec<Reference>>) -> Observables {
+        Observables {
+            references,
+            msd: Vec::new(),
+            autocorrelation: Vec::new(),
+            cluster: Vec::new(),
+            last_cluster: None,
+            rdf_sum: None,
+            packing_hist: Vec::new(),
+            averaged: 0,
+        }
+    }
+
+    /// The frame averages: (r, g(r)) and (bin edges, local packing density), when pair forces
+    /// made them.
+    pub fn averages(&self) -> Option<((Vec<f64>, Vec<f64>), (Vec<f64>, Vec<f64>))> {
+        let (rr, acc) = self.rdf_sum.as_ref()?;
+        let g: Vec<f64> = acc.iter().map(|v| v / self.averaged as f64).collect();
+        let h: Vec<f64> = self
+            .packing_hist
+            .iter()
+            .map(|v| v / self.averaged as f64)
+            .collect();
+        let edges: Vec<f64> = (0..=60).map(|b| b as f64 * 1.2 / 60.0).collect();
+        Some(((rr.clone(), g), (edges, h)))
+    }
+}
+
+impl Observer for Observables {
+    fn frame(&mut self, model: &ParticleModel, frame: &Frame<'_>) -> Result<(), RunError> {
+        let (n, d, gd) = (model.n, model.dim, model.propulsion_dim());
+        let states = frame.states;
+        let diameter = model.diameter();
+        let has_pairs = model.pair.is_some();
+        let rdf_max = (5.0 * diameter).min(0.5 * model.bx.length);
+        if self.references.is_none() {
+            self.references = Some(
+                states
+                    .iter()
+                    .map(|st| Reference {
+                        unwrapped: obs::unwrap(&st.x, &st.image, &model.bx),
+                        g: st.g.clone(),
+                    })
+                    .collect(),
+            );
+        }
+        let rf = self.references.as_ref().expect("set above");
+        self.msd.clear();
+        self.autocorrelation.clear();
+        self.cluster.clear();
+        for (r, st) in states.iter().enumerate() {
+            let u = obs::unwrap(&st.x, &st.image, &model.bx);
+            let nm = n - model.n_fixed;
+            self.msd
+                .push(obs::msd(&u[..nm * d], &rf[r].unwrapped[..nm * d], nm));
+            let c = obs::autocorrelation(&st.g[..nm * gd], &rf[r].g[..nm * gd], gd, nm);
+            self.autocorrelation.push(match model.dynamics {
+                // AOUP: (1/(N d)) Σ g(t)·g(0) = e^{−γ t} in the stationary state
+                Dynamics::Aoup { .. } => c / d as f64,
+                Dynamics::Abp { .. } => c,
+            });
+            if has_pairs && d >= 2 {
+                // one local-packing pass serves the cluster order parameter and the histogram
+                let phi =
+                    obs::local_packing(&st.x, &model.bx, n, diameter, obs::LOCAL_RADIUS * diameter);
+                self.cluster.push(obs::largest_cluster_fraction(
+                    &st.x,
+                    &model.bx,
+                    &phi,
+                    1.2 * diameter,
+                    obs::DENSE_THRESHOLD,
+                ));
+                let (rr, g) = obs::rdf(&st.x, &model.bx, n, rdf_max, 100);
+                let h = obs::histogram(&phi, 0.0, 1.2, 60);
+                match self.rdf_sum.as_mut() {
+                    None => {
+                        self.rdf_sum = Some((rr, g));
+                        self.packing_hist = h;
+                    }
+                    Some((_, acc)) => {
+                        acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b);
+                        self.packing_hist
+                            .iter_mut()
+                            .zip(&h)
+                            .for_each(|(a, b)| *a += b);
+                    }
+                }
+                self.averaged += 1;
+            }
+        }
+        if !self.cluster.is_empty() {
+            self.last_cluster = Some(self.cluster.iter().sum::<f64>() / self.cluster.len() as f64);
+        }
+        Ok(())
+    }
+}
+
+/// The H5MD writer as an observer: particles (positions, images, propulsion or orientation per
+/// replica group), the per-frame observables of the [`Observables`] it owns, and at closing
+/// frames (and every few frames, as the writer decides) a checkpoint from which
+/// [`RunConfig::resume`] continues; at the end, the frame averages and the wall time, and the
+/// file is published atomically.
+pub struct H5mdOutput {
+    writer: Option<H5mdWriter>,
+    /// The observables computed for (and written with) every frame.
+    pub observables: Observables,
+    /// Frames in the published file (after [`Observer::finish`]).
+    pub frames: usize,
+}
+
+impl H5mdOutput {
+    /// Wraps an open writer; `references` of a resumed run.
+    pub fn new(writer: H5mdWriter, references: Option<Vec<Reference>>) -> H5mdOutput {
+        H5mdOutput {
+            writer: Some(writer),
+            observables: Observables::new(references),
+            frames: 0,
+        }
+    }
+
+    /// Frames already in the file (a resumed run continues after them).
+    pub fn frames_written(&self) -> usize {
+        self.writer.as_ref().map_or(self.frames, |w| w.frames())
+    }
+
+    fn writer(&mut self) -> &mut H5mdWriter {
+        self.writer.as_mut().expect("writer open until finish")
+    }
+}
+
+impl Observer for H5mdOutput {
+    fn frame(&mut self, model: &ParticleModel, frame: &Frame<'_>) -> Result<(), RunError> {
+        self.observables.frame(model, frame)?;
+        let (step, time) = (frame.step, frame.time);
+        let writer = self.writer.as_mut().expect("writer open until finish");
+        for (r, st) in frame.states.iter().enumerate() {
+            writer.push_frame(
+                r,
+                step,
+                time,
+                &st.x,
+                &st.image,
+                &propulsion_out(model, &st.g),
+            )?;
+        }
+        let obs = &self.observables;
+        writer.push_observable("msd", step, time, &obs.msd)?;
+        let cname = match model.dynamics {
+            Dynamics::Abp { .. } => "orientation_autocorrelation",
+            Dynamics::Aoup { .. } => "propulsion_autocorrelation",
+        };
+        writer.push_observable(cname, step, time, &obs.autocorrelation)?;
+        if !obs.cluster.is_empty() {
+            writer.push_observable("largest_cluster_fraction", step, time, &obs.cluster)?;
+        }
+        let rf = obs.references.as_ref().expect("set by the observables");
+        let checkpoints: Vec<CheckpointState> = frame
+            .states
+            .iter()
+            .zip(rf)
+            .map(|(st, r)| CheckpointState {
+                x: st.x.clone(),
+                image: st.image.clone(),
+                g: st.g.clone(),
+                step: st.step,
+                ref_unwrapped: r.unwrapped.clone(),
+                ref_g: r.g.clone(),
+            })
+            .collect();
+        writer.end_frame(&checkpoints, frame.closing)?;
+        Ok(())
+    }
+
+    fn finish(&mut self, _model: &ParticleModel, wall_seconds: f64) -> Result<(), RunError> {
+        if let Some(((rr, g), (edges, h))) = self.observables.averages() {
+            let w = self.writer();
+            w.write_fixed_observable("radial_distribution", &[("r", &rr), ("value", &g)])?;
+            w.write_fixed_observable(
+                "local_packing_fraction",
+                &[("bin_edges", &edges), ("density", &h)],
+            )?;
+        }
+        self.writer()
+            .set_parameter("wall_seconds", &AttrValue::F64(wall_seconds))?;
+        let w = self.writer.take().expect("writer open until finish");
+        self.frames = w.finish()?;
+        Ok(())
+    }
+}
+
+/// The integrator side of a particle run: one [`Simulation`] per replica, the frame schedule
+/// (steps `burn_in + k·every ≤ burn_in + steps`), stability checks; [`Driver::run`] advances the
+/// replicas frame by frame (in parallel for small systems) and hands each frame to the
+/// observers.
+///
+/// ```
+/// use phaseflow::particles::run::{Driver, Frame, Observables, Observer, RunError};
+/// use phaseflow::particles::ParticleModel;
+/// use phaseflow::control::{Cancel, NoProgress};
+/// let file = std::path::Path::new("systems/active/trap.toml");
+/// let model = ParticleModel::load(file, &[("N".into(), 4.0), ("k".into(), 0.0)]).unwrap();
+/// /// Records the first particle's x coordinate of replica 0.
+/// struct Track(Vec<f64>);
+/// impl Observer for Track {
+///     fn frame(&mut self, _m: &ParticleModel, f: &Frame<'_>) -> Result<(), RunError> {
+///         self.0.push(f.states[0].x[0]);
+///         Ok(())
+///     }
+/// }
+/// let mut driver = Driver::new(&model, 7, 2, 100, 1000, 250).unwrap();
+/// let (mut track, mut obs) = (Track(Vec::new()), Observables::new(None));
+/// driver.run(&model, &mut [&mut track, &mut obs], &Cancel::new(), &NoProgress, None).unwrap();
+/// assert_eq!(track.0.len(), 5); // steps 100, 350, 600, 850, 1100
+/// assert_eq!(obs.msd.len(), 2); // one value per replica
+/// ```
+pub struct Driver {
+    sims: Vec<Simulation>,
+    frame_steps: Vec<u64>,
+    /// Frames of the schedule already recorded (a resumed run).
+    first_frame: usize,
+}
+
+/// How a [`Driver::run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriverEnd {
+    /// Steps taken per replica in this call.
+    pub steps: u64,
+    pub wall_seconds: f64,
+}
+
+impl Driver {
+    /// `replicas` fresh replicas (initial conditions from `seed`), frames every `every` steps
+    /// over `steps` steps after `burn_in_steps`.
+    pub fn new(
+        model: &ParticleModel,
+        seed: u64,
+        replicas: usize,
+        burn_in_steps: u64,
+        steps: u64,
+        every: u64,
+    ) -> Result<Driver, RunError> {
+        let sims = (0..replicas)
+            .map(|r| Simulation::new(model.clone(), seed, r as u32))
+            .collect();
+        Self::from_simulations(sims, burn_in_steps, steps, every, 0)
+    }
+
+    /// Replicas continuing from given simulations, with the first `recorded` frames of the
+    /// schedule already written.
+    pub fn from_simulations(
+        sims: Vec<Simulation>,
+        burn_in_steps: u64,
+        steps: u64,
+        every: u64,
+        recorded: usize,
+    ) -> Result<Driver, RunError> {
+        if every == 0 {
+            return Err(RunError::Invalid("--every must be at least 1".into()));
+        }
+        if sims.is_empty() {
+            return Err(RunError::Invalid("--replicas must be at least 1".into()));
+        }
+        let frame_steps: Vec<u64> = (0..=steps / every)
+            .map(|k| burn_in_steps + k * every)
+            .collect();
+        Ok(Driver {
+            sims,
+            frame_steps,
+            first_frame: recorded,
+        })
+    }
+
+    /// The steps of the frames of the schedule.
+    pub fn frame_steps(&self) -> &[u64] {
+        &self.frame_steps
+    }
+
+    /// Steps taken by replica 0 so far.
+    pub fn step_count(&self) -> u64 {
+        self.sims[0].step_count()
+    }
+
+    /// Advances every replica through the remaining frames, calling every observer at every
+    /// frame; `progress` counts steps. Stops after the frame in progress when `cancel` is set
+    /// ([`RunError::Interrupted`]) or after `stop_after_frames` frames of this call
+    /// ([`RunError::Aborted`]) — the observers see that frame as closing.
+    pub fn run(
+        &mut self,
+        model: &ParticleModel,
+        observers: &mut [&mut dyn Observer],
+        cancel: &crate::control::Cancel,
+        progress: &dyn crate::control::Progress,
+        stop_after_frames: Option<usize>,
+    ) -> Result<DriverEnd, RunError> {
+        let m = self.sims.len();
+        let (n, d) = (model.n, model.dim);
+        let total = *self.frame_steps.last().expect("at least one frame");
+        progress.start(total, self.sims[0].step_count(), "steps");
+        let start = Instant::now();
+        let start_step = self.sims[0].step_count();
+        let diameter = model.diameter();
+        let parallel_replicas = n < 2048 && m > 1;
+        let mut written_here = 0usize;
+        let frames = self.frame_steps.len();
+        for k in self.first_frame..frames {
+            let target = self.frame_steps[k];
+            // advance every replica to `target`
+            // a step in which forces move a particle by more than a quarter diameter is a
+            // blow-up (Δt too large for the stiffness of the repulsion): stop with the step and
+            // particle
+            let limit = 0.25 * diameter;
+            let advance = |s: &mut Simulation| -> Option<(u64, f64)> {
+                while s.step_count() < target {
+                    s.step();
+                    let jump = s.max_force_displacement();
+                    if jump.is_nan() || jump > limit {
+                        return Some((s.step_count(), jump));
+                    }
+                }
+                None
+            };
+            let blown: Vec<Option<(u64, f64)>> = if parallel_replicas {
+                self.sims.par_iter_mut().map(advance).collect()
+            } else {
+                self.sims.iter_mut().map(advance).collect()
+            };
+            if let Some((r, (step, jump))) = blown
+                .iter()
+                .enumerate()
+                .find_map(|(r, b)| b.map(|v| (r, v)))
+            {
+                return Err(RunError::Unstable {
+                    system: model.name.clone(),
+                    replica: r,
+                    step,
+                    t: step as f64 * model.dt,
+                    jump,
+                    diameter,
+                });
+            }
+            progress.set_position(target);
+            let states: Vec<ParticleState> = self.sims.iter().map(|s| s.state()).collect();
+            // blow-up check
+            for (s, st) in self.sims.iter().zip(&states) {
+                if let Some(pos) = st.x.iter().position(|v| !v.is_finite()) {
+                    return Err(RunError::BlowUp {
+                        system: model.name.clone(),
+                        particle: pos / d,
+                        coordinate: pos % d,
+                        step: st.step,
+                        t: s.time(),
+                        value: st.x[pos],
+                    });
+                }
+            }
+            written_here += 1;
+            let last = k + 1 == frames;
+            let stop = stop_after_frames == Some(written_here) && !last;
+            let ctrl_c = cancel.is_cancelled() && !last;
+            let frame = Frame {
+                index: k,
+                step: target,
+                time: target as f64 * model.dt,
+                states: &states,
+                closing: last || stop || ctrl_c,
+            };
+            for o in observers.iter_mut() {
+                o.frame(model, &frame)?;
+            }
+            if ctrl_c {
+                return Err(RunError::Interrupted { frames: k + 1 });
+            }
+            if stop {
+                return Err(RunError::Aborted { frames: k + 1 });
+            }
+        }
+        let wall = start.elapsed().as_secs_f64();
+        progress.finish();
+        for o in observers.iter_mut() {
+            o.finish(model, wall)?;
+        }
+        Ok(DriverEnd {
+            steps: self.sims[0].step_count() - start_step,
+            wall_seconds: wall,
+        })
+    }
+}
+
+/// Runs `model` and writes `out` (H5MD): a [`Driver`] with one observer, [`H5mdOutput`]. See
+/// [`RunConfig`]; `progress` counts steps per replica (burn-in included).
 pub fn run(
     model: &ParticleModel,
     out: &Path,
@@ -137,12 +577,8 @@ pub fn run(
         Dynamics::Abp { .. } => "orientation",
     };
     let out_components = if prop_name == "orientation" { d } else { gd };
-    let total = cfg.burn_in_steps + cfg.steps;
-    let frame_steps: Vec<u64> = (0..=cfg.steps / cfg.every)
-        .map(|k| cfg.burn_in_steps + k * cfg.every)
-        .collect();
 
-    let (mut writer, mut sims, refs, resumed) = if cfg.resume {
+    let (mut output, sims, resumed) = if cfg.resume {
         let (w, states) = H5mdWriter::open_partial(out)?;
         if states.len() != m {
             return Err(RunError::Invalid(format!(
@@ -158,7 +594,7 @@ pub fn run(
                     "the partial file does not match this model (N, dimension)".into(),
                 ));
             }
-            // the reference frame (frame 0) is re-read from the file's first frame
+            // the reference frame (frame 0) is restored from the checkpoint
             refs.push(Reference {
                 unwrapped: s.ref_unwrapped.clone(),
                 g: s.ref_g.clone(),
@@ -177,7 +613,7 @@ pub fn run(
             ));
         }
         let from = sims[0].step_count();
-        (w, sims, Some(refs), Some(from))
+        (H5mdOutput::new(w, Some(refs)), sims, Some(from))
     } else {
         let layouts: Vec<GroupLayout> = (0..m)
             .map(|r| GroupLayout {
@@ -221,193 +657,24 @@ pub fn run(
         let sims: Vec<Simulation> = (0..m)
             .map(|r| Simulation::new(model.clone(), cfg.seed, r as u32))
             .collect();
-        (w, sims, None, None)
+        (H5mdOutput::new(w, None), sims, None)
     };
-    let mut refs = refs;
-
-    progress.start(total, sims[0].step_count(), "steps");
-
-    let start = Instant::now();
-    let start_step = sims[0].step_count();
-    let mut rdf_sum: Option<(Vec<f64>, Vec<f64>)> = None;
-    let mut packing_hist: Vec<f64> = Vec::new();
-    let mut averaged = 0usize;
-    let mut last_cluster = None;
-    let diameter = model.diameter();
-    let has_pairs = model.pair.is_some();
-    let rdf_max = (5.0 * diameter).min(0.5 * model.bx.length);
-    let parallel_replicas = n < 2048 && m > 1;
-    let mut written_here = 0usize;
-    // frames still to write (those at steps beyond the current one, or the current one if not yet
-    // written: the file has `writer.frames()` of them)
-    for (k, &target) in frame_steps.iter().enumerate() {
-        if k < writer.frames() {
-            continue;
-        }
-        // advance every replica to `target`
-        // a step in which forces move a particle by more than a quarter diameter is a blow-up
-        // (Δt too large for the stiffness of the repulsion): stop with the step and particle
-        let limit = 0.25 * diameter;
-        let advance = |s: &mut Simulation| -> Option<(u64, f64)> {
-            while s.step_count() < target {
-                s.step();
-                let jump = s.max_force_displacement();
-                if jump.is_nan() || jump > limit {
-                    return Some((s.step_count(), jump));
-                }
-            }
-            None
-        };
-        let blown: Vec<Option<(u64, f64)>> = if parallel_replicas {
-            sims.par_iter_mut().map(advance).collect()
-        } else {
-            sims.iter_mut().map(advance).collect()
-        };
-        if let Some((r, (step, jump))) = blown
-            .iter()
-            .enumerate()
-            .find_map(|(r, b)| b.map(|v| (r, v)))
-        {
-            return Err(RunError::Unstable {
-                system: model.name.clone(),
-                replica: r,
-                step,
-                t: step as f64 * model.dt,
-                jump,
-                diameter,
-            });
-        }
-        progress.set_position(target);
-        let states: Vec<ParticleState> = sims.iter().map(|s| s.state()).collect();
-        // blow-up check
-        for (s, st) in sims.iter().zip(&states) {
-            if let Some(pos) = st.x.iter().position(|v| !v.is_finite()) {
-                return Err(RunError::BlowUp {
-                    system: model.name.clone(),
-                    particle: pos / d,
-                    coordinate: pos % d,
-                    step: st.step,
-                    t: s.time(),
-                    value: st.x[pos],
-                });
-            }
-        }
-        let time = target as f64 * model.dt;
-        if refs.is_none() {
-            refs = Some(
-                states
-                    .iter()
-                    .map(|st| Reference {
-                        unwrapped: obs::unwrap(&st.x, &st.image, &model.bx),
-                        g: st.g.clone(),
-                    })
-                    .collect(),
-            );
-        }
-        let rf = refs.as_ref().unwrap();
-        let mut msd = Vec::with_capacity(m);
-        let mut corr = Vec::with_capacity(m);
-        let mut cluster = Vec::with_capacity(m);
-        for (r, st) in states.iter().enumerate() {
-            writer.push_frame(
-                r,
-                target,
-                time,
-                &st.x,
-                &st.image,
-                &propulsion_out(model, &st.g),
-            )?;
-            let u = obs::unwrap(&st.x, &st.image, &model.bx);
-            let nm = n - model.n_fixed;
-            msd.push(obs::msd(&u[..nm * d], &rf[r].unwrapped[..nm * d], nm));
-            let c = obs::autocorrelation(&st.g[..nm * gd], &rf[r].g[..nm * gd], gd, nm);
-            corr.push(match model.dynamics {
-                // AOUP: (1/(N d)) Σ g(t)·g(0) = e^{−γ t} in the stationary state
-                Dynamics::Aoup { .. } => c / d as f64,
-                Dynamics::Abp { .. } => c,
-            });
-            if has_pairs && d >= 2 {
-                // one local-packing pass serves the cluster order parameter and the histogram
-                let phi =
-                    obs::local_packing(&st.x, &model.bx, n, diameter, obs::LOCAL_RADIUS * diameter);
-                cluster.push(obs::largest_cluster_fraction(
-                    &st.x,
-                    &model.bx,
-                    &phi,
-                    1.2 * diameter,
-                    obs::DENSE_THRESHOLD,
-                ));
-                let (rr, g) = obs::rdf(&st.x, &model.bx, n, rdf_max, 100);
-                let h = obs::histogram(&phi, 0.0, 1.2, 60);
-                match rdf_sum.as_mut() {
-                    None => {
-                        rdf_sum = Some((rr, g));
-                        packing_hist = h;
-                    }
-                    Some((_, acc)) => {
-                        acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b);
-                        packing_hist.iter_mut().zip(&h).for_each(|(a, b)| *a += b);
-                    }
-                }
-                averaged += 1;
-            }
-        }
-        writer.push_observable("msd", target, time, &msd)?;
-        let cname = if prop_name == "orientation" {
-            "orientation_autocorrelation"
-        } else {
-            "propulsion_autocorrelation"
-        };
-        writer.push_observable(cname, target, time, &corr)?;
-        if !cluster.is_empty() {
-            writer.push_observable("largest_cluster_fraction", target, time, &cluster)?;
-            last_cluster = Some(cluster.iter().sum::<f64>() / cluster.len() as f64);
-        }
-        let checkpoints: Vec<CheckpointState> = states
-            .into_iter()
-            .zip(rf)
-            .map(|(st, r)| CheckpointState {
-                x: st.x,
-                image: st.image,
-                g: st.g,
-                step: st.step,
-                ref_unwrapped: r.unwrapped.clone(),
-                ref_g: r.g.clone(),
-            })
-            .collect();
-        written_here += 1;
-        let last = k + 1 == frame_steps.len();
-        let stop = cfg.abort_after_frames == Some(written_here) && !last;
-        let ctrl_c = cfg.cancel.is_cancelled() && !last;
-        writer.end_frame(&checkpoints, last || stop || ctrl_c)?;
-        if ctrl_c {
-            return Err(RunError::Interrupted {
-                frames: writer.frames(),
-            });
-        }
-        if stop {
-            return Err(RunError::Aborted {
-                frames: writer.frames(),
-            });
-        }
-    }
-    // make sure the last steps beyond the last frame are run (steps not a multiple of every)
-    let wall = start.elapsed().as_secs_f64();
-    progress.finish();
-    if let Some((rr, acc)) = rdf_sum {
-        let g: Vec<f64> = acc.iter().map(|v| v / averaged as f64).collect();
-        let h: Vec<f64> = packing_hist.iter().map(|v| v / averaged as f64).collect();
-        let edges: Vec<f64> = (0..=60).map(|b| b as f64 * 1.2 / 60.0).collect();
-        writer.write_fixed_observable("radial_distribution", &[("r", &rr), ("value", &g)])?;
-        writer.write_fixed_observable(
-            "local_packing_fraction",
-            &[("bin_edges", &edges), ("density", &h)],
-        )?;
-    }
-    let steps_done = sims[0].step_count() - start_step;
-    writer.set_parameter("wall_seconds", &AttrValue::F64(wall))?;
-    let frames = writer.finish()?;
-    let ps = (n * m) as f64 * steps_done as f64;
+    let mut driver = Driver::from_simulations(
+        sims,
+        cfg.burn_in_steps,
+        cfg.steps,
+        cfg.every,
+        output.frames_written(),
+    )?;
+    let end = driver.run(
+        model,
+        &mut [&mut output],
+        &cfg.cancel,
+        progress,
+        cfg.abort_after_frames,
+    )?;
+    let wall = end.wall_seconds;
+    let ps = (n * m) as f64 * end.steps as f64;
     Ok(RunSummary {
         system: model.name.clone(),
         model: match model.dynamics {
@@ -421,12 +688,12 @@ pub fn run(
         packing_fraction: model.packing_fraction,
         box_edge: model.bx.length,
         dt: model.dt,
-        steps: steps_done,
-        frames,
+        steps: end.steps,
+        frames: output.frames,
         resumed_from_step: resumed,
         wall_seconds: wall,
         particle_steps_per_second: if wall > 0.0 { ps / wall } else { f64::INFINITY },
         threads: rayon::current_num_threads(),
-        largest_cluster_fraction: last_cluster,
+        largest_cluster_fraction: output.observables.last_cluster,
     })
 }

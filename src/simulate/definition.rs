@@ -8,8 +8,18 @@
 //!     Definition::Equations(sys) => assert_eq!(sys.name(), "Lorenz"),
 //!     Definition::Particles(_) => unreachable!(),
 //! }
-//! let text = "name = \"decay\"\nvariables = [\"x\"]\nparameters = { k = 2.0 }\n\
-//!             initial_conditions = [1.0]\n[equations]\nx = \"-k * x\"\n";
+//! let text = r#"
+//! name = "decay"
+//! kind = "flow"
+//! variables = ["x"]
+//! initial_conditions = [1.0]
+//! dt = 0.01
+//! period = 1.0
+//! [parameters]
+//! k = 2.0
+//! [equations]
+//! x = "-k * x"
+//! "#;
 //! let d = Definition::from_toml(text, &Overrides::default()).unwrap();
 //! assert_eq!(d.name(), "decay");
 //! ```
