@@ -180,9 +180,8 @@ impl Observables {
         }
     }
 
-    /// The frame averages: (r, g(r)) and (bin edges, local packing density), when pair forces
-    /// made them.
-    pub fn averages(&self) -> Option<((Vec<f64>, Vec<f64>), (Vec<f64>, Vec<f64>))> {
+    /// The frame averages when pair forces made them.
+    pub fn averages(&self) -> Option<FrameAverages> {
         let (rr, acc) = self.rdf_sum.as_ref()?;
         let g: Vec<f64> = acc.iter().map(|v| v / self.averaged as f64).collect();
         let h: Vec<f64> = self
@@ -191,8 +190,24 @@ impl Observables {
             .map(|v| v / self.averaged as f64)
             .collect();
         let edges: Vec<f64> = (0..=60).map(|b| b as f64 * 1.2 / 60.0).collect();
-        Some(((rr.clone(), g), (edges, h)))
+        Some(FrameAverages {
+            r: rr.clone(),
+            rdf: g,
+            packing_edges: edges,
+            packing_density: h,
+        })
     }
+}
+
+/// Averages over the recorded frames and replicas.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameAverages {
+    /// Radial distribution g(r) at bin centres `r`.
+    pub r: Vec<f64>,
+    pub rdf: Vec<f64>,
+    /// Local packing fraction histogram: `packing_edges` (61) and the density per bin (60).
+    pub packing_edges: Vec<f64>,
+    pub packing_density: Vec<f64>,
 }
 
 impl Observer for Observables {
@@ -341,12 +356,15 @@ impl Observer for H5mdOutput {
     }
 
     fn finish(&mut self, _model: &ParticleModel, wall_seconds: f64) -> Result<(), RunError> {
-        if let Some(((rr, g), (edges, h))) = self.observables.averages() {
+        if let Some(a) = self.observables.averages() {
             let w = self.writer();
-            w.write_fixed_observable("radial_distribution", &[("r", &rr), ("value", &g)])?;
+            w.write_fixed_observable("radial_distribution", &[("r", &a.r), ("value", &a.rdf)])?;
             w.write_fixed_observable(
                 "local_packing_fraction",
-                &[("bin_edges", &edges), ("density", &h)],
+                &[
+                    ("bin_edges", &a.packing_edges),
+                    ("density", &a.packing_density),
+                ],
             )?;
         }
         self.writer()
