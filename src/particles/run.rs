@@ -202,7 +202,7 @@ impl Observables {
 /// Averages over the recorded frames and replicas.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrameAverages {
-    /// Radial distribution g(r) at bin centres `r`.
+    /// Radial distribution g(r) at the radii `r` (as `obs::rdf` returns them).
     pub r: Vec<f64>,
     pub rdf: Vec<f64>,
     /// Local packing fraction histogram: `packing_edges` (61) and the density per bin (60).
