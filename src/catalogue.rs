@@ -283,6 +283,17 @@ pub fn check_files(
         .collect()
 }
 
+/// Why [`write_phaseflow_reference`] could not update a file (the message names it).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReferenceError(String);
+
+impl From<String> for ReferenceError {
+    fn from(s: String) -> Self {
+        ReferenceError(s)
+    }
+}
+
 /// Writes the recomputed invariants into the `[reference]` table of a definition file as
 /// `phaseflow_*` keys (the dysts values stay next to them). `[reference]` is the last table of every
 /// catalogue file; earlier `phaseflow_*` lines (and their marker comment) are replaced. The file
@@ -290,10 +301,10 @@ pub fn check_files(
 pub fn write_phaseflow_reference(
     path: &std::path::Path,
     inv: &crate::analysis::invariants::Invariants,
-) -> Result<(), String> {
+) -> Result<(), ReferenceError> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !text.lines().any(|l| l.trim() == "[reference]") {
-        return Err(format!("{}: no [reference] table", path.display()));
+        return Err(format!("{}: no [reference] table", path.display()).into());
     }
     let fmt = |v: f64| {
         if v.is_finite() {
@@ -506,7 +517,7 @@ pub fn invariants_table(
             match crate::analysis::invariants::compute(&sys, &settings) {
                 Ok(inv) => {
                     if args.write_reference {
-                        write_phaseflow_reference(f, &inv)?;
+                        write_phaseflow_reference(f, &inv).map_err(|e| e.to_string())?;
                     }
                     let mut v = serde_json::to_value(&inv).map_err(|e| e.to_string())?;
                     for (k, val) in base.as_object().unwrap() {

@@ -82,9 +82,26 @@ pub struct Invariants {
     pub wall_seconds: f64,
 }
 
+/// Why invariants could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvariantsError {
+    #[error("at least one initial condition is needed")]
+    NoInitialCondition,
+    /// Sampling the initial conditions on the attractor failed.
+    #[error("sampling initial conditions on the attractor: {0}")]
+    Attractor(crate::simulate::RunError),
+    /// The augmented (variational) integration failed, after the retries with shorter QR
+    /// intervals.
+    #[error("{system}: {error}")]
+    Integration {
+        system: String,
+        error: crate::integrate::IntegrationError,
+    },
+}
+
 /// Computes every invariant of `sys` (see the module docs); delay equations get their leading
 /// exponents and the quantities derived from them (see `dde_invariants`).
-pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants, String> {
+pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants, InvariantsError> {
     let started = std::time::Instant::now();
     let m = sys.model();
     let map = m.kind == Kind::Map;
@@ -92,7 +109,7 @@ pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants
         return dde_invariants(sys, s, started);
     }
     if s.ics == 0 {
-        return Err("at least one initial condition is needed".into());
+        return Err(InvariantsError::NoInitialCondition);
     }
     let opts = SpectrumOptions {
         exponents: s.exponents.unwrap_or(usize::MAX),
@@ -111,7 +128,7 @@ pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants
         vec![m.initial_condition.clone()]
     } else {
         simulate::attractor_initial_conditions(sys, &SolverOptions::default(), s.ics, s.seed)
-            .map_err(|e| format!("sampling initial conditions on the attractor: {e}"))?
+            .map_err(InvariantsError::Attractor)?
     };
     // tangent vectors that grow too much between re-orthonormalisations (strongly contracting or
     // stiff directions) make the augmented integration fail: retry with a QR interval 4× and 16×
@@ -128,7 +145,12 @@ pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants
                     opts.qr_interval /= 4.0;
                     continue 'attempts;
                 }
-                Err(e) => return Err(format!("{}: {e}", m.name)),
+                Err(error) => {
+                    return Err(InvariantsError::Integration {
+                        system: m.name.clone(),
+                        error,
+                    })
+                }
             }
         }
         break;
@@ -237,7 +259,7 @@ fn dde_invariants(
     sys: &CompiledSystem,
     s: &InvariantSettings,
     started: std::time::Instant,
-) -> Result<Invariants, String> {
+) -> Result<Invariants, InvariantsError> {
     use crate::integrate::DelaySystem;
     let m = sys.model();
     let tau = sys.lags().iter().map(|l| l.1).fold(0.0f64, f64::max);
@@ -250,8 +272,12 @@ fn dde_invariants(
         rtol: s.rtol.min(1e-11),
         atol: s.atol.min(1e-11),
     };
-    let sp = super::lyapunov::dde_spectrum(sys, m.t0, &m.initial_condition, &opts, 100)
-        .map_err(|err| format!("{}: {err}", m.name))?;
+    let sp = super::lyapunov::dde_spectrum(sys, m.t0, &m.initial_condition, &opts, 100).map_err(
+        |error| InvariantsError::Integration {
+            system: m.name.clone(),
+            error,
+        },
+    )?;
     let (l, e) = (sp.exponents[0], sp.errors[0]);
     Ok(Invariants {
         system: m.name.clone(),

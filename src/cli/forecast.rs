@@ -192,7 +192,7 @@ fn run_data(a: &DataArgs) -> Result<()> {
     let results: Vec<(String, Result<data::Dataset, String>)> = files
         .par_iter()
         .map(|f| {
-            let r = bench::dataset_for(f, &protocol, &p.output);
+            let r = bench::dataset_for(f, &protocol, &p.output).map_err(String::from);
             pb.inc(1);
             (bench::system_key(f), r)
         })

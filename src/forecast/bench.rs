@@ -438,7 +438,15 @@ fn write_json_atomically(path: &Path, value: &impl Serialize) -> Result<(), Stri
 
 /// The data set of a system: read from `DIR/data` when it exists with the same protocol,
 /// generated (and stored) otherwise.
-pub fn dataset_for(path: &Path, protocol: &Protocol, out: &Path) -> Result<Dataset, String> {
+pub fn dataset_for(
+    path: &Path,
+    protocol: &Protocol,
+    out: &Path,
+) -> Result<Dataset, crate::forecast::BenchError> {
+    dataset_for_inner(path, protocol, out).map_err(crate::forecast::BenchError::Failed)
+}
+
+fn dataset_for_inner(path: &Path, protocol: &Protocol, out: &Path) -> Result<Dataset, String> {
     let file = out.join("data").join(format!("{}.h5", system_key(path)));
     if file.exists() {
         if let Ok(ds) = data::read(&file) {
@@ -456,6 +464,13 @@ pub fn dataset_for(path: &Path, protocol: &Protocol, out: &Path) -> Result<Datas
 /// Runs the benchmark; `progress(done, total, message)` is called after every data set and
 /// every (system, model) pair.
 pub fn run(
+    opts: &BenchOptions,
+    progress: &(dyn Fn(usize, usize, &str) + Sync),
+) -> Result<BenchSummary, crate::forecast::BenchError> {
+    run_inner(opts, progress).map_err(crate::forecast::BenchError::Failed)
+}
+
+fn run_inner(
     opts: &BenchOptions,
     progress: &(dyn Fn(usize, usize, &str) + Sync),
 ) -> Result<BenchSummary, String> {
@@ -489,7 +504,7 @@ pub fn run(
         .systems
         .par_iter()
         .map(|p| {
-            let r = dataset_for(p, &opts.protocol, &opts.out);
+            let r = dataset_for_inner(p, &opts.protocol, &opts.out);
             tick(&format!("data {}", system_key(p)));
             r
         })

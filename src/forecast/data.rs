@@ -76,7 +76,14 @@ pub struct Protocol {
 impl Protocol {
     /// A named protocol with its documented settings (`univariate` at `points_per_period`, 15 or
     /// 100; ignored by the others).
-    pub fn named(name: &str, univariate_points: f64) -> Result<Protocol, String> {
+    pub fn named(
+        name: &str,
+        univariate_points: f64,
+    ) -> Result<Protocol, crate::forecast::BenchError> {
+        Self::named_inner(name, univariate_points).map_err(crate::forecast::BenchError::Failed)
+    }
+
+    fn named_inner(name: &str, univariate_points: f64) -> Result<Protocol, String> {
         let base = Protocol {
             name: name.into(),
             points_per_period: 100.0,
@@ -127,7 +134,12 @@ impl Protocol {
     }
 
     /// Checks the settings make sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::forecast::BenchError> {
+        self.validate_inner()
+            .map_err(crate::forecast::BenchError::Failed)
+    }
+
+    fn validate_inner(&self) -> Result<(), String> {
         if self.points_per_period.is_nan() || self.points_per_period < 2.0 {
             return Err(format!(
                 "points per period must be at least 2 (got {})",
@@ -204,7 +216,11 @@ fn name_hash(s: &str) -> u64 {
 }
 
 /// Generates the data set of one definition file under `protocol`.
-pub fn generate(path: &Path, protocol: &Protocol) -> Result<Dataset, String> {
+pub fn generate(path: &Path, protocol: &Protocol) -> Result<Dataset, crate::forecast::BenchError> {
+    generate_inner(path, protocol).map_err(crate::forecast::BenchError::Failed)
+}
+
+fn generate_inner(path: &Path, protocol: &Protocol) -> Result<Dataset, String> {
     protocol.validate()?;
     let spec = SystemSpec::load(path).map_err(|e| e.to_string())?;
     let lmax = lyapunov_max(&spec);
@@ -334,7 +350,11 @@ struct Metadata {
 /// [K, H, D], `/initial_conditions` [K + 1, D_full], and the root attribute `metadata` (JSON:
 /// system, file, protocol, variables, dt, period, lyapunov_max, scale) plus `dt` and `period` as
 /// numbers.
-pub fn write(ds: &Dataset, path: &Path) -> Result<(), String> {
+pub fn write(ds: &Dataset, path: &Path) -> Result<(), crate::forecast::BenchError> {
+    write_inner(ds, path).map_err(crate::forecast::BenchError::Failed)
+}
+
+fn write_inner(ds: &Dataset, path: &Path) -> Result<(), String> {
     let meta = Metadata {
         system: ds.system.clone(),
         file: ds.file.clone(),
@@ -406,7 +426,11 @@ pub fn write(ds: &Dataset, path: &Path) -> Result<(), String> {
 }
 
 /// Reads a data set written by [`write()`].
-pub fn read(path: &Path) -> Result<Dataset, String> {
+pub fn read(path: &Path) -> Result<Dataset, crate::forecast::BenchError> {
+    read_inner(path).map_err(crate::forecast::BenchError::Failed)
+}
+
+fn read_inner(path: &Path) -> Result<Dataset, String> {
     let err = |e: hdf5::Error| format!("{}: {e}", path.display());
     // without HDF5's advisory lock (see `io::open_read`): files are published complete by rename
     let f = crate::io::open_read(path).map_err(err)?;

@@ -54,7 +54,11 @@ pub fn write_npy(path: &Path, values: &[f64], shape: &[usize]) -> std::io::Resul
 }
 
 /// Reads a `.npy` file of little-endian float64 or float32 in C order: (values, shape).
-pub fn read_npy(path: &Path) -> Result<(Vec<f64>, Vec<usize>), String> {
+pub fn read_npy(path: &Path) -> Result<(Vec<f64>, Vec<usize>), crate::forecast::BenchError> {
+    read_npy_inner(path).map_err(crate::forecast::BenchError::Failed)
+}
+
+fn read_npy_inner(path: &Path) -> Result<(Vec<f64>, Vec<usize>), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let bad = |m: &str| format!("{}: not a readable .npy file: {m}", path.display());
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
@@ -283,7 +287,7 @@ impl Forecaster for External {
         let npy = dir.join("forecast.npy");
         let jsn = dir.join("forecast.json");
         let values = if npy.exists() {
-            let (v, shape) = read_npy(&npy).map_err(|e| self.fail(e))?;
+            let (v, shape) = read_npy_inner(&npy).map_err(|e| self.fail(e))?;
             let ok = match shape.as_slice() {
                 [h, dd] => *h == horizon && *dd == d,
                 [h] => *h == horizon && d == 1,

@@ -92,6 +92,21 @@ impl Series {
     }
 }
 
+/// Errors of the benchmark's protocols, data sets and runs (the message names the system, model
+/// or file concerned).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The message, for code that reports errors as text (e.g. per-system failures in a table).
+impl From<BenchError> for String {
+    fn from(e: BenchError) -> String {
+        e.to_string()
+    }
+}
+
 /// Why a forecaster could not fit or predict.
 #[derive(Debug, thiserror::Error)]
 pub enum ForecastError {
