@@ -578,6 +578,14 @@ pub fn load_results(
     out: &Path,
     keys: &[String],
     models: &[String],
+) -> Result<Vec<SystemResult>, crate::forecast::BenchError> {
+    load_results_inner(out, keys, models).map_err(crate::forecast::BenchError::Failed)
+}
+
+fn load_results_inner(
+    out: &Path,
+    keys: &[String],
+    models: &[String],
 ) -> Result<Vec<SystemResult>, String> {
     let mut v = Vec::new();
     for k in keys {
@@ -630,6 +638,15 @@ pub const PRR2023_MEDIAN_SMAPE: &[(&str, f64)] = &[("nvar", 69.7), ("esn", 77.5)
 
 /// Writes `leaderboard.csv`, `summary.md` and the plots for the given results.
 pub fn report(
+    out: &Path,
+    results: &[SystemResult],
+    models: &[String],
+    protocol: &Protocol,
+) -> Result<Vec<LeaderboardRow>, crate::forecast::BenchError> {
+    report_inner(out, results, models, protocol).map_err(crate::forecast::BenchError::Failed)
+}
+
+fn report_inner(
     out: &Path,
     results: &[SystemResult],
     models: &[String],
