@@ -31,8 +31,8 @@ pub struct ProtocolArgs {
     /// Protocol: short (PRR 2023: 100 points per period, train 1000, forecast 200, multivariate,
     /// raw), long (forecast 5000), univariate (NeurIPS 2021: first coordinate, fit 10 periods,
     /// forecast 2), custom
-    #[arg(long, default_value = "short")]
-    pub protocol: String,
+    #[arg(long, default_value = "short", value_parser = parse_protocol)]
+    pub protocol: data::ProtocolName,
     /// Points per period (univariate: 15 or 100; overrides the protocol's value)
     #[arg(long)]
     pub per_period: Option<f64>,
@@ -111,15 +111,21 @@ pub struct DataArgs {
     pub protocol: ProtocolArgs,
 }
 
+/// `--protocol`: a [`data::ProtocolName`], with the library's message for an unknown one.
+fn parse_protocol(s: &str) -> std::result::Result<data::ProtocolName, String> {
+    s.parse()
+}
+
 fn protocol_of(a: &ProtocolArgs) -> Result<data::Protocol> {
-    let pp = a.per_period.unwrap_or(if a.protocol == "univariate" {
+    let univariate = a.protocol == data::ProtocolName::Univariate;
+    let pp = a.per_period.unwrap_or(if univariate {
         15.0
     } else {
         100.0
     });
-    let mut p = data::Protocol::named(&a.protocol, pp).map_err(|e| anyhow!(e))?;
+    let mut p = data::Protocol::named(a.protocol.as_str(), pp)?;
     if let Some(v) = a.per_period {
-        if a.protocol != "univariate" {
+        if !univariate {
             p.points_per_period = v;
         }
     }

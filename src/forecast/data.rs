@@ -73,6 +73,40 @@ pub struct Protocol {
     pub seed: u64,
 }
 
+/// The named protocols (see [`Protocol::named`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolName {
+    /// PRR 2023: 100 points per period, train 1000, forecast 200, multivariate, raw.
+    Short,
+    /// As short, forecasting 5000 steps.
+    Long,
+    /// NeurIPS 2021: the first coordinate, fit 10 periods, forecast 2 (15 or 100 points per
+    /// period).
+    Univariate,
+    /// Short's settings, to be overridden one by one.
+    Custom,
+}
+
+impl std::str::FromStr for ProtocolName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ProtocolName, String> {
+        <ProtocolName as clap::ValueEnum>::from_str(s, false)
+            .map_err(|_| format!("unknown protocol '{s}' (short, long, univariate or custom)"))
+    }
+}
+
+impl ProtocolName {
+    /// The name [`Protocol::named`] takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolName::Short => "short",
+            ProtocolName::Long => "long",
+            ProtocolName::Univariate => "univariate",
+            ProtocolName::Custom => "custom",
+        }
+    }
+}
+
 impl Protocol {
     /// A named protocol with its documented settings (`univariate` at `points_per_period`, 15 or
     /// 100; ignored by the others).
