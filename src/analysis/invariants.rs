@@ -49,6 +49,64 @@ impl Default for InvariantSettings {
     }
 }
 
+/// A definition file's reference values of the invariants (literature and dysts), where given.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReferenceValues {
+    pub lyapunov_spectrum: Option<Vec<f64>>,
+    pub lyapunov_spectrum_dysts: Option<Vec<f64>>,
+    pub kaplan_yorke_dimension: Option<f64>,
+    pub kaplan_yorke_dimension_dysts: Option<f64>,
+    pub pesin_entropy_dysts: Option<f64>,
+    pub maximum_lyapunov_dysts: Option<f64>,
+    pub correlation_dimension_dysts: Option<f64>,
+    pub multiscale_entropy_dysts: Option<f64>,
+}
+
+impl ReferenceValues {
+    /// The `[reference]` values of `sys`'s definition file.
+    pub fn of(sys: &CompiledSystem) -> ReferenceValues {
+        let spec = &sys.info().spec;
+        let n = |k: &str| spec.reference_number(k);
+        ReferenceValues {
+            lyapunov_spectrum: spec.reference_array("lyapunov_spectrum"),
+            lyapunov_spectrum_dysts: spec.reference_array("lyapunov_spectrum_dysts"),
+            kaplan_yorke_dimension: n("kaplan_yorke_dimension"),
+            kaplan_yorke_dimension_dysts: n("kaplan_yorke_dimension_dysts"),
+            pesin_entropy_dysts: n("pesin_entropy_dysts"),
+            maximum_lyapunov_dysts: n("maximum_lyapunov_dysts"),
+            correlation_dimension_dysts: n("correlation_dimension_dysts"),
+            multiscale_entropy_dysts: n("multiscale_entropy_dysts"),
+        }
+    }
+}
+
+/// The invariants of a system beside its file's reference values, with their units: the serde
+/// form is `phaseflow invariants --json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InvariantsReport {
+    #[serde(flatten)]
+    pub invariants: Invariants,
+    /// `"per time unit"` (flows, delay equations) or `"per iteration"` (maps).
+    pub units: &'static str,
+    pub reference: ReferenceValues,
+}
+
+impl InvariantsReport {
+    /// `invariants` of `sys` with the reference values of its file.
+    pub fn new(sys: &CompiledSystem, invariants: Invariants) -> InvariantsReport {
+        let units = if invariants.kind == "map" {
+            "per iteration"
+        } else {
+            "per time unit"
+        };
+        InvariantsReport {
+            invariants,
+            units,
+            reference: ReferenceValues::of(sys),
+        }
+    }
+}
+
 /// The invariants of one system.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Invariants {

@@ -118,11 +118,9 @@ fn parse_protocol(s: &str) -> std::result::Result<data::ProtocolName, String> {
 
 fn protocol_of(a: &ProtocolArgs) -> Result<data::Protocol> {
     let univariate = a.protocol == data::ProtocolName::Univariate;
-    let pp = a.per_period.unwrap_or(if univariate {
-        15.0
-    } else {
-        100.0
-    });
+    let pp = a
+        .per_period
+        .unwrap_or(if univariate { 15.0 } else { 100.0 });
     let mut p = data::Protocol::named(a.protocol.as_str(), pp)?;
     if let Some(v) = a.per_period {
         if !univariate {

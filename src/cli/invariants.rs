@@ -69,19 +69,12 @@ pub(super) fn invariants(args: &InvariantsArgs) -> Result<()> {
         "per time unit"
     };
     if args.json {
-        let mut v = serde_json::to_value(&inv)?;
-        v["units"] = json!(units);
-        v["reference"] = json!({
-            "lyapunov_spectrum": reference("lyapunov_spectrum"),
-            "lyapunov_spectrum_dysts": reference("lyapunov_spectrum_dysts"),
-            "kaplan_yorke_dimension": ref_scalar("kaplan_yorke_dimension"),
-            "kaplan_yorke_dimension_dysts": ref_scalar("kaplan_yorke_dimension_dysts"),
-            "pesin_entropy_dysts": ref_scalar("pesin_entropy_dysts"),
-            "maximum_lyapunov_dysts": ref_scalar("maximum_lyapunov_dysts"),
-            "correlation_dimension_dysts": ref_scalar("correlation_dimension_dysts"),
-            "multiscale_entropy_dysts": ref_scalar("multiscale_entropy_dysts"),
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let report = crate::analysis::invariants::InvariantsReport::new(&sys, inv);
+        // through a JSON value: keys sorted, as before
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::to_value(&report)?)?
+        );
         return Ok(());
     }
     println!(

@@ -42,7 +42,11 @@ pub(super) fn series(args: &SeriesArgs) -> Result<()> {
     };
     let r = analyse(&x, dt, &settings)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        // through a JSON value: keys sorted, as before
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::to_value(&r)?)?
+        );
         return Ok(());
     }
     let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
