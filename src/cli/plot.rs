@@ -12,20 +12,7 @@ pub(super) fn plot_particles(
     height: u32,
 ) -> Result<()> {
     let fr = io::h5md::read_particle_frame(input, frame)?;
-    let p = &fr.parameters;
-    let diameter = match (p.get("sigma"), p.get("R")) {
-        (Some(s), _) => *s,
-        (None, Some(r)) => 2.0 * r,
-        _ => 1.0,
-    };
-    let bx = crate::particles::PeriodicBox::new(fr.dim, fr.edges[0]);
-    let phi = crate::particles::observables::local_packing(
-        &fr.x,
-        &bx,
-        fr.n,
-        diameter,
-        crate::particles::observables::LOCAL_RADIUS * diameter,
-    );
+    let (phi, diameter) = crate::particles::observables::frame_packing(&fr);
     io::plot_particles(&fr, &phi, "local φ", diameter, output, (width, height))?;
     eprintln!(
         "wrote {} (frame {} of {}, t = {})",
