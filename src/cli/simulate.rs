@@ -183,23 +183,16 @@ fn simulate_particles(args: &SimulateArgs, model: crate::particles::ParticleMode
             bail!("{name} does not apply to particle models");
         }
     }
-    let dt = model.dt;
-    let to_steps = |t: f64, what: &str| -> Result<u64> {
-        if !(t >= 0.0 && t.is_finite()) {
-            bail!("{what} must be a non-negative time, got {t}");
-        }
-        Ok((t / dt).round() as u64)
-    };
+    use crate::particles::run::RunConfig;
     let steps = match (args.steps, args.t_end) {
         (Some(s), _) => s,
-        (None, Some(t)) => to_steps(t, "--t-end")?,
+        (None, Some(t)) => RunConfig::steps_of_time(&model, t, "--t-end")?,
         (None, None) => bail!("give --steps S or --t-end T for a particle model"),
     };
-    let every = args.every.unwrap_or((steps / 100).max(1));
-    let cfg = crate::particles::run::RunConfig {
+    let cfg = RunConfig {
         steps,
-        every,
-        burn_in_steps: to_steps(args.burn_in, "--burn-in")?,
+        every: args.every.unwrap_or(RunConfig::default_every(steps)),
+        burn_in_steps: RunConfig::steps_of_time(&model, args.burn_in, "--burn-in")?,
         replicas: args.replicas,
         seed: args.seed,
         resume: args.resume,

@@ -37,6 +37,24 @@ pub struct RunConfig {
     pub abort_after_frames: Option<usize>,
 }
 
+impl RunConfig {
+    /// Steps of `t` time units of `model` (rounded to the nearest step); `what` names the
+    /// setting in the error for a negative or non-finite time.
+    pub fn steps_of_time(model: &ParticleModel, t: f64, what: &str) -> Result<u64, RunError> {
+        if !(t >= 0.0 && t.is_finite()) {
+            return Err(RunError::Invalid(format!(
+                "{what} must be a non-negative time, got {t}"
+            )));
+        }
+        Ok((t / model.dt).round() as u64)
+    }
+
+    /// The default frame spacing: 100 frames over `steps` (at least one step apart).
+    pub fn default_every(steps: u64) -> u64 {
+        (steps / 100).max(1)
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunSummary {
