@@ -449,7 +449,7 @@ fn forecast_bench_is_the_cli_bench() {
         tune: true,
         pinned: Vec::new(),
     };
-    bench::run(&opts, &|_, _, _| {}).unwrap();
+    bench::run(&opts, &NoProgress).unwrap();
     for m in ["naive", "mean"] {
         let read = |root: &Path| -> serde_json::Value {
             let mut v: serde_json::Value = serde_json::from_str(

@@ -303,14 +303,12 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
         vpt_threshold: a.vpt_threshold,
         tune: !a.no_tune,
     };
-    let pb = bar(0, p.quiet || p.json);
-    let progress = |done: usize, total: usize, msg: &str| {
-        pb.set_length(total as u64);
-        pb.set_position(done as u64);
-        pb.set_message(msg.to_string());
-    };
-    let summary = bench::run(&opts, &progress).map_err(|e| anyhow!(e))?;
-    pb.finish_and_clear();
+    let progress = super::IndicatifProgress::new(
+        p.quiet || p.json,
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}",
+    );
+    let summary = bench::run(&opts, &progress)?;
+    crate::control::Progress::finish(&progress);
     if p.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -461,18 +461,19 @@ fn dataset_for_inner(path: &Path, protocol: &Protocol, out: &Path) -> Result<Dat
     Ok(ds)
 }
 
-/// Runs the benchmark; `progress(done, total, message)` is called after every data set and
+/// Runs the benchmark; `progress` counts data sets and (system, model) pairs, with the one just
+/// done as its message: it advances after every data set and
 /// every (system, model) pair.
 pub fn run(
     opts: &BenchOptions,
-    progress: &(dyn Fn(usize, usize, &str) + Sync),
+    progress: &dyn crate::control::Progress,
 ) -> Result<BenchSummary, crate::forecast::BenchError> {
     run_inner(opts, progress).map_err(crate::forecast::BenchError::Failed)
 }
 
 fn run_inner(
     opts: &BenchOptions,
-    progress: &(dyn Fn(usize, usize, &str) + Sync),
+    progress: &dyn crate::control::Progress,
 ) -> Result<BenchSummary, String> {
     let start = Instant::now();
     opts.protocol.validate()?;
@@ -494,10 +495,10 @@ fn run_inner(
     }
     std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
     let total = opts.systems.len() * (1 + all_models.len());
-    let done = std::sync::atomic::AtomicUsize::new(0);
+    progress.start(total as u64, 0, "tasks");
     let tick = |msg: &str| {
-        let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        progress(k, total, msg);
+        progress.message(msg);
+        progress.advance(1);
     };
     // data sets, in parallel over systems
     let datasets: Vec<Result<Dataset, String>> = opts
