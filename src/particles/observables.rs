@@ -197,6 +197,21 @@ pub fn largest_cluster_fraction(
     *size.iter().max().unwrap() as f64 / n as f64
 }
 
+/// The local packing fraction of every particle of a frame read from an H5MD file (probe radius
+/// [`LOCAL_RADIUS`] diameters), with the particle diameter taken from the file's parameters
+/// (`sigma`, or 2`R`; 1 when neither is recorded): (φ per particle, diameter).
+pub fn frame_packing(fr: &crate::io::h5md::ParticleFrame) -> (Vec<f64>, f64) {
+    let p = &fr.parameters;
+    let diameter = match (p.get("sigma"), p.get("R")) {
+        (Some(s), _) => *s,
+        (None, Some(r)) => 2.0 * r,
+        _ => 1.0,
+    };
+    let bx = super::PeriodicBox::new(fr.dim, fr.edges[0]);
+    let phi = local_packing(&fr.x, &bx, fr.n, diameter, LOCAL_RADIUS * diameter);
+    (phi, diameter)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,19 +256,4 @@ mod tests {
         // the patch interior counts (edge particles see fewer neighbours)
         assert!(f > 0.5 && f <= 400.0 / n as f64, "{f}");
     }
-}
-
-/// The local packing fraction of every particle of a frame read from an H5MD file (probe radius
-/// [`LOCAL_RADIUS`] diameters), with the particle diameter taken from the file's parameters
-/// (`sigma`, or 2`R`; 1 when neither is recorded): (φ per particle, diameter).
-pub fn frame_packing(fr: &crate::io::h5md::ParticleFrame) -> (Vec<f64>, f64) {
-    let p = &fr.parameters;
-    let diameter = match (p.get("sigma"), p.get("R")) {
-        (Some(s), _) => *s,
-        (None, Some(r)) => 2.0 * r,
-        _ => 1.0,
-    };
-    let bx = super::PeriodicBox::new(fr.dim, fr.edges[0]);
-    let phi = local_packing(&fr.x, &bx, fr.n, diameter, LOCAL_RADIUS * diameter);
-    (phi, diameter)
 }
