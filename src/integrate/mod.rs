@@ -59,16 +59,25 @@ use std::str::FromStr;
 pub enum Method {
     /// Dormand–Prince 8(5,3) with 7th-order dense output (Hairer's DOP853). The default.
     #[default]
+    #[value(help = "Dormand–Prince 8(5,3), 7th-order dense output (Hairer's DOP853)")]
     Dop853,
     /// Dormand–Prince 5(4) with Shampine's 4th-order dense output (Hairer's DOPRI5).
+    #[value(help = "Dormand–Prince 5(4), 4th-order dense output (Hairer's DOPRI5)")]
     Dopri5,
     /// Classic fixed-step 4th-order Runge–Kutta.
+    #[value(
+        help = "classic fixed-step 4th-order Runge–Kutta (step: --step, default the file's dt)"
+    )]
     Rk4,
     /// Linearly implicit Rosenbrock method for stiff systems (Shampine–Reichelt, `ode23s`),
     /// using the exact Jacobian; see [`rosenbrock`].
+    #[value(help = "linearly implicit Rosenbrock for stiff systems (ode23s), exact Jacobian")]
     Rosenbrock,
     /// DOP853 with stiffness detection, switching to [`Method::Rosenbrock`] for the rest of the
     /// run when the problem turns out stiff (see [`integrate_with_jacobian`]).
+    #[value(
+        help = "DOP853, switching to Rosenbrock for the rest of the run when the problem turns stiff"
+    )]
     Auto,
 }
 
