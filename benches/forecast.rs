@@ -32,6 +32,7 @@ fn bench(c: &mut Criterion) {
         "nvar",
         "esn",
         "random_features",
+        #[cfg(feature = "learn")]
         "mlp",
     ] {
         let h = grid(model, &ctx).unwrap().remove(0);

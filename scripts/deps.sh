@@ -2,8 +2,18 @@
 # Installs what phaseflow needs beyond the Rust toolchain, only if missing:
 #   Debian packages: HDF5 (libhdf5-dev, for the hdf5-metno crate), pkg-config, fontconfig + a font
 #   (plotters draws text with them);
-#   Python packages (tests and notebooks): numpy, h5py, matplotlib, nbclient, nbformat, ipykernel.
+#   Python packages (tests and notebooks): numpy, h5py, matplotlib, pandas, nbclient, nbformat,
+#   ipykernel.
+# `deps.sh --build-only`: the Debian packages only (what building and running the binary needs;
+# scripts/example.sh), no Python.
 set -euo pipefail
+
+build_only=false
+case "${1:-}" in
+  "") ;;
+  --build-only) build_only=true ;;
+  *) echo "usage: $0 [--build-only]" >&2; exit 2 ;;
+esac
 
 SUDO=""
 if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
@@ -14,11 +24,17 @@ for p in libhdf5-dev pkg-config libfontconfig1-dev fonts-dejavu-core; do
   pkg_ok "$p" || missing+=("$p")
 done
 # python3 may come from elsewhere (pyenv): only ask apt for it when there is none
-command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip python3-venv)
+if ! $build_only; then
+  command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip python3-venv)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${missing[*]}" >&2
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if $build_only; then
+  exit 0
 fi
 
 if ! python3 -c "import numpy, h5py, matplotlib, pandas, nbclient, nbformat, ipykernel" >/dev/null 2>&1; then

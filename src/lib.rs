@@ -29,10 +29,14 @@
 //! | 0 | [`control`], [`dynamics`], [`seeds`] | cancellation and progress; the traits at the seams ([`dynamics::System`], [`dynamics::Jacobian`], [`dynamics::DelaySystem`]); random-stream seeds |
 //! | 1 | [`io`], [`systems`], [`integrate`] | HDF5/H5MD files and plots; definition files → compiled systems, the catalogue index ([`systems::Catalogue`]); integrators of any [`dynamics::System`] |
 //! | 2 | [`particles`] | the particle engine: models, forces, the driver and its observers |
-//! | 3 | [`simulate`], [`score`] | one loader for every file ([`simulate::Definition`]) and the run builder of equation systems ([`simulate::Run`]); score networks (burn): training, evaluation |
+//! | 3 | [`simulate`], [`score`] | one loader for every file ([`simulate::Definition`]) and the run builder of equation systems ([`simulate::Run`]); score networks (burn): training, evaluation (feature `learn`) |
 //! | 4 | [`analysis`] | invariants, Lyapunov spectra, series analysis, entropy production |
 //! | 5 | [`catalogue`], [`forecast`] | catalogue-wide checks and tables; the forecasting benchmark |
 //! | 6 | [`cli`] | the command line: one file per subcommand, parsing and printing only |
+//!
+//! The score networks ([`score`], and what uses them: `phaseflow train`, `score`, `epr --model`,
+//! the `mlp` forecaster) need the default feature `learn` (burn); `--no-default-features`
+//! builds the rest in about half the time.
 //!
 //! Long-running calls take a [`control::Cancel`] token and a [`control::Progress`] reporter;
 //! the library never installs signal handlers (the binary connects Ctrl-C to one token).
@@ -46,6 +50,7 @@ pub mod forecast;
 pub mod integrate;
 pub mod io;
 pub mod particles;
+#[cfg(feature = "learn")]
 pub mod score;
 pub mod seeds;
 pub mod simulate;

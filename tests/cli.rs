@@ -615,3 +615,65 @@ x = "exp(t)"
         stderr(&o)
     );
 }
+
+/// Without the `learn` feature (`--no-default-features`), every score-network request fails
+/// with one line naming the feature, and the learning-free EPR still works.
+#[cfg(not(feature = "learn"))]
+#[test]
+fn without_learn_score_networks_name_the_feature() {
+    let dir = tmpdir();
+    let data = dir.path().join("trap.h5");
+    let o = run(&[
+        "simulate",
+        "systems/active/trap.toml",
+        "--set",
+        "N=4",
+        "--set",
+        "k=0",
+        "--replicas",
+        "2",
+        "--burn-in",
+        "5",
+        "--t-end",
+        "20",
+        "--every",
+        "20",
+        "-q",
+        "-o",
+        data.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = data.to_str().unwrap();
+    let model = dir.path().join("model");
+    let m = model.to_str().unwrap();
+    for args in [
+        vec!["train", "train.toml", "--data", d, "-o", m],
+        vec!["score", m, "--data", d, "-o", m],
+        vec!["epr", "--model", m, "--data", d],
+        vec![
+            "forecast",
+            "bench",
+            "--systems",
+            "lorenz",
+            "--models",
+            "mlp",
+            "-q",
+            "-o",
+            m,
+        ],
+    ] {
+        let o = run(&args);
+        let msg = stderr(&o);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(
+            msg.contains("rebuild with the default feature `learn`"),
+            "{args:?}: {msg}"
+        );
+        assert_eq!(msg.trim_end().lines().count(), 1, "{args:?}: {msg}");
+    }
+    assert!(!model.exists());
+    let o = run(&["epr", "--data", d, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["epr_reference"].as_f64().unwrap().is_finite());
+}

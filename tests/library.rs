@@ -404,14 +404,24 @@ fn epr_is_the_cli_epr() {
     let json = cli(&["epr", "--data", data.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let samples = phaseflow::io::h5md::read_particle_samples(&data).unwrap();
-    let model = phaseflow::score::train::model_at_parameters(
+    let model = phaseflow::particles::ParticleModel::at_parameters(
         &samples.definition,
         &PathBuf::from(&samples.definition_path),
         &samples.parameters,
         &[],
     )
     .unwrap();
-    let r = epr::sample_epr(None, &model, &samples, 20, &NoProgress).unwrap();
+    let r = epr::reference_epr(&model, &samples, 20, &NoProgress).unwrap();
+    #[cfg(feature = "learn")]
+    {
+        // the same as sample_epr without a model
+        let s = epr::sample_epr(None, &model, &samples, 20, &NoProgress).unwrap();
+        assert_eq!(s.epr_reference.to_bits(), r.epr_reference.to_bits());
+        assert_eq!(
+            s.epr_reference_stderr.to_bits(),
+            r.epr_reference_stderr.to_bits()
+        );
+    }
     assert_eq!(
         v["epr_reference"].as_f64().unwrap().to_bits(),
         r.epr_reference.to_bits()

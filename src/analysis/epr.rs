@@ -367,9 +367,59 @@ pub fn reference_sample(drift: &crate::particles::ParticleDrift, z: &[f64]) -> f
 
 /// Evaluates the learned EPR (and everything in [`SampleEpr`]) over every frame of every
 /// replica of `samples`, with the drift of `model`; `batches` for the standard errors. Without a
-/// model (`sm = None`) only the learning-free reference is computed (the learned fields are NaN).
+/// model (`sm = None`) only the learning-free reference is computed (the learned fields are NaN),
+/// as [`reference_epr`] does in builds without the `learn` feature.
+#[cfg(feature = "learn")]
 pub fn sample_epr(
     sm: Option<&crate::score::evaluate::ScoreModel>,
+    model: &crate::particles::ParticleModel,
+    samples: &crate::io::h5md::ParticleSamples,
+    batches: usize,
+    progress: &dyn crate::control::Progress,
+) -> Result<SampleEpr, String> {
+    sample_epr_of(
+        sm.map(|m| m as &dyn Learned),
+        model,
+        samples,
+        batches,
+        progress,
+    )
+}
+
+/// The learning-free reference of particle samples (everything in [`SampleEpr`] that needs no
+/// score; the learned fields are NaN): `sample_epr` without a model, in every build (no `learn`
+/// feature needed).
+pub fn reference_epr(
+    model: &crate::particles::ParticleModel,
+    samples: &crate::io::h5md::ParticleSamples,
+    batches: usize,
+    progress: &dyn crate::control::Progress,
+) -> Result<SampleEpr, String> {
+    sample_epr_of(None, model, samples, batches, progress)
+}
+
+/// What `sample_epr` needs of a trained score model: a check that it fits the particle
+/// model, and per configuration (x, g) the scores and probability flow velocities
+/// (s_x, s_g, v_x, v_g).
+trait Learned {
+    fn check_model(&self, model: &crate::particles::ParticleModel) -> Result<(), String>;
+    fn flow(&self, model: &crate::particles::ParticleModel, x: &[f64], g: &[f64]) -> [Vec<f64>; 4];
+}
+
+#[cfg(feature = "learn")]
+impl Learned for crate::score::evaluate::ScoreModel {
+    fn check_model(&self, model: &crate::particles::ParticleModel) -> Result<(), String> {
+        crate::score::evaluate::ScoreModel::check_model(self, model).map_err(|e| e.to_string())
+    }
+    fn flow(&self, model: &crate::particles::ParticleModel, x: &[f64], g: &[f64]) -> [Vec<f64>; 4] {
+        let crate::score::evaluate::Flow { sx, sg, vx, vg } =
+            crate::score::evaluate::ScoreModel::flow(self, model, x, g);
+        [sx, sg, vx, vg]
+    }
+}
+
+fn sample_epr_of(
+    sm: Option<&dyn Learned>,
     model: &crate::particles::ParticleModel,
     samples: &crate::io::h5md::ParticleSamples,
     batches: usize,
@@ -392,7 +442,7 @@ pub fn sample_epr(
         ));
     }
     if let Some(sm) = sm {
-        sm.check_model(model).map_err(|e| e.to_string())?;
+        sm.check_model(model)?;
     }
     let drift = ParticleDrift::new(model.clone());
     let dz = drift.diffusion();
@@ -405,14 +455,14 @@ pub fn sample_epr(
     for r in 0..samples.replicas {
         for f in 0..samples.frames {
             progress.advance(1);
-            let (x, g) = crate::score::evaluate::configuration(samples, model, r, f);
+            let (x, g) = model.configuration(samples, r, f);
             let mut z = x.clone();
             z.extend_from_slice(g);
             reference.push(reference_sample(&drift, &z));
             let Some(sm) = sm else {
                 continue;
             };
-            let crate::score::evaluate::Flow { sx, sg, vx, vg } = sm.flow(model, &x, g);
+            let [sx, sg, vx, vg] = sm.flow(model, &x, g);
             let (mut ex, mut eg, mut dot) = (0.0, 0.0, 0.0);
             for (i, pp) in per_particle.iter_mut().enumerate() {
                 let mut ei = 0.0;
@@ -623,6 +673,7 @@ pub struct Diagnostics {
 }
 
 /// See [`Diagnostics`]; evaluated on up to `max_samples` samples spread evenly over the data.
+#[cfg(feature = "learn")]
 pub fn diagnostics(
     sm: &crate::score::evaluate::ScoreModel,
     model: &crate::particles::ParticleModel,
@@ -652,7 +703,7 @@ pub fn diagnostics(
     for k in 0..take {
         let idx = k * total / take;
         let (r, f) = (idx / samples.frames, idx % samples.frames);
-        let (x, g) = crate::score::evaluate::configuration(samples, model, r, f);
+        let (x, g) = model.configuration(samples, r, f);
         let mut z = x;
         z.extend_from_slice(g);
         let s = score(&z);
@@ -762,6 +813,7 @@ pub struct SdeEpr {
 }
 
 /// See [`SdeEpr`]; every frame of every ensemble member of `traj`.
+#[cfg(feature = "learn")]
 pub fn trajectory_epr(
     sm: &crate::score::evaluate::ScoreModel,
     sde: &crate::score::train::SdeSystem,
@@ -834,6 +886,7 @@ pub fn trajectory_epr(
 /// configuration (x0, g0) with the classical RK4 scheme, `steps` steps of `dt`; returns the
 /// `steps + 1` states, each (x N·d, g N·c). Deterministic transport of the stationary density:
 /// samples stay samples (for a Gaussian, zᵀΣ⁻¹z is conserved exactly).
+#[cfg(feature = "learn")]
 pub fn probability_flow_trajectory(
     sm: &crate::score::evaluate::ScoreModel,
     model: &crate::particles::ParticleModel,

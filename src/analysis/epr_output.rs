@@ -107,7 +107,7 @@ pub fn write_maps(
     let mut x = Vec::with_capacity(r.particle_samples.len() * d);
     for rep in 0..samples.replicas {
         for f in 0..samples.frames {
-            x.extend(crate::score::evaluate::configuration(samples, model, rep, f).0);
+            x.extend(model.configuration(samples, rep, f).0);
         }
     }
     let maps = epr::epr_maps(&r.particle_samples, &x, n, d, bins);
@@ -171,7 +171,8 @@ pub fn write_maps(
 /// `phaseflow epr --flow-out`: the probability-flow trajectory dx/dt = v_x, dg/dt = v_g of the
 /// learned velocity from the first frame of every replica, `steps` Euler steps of `dt`:
 /// `/flow/position` [R, K+1, N, d], `/flow/propulsion` [R, K+1, N, c], `/flow/time` [K+1];
-/// written atomically.
+/// written atomically. Needs the `learn` feature (score networks).
+#[cfg(feature = "learn")]
 pub fn write_flow(
     out: &Path,
     sm: &crate::score::evaluate::ScoreModel,
@@ -188,7 +189,7 @@ pub fn write_flow(
     let mut xs = Vec::new();
     let mut gs = Vec::new();
     for rep in 0..samples.replicas {
-        let (x0, g0) = crate::score::evaluate::configuration(samples, model, rep, 0);
+        let (x0, g0) = model.configuration(samples, rep, 0);
         for (x, g) in epr::probability_flow_trajectory(sm, model, &x0, g0, dt, k) {
             xs.extend(x);
             gs.extend(g);

@@ -94,9 +94,17 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
     let Some(data) = &args.data else {
         bail!("phaseflow epr needs --data SAMPLES.h5 (with --model DIR for the learned EPR; without, the learning-free reference only), or --exact --system FILE");
     };
-    let device = burn_device(&args.device)?;
+    #[cfg(feature = "learn")]
     let sm = match &args.model {
-        Some(dir) => Some(crate::score::evaluate::ScoreModel::load(dir, &device)?),
+        Some(dir) => Some(crate::score::evaluate::ScoreModel::load(
+            dir,
+            &burn_device(&args.device)?,
+        )?),
+        None => None,
+    };
+    #[cfg(not(feature = "learn"))]
+    let sm: Option<std::convert::Infallible> = match &args.model {
+        Some(_) => bail!("phaseflow epr --model: {WITHOUT_LEARN}"),
         None => None,
     };
     if sm.is_none() && (args.maps.is_some() || args.png.is_some()) {
@@ -105,37 +113,7 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
     if !crate::io::h5md::is_h5md(data) {
         // the trajectory of an SDE flow (a definition with a [diffusion] table)
         let sm = sm.ok_or_else(|| anyhow!("an SDE trajectory needs --model DIR"))?;
-        let traj = crate::io::read_trajectory(data).map_err(|e| anyhow!("{e}"))?;
-        let sde = crate::score::train::sde_of_trajectory(&traj)?;
-        let bar = IndicatifProgress::counting(args.quiet || args.json, "samples");
-        bar.start((traj.len() * traj.members) as u64, 0, "samples");
-        let r =
-            epr::trajectory_epr(&sm, &sde, &traj, args.batches, &bar).map_err(|e| anyhow!(e))?;
-        bar.finish();
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&r)?);
-        } else {
-            println!(
-                "{}: EPR {:.6} ± {:.6} (learned, {} samples)",
-                r.system, r.epr, r.epr_stderr, r.n_samples
-            );
-            println!(
-                "  learning-free reference {:.6} ± {:.6}{}",
-                r.epr_reference,
-                r.epr_reference_stderr,
-                r.epr_exact
-                    .map_or(String::new(), |e| format!("; exact (linear drift) {e:.6}"))
-            );
-            for (k, v) in &r.per_dof {
-                println!("  {k:>10}  {v:.6}");
-            }
-            println!(
-                "  stationarity: E[v·s] = {:.3e} ± {:.1e}",
-                r.mean_v_dot_s, r.mean_v_dot_s_stderr
-            );
-            println!("  ({})", epr::CONVENTION);
-        }
-        return Ok(());
+        return sde_epr(args, data, &sm);
     }
     let samples = crate::io::h5md::read_particle_samples(data).map_err(|e| anyhow!("{e}"))?;
     // the system's definition (given, or the one stored with the data) at the data's
@@ -152,18 +130,23 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
             PathBuf::from(&samples.definition_path),
         ),
     };
-    let model = crate::score::train::model_at_parameters(
+    let model = crate::particles::ParticleModel::at_parameters(
         &text,
         &def_path,
         &samples.parameters,
         &ov.values,
-    )?;
+    )
+    .map_err(|e| anyhow!("{e}"))?;
     let frames = (samples.replicas * samples.frames) as u64;
     let bar = IndicatifProgress::counting(args.quiet || args.json, "frames");
     bar.start(frames, 0, "frames");
+    #[cfg(feature = "learn")]
     let mut r = epr::sample_epr(sm.as_ref(), &model, &samples, args.batches, &bar)
         .map_err(|e| anyhow!(e))?;
+    #[cfg(not(feature = "learn"))]
+    let r = epr::reference_epr(&model, &samples, args.batches, &bar).map_err(|e| anyhow!(e))?;
     bar.finish();
+    #[cfg(feature = "learn")]
     if let Some(sm) = &sm {
         if args.diagnostic_samples > 0 {
             r.diagnostics = Some(epr::diagnostics(
@@ -182,7 +165,10 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
             .as_ref()
             .ok_or_else(|| anyhow!("--flow-out needs --model DIR"))?;
         let dt = args.flow_dt.unwrap_or(model.dt);
+        #[cfg(feature = "learn")]
         crate::analysis::epr_output::write_flow(out, sm, &samples, &model, dt, args.flow_steps)?;
+        #[cfg(not(feature = "learn"))]
+        let _ = (out, sm, dt);
     }
     if let Some(png) = &args.png {
         let frame = crate::io::h5md::read_particle_frame(data, -1).map_err(|e| anyhow!("{e}"))?;
@@ -244,4 +230,45 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
         println!("  ({})", epr::CONVENTION);
     }
     Ok(())
+}
+
+/// `phaseflow epr --model DIR --data TRAJ.h5` for the trajectory of an SDE flow.
+#[cfg(feature = "learn")]
+fn sde_epr(args: &EprArgs, data: &Path, sm: &crate::score::evaluate::ScoreModel) -> Result<()> {
+    use crate::analysis::epr;
+    let traj = crate::io::read_trajectory(data).map_err(|e| anyhow!("{e}"))?;
+    let sde = crate::score::train::sde_of_trajectory(&traj)?;
+    let bar = IndicatifProgress::counting(args.quiet || args.json, "samples");
+    bar.start((traj.len() * traj.members) as u64, 0, "samples");
+    let r = epr::trajectory_epr(sm, &sde, &traj, args.batches, &bar).map_err(|e| anyhow!(e))?;
+    bar.finish();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{}: EPR {:.6} ± {:.6} (learned, {} samples)",
+            r.system, r.epr, r.epr_stderr, r.n_samples
+        );
+        println!(
+            "  learning-free reference {:.6} ± {:.6}{}",
+            r.epr_reference,
+            r.epr_reference_stderr,
+            r.epr_exact
+                .map_or(String::new(), |e| format!("; exact (linear drift) {e:.6}"))
+        );
+        for (k, v) in &r.per_dof {
+            println!("  {k:>10}  {v:.6}");
+        }
+        println!(
+            "  stationarity: E[v·s] = {:.3e} ± {:.1e}",
+            r.mean_v_dot_s, r.mean_v_dot_s_stderr
+        );
+        println!("  ({})", epr::CONVENTION);
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "learn"))]
+fn sde_epr(_: &EprArgs, _: &Path, sm: &std::convert::Infallible) -> Result<()> {
+    match *sm {}
 }

@@ -197,7 +197,13 @@ pub(crate) fn selected_files(names: Option<&[String]>) -> Result<Vec<PathBuf>> {
     }
 }
 
+/// The error of `train`, `score` and `epr --model` in a build without the `learn` feature.
+#[cfg(not(feature = "learn"))]
+const WITHOUT_LEARN: &str =
+    "this build has no score networks: rebuild with the default feature `learn`";
+
 /// The burn device named on the command line (autodiff enabled).
+#[cfg(feature = "learn")]
 fn burn_device(name: &str) -> Result<burn::tensor::Device> {
     match name {
         "cpu" => Ok(crate::score::cpu_device()),

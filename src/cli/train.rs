@@ -53,6 +53,17 @@ pub struct ScoreArgs {
     pub quiet: bool,
 }
 
+#[cfg(not(feature = "learn"))]
+pub(super) fn train(_: &TrainArgs) -> Result<()> {
+    bail!("phaseflow train: {WITHOUT_LEARN}")
+}
+
+#[cfg(not(feature = "learn"))]
+pub(super) fn score(_: &ScoreArgs) -> Result<()> {
+    bail!("phaseflow score: {WITHOUT_LEARN}")
+}
+
+#[cfg(feature = "learn")]
 pub(super) fn train(args: &TrainArgs) -> Result<()> {
     let run = crate::score::train::TrainRun {
         config_path: args.config.clone(),
@@ -86,6 +97,7 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "learn")]
 pub(super) fn score(args: &ScoreArgs) -> Result<()> {
     let device = burn_device(&args.device)?;
     let summary = crate::score::evaluate::score_file(

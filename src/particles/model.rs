@@ -226,6 +226,51 @@ impl ParticleModel {
         Self::from_str_at(&text, path, overrides)
     }
 
+    /// A particle model from a definition text at the parameters of a data file (only the names
+    /// the definition's `[parameters]` table declares, and `dt`), then `extra` overrides
+    /// (checked): the model a sample file (`/parameters`) was simulated with.
+    pub fn at_parameters(
+        definition: &str,
+        path: &Path,
+        parameters: &BTreeMap<String, f64>,
+        extra: &[(String, f64)],
+    ) -> Result<ParticleModel, SpecError> {
+        let declared: Vec<String> = toml::from_str::<toml::Table>(definition)
+            .ok()
+            .and_then(|t| t.get("parameters").and_then(|p| p.as_table()).cloned())
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut overrides: Vec<(String, f64)> = parameters
+            .iter()
+            .filter(|(k, _)| declared.contains(k) || k.as_str() == "dt")
+            .filter(|(k, _)| !extra.iter().any(|(e, _)| e == *k))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        overrides.extend_from_slice(extra);
+        ParticleModel::from_str_at(definition, path, &overrides)
+    }
+
+    /// Frame `f` of replica `r` of `samples` as the score networks and the EPR see it: positions
+    /// (N·d; unwrapped with the image counts when the model has a trap, wrapped otherwise) and
+    /// propulsion (N·c).
+    pub fn configuration<'a>(
+        &self,
+        samples: &'a crate::io::h5md::ParticleSamples,
+        r: usize,
+        f: usize,
+    ) -> (Vec<f64>, &'a [f64]) {
+        let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
+        let o = samples.frame_offset(r, f);
+        let mut x = samples.x[o * d..(o + n) * d].to_vec();
+        if matches!(self.dynamics, Dynamics::Aoup { trap, .. } if trap > 0.0) {
+            let len = samples.edges.first().copied().unwrap_or(self.bx.length);
+            for (v, im) in x.iter_mut().zip(&samples.image[o * d..(o + n) * d]) {
+                *v += *im as f64 * len;
+            }
+        }
+        (x, &samples.g[o * c..(o + n) * c])
+    }
+
     /// Parses a particle definition from text (`path` names it in errors).
     pub fn from_str_at(
         text: &str,

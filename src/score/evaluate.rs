@@ -321,23 +321,15 @@ fn gamma_of(model: &ParticleModel) -> f64 {
 }
 
 /// Frame `f` of replica `r` as the networks see it: positions (N·d; unwrapped with the image
-/// counts when the model has a trap, wrapped otherwise) and propulsion (N·c).
+/// counts when the model has a trap, wrapped otherwise) and propulsion (N·c). The same as
+/// [`ParticleModel::configuration`] (which needs no score networks).
 pub fn configuration<'a>(
     samples: &'a crate::io::h5md::ParticleSamples,
     model: &ParticleModel,
     r: usize,
     f: usize,
 ) -> (Vec<f64>, &'a [f64]) {
-    let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
-    let o = samples.frame_offset(r, f);
-    let mut x = samples.x[o * d..(o + n) * d].to_vec();
-    if matches!(model.dynamics, Dynamics::Aoup { trap, .. } if trap > 0.0) {
-        let len = samples.edges.first().copied().unwrap_or(model.bx.length);
-        for (v, im) in x.iter_mut().zip(&samples.image[o * d..(o + n) * d]) {
-            *v += *im as f64 * len;
-        }
-    }
-    (x, &samples.g[o * c..(o + n) * c])
+    model.configuration(samples, r, f)
 }
 
 /// What `phaseflow score` reports.

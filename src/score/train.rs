@@ -346,26 +346,15 @@ pub fn model_of_samples(s: &ParticleSamples) -> Result<ParticleModel, ScoreError
 }
 
 /// A particle model from a definition text at the parameters of a data file (only the names the
-/// definition's `[parameters]` table declares, and `dt`), then `extra` overrides (checked).
+/// definition's `[parameters]` table declares, and `dt`), then `extra` overrides (checked):
+/// [`ParticleModel::at_parameters`] with a [`ScoreError`].
 pub fn model_at_parameters(
     definition: &str,
     path: &Path,
     parameters: &std::collections::BTreeMap<String, f64>,
     extra: &[(String, f64)],
 ) -> Result<ParticleModel, ScoreError> {
-    let declared: Vec<String> = toml::from_str::<toml::Table>(definition)
-        .ok()
-        .and_then(|t| t.get("parameters").and_then(|p| p.as_table()).cloned())
-        .map(|p| p.keys().cloned().collect())
-        .unwrap_or_default();
-    let mut overrides: Vec<(String, f64)> = parameters
-        .iter()
-        .filter(|(k, _)| declared.contains(k) || k.as_str() == "dt")
-        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == *k))
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
-    overrides.extend_from_slice(extra);
-    ParticleModel::from_str_at(definition, path, &overrides)
+    ParticleModel::at_parameters(definition, path, parameters, extra)
         .map_err(|e| ScoreError::Data(e.to_string()))
 }
 

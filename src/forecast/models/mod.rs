@@ -10,7 +10,7 @@
 //! | `nvar` | next-generation reservoir computer | lags ∈ {2, 3} × skip ∈ {1, 5, 10} × ridge ∈ {1e-6, 1e-4, 1e-2} |
 //! | `esn` | echo state network, 300 units | radius ∈ {0.6, 0.9, 1.2} × leak ∈ {0.3, 1} × ridge ∈ {1e-6, 1e-3} |
 //! | `random_features` | random Fourier feature ridge, 300 features | lags ∈ {2, 4} × lengthscale ∈ {1, 3} × ridge ∈ {1e-6, 1e-3} |
-//! | `mlp` | burn MLP on delay vectors, 2 × 32 hidden | skip ∈ {2, 8} |
+//! | `mlp` | burn MLP on delay vectors, 2 × 32 hidden (feature `learn`) | skip ∈ {2, 8} |
 //!
 //! Skips and season lengths are in steps, derived from the data set's points per period. All
 //! random draws come from the benchmark seed, so a forecast is reproducible bit for bit.
@@ -18,6 +18,7 @@
 pub mod baseline;
 pub mod delay;
 pub mod esn;
+#[cfg(feature = "learn")]
 pub mod mlp;
 
 use super::{ForecastError, Forecaster, Scaler, Series};
@@ -111,6 +112,7 @@ pub const NATIVE: &[&str] = &[
     "nvar",
     "esn",
     "random_features",
+    #[cfg(feature = "learn")]
     "mlp",
 ];
 
@@ -131,6 +133,12 @@ fn hyper(pairs: &[(&str, f64)]) -> Hyper {
 
 fn steps(x: f64) -> f64 {
     x.round().max(1.0)
+}
+
+/// The error for `mlp` in a build without the `learn` feature (no burn).
+#[cfg(not(feature = "learn"))]
+fn without_learn(kind: &str) -> String {
+    format!("forecaster '{kind}': this build has no score networks: rebuild with the default feature `learn`")
 }
 
 /// The hyperparameter grid of a native model (one empty configuration for the untuned ones).
@@ -196,6 +204,9 @@ pub fn grid(kind: &str, ctx: &ModelContext) -> Result<Vec<Hyper>, String> {
                 }
             }
         }
+        #[cfg(not(feature = "learn"))]
+        "mlp" => return Err(without_learn(kind)),
+        #[cfg(feature = "learn")]
         "mlp" => {
             for skip in [2.0, 8.0] {
                 g.push(hyper(&[("lags", 4.0), ("skip", steps(skip * pp / 100.0))]));
@@ -327,6 +338,9 @@ pub fn build(kind: &str, h: &Hyper, ctx: &ModelContext) -> Result<Box<dyn Foreca
             standardise: flag("standardise"),
             seed: ctx.seed,
         })),
+        #[cfg(not(feature = "learn"))]
+        "mlp" => return Err(without_learn(kind)),
+        #[cfg(feature = "learn")]
         "mlp" => Box::new(mlp::MlpForecaster::new(mlp::MlpSettings {
             lags: n("lags", 4.0),
             skip: n("skip", 2.0),
