@@ -13,6 +13,8 @@ for tool in rustfmt clippy; do
 done
 cargo fmt --check
 cargo clippy --profile test-opt --locked --all-targets -- -D warnings
+# the build of the example (scripts/example.sh: without the default feature `learn`) too
+cargo clippy --profile test-opt --locked --no-default-features --all-targets -- -D warnings
 cargo test --profile test-opt --locked
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 target_dir="${CARGO_TARGET_DIR:-target}"

@@ -18,6 +18,14 @@
 use crate::systems::System;
 use nalgebra::DMatrix;
 
+/// Why an entropy production rate could not be computed (the message names what is wrong: a
+/// drift that is not linear, a singular Lyapunov equation, data that do not fit the model, …).
+#[derive(Debug, thiserror::Error)]
+pub enum EprError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// A linear SDE dz = A z dt + √(2D) dW (D diagonal).
 #[derive(Debug, Clone)]
 pub struct LinearSde {
@@ -28,7 +36,11 @@ pub struct LinearSde {
 /// Extracts A from a system whose drift is linear, b(z) = Az: the columns b(e_j) − b(0), then a
 /// check at random points (relative tolerance 1e-9) that the drift really is linear and has no
 /// constant term.
-pub fn linear_sde(system: &dyn System, diffusion: &[f64]) -> Result<LinearSde, String> {
+pub fn linear_sde(system: &dyn System, diffusion: &[f64]) -> Result<LinearSde, EprError> {
+    linear_sde_inner(system, diffusion).map_err(EprError::Invalid)
+}
+
+fn linear_sde_inner(system: &dyn System, diffusion: &[f64]) -> Result<LinearSde, String> {
     let n = system.dim();
     if diffusion.len() != n {
         return Err(format!(
@@ -127,7 +139,11 @@ pub struct LinearEpr {
 /// with B = A − pI, U = B⁻¹(A + pI) and Q = 4p B⁻¹DB⁻ᵀ, Σ = UΣUᵀ + Q, so Σ = Σ_k U^k Q (Uᵀ)^k,
 /// summed by doubling (S ← S + USUᵀ, U ← U²) until the increment is below 1e-17‖S‖. The shift
 /// p is the geometric mean of the largest and smallest eigenvalue moduli.
-pub fn lyapunov(a: &DMatrix<f64>, diffusion: &[f64]) -> Result<(DMatrix<f64>, f64), String> {
+pub fn lyapunov(a: &DMatrix<f64>, diffusion: &[f64]) -> Result<(DMatrix<f64>, f64), EprError> {
+    lyapunov_inner(a, diffusion).map_err(EprError::Invalid)
+}
+
+fn lyapunov_inner(a: &DMatrix<f64>, diffusion: &[f64]) -> Result<(DMatrix<f64>, f64), String> {
     let n = a.nrows();
     let eig = a.complex_eigenvalues();
     if let Some(l) = eig.iter().find(|l| l.re >= 0.0) {
@@ -165,8 +181,12 @@ pub fn lyapunov(a: &DMatrix<f64>, diffusion: &[f64]) -> Result<(DMatrix<f64>, f6
 }
 
 /// The exact EPR of a linear SDE (see the module docs).
-pub fn exact_linear_epr(sde: &LinearSde) -> Result<LinearEpr, String> {
-    let (sigma, residual) = lyapunov(&sde.a, &sde.diffusion)?;
+pub fn exact_linear_epr(sde: &LinearSde) -> Result<LinearEpr, EprError> {
+    exact_linear_epr_inner(sde).map_err(EprError::Invalid)
+}
+
+fn exact_linear_epr_inner(sde: &LinearSde) -> Result<LinearEpr, String> {
+    let (sigma, residual) = lyapunov_inner(&sde.a, &sde.diffusion)?;
     let sinv = sigma
         .clone()
         .try_inverse()
@@ -273,7 +293,7 @@ mod tests {
             a: DMatrix::from_row_slice(2, 2, &[0.1, 0.0, 0.0, -1.0]),
             diffusion: vec![1.0, 1.0],
         };
-        let e = exact_linear_epr(&sde).unwrap_err();
+        let e = exact_linear_epr(&sde).unwrap_err().to_string();
         assert!(e.contains("no stationary state"), "{e}");
     }
 
@@ -376,7 +396,7 @@ pub fn sample_epr(
     samples: &crate::io::h5md::ParticleSamples,
     batches: usize,
     progress: &dyn crate::control::Progress,
-) -> Result<SampleEpr, String> {
+) -> Result<SampleEpr, EprError> {
     sample_epr_of(
         sm.map(|m| m as &dyn Learned),
         model,
@@ -384,6 +404,7 @@ pub fn sample_epr(
         batches,
         progress,
     )
+    .map_err(EprError::Invalid)
 }
 
 /// The learning-free reference of particle samples (everything in [`SampleEpr`] that needs no
@@ -394,8 +415,8 @@ pub fn reference_epr(
     samples: &crate::io::h5md::ParticleSamples,
     batches: usize,
     progress: &dyn crate::control::Progress,
-) -> Result<SampleEpr, String> {
-    sample_epr_of(None, model, samples, batches, progress)
+) -> Result<SampleEpr, EprError> {
+    sample_epr_of(None, model, samples, batches, progress).map_err(EprError::Invalid)
 }
 
 /// What `sample_epr` needs of a trained score model: a check that it fits the particle
@@ -815,6 +836,17 @@ pub struct SdeEpr {
 /// See [`SdeEpr`]; every frame of every ensemble member of `traj`.
 #[cfg(feature = "learn")]
 pub fn trajectory_epr(
+    sm: &crate::score::evaluate::ScoreModel,
+    sde: &crate::score::train::SdeSystem,
+    traj: &crate::io::Trajectory,
+    batches: usize,
+    progress: &dyn crate::control::Progress,
+) -> Result<SdeEpr, EprError> {
+    trajectory_epr_inner(sm, sde, traj, batches, progress).map_err(EprError::Invalid)
+}
+
+#[cfg(feature = "learn")]
+fn trajectory_epr_inner(
     sm: &crate::score::evaluate::ScoreModel,
     sde: &crate::score::train::SdeSystem,
     traj: &crate::io::Trajectory,

@@ -272,7 +272,7 @@ fn make(
             },
         )));
     }
-    models::build(model, h, &model_context(ds))
+    Ok(models::build(model, h, &model_context(ds))?)
 }
 
 fn model_context(ds: &Dataset) -> ModelContext {

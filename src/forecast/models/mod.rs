@@ -141,8 +141,27 @@ fn without_learn(kind: &str) -> String {
     format!("forecaster '{kind}': this build has no score networks: rebuild with the default feature `learn`")
 }
 
+/// Why a native forecaster could not be named, configured or built (the message names the
+/// model and the setting).
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The message, for the benchmark's per-pair failure records.
+impl From<ModelError> for String {
+    fn from(e: ModelError) -> String {
+        e.to_string()
+    }
+}
+
 /// The hyperparameter grid of a native model (one empty configuration for the untuned ones).
-pub fn grid(kind: &str, ctx: &ModelContext) -> Result<Vec<Hyper>, String> {
+pub fn grid(kind: &str, ctx: &ModelContext) -> Result<Vec<Hyper>, ModelError> {
+    grid_inner(kind, ctx).map_err(ModelError::Invalid)
+}
+
+fn grid_inner(kind: &str, ctx: &ModelContext) -> Result<Vec<Hyper>, String> {
     let pp = ctx.points_per_period.max(2.0);
     let mut g = Vec::new();
     match kind {
@@ -220,7 +239,11 @@ pub fn grid(kind: &str, ctx: &ModelContext) -> Result<Vec<Hyper>, String> {
 }
 
 /// The hyperparameter names [`build`] reads for a native model.
-pub fn hyperparameter_names(kind: &str) -> Result<&'static [&'static str], String> {
+pub fn hyperparameter_names(kind: &str) -> Result<&'static [&'static str], ModelError> {
+    hyperparameter_names_inner(kind).map_err(ModelError::Invalid)
+}
+
+fn hyperparameter_names_inner(kind: &str) -> Result<&'static [&'static str], String> {
     Ok(match kind {
         "naive" | "mean" => &[],
         "seasonal_naive" => &["season"],
@@ -271,7 +294,11 @@ fn unknown(kind: &str) -> String {
 ///   `ridge`, `washout`, `increment`, `standardise`;
 /// - `mlp`: `lags`, `skip`, `width`, `layers`, `steps`, `lr`;
 /// - `seasonal_naive`: `season`; `parroting`: `match` (steps).
-pub fn build(kind: &str, h: &Hyper, ctx: &ModelContext) -> Result<Box<dyn Forecaster>, String> {
+pub fn build(kind: &str, h: &Hyper, ctx: &ModelContext) -> Result<Box<dyn Forecaster>, ModelError> {
+    build_inner(kind, h, ctx).map_err(ModelError::Invalid)
+}
+
+fn build_inner(kind: &str, h: &Hyper, ctx: &ModelContext) -> Result<Box<dyn Forecaster>, String> {
     let get = |k: &str, default: f64| h.get(k).copied().unwrap_or(default);
     let n = |k: &str, default: f64| get(k, default).round().max(1.0) as usize;
     let flag = |k: &str| get(k, 1.0) != 0.0;
