@@ -114,6 +114,7 @@ pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_s
 
 /// The deterministic partial-file name of `path`: `.<name>.partial` in the same directory.
 pub fn partial_path(path: &Path) -> Result<PathBuf> {
+    super::check_destination(path)?;
     let name = path
         .file_name()
         .ok_or_else(|| IoError::invalid(path, "the path does not name a file"))?;

@@ -122,11 +122,26 @@ impl IoError {
     }
 }
 
+/// Refuses a destination that exists and is not a regular file (a device such as `/dev/null` or
+/// `/dev/full`, a directory, a symbolic link): outputs are published by renaming a finished file
+/// over the destination, which would replace such an entry instead of writing to it.
+pub(crate) fn check_destination(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => Err(IoError::invalid(
+            path,
+            "exists and is not a regular file (a device, directory or link): outputs are published by renaming a finished file into place, which would replace it; give the path of a regular file",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `<dir>/.<file name><tag>-<pid>-<n><suffix>`: a hidden name next to `path`, unique within
-/// this process (`n` counts up) and across live processes (`pid`).
+/// this process (`n` counts up) and across live processes (`pid`). Fails for a destination that
+/// is not a regular file ([`check_destination`]).
 pub(crate) fn temp_path_for(path: &Path, tag: &str, suffix: &str) -> Result<PathBuf> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    check_destination(path)?;
     let name = path
         .file_name()
         .ok_or_else(|| IoError::invalid(path, "the path does not name a file"))?;
@@ -160,6 +175,10 @@ pub fn write_hdf5_atomically(
 /// Renames `tmp` onto `path` (atomic on POSIX file systems) after syncing `tmp` to disk, then
 /// syncs the directory (best effort) so that the rename itself survives a crash.
 pub(crate) fn commit_file(tmp: &Path, path: &Path) -> Result<()> {
+    if let Err(e) = check_destination(path) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e);
+    }
     std::fs::File::open(tmp)
         .and_then(|f| f.sync_all())
         .map_err(|e| IoError::fs(tmp, "sync temporary file", e))?;

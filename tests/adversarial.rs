@@ -1,0 +1,108 @@
+//! Issue 21 (reliability under bad input), the cases fixed so far, through the command line:
+//! exit code, the message (printed once), and that nothing is destroyed or left behind.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn phaseflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Fails with exit status 1 and one `error:` line containing every needle once.
+fn fails_once(o: &Output, needles: &[&str]) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert_eq!(e.matches("error:").count(), 1, "{e}");
+    for n in needles {
+        assert_eq!(e.matches(n).count(), 1, "'{n}' in: {e}");
+    }
+}
+
+/// Entries of `dir` whose names start with a dot (phaseflow's temporaries and partial files).
+fn hidden_entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+/// Item 5: outputs are published by renaming a finished file over the destination, so a
+/// destination that is a device (`/dev/null`, `/dev/full`), a directory or a symbolic link is
+/// refused before any work, and stays what it was.
+#[cfg(unix)]
+#[test]
+fn outputs_never_replace_what_is_not_a_regular_file() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("lorenz.h5");
+    let d = data.to_str().unwrap();
+    assert!(
+        phaseflow(&["simulate", "lorenz", "--points", "300", "-q", "-o", d])
+            .status
+            .success()
+    );
+    let target_dir = dir.path().join("a_directory");
+    std::fs::create_dir(&target_dir).unwrap();
+    let target = dir.path().join("target.h5");
+    std::fs::write(&target, b"keep me").unwrap();
+    let link = dir.path().join("link.h5");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for dest in ["/dev/null", "/dev/full"] {
+        for args in [
+            vec!["simulate", "lorenz", "--points", "300", "-q", "-o", dest],
+            vec!["simulate", "trap", "--steps", "100", "-q", "-o", dest],
+            vec!["plot", d, "-o", dest],
+        ] {
+            let o = phaseflow(&args);
+            fails_once(&o, &[dest, "not a regular file"]);
+            let m = std::fs::symlink_metadata(dest).unwrap();
+            assert!(m.file_type().is_char_device(), "{dest} was replaced");
+        }
+    }
+    for dest in [&target_dir, &link] {
+        let s = dest.to_str().unwrap();
+        let o = phaseflow(&["simulate", "lorenz", "--points", "300", "-q", "-o", s]);
+        fails_once(&o, &[s, "not a regular file"]);
+    }
+    assert!(target_dir.is_dir());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    assert!(
+        hidden_entries(dir.path()).is_empty(),
+        "{:?}",
+        hidden_entries(dir.path())
+    );
+}
+
+/// Item 4: `series --embed 0` divided by zero (a panic); it is a clear error now, as are a zero
+/// lag and horizon.
+#[test]
+fn series_with_an_empty_embedding_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("lorenz.h5");
+    let d = data.to_str().unwrap();
+    assert!(
+        phaseflow(&["simulate", "lorenz", "--points", "2000", "-q", "-o", d])
+            .status
+            .success()
+    );
+    let o = phaseflow(&["series", d, "--embed", "0"]);
+    fails_once(&o, &["embedding dimension must be at least 1"]);
+    for flag in ["--lag", "--horizon"] {
+        let o = phaseflow(&["series", d, flag, "0"]);
+        fails_once(&o, &["must be at least 1 sample"]);
+    }
+}
