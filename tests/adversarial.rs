@@ -106,3 +106,70 @@ fn series_with_an_empty_embedding_is_an_error() {
         fails_once(&o, &["must be at least 1 sample"]);
     }
 }
+
+/// Item 9 (in part) and item 14's missing directory: settings that ran and wrote a silently
+/// useless result (exit 0) are clear errors now, before any file is made: a particle run whose
+/// frame spacing exceeds its steps (0 steps were run), a fixed grid of one point (`--points 1` is
+/// refused too), `epr --batches 0` ("± NaN"); and an output in a directory that does not exist
+/// names the directory (it printed the plotting backend's debug text).
+#[test]
+fn useless_settings_and_missing_directories_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.h5");
+    let o_ = out.to_str().unwrap();
+    let o = phaseflow(&[
+        "simulate", "trap", "--steps", "10", "--every", "100", "-q", "-o", o_,
+    ]);
+    fails_once(&o, &["--every 100", "10 recorded steps"]);
+    let o = phaseflow(&[
+        "simulate", "lorenz", "--t-end", "1", "--dt-out", "5", "-q", "-o", o_,
+    ]);
+    fails_once(&o, &["records 1 point", "at least 2"]);
+    assert!(!out.exists());
+    assert!(hidden_entries(dir.path()).is_empty());
+    // a complete, valid data file for the EPR case
+    let data = dir.path().join("trap.h5");
+    let d = data.to_str().unwrap();
+    let ok = phaseflow(&[
+        "simulate",
+        "trap",
+        "--set",
+        "N=4",
+        "--set",
+        "k=0",
+        "--replicas",
+        "2",
+        "--burn-in",
+        "5",
+        "--t-end",
+        "20",
+        "--every",
+        "20",
+        "-q",
+        "-o",
+        d,
+    ]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let o = phaseflow(&["epr", "--data", d, "--batches", "0"]);
+    fails_once(&o, &["--batches must be at least 1"]);
+    let missing = dir.path().join("no_such_dir");
+    for args in [
+        vec!["plot", d, "-o", "PNG"],
+        vec!["simulate", "lorenz", "--points", "300", "-q", "-o", "H5"],
+    ] {
+        let png = missing.join("x.png");
+        let h5 = missing.join("x.h5");
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| match *a {
+                "PNG" => png.to_str().unwrap(),
+                "H5" => h5.to_str().unwrap(),
+                other => other,
+            })
+            .collect();
+        let o = phaseflow(&args);
+        fails_once(&o, &["does not exist"]);
+        assert!(!stderr(&o).contains("Os {"), "{}", stderr(&o));
+    }
+    assert!(!missing.exists());
+}

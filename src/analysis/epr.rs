@@ -447,6 +447,9 @@ fn sample_epr_of(
     progress: &dyn crate::control::Progress,
 ) -> Result<SampleEpr, String> {
     use crate::particles::{Dynamics, ParticleDrift};
+    if batches == 0 {
+        return Err("--batches must be at least 1 (the standard errors are batch means)".into());
+    }
     let (eps, gamma) = match model.dynamics {
         Dynamics::Aoup { eps, gamma, .. } => (eps, gamma),
         Dynamics::Abp { .. } => {
@@ -853,6 +856,9 @@ fn trajectory_epr_inner(
     batches: usize,
     progress: &dyn crate::control::Progress,
 ) -> Result<SdeEpr, String> {
+    if batches == 0 {
+        return Err("--batches must be at least 1 (the standard errors are batch means)".into());
+    }
     let n = sde.system.dim();
     if traj.dim != n || sm.shapes.propulsion != n || sm.shapes.dim != 0 {
         return Err(format!(

@@ -122,10 +122,28 @@ impl IoError {
     }
 }
 
-/// Refuses a destination that exists and is not a regular file (a device such as `/dev/null` or
-/// `/dev/full`, a directory, a symbolic link): outputs are published by renaming a finished file
-/// over the destination, which would replace such an entry instead of writing to it.
+/// Refuses a destination in a directory that does not exist, or that exists and is not a regular
+/// file (a device such as `/dev/null` or `/dev/full`, a directory, a symbolic link): outputs are
+/// published by renaming a finished file over the destination, which would replace such an entry
+/// instead of writing to it.
 pub(crate) fn check_destination(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        match std::fs::metadata(dir) {
+            Err(e) => {
+                return Err(IoError::invalid(
+                    path,
+                    format!("the directory {} does not exist ({e})", dir.display()),
+                ))
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(IoError::invalid(
+                    path,
+                    format!("{} is not a directory", dir.display()),
+                ))
+            }
+            Ok(_) => {}
+        }
+    }
     match std::fs::symlink_metadata(path) {
         Ok(m) if !m.file_type().is_file() => Err(IoError::invalid(
             path,

@@ -459,12 +459,7 @@ impl Driver {
         every: u64,
         recorded: usize,
     ) -> Result<Driver, RunError> {
-        if every == 0 {
-            return Err(RunError::Invalid("--every must be at least 1".into()));
-        }
-        if sims.is_empty() {
-            return Err(RunError::Invalid("--replicas must be at least 1".into()));
-        }
+        check_schedule(steps, every, sims.len())?;
         let frame_steps: Vec<u64> = (0..=steps / every)
             .map(|k| burn_in_steps + k * every)
             .collect();
@@ -591,6 +586,23 @@ impl Driver {
     }
 }
 
+/// The frame schedule and replica count make sense: `every` ≥ 1 and, when steps are recorded, at
+/// most `steps` (else no frame would follow the first); at least one replica.
+fn check_schedule(steps: u64, every: u64, replicas: usize) -> Result<(), RunError> {
+    if every == 0 {
+        return Err(RunError::Invalid("--every must be at least 1".into()));
+    }
+    if replicas == 0 {
+        return Err(RunError::Invalid("--replicas must be at least 1".into()));
+    }
+    if steps > 0 && every > steps {
+        return Err(RunError::Invalid(format!(
+            "--every {every} is longer than the {steps} recorded steps: no frame would follow the first (give --every at most --steps)"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `model` and writes `out` (H5MD): a [`Driver`] with one observer, [`H5mdOutput`]. See
 /// [`RunConfig`]; `progress` counts steps per replica (burn-in included).
 pub fn run(
@@ -599,12 +611,8 @@ pub fn run(
     cfg: &RunConfig,
     progress: &dyn crate::control::Progress,
 ) -> Result<RunSummary, RunError> {
-    if cfg.every == 0 {
-        return Err(RunError::Invalid("--every must be at least 1".into()));
-    }
-    if cfg.replicas == 0 {
-        return Err(RunError::Invalid("--replicas must be at least 1".into()));
-    }
+    // before any file is made
+    check_schedule(cfg.steps, cfg.every, cfg.replicas)?;
     let m = cfg.replicas;
     let (n, d) = (model.n, model.dim);
     let gd = model.propulsion_dim();

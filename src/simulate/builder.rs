@@ -291,7 +291,14 @@ impl<'a> Run<'a> {
                 if !(t_len > 0.0 && dt_out > 0.0 && t_len.is_finite()) {
                     return invalid("--t-end and --dt-out must be positive");
                 }
-                Ok(Sampling::fixed(t_start, t_len, dt_out))
+                let s = Sampling::fixed(t_start, t_len, dt_out);
+                if s.points < 2 {
+                    return invalid(format!(
+                        "--t-end {t_len} with --dt-out {dt_out} records {} point; at least 2 are needed (--dt-out at most --t-end)",
+                        s.points
+                    ));
+                }
+                Ok(s)
             }
             grid => {
                 let (points, per) = match grid {
