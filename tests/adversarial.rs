@@ -173,3 +173,53 @@ fn useless_settings_and_missing_directories_are_errors() {
     }
     assert!(!missing.exists());
 }
+
+/// Item 11 (in part): `train --resume` without a checkpoint fails naming it and leaves no empty
+/// model directory behind.
+#[cfg(feature = "learn")]
+#[test]
+fn resume_without_a_checkpoint_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("trap.h5");
+    let d = data.to_str().unwrap();
+    let ok = phaseflow(&[
+        "simulate",
+        "trap",
+        "--set",
+        "N=4",
+        "--set",
+        "k=0",
+        "--replicas",
+        "2",
+        "--burn-in",
+        "5",
+        "--t-end",
+        "20",
+        "--every",
+        "20",
+        "-q",
+        "-o",
+        d,
+    ]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let cfg = dir.path().join("train.toml");
+    std::fs::write(
+        &cfg,
+        "[network]\nkind = \"mlp\"\nhidden = [8]\n\n[training]\nsteps = 10\nbatch = 8\nwarmup = 2\n",
+    )
+    .unwrap();
+    let model = dir.path().join("model");
+    let m = model.to_str().unwrap();
+    let o = phaseflow(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--data",
+        d,
+        "-o",
+        m,
+        "--resume",
+        "-q",
+    ]);
+    fails_once(&o, &["no checkpoint to resume"]);
+    assert!(!model.exists(), "an empty model directory was left behind");
+}

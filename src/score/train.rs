@@ -1592,7 +1592,11 @@ impl Trainer {
         }
         let device = &run.device;
         let dir = &run.out_dir;
-        std::fs::create_dir_all(dir).map_err(|e| ScoreError::file(dir, "cannot create", e))?;
+        // a resumed run continues an existing directory: without a checkpoint it fails below and
+        // leaves nothing behind (no empty directory)
+        if !run.resume {
+            std::fs::create_dir_all(dir).map_err(|e| ScoreError::file(dir, "cannot create", e))?;
+        }
         device.seed(t.seed);
         let mut net = cfg.network.init(shapes, device)?;
         let mut optim = optimiser(&t);
