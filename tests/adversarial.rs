@@ -26,6 +26,32 @@ fn fails_once(o: &Output, needles: &[&str]) {
     }
 }
 
+/// A small complete particle file, `DIR/trap.h5` (4 particles, 2 replicas, 20 time units).
+fn small_trap(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("trap.h5");
+    let ok = phaseflow(&[
+        "simulate",
+        "trap",
+        "--set",
+        "N=4",
+        "--set",
+        "k=0",
+        "--replicas",
+        "2",
+        "--burn-in",
+        "5",
+        "--t-end",
+        "20",
+        "--every",
+        "20",
+        "-q",
+        "-o",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    data
+}
+
 /// Entries of `dir` whose names start with a dot (phaseflow's temporaries and partial files).
 fn hidden_entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -142,28 +168,8 @@ fn useless_settings_and_missing_directories_are_errors() {
     assert!(!out.exists());
     assert!(hidden_entries(dir.path()).is_empty());
     // a complete, valid data file for the EPR case
-    let data = dir.path().join("trap.h5");
+    let data = small_trap(dir.path());
     let d = data.to_str().unwrap();
-    let ok = phaseflow(&[
-        "simulate",
-        "trap",
-        "--set",
-        "N=4",
-        "--set",
-        "k=0",
-        "--replicas",
-        "2",
-        "--burn-in",
-        "5",
-        "--t-end",
-        "20",
-        "--every",
-        "20",
-        "-q",
-        "-o",
-        d,
-    ]);
-    assert!(ok.status.success(), "{}", stderr(&ok));
     let o = phaseflow(&["epr", "--data", d, "--batches", "0"]);
     fails_once(&o, &["--batches must be at least 1"]);
     let missing = dir.path().join("no_such_dir");
@@ -194,28 +200,8 @@ fn useless_settings_and_missing_directories_are_errors() {
 #[test]
 fn resume_without_a_checkpoint_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("trap.h5");
+    let data = small_trap(dir.path());
     let d = data.to_str().unwrap();
-    let ok = phaseflow(&[
-        "simulate",
-        "trap",
-        "--set",
-        "N=4",
-        "--set",
-        "k=0",
-        "--replicas",
-        "2",
-        "--burn-in",
-        "5",
-        "--t-end",
-        "20",
-        "--every",
-        "20",
-        "-q",
-        "-o",
-        d,
-    ]);
-    assert!(ok.status.success(), "{}", stderr(&ok));
     let cfg = dir.path().join("train.toml");
     std::fs::write(
         &cfg,

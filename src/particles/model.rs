@@ -217,12 +217,7 @@ pub use crate::systems::spec::{is_particle_file, is_particle_path};
 impl ParticleModel {
     /// Loads a particle definition file with `--set NAME=VALUE` overrides (parameters, and `dt`).
     pub fn load(path: &Path, overrides: &[(String, f64)]) -> Result<ParticleModel, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
-            file: path.display().to_string(),
-            line: 0,
-            col: 0,
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = crate::systems::spec::read_definition(path)?;
         Self::from_str_at(&text, path, overrides)
     }
 

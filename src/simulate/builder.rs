@@ -19,7 +19,7 @@
 //! assert_eq!(tr.attr_str("system"), Some("Lorenz"));
 //! ```
 
-use super::{attractor_initial_conditions, stream_seed, Noise, RunError, RunOptions};
+use super::{attractor_initial_conditions, Noise, RunError, RunOptions};
 use super::{Recorded, Sampling};
 use crate::control::{Cancel, NoProgress, Progress};
 use crate::integrate::{DelaySystem, Method, SolverOptions, SolverStats};
@@ -476,14 +476,7 @@ impl<'a> Run<'a> {
                 .par_iter()
                 .enumerate()
                 .map(|(k, x)| {
-                    let member = RunOptions {
-                        noise: ro.noise.as_ref().map(|n| Noise {
-                            seed: stream_seed(n.seed, k as u64),
-                            ..n.clone()
-                        }),
-                        ..ro.clone()
-                    };
-                    let r = self.one(&member, x, &smp, false);
+                    let r = self.one(&ro.member(k), x, &smp, false);
                     self.progress.advance(1);
                     r
                 })
@@ -556,33 +549,17 @@ impl<'a> Run<'a> {
         smp: &Sampling,
         report_points: bool,
     ) -> Result<Recorded, SimulateError> {
-        let times = smp.times();
-        let d = System::dim(self.sys);
-        let mut state = Vec::with_capacity(times.len() * d);
-        let mut time = Vec::with_capacity(times.len());
-        let report = super::run(self.sys, ro, x0, &times, &mut |k, t, row| {
-            if self.cancel.is_cancelled() {
-                return false;
-            }
-            time.push(t);
-            state.extend_from_slice(row);
+        let rec = super::record(self.sys, ro, x0, smp, &mut |k| {
             // the clock behind a bar is read every 64 points only
             if report_points && (k + 1).is_multiple_of(64) {
                 self.progress.set_position(k as u64 + 1);
             }
-            true
+            !self.cancel.is_cancelled()
         });
         if self.cancel.is_cancelled() {
             return Err(SimulateError::Interrupted);
         }
-        let report = report.map_err(SimulateError::Run)?;
-        Ok(Recorded {
-            time,
-            state,
-            dim: d,
-            stats: report.stats,
-            methods: report.methods,
-        })
+        rec.map_err(SimulateError::Run)
     }
 
     /// The root attributes of the output: the system, its definition and parameters, the

@@ -59,12 +59,7 @@ impl Definition {
 
     /// Loads the definition file at `path`.
     pub fn load_path(path: &Path, overrides: &Overrides) -> Result<Definition, DefinitionError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
-            file: path.display().to_string(),
-            line: 0,
-            col: 0,
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = crate::systems::spec::read_definition(path)?;
         Self::from_text_at(&text, path, overrides)
     }
 

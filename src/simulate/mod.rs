@@ -46,6 +46,18 @@ impl RunOptions {
             ..RunOptions::default()
         }
     }
+
+    /// The options of ensemble member `k`: its noise seeded with `stream_seed(noise.seed, k)`,
+    /// so members get independent, thread-count-independent streams.
+    pub fn member(&self, k: usize) -> RunOptions {
+        RunOptions {
+            noise: self.noise.as_ref().map(|n| Noise {
+                seed: stream_seed(n.seed, k as u64),
+                ..n.clone()
+            }),
+            ..self.clone()
+        }
+    }
 }
 
 /// The inverse of a map (from its file's `[inverse]` table) as a system of its own.
@@ -264,14 +276,26 @@ pub fn trajectory(
     x0: &[f64],
     sampling: &Sampling,
 ) -> Result<Recorded, RunError> {
+    record(sys, ro, x0, sampling, &mut |_| true)
+}
+
+/// [`trajectory`], calling `after(k)` once row `k` is recorded; `after` returning `false`
+/// stops the run (an [`IntegrationError`] "interrupted by the observer").
+pub(crate) fn record(
+    sys: &CompiledSystem,
+    ro: &RunOptions,
+    x0: &[f64],
+    sampling: &Sampling,
+    after: &mut dyn FnMut(usize) -> bool,
+) -> Result<Recorded, RunError> {
     let times = sampling.times();
     let d = sys.dim();
     let mut state = Vec::with_capacity(times.len() * d);
     let mut time = Vec::with_capacity(times.len());
-    let report = run(sys, ro, x0, &times, &mut |_, t, row| {
+    let report = run(sys, ro, x0, &times, &mut |k, t, row| {
         time.push(t);
         state.extend_from_slice(row);
-        true
+        after(k)
     })?;
     Ok(Recorded {
         time,
@@ -331,16 +355,7 @@ pub fn ensemble(
 ) -> Result<Vec<Recorded>, RunError> {
     ics.par_iter()
         .enumerate()
-        .map(|(k, x0)| {
-            let member = RunOptions {
-                noise: ro.noise.as_ref().map(|n| Noise {
-                    seed: stream_seed(n.seed, k as u64),
-                    ..n.clone()
-                }),
-                ..ro.clone()
-            };
-            trajectory(sys, &member, x0, sampling)
-        })
+        .map(|(k, x0)| trajectory(sys, &ro.member(k), x0, sampling))
         .collect()
 }
 

@@ -237,16 +237,20 @@ fn inner_span(source: &str, span: Range<usize>) -> Range<usize> {
     (span.start + q).min(span.end)..span.end
 }
 
+/// The text of a definition file (equations or particles), or an error naming the file.
+pub fn read_definition(path: &Path) -> Result<String, SpecError> {
+    std::fs::read_to_string(path).map_err(|e| SpecError {
+        file: path.display().to_string(),
+        line: 0,
+        col: 0,
+        message: format!("cannot read definition file: {e}"),
+    })
+}
+
 impl SystemSpec {
     /// Reads and validates a definition file.
     pub fn load(path: &Path) -> Result<SystemSpec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
-            file: path.display().to_string(),
-            line: 0,
-            col: 0,
-            message: format!("cannot read definition file: {e}"),
-        })?;
-        Self::from_str_at(&text, path)
+        Self::from_str_at(&read_definition(path)?, path)
     }
 
     /// Parses definition text; `path` is used in error messages.
