@@ -91,6 +91,8 @@ fn ctrl_c_during_particle_run_then_training_checkpoints_both() {
         cancel: cancel.clone(),
         command: String::new(),
         abort_after_frames: None,
+        checkpoint_interval: phaseflow::io::h5md::DEFAULT_CHECKPOINT_INTERVAL,
+        warn: |_| {},
     };
 
     // 1. particles: uninterrupted, then interrupted half-way and resumed

@@ -318,6 +318,8 @@ fn particle_run_is_the_cli_run() {
         cancel: Cancel::new(),
         command: String::new(),
         abort_after_frames: None,
+        checkpoint_interval: phaseflow::io::h5md::DEFAULT_CHECKPOINT_INTERVAL,
+        warn: |_| {},
     };
     let summary = run::run(&model, &lib, &cfg, &NoProgress).unwrap();
     assert_eq!(summary.replicas, 3);

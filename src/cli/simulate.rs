@@ -92,9 +92,15 @@ pub struct SimulateArgs {
     /// /particles/replica_0 … (one replica: /particles/all)
     #[arg(long, default_value_t = 1)]
     pub replicas: usize,
-    /// Particle models: continue an interrupted run from its partial file (same command)
+    /// Particle models: continue an interrupted run from its partial file (same command: the
+    /// settings recorded in the file are checked)
     #[arg(long)]
     pub resume: bool,
+    /// Particle models: least wall time between checkpoints of the partial file, in seconds (a
+    /// checkpoint is also written at the first frame and when interrupted; 0: every frame). A
+    /// killed run resumes from its last checkpoint; the output does not depend on it
+    #[arg(long, value_name = "SECONDS")]
+    pub checkpoint_interval: Option<f64>,
     /// Worker threads (default: all cores); results do not depend on it
     #[arg(long)]
     pub threads: Option<usize>,
@@ -153,6 +159,7 @@ fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
         (args.every.is_some(), "--every"),
         (args.replicas != 1, "--replicas"),
         (args.resume, "--resume"),
+        (args.checkpoint_interval.is_some(), "--checkpoint-interval"),
     ] {
         if given {
             bail!("{name} applies to particle models (kind = \"particles\") only");
@@ -189,6 +196,11 @@ fn simulate_particles(args: &SimulateArgs, model: crate::particles::ParticleMode
         (None, Some(t)) => RunConfig::steps_of_time(&model, t, "--t-end")?,
         (None, None) => bail!("give --steps S or --t-end T for a particle model"),
     };
+    let checkpoint_interval = match args.checkpoint_interval {
+        None => crate::io::h5md::DEFAULT_CHECKPOINT_INTERVAL,
+        Some(s) if s >= 0.0 && s.is_finite() && s < 1e9 => std::time::Duration::from_secs_f64(s),
+        Some(s) => bail!("--checkpoint-interval must be a non-negative number of seconds, got {s}"),
+    };
     let cfg = RunConfig {
         steps,
         every: args.every.unwrap_or(RunConfig::default_every(steps)),
@@ -199,6 +211,8 @@ fn simulate_particles(args: &SimulateArgs, model: crate::particles::ParticleMode
         cancel: cancel_token(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         abort_after_frames: args.abort_after_frames,
+        checkpoint_interval,
+        warn: |w| eprintln!("warning: {w}"),
     };
     let bar = IndicatifProgress::counting(args.quiet || args.json, "steps");
     let summary = crate::particles::run::run(&model, &args.output, &cfg, &bar)?;

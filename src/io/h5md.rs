@@ -12,16 +12,22 @@
 //! /particles/<group>/orientation      {…, value [T, N, d]}   (ABP unit vectors)
 //! /observables/<name>         {step [T], time [T], value [T, M]} per replica, or a fixed dataset
 //! /parameters                 attrs: model parameters, seed, command, definition text
-//! /checkpoint                 the last complete state of every replica (resume)
+//! /checkpoint                 while running: the last complete state of every replica and the
+//!                             observers' running sums (removed when the file is complete)
 //! ```
 //!
 //! `<group>` is `all` for one replica and `replica_0 … replica_{M-1}` for M replicas (independent
-//! stationary samples). The file is written as `.<name>.partial` next to the destination, renamed
-//! into place when complete; `/checkpoint` is rewritten with every frame, so a killed run resumes
-//! from its last frame (`open_partial`).
+//! stationary samples). The file is written as `.<name>.partial` next to the destination and
+//! renamed into place when complete; one process at a time writes a destination ([`OutputLock`]:
+//! `.<name>.lock` next to it). A checkpoint ([`H5mdWriter::write_checkpoint`]) goes into one of two
+//! slots, `/checkpoint/slot_0` and `/checkpoint/slot_1`, alternately; only after the slot and the
+//! frames before it are flushed is `/checkpoint/current` = [slot, frames] switched to it, so a
+//! process killed at any moment leaves the previous checkpoint intact, and
+//! [`H5mdWriter::open_partial`] continues from it (frames written after it are dropped and redone).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use hdf5::{Dataset, File, Group};
 
@@ -104,21 +110,168 @@ pub struct H5mdWriter {
     finished: bool,
     file: Option<File>,
     /// When `/checkpoint` was last written (None: not yet in this process).
-    last_checkpoint: Option<std::time::Instant>,
+    last_checkpoint: Option<Instant>,
+    /// Least wall time between checkpoints (zero: every frame).
+    interval: Duration,
+    /// The slot of `/checkpoint` holding the last complete checkpoint (None: none yet).
+    slot: Option<usize>,
+    /// Bytes of frames buffered in memory (written at [`MAX_PENDING_BYTES`] at the latest).
+    pending_bytes: usize,
 }
 
-/// Wall time between checkpoints: rewriting `/checkpoint` (every replica's state) and flushing
-/// at every frame dominated runs with many small frames (128 replicas × 3000 frames of one
-/// particle: 112 s against 2 s of dynamics); a crash loses at most this much work.
-pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Default least wall time between checkpoints. A checkpoint writes every buffered frame (one
+/// resize and block write per dataset), every replica's state and flushes the file: for runs of
+/// many small frames that costs more than the dynamics (128 replicas × 3000 frames of one
+/// particle, every frame: 112 s against 2 s of dynamics), so by default a checkpoint is written
+/// at the first frame, at the first frame at least this long after the previous checkpoint, and at
+/// the last frame of an interrupted run; a killed run loses at most this much work and redoes it
+/// identically. [`H5mdWriter::set_checkpoint_interval`] changes it (zero: every frame).
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Buffered frames are written to the file once they take this many bytes, checkpoint or not
+/// (memory stays bounded whatever the frame rate).
+pub const MAX_PENDING_BYTES: usize = 64 << 20;
 
 /// The deterministic partial-file name of `path`: `.<name>.partial` in the same directory.
 pub fn partial_path(path: &Path) -> Result<PathBuf> {
+    hidden_sibling(path, "partial")
+}
+
+/// `.<name>.<suffix>` next to `path` (refused for a destination that is not a regular file).
+fn hidden_sibling(path: &Path, suffix: &str) -> Result<PathBuf> {
     super::check_destination(path)?;
     let name = path
         .file_name()
         .ok_or_else(|| IoError::invalid(path, "the path does not name a file"))?;
-    Ok(path.with_file_name(format!(".{}.partial", name.to_string_lossy())))
+    Ok(path.with_file_name(format!(".{}.{suffix}", name.to_string_lossy())))
+}
+
+/// The exclusive right to write a destination through its partial file: an advisory lock
+/// (`flock`) on `.<name>.lock` next to it, which holds the owner's process id. A second run on
+/// the same destination fails at once, naming the process that writes it (it never touches the
+/// first run's partial file). The lock is released when the guard is dropped (the lock file is
+/// then removed) or when the process dies, however it dies: a lock file left by a killed process
+/// is not locked any more and is taken over, and its partial file is stale
+/// ([`OutputLock::stale_partial`]).
+#[derive(Debug)]
+pub struct OutputLock {
+    path: PathBuf,
+    lock_path: PathBuf,
+    file: std::fs::File,
+    stale_partial: bool,
+}
+
+impl OutputLock {
+    /// Takes the lock of `path` or fails (without waiting) when another process holds it.
+    pub fn acquire(path: &Path) -> Result<OutputLock> {
+        use std::io::{Read, Write};
+        let partial = partial_path(path)?;
+        let lock_path = hidden_sibling(path, "lock")?;
+        // a run that finishes between our open and our lock removes the file we opened; the lock
+        // of a removed file guards nothing, so the lock is taken on the file that is at the path
+        for _ in 0..16 {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&lock_path)
+                .map_err(|e| IoError::fs(&lock_path, "open the lock file", e))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = (&file).read_to_string(&mut holder);
+                    let who = match holder.trim().parse::<u32>() {
+                        Ok(pid) => format!("another phaseflow run (process {pid})"),
+                        Err(_) => "another phaseflow run".to_string(),
+                    };
+                    return Err(IoError::invalid(
+                        path,
+                        format!(
+                            "{who} is writing this file (lock {}): wait for it to finish, or choose another output",
+                            lock_path.display()
+                        ),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(IoError::fs(&lock_path, "lock", e))
+                }
+            }
+            if !same_file(&file, &lock_path) {
+                continue;
+            }
+            let mut f = &file;
+            f.set_len(0)
+                .and_then(|_| write!(f, "{}", std::process::id()))
+                .map_err(|e| IoError::fs(&lock_path, "write the lock file", e))?;
+            return Ok(OutputLock {
+                path: path.to_path_buf(),
+                lock_path,
+                file,
+                stale_partial: partial.exists(),
+            });
+        }
+        Err(IoError::invalid(
+            path,
+            format!(
+                "cannot take the lock {}: other runs keep replacing it",
+                lock_path.display()
+            ),
+        ))
+    }
+
+    /// The destination this lock guards.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether a partial file was there when the lock was taken: left by a run that did not
+    /// finish (interrupted, killed, or failed), since no live process held the lock.
+    pub fn stale_partial(&self) -> bool {
+        self.stale_partial
+    }
+}
+
+impl Drop for OutputLock {
+    /// Removes the lock file while still holding the lock (closing the file releases it).
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.lock_path);
+        let _ = self.file.unlock();
+    }
+}
+
+/// Whether the open `file` is the file at `path` (the same inode).
+#[cfg(unix)]
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &std::fs::File, path: &Path) -> bool {
+    path.exists()
+}
+
+/// Everything a run needs to continue from a frame: every replica's state and the running sums
+/// of its observers (named arrays, of fixed length from the first checkpoint on, restored
+/// verbatim: e.g. the g(r) and packing-fraction histograms summed over the frames so far).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Checkpoint {
+    pub replicas: Vec<CheckpointState>,
+    pub accumulators: Vec<(String, Vec<f64>)>,
+}
+
+/// What [`H5mdWriter::open_partial`] found.
+pub enum PartialFile {
+    /// A complete checkpoint: the writer (positioned after its frame) and the checkpoint.
+    Resumable(H5mdWriter, Checkpoint),
+    /// A partial file without a complete checkpoint (its run was killed before its first frame
+    /// was written, or while the file was being created): why. There is nothing to continue.
+    Incomplete(String),
 }
 
 /// A replica's state as stored in `/checkpoint`.
@@ -138,14 +291,16 @@ fn frames_chunk(per_frame: usize) -> usize {
 }
 
 impl H5mdWriter {
-    /// Creates the partial file for `groups` (all in one periodic box of edge `edge`).
+    /// Creates the partial file of the destination `lock` guards for `groups` (all in one
+    /// periodic box of edge `edge`), replacing a stale partial file.
     pub fn create(
-        path: &Path,
+        lock: &OutputLock,
         groups: &[GroupLayout],
         edge: f64,
         author: &str,
         parameters: &[(String, AttrValue)],
     ) -> Result<H5mdWriter> {
+        let path = lock.path();
         let partial = partial_path(path)?;
         let _ = std::fs::remove_file(&partial);
         let err = |op: &str, e: hdf5::Error| IoError::hdf5(path, op, e);
@@ -222,12 +377,18 @@ impl H5mdWriter {
             finished: false,
             file: Some(file),
             last_checkpoint: None,
+            interval: DEFAULT_CHECKPOINT_INTERVAL,
+            slot: None,
+            pending_bytes: 0,
         })
     }
 
-    /// Reopens the partial file of an interrupted run: returns the writer (positioned after the
-    /// last checkpointed frame; later frames are dropped) and the checkpointed replica states.
-    pub fn open_partial(path: &Path) -> Result<(H5mdWriter, Vec<CheckpointState>)> {
+    /// Reopens the partial file of the destination `lock` guards, left by an interrupted run:
+    /// the writer positioned after the frame of the last complete checkpoint (frames written
+    /// after it are dropped) and the checkpoint; or why there is nothing to continue. Fails when
+    /// there is no partial file, or when it has a checkpoint that cannot be read.
+    pub fn open_partial(lock: &OutputLock) -> Result<PartialFile> {
+        let path = lock.path();
         let partial = partial_path(path)?;
         if !partial.exists() {
             return Err(IoError::invalid(
@@ -239,23 +400,38 @@ impl H5mdWriter {
             ));
         }
         let err = |op: &str, e: hdf5::Error| IoError::hdf5(&partial, op, e);
-        let file = File::open_rw(&partial).map_err(|e| err("open partial file", e))?;
-        let ck = file
+        let file = match File::open_rw(&partial) {
+            Ok(f) => f,
+            Err(e) => {
+                return Ok(PartialFile::Incomplete(format!(
+                    "it cannot be opened ({e})"
+                )))
+            }
+        };
+        let Some((slot, frames)) = file
             .group("checkpoint")
-            .map_err(|e| err("read /checkpoint (no complete frame yet?)", e))?;
-        let frames = ck
-            .attr("frames")
-            .and_then(|a| a.read_scalar::<u64>())
-            .map_err(|e| err("read checkpoint frames", e))? as usize;
-        let replicas = ck
-            .attr("replicas")
-            .and_then(|a| a.read_scalar::<u64>())
-            .map_err(|e| err("read checkpoint replicas", e))? as usize;
+            .and_then(|ck| ck.dataset("current"))
+            .and_then(|d| d.read_raw::<u64>())
+            .ok()
+            .filter(|v| v.len() == 2 && v[0] < 2)
+            .map(|v| (v[0] as usize, v[1] as usize))
+        else {
+            return Ok(PartialFile::Incomplete(
+                "it holds no complete checkpoint".into(),
+            ));
+        };
+        let sg = file
+            .group(&format!("checkpoint/slot_{slot}"))
+            .map_err(|e| err("open the checkpoint", e))?;
+        let steps: Vec<u64> = sg
+            .dataset("step")
+            .and_then(|d| d.read_raw())
+            .map_err(|e| err("read checkpoint step", e))?;
+        let replicas = steps.len();
         let particles = file
             .group("particles")
             .map_err(|e| err("open /particles", e))?;
         let mut groups = Vec::new();
-        let mut states = Vec::new();
         for r in 0..replicas {
             let name = if replicas == 1 {
                 "all".to_string()
@@ -295,27 +471,53 @@ impl H5mdWriter {
                 truncate(el, frames, &partial)?;
             }
             groups.push(g);
-            let rd = |n: &str| -> Result<hdf5::Dataset> {
-                ck.dataset(&format!("{n}_{r}"))
-                    .map_err(|e| err("read checkpoint state", e))
-            };
-            let st = CheckpointState {
-                x: rd("x")?.read_raw::<f64>().map_err(|e| err("read x", e))?,
-                image: rd("image")?
-                    .read_raw::<i32>()
-                    .map_err(|e| err("read image", e))?,
-                g: rd("g")?.read_raw::<f64>().map_err(|e| err("read g", e))?,
-                step: rd("step")?
-                    .read_scalar::<u64>()
-                    .map_err(|e| err("read step", e))?,
-                ref_unwrapped: rd("ref_unwrapped")?
-                    .read_raw::<f64>()
-                    .map_err(|e| err("read reference", e))?,
-                ref_g: rd("ref_g")?
-                    .read_raw::<f64>()
-                    .map_err(|e| err("read reference", e))?,
-            };
-            states.push(st);
+        }
+        // every replica's arrays, concatenated, split back
+        let split_f64 = |name: &str| -> Result<Vec<Vec<f64>>> {
+            let v: Vec<f64> = sg
+                .dataset(name)
+                .and_then(|d| d.read_raw())
+                .map_err(|e| err(&format!("read checkpoint {name}"), e))?;
+            split(v, replicas, name, &partial)
+        };
+        let x = split_f64("x")?;
+        let g = split_f64("g")?;
+        let ref_unwrapped = split_f64("ref_unwrapped")?;
+        let ref_g = split_f64("ref_g")?;
+        let image: Vec<i32> = sg
+            .dataset("image")
+            .and_then(|d| d.read_raw())
+            .map_err(|e| err("read checkpoint image", e))?;
+        let image = split(image, replicas, "image", &partial)?;
+        let mut states = Vec::with_capacity(replicas);
+        for (r, (((x, image), g), (ru, rg))) in x
+            .into_iter()
+            .zip(image)
+            .zip(g)
+            .zip(ref_unwrapped.into_iter().zip(ref_g))
+            .enumerate()
+        {
+            states.push(CheckpointState {
+                x,
+                image,
+                g,
+                step: steps[r],
+                ref_unwrapped: ru,
+                ref_g: rg,
+            });
+        }
+        let mut accumulators = Vec::new();
+        if let Ok(acc) = sg.group("accumulators") {
+            for name in acc
+                .member_names()
+                .map_err(|e| err("list checkpoint accumulators", e))?
+            {
+                let v: Vec<f64> = acc
+                    .dataset(&name)
+                    .and_then(|d| d.read_raw())
+                    .map_err(|e| err("read checkpoint accumulator", e))?;
+                accumulators.push((name, v));
+            }
         }
         let obs = file
             .group("observables")
@@ -329,9 +531,13 @@ impl H5mdWriter {
                 let el = Element::new(step, time, value);
                 truncate(&el, frames, &partial)?;
                 observables.insert(name, el);
+            } else {
+                // a fixed observable is written at the end only (not before a checkpoint)
+                obs.unlink(&name)
+                    .map_err(|e| err("remove an unfinished observable", e))?;
             }
         }
-        Ok((
+        Ok(PartialFile::Resumable(
             H5mdWriter {
                 path: path.to_path_buf(),
                 partial,
@@ -342,9 +548,38 @@ impl H5mdWriter {
                 finished: false,
                 file: Some(file),
                 last_checkpoint: None,
+                interval: DEFAULT_CHECKPOINT_INTERVAL,
+                slot: Some(slot),
+                pending_bytes: 0,
             },
-            states,
+            Checkpoint {
+                replicas: states,
+                accumulators,
+            },
         ))
+    }
+
+    /// Sets the least wall time between checkpoints (default [`DEFAULT_CHECKPOINT_INTERVAL`];
+    /// zero: every frame).
+    pub fn set_checkpoint_interval(&mut self, interval: Duration) {
+        self.interval = interval;
+    }
+
+    /// The attribute `name` of `/parameters` as recorded, read as the variant of `like` (a
+    /// number, or a string); None when the file does not record it or records another type.
+    pub fn parameter(&self, name: &str, like: &AttrValue) -> Option<AttrValue> {
+        let pg = self.file.as_ref()?.group("parameters").ok()?;
+        let a = pg.attr(name).ok()?;
+        match like {
+            AttrValue::F64(_) => a.read_scalar::<f64>().ok().map(AttrValue::F64),
+            AttrValue::U64(_) => a.read_scalar::<u64>().ok().map(AttrValue::U64),
+            AttrValue::I64(_) => a.read_scalar::<i64>().ok().map(AttrValue::I64),
+            AttrValue::Str(_) => a
+                .read_scalar::<hdf5::types::VarLenUnicode>()
+                .ok()
+                .map(|v| AttrValue::Str(v.to_string())),
+            _ => None,
+        }
     }
 
     /// Frames written so far.
@@ -369,6 +604,7 @@ impl H5mdWriter {
         append(&g.position, k, step, time, x, &[n, d], &path)?;
         append(&g.image, k, step, time, image, &[n, d], &path)?;
         append(&g.propulsion, k, step, time, propulsion, &[n, c], &path)?;
+        self.pending_bytes += 8 * (x.len() + propulsion.len()) + 4 * image.len() + 48;
         Ok(())
     }
 
@@ -389,6 +625,7 @@ impl H5mdWriter {
             let el = element_shape::<f64>(&obs, name, &[self.replicas], &self.path)?;
             self.observables.insert(name.to_string(), el);
         }
+        self.pending_bytes += 8 * values.len() + 16;
         let el = &self.observables[name];
         append(
             el,
@@ -402,7 +639,8 @@ impl H5mdWriter {
     }
 
     /// Writes every buffered frame to the file.
-    fn flush_pending(&self) -> Result<()> {
+    fn flush_pending(&mut self) -> Result<()> {
+        self.pending_bytes = 0;
         for g in &self.groups {
             flush(&g.position, &self.path)?;
             flush(&g.image, &self.path)?;
@@ -414,62 +652,93 @@ impl H5mdWriter {
         Ok(())
     }
 
-    /// Marks the frame complete and rewrites `/checkpoint` with every replica's state when
-    /// `force` is set or the last checkpoint is [`CHECKPOINT_INTERVAL`] old (a resumed run
-    /// continues from the last checkpoint; frames written after it are truncated and redone,
-    /// identically).
-    pub fn end_frame(&mut self, states: &[CheckpointState], force: bool) -> Result<()> {
+    /// Marks the frame complete (after [`H5mdWriter::push_frame`] of every replica and its
+    /// observables); buffered frames are written once they exceed [`MAX_PENDING_BYTES`].
+    pub fn end_frame(&mut self) -> Result<()> {
         self.frames += 1;
-        if !force
-            && self
-                .last_checkpoint
-                .is_some_and(|t| t.elapsed() < CHECKPOINT_INTERVAL)
-        {
-            return Ok(());
+        if self.pending_bytes > MAX_PENDING_BYTES {
+            self.flush_pending()?;
         }
-        self.last_checkpoint = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    /// Whether a checkpoint is due after this frame: `force` (the last frame of a run that
+    /// stops), the first frame of this process, or the interval since the last checkpoint
+    /// ([`H5mdWriter::set_checkpoint_interval`]) has passed.
+    pub fn checkpoint_due(&self, force: bool) -> bool {
+        force
+            || self
+                .last_checkpoint
+                .is_none_or(|t| t.elapsed() >= self.interval)
+    }
+
+    /// Writes a checkpoint after the frames so far (see the module docs: the other slot, then
+    /// `/checkpoint/current`). The checkpoint's arrays keep their lengths from the first
+    /// checkpoint on.
+    pub fn write_checkpoint(&mut self, ck: &Checkpoint) -> Result<()> {
         self.flush_pending()?;
         let path = self.path.clone();
         let err = |op: &str, e: hdf5::Error| IoError::hdf5(&path, op, e);
         let file = self.file.as_ref().expect("open file");
-        if let Ok(old) = file.group("checkpoint") {
-            drop(old);
-            file.unlink("checkpoint")
-                .map_err(|e| err("replace /checkpoint", e))?;
+        let ckg = match file.group("checkpoint") {
+            Ok(g) => g,
+            Err(_) => file
+                .create_group("checkpoint")
+                .map_err(|e| err("create /checkpoint", e))?,
+        };
+        let slot = self.slot.map_or(0, |s| 1 - s);
+        let name = format!("slot_{slot}");
+        let sg = match ckg.group(&name) {
+            Ok(g) => g,
+            Err(_) => ckg
+                .create_group(&name)
+                .map_err(|e| err("create a checkpoint slot", e))?,
+        };
+        let cat = |f: fn(&CheckpointState) -> &[f64]| -> Vec<f64> {
+            ck.replicas
+                .iter()
+                .flat_map(|s| f(s).iter().copied())
+                .collect()
+        };
+        put(&sg, "x", &cat(|s| &s.x), &path)?;
+        put(&sg, "g", &cat(|s| &s.g), &path)?;
+        put(&sg, "ref_unwrapped", &cat(|s| &s.ref_unwrapped), &path)?;
+        put(&sg, "ref_g", &cat(|s| &s.ref_g), &path)?;
+        let image: Vec<i32> = ck
+            .replicas
+            .iter()
+            .flat_map(|s| s.image.iter().copied())
+            .collect();
+        put(&sg, "image", &image, &path)?;
+        let steps: Vec<u64> = ck.replicas.iter().map(|s| s.step).collect();
+        put(&sg, "step", &steps, &path)?;
+        if !ck.accumulators.is_empty() {
+            let acc = match sg.group("accumulators") {
+                Ok(g) => g,
+                Err(_) => sg
+                    .create_group("accumulators")
+                    .map_err(|e| err("create checkpoint accumulators", e))?,
+            };
+            for (k, v) in &ck.accumulators {
+                put(&acc, k, v, &path)?;
+            }
         }
-        let ck = file
-            .create_group("checkpoint")
-            .map_err(|e| err("create /checkpoint", e))?;
-        for (r, s) in states.iter().enumerate() {
-            ck.new_dataset_builder()
-                .with_data(&s.x)
-                .create(format!("x_{r}").as_str())
-                .map_err(|e| err("write checkpoint", e))?;
-            ck.new_dataset_builder()
-                .with_data(&s.image)
-                .create(format!("image_{r}").as_str())
-                .map_err(|e| err("write checkpoint", e))?;
-            ck.new_dataset_builder()
-                .with_data(&s.g)
-                .create(format!("g_{r}").as_str())
-                .map_err(|e| err("write checkpoint", e))?;
-            ck.new_dataset_builder()
-                .with_data(&s.ref_unwrapped)
-                .create(format!("ref_unwrapped_{r}").as_str())
-                .map_err(|e| err("write checkpoint", e))?;
-            ck.new_dataset_builder()
-                .with_data(&s.ref_g)
-                .create(format!("ref_g_{r}").as_str())
-                .map_err(|e| err("write checkpoint", e))?;
-            ck.new_dataset::<u64>()
-                .shape(())
-                .create(format!("step_{r}").as_str())
-                .and_then(|d| d.write_scalar(&s.step))
-                .map_err(|e| err("write checkpoint", e))?;
-        }
-        write_attr(&ck, "frames", &AttrValue::U64(self.frames as u64), &path)?;
-        write_attr(&ck, "replicas", &AttrValue::U64(states.len() as u64), &path)?;
+        // the slot (and every frame before it) on disk before the switch to it
         file.flush().map_err(|e| err("flush", e))?;
+        let current = match ckg.dataset("current") {
+            Ok(d) => d,
+            Err(_) => ckg
+                .new_dataset::<u64>()
+                .shape(2)
+                .create("current")
+                .map_err(|e| err("create /checkpoint/current", e))?,
+        };
+        current
+            .write_raw(&[slot as u64, self.frames as u64])
+            .map_err(|e| err("write /checkpoint/current", e))?;
+        file.flush().map_err(|e| err("flush", e))?;
+        self.slot = Some(slot);
+        self.last_checkpoint = Some(Instant::now());
         Ok(())
     }
 
@@ -505,18 +774,42 @@ impl H5mdWriter {
         write_attr(&pg, name, value, &self.path)
     }
 
-    /// Removes the checkpoint, closes the file and renames it into place.
-    pub fn finish(mut self) -> Result<usize> {
-        self.flush_pending()?;
-        let file = self.file.take().expect("open file");
-        let _ = file.unlink("checkpoint");
+    /// Closes and removes the partial file (a run that failed for good: nothing to resume).
+    pub fn discard(mut self) {
+        self.finished = true;
         self.groups.clear();
         self.observables.clear();
-        file.close()
-            .map_err(|e| IoError::hdf5(&self.path, "close", e))?;
-        commit_file(&self.partial, &self.path)?;
+        if let Some(f) = self.file.take() {
+            let _ = f.close();
+        }
+        let _ = std::fs::remove_file(&self.partial);
+    }
+
+    /// The partial file being written.
+    pub fn partial(&self) -> &Path {
+        &self.partial
+    }
+
+    /// Removes the checkpoint, closes the file and renames it into place; on failure (e.g. a
+    /// full disk) the partial file is removed.
+    pub fn finish(mut self) -> Result<usize> {
+        let done = self.flush_pending().and_then(|_| {
+            let file = self.file.take().expect("open file");
+            let _ = file.unlink("checkpoint");
+            self.groups.clear();
+            self.observables.clear();
+            file.close()
+                .map_err(|e| IoError::hdf5(&self.path, "close", e))?;
+            commit_file(&self.partial, &self.path)
+        });
         self.finished = true;
-        Ok(self.frames)
+        if done.is_err() {
+            self.groups.clear();
+            self.observables.clear();
+            drop(self.file.take());
+            let _ = std::fs::remove_file(&self.partial);
+        }
+        done.map(|_| self.frames)
     }
 }
 
@@ -654,6 +947,49 @@ fn flush(el: &Element, path: &Path) -> Result<()> {
     }
     *p = Pending::default();
     Ok(())
+}
+
+/// Writes `data` into the dataset `name` of `g` in place, creating it (contiguous, of this
+/// length) the first time.
+fn put<T: hdf5::H5Type>(g: &Group, name: &str, data: &[T], path: &Path) -> Result<()> {
+    let err = |op: &str, e: hdf5::Error| IoError::hdf5(path, op, e);
+    if g.link_exists(name) {
+        let ds = g
+            .dataset(name)
+            .map_err(|e| err("open checkpoint data", e))?;
+        if ds.size() != data.len() {
+            return Err(IoError::invalid(
+                path,
+                format!(
+                    "checkpoint {name}: {} values where the first checkpoint had {}",
+                    data.len(),
+                    ds.size()
+                ),
+            ));
+        }
+        ds.write_raw(data)
+            .map_err(|e| err("write checkpoint data", e))
+    } else {
+        g.new_dataset_builder()
+            .with_data(data)
+            .create(name)
+            .map(|_| ())
+            .map_err(|e| err("write checkpoint data", e))
+    }
+}
+
+/// `v` cut into `parts` equal pieces (the replicas of a checkpoint array).
+fn split<T: Clone>(v: Vec<T>, parts: usize, name: &str, path: &Path) -> Result<Vec<Vec<T>>> {
+    if parts == 0 || v.len() % parts != 0 {
+        return Err(IoError::invalid(
+            path,
+            format!(
+                "checkpoint {name}: {} values do not split into {parts} replicas",
+                v.len()
+            ),
+        ));
+    }
+    Ok(v.chunks(v.len() / parts).map(|c| c.to_vec()).collect())
 }
 
 fn truncate(el: &Element, frames: usize, path: &Path) -> Result<()> {

@@ -427,7 +427,7 @@ unsafe fn block(
     for l in 0..LANES {
         for (a, c) in crossed.iter().enumerate() {
             let img = &mut imgs[2 * (k + l) + a];
-            *img = img.wrapping_add(c[l]);
+            *img = img.saturating_add(c[l]);
         }
     }
 

@@ -7,11 +7,13 @@
 use super::model::{Dynamics, ParticleModel};
 use super::observables as obs;
 use super::sim::{ParticleState, Simulation};
-use crate::io::h5md::{CheckpointState, GroupLayout, H5mdWriter};
+use crate::io::h5md::{
+    Checkpoint, CheckpointState, GroupLayout, H5mdWriter, OutputLock, PartialFile,
+};
 use crate::io::{AttrValue, IoError};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -35,6 +37,13 @@ pub struct RunConfig {
     /// Testing aid: stop with an error after this many frames of this invocation, leaving the
     /// partial file as a crash would (exercises `--resume`).
     pub abort_after_frames: Option<usize>,
+    /// Least wall time between checkpoints (zero: every frame); see
+    /// [`crate::io::h5md::DEFAULT_CHECKPOINT_INTERVAL`]. Where the checkpoints fall does not
+    /// change the output: a resumed run redoes the frames after the last one identically.
+    pub checkpoint_interval: Duration,
+    /// Called with a warning the caller should show (a stale partial file replaced, a partial
+    /// file without a checkpoint restarted); the library prints nothing.
+    pub warn: fn(&str),
 }
 
 impl RunConfig {
@@ -85,7 +94,7 @@ pub enum RunError {
     Io(#[from] IoError),
     #[error("{0}")]
     Invalid(String),
-    #[error("{system}: unstable at step {step} (t = {t}) in replica {replica}: pair forces moved a particle by {jump:.3} in one step (particle diameter {diameter}); reduce dt (--set dt=...)")]
+    #[error("{system}: unstable at step {step} (t = {t}) in replica {replica}: pair forces moved a particle by {jump:.3} in one step (particle diameter {diameter}); reduce dt (--set dt=...); no output written")]
     Unstable {
         system: String,
         replica: usize,
@@ -95,12 +104,30 @@ pub enum RunError {
         diameter: f64,
     },
     #[error(
-        "run interrupted after {frames} frames (--abort-after-frames); continue with --resume"
+        "run interrupted after {frames} frames (--abort-after-frames); {}",
+        kept_note(.partial)
     )]
-    Aborted { frames: usize },
-    #[error("interrupted after {frames} frames (checkpoint written); continue with --resume")]
-    Interrupted { frames: usize },
-    #[error("{system}: particle {particle} left the finite range at step {step} (t = {t}): coordinate {coordinate} = {value}; reduce dt")]
+    Aborted {
+        frames: usize,
+        /// The partial file kept for `--resume` (set by [`run`]).
+        partial: Option<PathBuf>,
+    },
+    #[error("interrupted after {frames} frames (checkpoint written); {}", kept_note(.partial))]
+    Interrupted {
+        frames: usize,
+        /// The partial file kept for `--resume` (set by [`run`]).
+        partial: Option<PathBuf>,
+    },
+    #[error("{system}: particle {particle} of replica {replica} crossed the periodic box {crossings} times by step {step} (t = {t}): the dynamics blew up (image counters are limited to {limit}); reduce dt (--set dt=...); no output written", limit = IMAGE_LIMIT)]
+    ImageOverflow {
+        system: String,
+        replica: usize,
+        particle: usize,
+        crossings: i64,
+        step: u64,
+        t: f64,
+    },
+    #[error("{system}: particle {particle} left the finite range at step {step} (t = {t}): coordinate {coordinate} = {value}; reduce dt; no output written")]
     BlowUp {
         system: String,
         particle: usize,
@@ -110,6 +137,20 @@ pub enum RunError {
         value: f64,
     },
 }
+
+/// "continue with --resume", naming the partial file kept when known.
+fn kept_note(partial: &Option<PathBuf>) -> String {
+    match partial {
+        Some(p) => format!("{} kept; continue with --resume", p.display()),
+        None => "continue with --resume".into(),
+    }
+}
+
+/// Largest |image counter| a run accepts: a particle that crossed the periodic box 2^30 times
+/// (the counters are `i32`, as H5MD stores them) has been thrown across the box by whole box
+/// lengths per step, i.e. the integration blew up ([`RunError::ImageOverflow`]). Counters
+/// saturate in the step kernels, so a larger jump cannot wrap around unseen.
+pub const IMAGE_LIMIT: i32 = 1 << 30;
 
 fn group_name(r: usize, m: usize) -> String {
     if m == 1 {
@@ -196,6 +237,42 @@ impl Observables {
             packing_hist: Vec::new(),
             averaged: 0,
         }
+    }
+
+    /// The running sums of the frame averages (g(r) bin radii and sums, packing-fraction
+    /// histogram sums, replica-frames averaged), for a checkpoint; empty before pair forces
+    /// made any.
+    pub fn accumulators(&self) -> Vec<(String, Vec<f64>)> {
+        let Some((r, acc)) = self.rdf_sum.as_ref() else {
+            return Vec::new();
+        };
+        vec![
+            ("rdf_r".into(), r.clone()),
+            ("rdf_sum".into(), acc.clone()),
+            ("packing_sum".into(), self.packing_hist.clone()),
+            ("averaged".into(), vec![self.averaged as f64]),
+        ]
+    }
+
+    /// Continues the running sums of a checkpoint ([`Observables::accumulators`]; none: no
+    /// sums yet).
+    pub fn restore_accumulators(&mut self, acc: &[(String, Vec<f64>)]) -> Result<(), RunError> {
+        if acc.is_empty() {
+            return Ok(());
+        }
+        let get = |k: &str| -> Result<Vec<f64>, RunError> {
+            acc.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| {
+                    RunError::Invalid(format!("the checkpoint lacks the running sum '{k}'"))
+                })
+        };
+        let averaged = get("averaged")?;
+        self.rdf_sum = Some((get("rdf_r")?, get("rdf_sum")?));
+        self.packing_hist = get("packing_sum")?;
+        self.averaged = averaged.first().copied().unwrap_or(0.0) as usize;
+        Ok(())
     }
 
     /// The frame averages when pair forces made them.
@@ -328,6 +405,19 @@ impl H5mdOutput {
     fn writer(&mut self) -> &mut H5mdWriter {
         self.writer.as_mut().expect("writer open until finish")
     }
+
+    /// Removes the partial file (a run that failed for good).
+    pub fn discard(&mut self) {
+        if let Some(w) = self.writer.take() {
+            w.discard();
+        }
+    }
+
+    /// The partial file being written (None after [`Observer::finish`] or
+    /// [`H5mdOutput::discard`]).
+    pub fn partial(&self) -> Option<PathBuf> {
+        self.writer.as_ref().map(|w| w.partial().to_path_buf())
+    }
 }
 
 impl Observer for H5mdOutput {
@@ -355,21 +445,27 @@ impl Observer for H5mdOutput {
         if !obs.cluster.is_empty() {
             writer.push_observable("largest_cluster_fraction", step, time, &obs.cluster)?;
         }
-        let rf = obs.references.as_ref().expect("set by the observables");
-        let checkpoints: Vec<CheckpointState> = frame
-            .states
-            .iter()
-            .zip(rf)
-            .map(|(st, r)| CheckpointState {
-                x: st.x.clone(),
-                image: st.image.clone(),
-                g: st.g.clone(),
-                step: st.step,
-                ref_unwrapped: r.unwrapped.clone(),
-                ref_g: r.g.clone(),
-            })
-            .collect();
-        writer.end_frame(&checkpoints, frame.closing)?;
+        writer.end_frame()?;
+        if writer.checkpoint_due(frame.closing) {
+            let rf = obs.references.as_ref().expect("set by the observables");
+            let ck = Checkpoint {
+                replicas: frame
+                    .states
+                    .iter()
+                    .zip(rf)
+                    .map(|(st, r)| CheckpointState {
+                        x: st.x.clone(),
+                        image: st.image.clone(),
+                        g: st.g.clone(),
+                        step: st.step,
+                        ref_unwrapped: r.unwrapped.clone(),
+                        ref_g: r.g.clone(),
+                    })
+                    .collect(),
+                accumulators: obs.accumulators(),
+            };
+            writer.write_checkpoint(&ck)?;
+        }
         Ok(())
     }
 
@@ -506,36 +602,52 @@ impl Driver {
             let target = self.frame_steps[k];
             // advance every replica to `target`
             // a step in which forces move a particle by more than a quarter diameter is a
-            // blow-up (Δt too large for the stiffness of the repulsion): stop with the step and
-            // particle
+            // blow-up (Δt too large for the stiffness of the repulsion), and so is a particle
+            // thrown across the periodic box IMAGE_LIMIT times (e.g. an explicit step far beyond
+            // the trap's stability limit): stop with the step and particle
             let limit = 0.25 * diameter;
-            let advance = |s: &mut Simulation| -> Option<(u64, f64)> {
+            let advance = |s: &mut Simulation| -> Option<(u64, Blown)> {
                 while s.step_count() < target {
                     s.step();
                     let jump = s.max_force_displacement();
                     if jump.is_nan() || jump > limit {
-                        return Some((s.step_count(), jump));
+                        return Some((s.step_count(), Blown::Jump(jump)));
+                    }
+                    if let Some((particle, crossings)) = s.image_beyond(IMAGE_LIMIT) {
+                        return Some((s.step_count(), Blown::Images(particle, crossings)));
                     }
                 }
                 None
             };
-            let blown: Vec<Option<(u64, f64)>> = if parallel_replicas {
+            let blown: Vec<Option<(u64, Blown)>> = if parallel_replicas {
                 self.sims.par_iter_mut().map(advance).collect()
             } else {
                 self.sims.iter_mut().map(advance).collect()
             };
-            if let Some((r, (step, jump))) = blown
+            if let Some((r, (step, what))) = blown
                 .iter()
                 .enumerate()
                 .find_map(|(r, b)| b.map(|v| (r, v)))
             {
-                return Err(RunError::Unstable {
-                    system: model.name.clone(),
-                    replica: r,
-                    step,
-                    t: step as f64 * model.dt,
-                    jump,
-                    diameter,
+                let t = step as f64 * model.dt;
+                let system = model.name.clone();
+                return Err(match what {
+                    Blown::Jump(jump) => RunError::Unstable {
+                        system,
+                        replica: r,
+                        step,
+                        t,
+                        jump,
+                        diameter,
+                    },
+                    Blown::Images(particle, crossings) => RunError::ImageOverflow {
+                        system,
+                        replica: r,
+                        particle,
+                        crossings,
+                        step,
+                        t,
+                    },
                 });
             }
             progress.set_position(target);
@@ -568,10 +680,16 @@ impl Driver {
                 o.frame(model, &frame)?;
             }
             if ctrl_c {
-                return Err(RunError::Interrupted { frames: k + 1 });
+                return Err(RunError::Interrupted {
+                    frames: k + 1,
+                    partial: None,
+                });
             }
             if stop {
-                return Err(RunError::Aborted { frames: k + 1 });
+                return Err(RunError::Aborted {
+                    frames: k + 1,
+                    partial: None,
+                });
             }
         }
         let wall = start.elapsed().as_secs_f64();
@@ -584,6 +702,15 @@ impl Driver {
             wall_seconds: wall,
         })
     }
+}
+
+/// Why a replica stopped (see [`Driver::run`]).
+#[derive(Debug, Clone, Copy)]
+enum Blown {
+    /// Pair forces moved a particle this far in one step.
+    Jump(f64),
+    /// This particle's image counter passed [`IMAGE_LIMIT`] (its value).
+    Images(usize, i64),
 }
 
 /// The frame schedule and replica count make sense: `every` ≥ 1 and, when steps are recorded, at
@@ -605,6 +732,15 @@ fn check_schedule(steps: u64, every: u64, replicas: usize) -> Result<(), RunErro
 
 /// Runs `model` and writes `out` (H5MD): a [`Driver`] with one observer, [`H5mdOutput`]. See
 /// [`RunConfig`]; `progress` counts steps per replica (burn-in included).
+///
+/// One process at a time writes `out` ([`OutputLock`]: a second run fails at once, naming the
+/// first). A run that stops for good (instability, blow-up, a write error) removes its partial
+/// file; an interrupted one ([`RunError::Interrupted`], [`RunError::Aborted`], or a killed
+/// process) keeps it, and `resume` continues it after checking that the settings recorded in
+/// it (seed, steps, frame spacing, burn-in, replicas, every model parameter and the definition
+/// text) are this command's: the resumed file equals an uninterrupted run's, dataset by dataset
+/// and bit for bit (the attributes `command` and `wall_seconds` of `/parameters` are the first
+/// invocation's command and the last one's wall time).
 pub fn run(
     model: &ParticleModel,
     out: &Path,
@@ -621,9 +757,35 @@ pub fn run(
         Dynamics::Abp { .. } => "orientation",
     };
     let out_components = if prop_name == "orientation" { d } else { gd };
+    let params = recorded_parameters(model, cfg);
+    // held until the file is published (or the run stops): dropped after `output`
+    let lock = OutputLock::acquire(out)?;
+    let partial = crate::io::h5md::partial_path(out)?;
+    let found = if cfg.resume {
+        match H5mdWriter::open_partial(&lock)? {
+            PartialFile::Resumable(w, ck) => Some((w, ck)),
+            PartialFile::Incomplete(why) => {
+                (cfg.warn)(&format!(
+                    "{}: {why} (the run was killed before its first frame was written): starting from the beginning",
+                    partial.display()
+                ));
+                None
+            }
+        }
+    } else {
+        if lock.stale_partial() {
+            (cfg.warn)(&format!(
+                "replacing {}, left by a run of {} that did not finish (--resume would continue it)",
+                partial.display(),
+                out.display()
+            ));
+        }
+        None
+    };
 
-    let (mut output, sims, resumed) = if cfg.resume {
-        let (w, states) = H5mdWriter::open_partial(out)?;
+    let (mut output, sims, resumed) = if let Some((mut w, ck)) = found {
+        check_same_settings(&w, &params, &partial)?;
+        let states = ck.replicas;
         if states.len() != m {
             return Err(RunError::Invalid(format!(
                 "the partial file holds {} replicas, the command asks for {m}",
@@ -657,7 +819,10 @@ pub fn run(
             ));
         }
         let from = sims[0].step_count();
-        (H5mdOutput::new(w, Some(refs)), sims, Some(from))
+        w.set_checkpoint_interval(cfg.checkpoint_interval);
+        let mut output = H5mdOutput::new(w, Some(refs));
+        output.observables.restore_accumulators(&ck.accumulators)?;
+        (output, sims, Some(from))
     } else {
         let layouts: Vec<GroupLayout> = (0..m)
             .map(|r| GroupLayout {
@@ -667,37 +832,9 @@ pub fn run(
                 propulsion: (prop_name.into(), out_components),
             })
             .collect();
-        let mut params: Vec<(String, AttrValue)> = model
-            .parameters
-            .iter()
-            .map(|(k, v)| (k.clone(), AttrValue::F64(*v)))
-            .collect();
-        params.push(("system".into(), AttrValue::Str(model.name.clone())));
-        params.push((
-            "model".into(),
-            AttrValue::Str(match model.dynamics {
-                Dynamics::Aoup { .. } => "aoup".into(),
-                Dynamics::Abp { .. } => "abp".into(),
-            }),
-        ));
-        params.push(("seed".into(), AttrValue::U64(cfg.seed)));
-        params.push(("command".into(), AttrValue::Str(cfg.command.clone())));
-        params.push(("definition".into(), AttrValue::Str(model.source.clone())));
-        params.push((
-            "definition_path".into(),
-            AttrValue::Str(model.path.display().to_string()),
-        ));
-        params.push(("replicas".into(), AttrValue::U64(m as u64)));
-        params.push(("every".into(), AttrValue::U64(cfg.every)));
-        params.push(("burn_in_steps".into(), AttrValue::U64(cfg.burn_in_steps)));
-        params.push(("n_fixed".into(), AttrValue::U64(model.n_fixed as u64)));
-        params.push((
-            "noise".into(),
-            AttrValue::Str(
-                "counter-based Philox4x32-10 keyed by (seed, replica, step, particle): identical output for any thread count".into(),
-            ),
-        ));
-        let w = H5mdWriter::create(out, &layouts, model.bx.length, "phaseflow user", &params)?;
+        let mut w =
+            H5mdWriter::create(&lock, &layouts, model.bx.length, "phaseflow user", &params)?;
+        w.set_checkpoint_interval(cfg.checkpoint_interval);
         let sims: Vec<Simulation> = (0..m)
             .map(|r| Simulation::new(model.clone(), cfg.seed, r as u32))
             .collect();
@@ -710,13 +847,34 @@ pub fn run(
         cfg.every,
         output.frames_written(),
     )?;
-    let end = driver.run(
+    let end = match driver.run(
         model,
         &mut [&mut output],
         &cfg.cancel,
         progress,
         cfg.abort_after_frames,
-    )?;
+    ) {
+        Ok(end) => end,
+        // resumable: the partial file (with its checkpoint) stays, and the message says so
+        Err(RunError::Interrupted { frames, .. }) => {
+            return Err(RunError::Interrupted {
+                frames,
+                partial: output.partial(),
+            })
+        }
+        Err(RunError::Aborted { frames, .. }) => {
+            return Err(RunError::Aborted {
+                frames,
+                partial: output.partial(),
+            })
+        }
+        // for good (blow-up, a write error): nothing is left behind
+        Err(e) => {
+            output.discard();
+            return Err(e);
+        }
+    };
+    drop(lock);
     let wall = end.wall_seconds;
     let ps = (n * m) as f64 * end.steps as f64;
     Ok(RunSummary {
@@ -740,4 +898,104 @@ pub fn run(
         threads: rayon::current_num_threads(),
         largest_cluster_fraction: output.observables.last_cluster,
     })
+}
+
+/// `/parameters` of a run: every effective model parameter, then the run's settings. Those but
+/// `command` and `definition_path` must match for `--resume` ([`check_same_settings`]).
+fn recorded_parameters(model: &ParticleModel, cfg: &RunConfig) -> Vec<(String, AttrValue)> {
+    let mut params: Vec<(String, AttrValue)> = model
+        .parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), AttrValue::F64(*v)))
+        .collect();
+    params.push(("system".into(), AttrValue::Str(model.name.clone())));
+    params.push((
+        "model".into(),
+        AttrValue::Str(match model.dynamics {
+            Dynamics::Aoup { .. } => "aoup".into(),
+            Dynamics::Abp { .. } => "abp".into(),
+        }),
+    ));
+    params.push(("seed".into(), AttrValue::U64(cfg.seed)));
+    params.push(("command".into(), AttrValue::Str(cfg.command.clone())));
+    params.push(("definition".into(), AttrValue::Str(model.source.clone())));
+    params.push((
+        "definition_path".into(),
+        AttrValue::Str(model.path.display().to_string()),
+    ));
+    params.push(("replicas".into(), AttrValue::U64(cfg.replicas as u64)));
+    params.push(("steps".into(), AttrValue::U64(cfg.steps)));
+    params.push(("every".into(), AttrValue::U64(cfg.every)));
+    params.push(("burn_in_steps".into(), AttrValue::U64(cfg.burn_in_steps)));
+    params.push(("n_fixed".into(), AttrValue::U64(model.n_fixed as u64)));
+    params.push((
+        "noise".into(),
+        AttrValue::Str(
+            "counter-based Philox4x32-10 keyed by (seed, replica, step, particle): identical output for any thread count".into(),
+        ),
+    ));
+    params
+}
+
+/// Refuses to resume a partial file written with other settings than `params` (this command's),
+/// naming each setting that differs with both values: continuing it would mix two runs in one
+/// file.
+fn check_same_settings(
+    w: &H5mdWriter,
+    params: &[(String, AttrValue)],
+    partial: &Path,
+) -> Result<(), RunError> {
+    let show = |v: &AttrValue| match v {
+        AttrValue::F64(x) => format!("{x}"),
+        AttrValue::U64(x) => format!("{x}"),
+        AttrValue::I64(x) => format!("{x}"),
+        AttrValue::Str(x) => format!("'{x}'"),
+        other => format!("{other:?}"),
+    };
+    let option = |k: &str| -> String {
+        match k {
+            "seed" => "--seed".into(),
+            "steps" => "--steps (or --t-end)".into(),
+            "every" => "--every".into(),
+            "burn_in_steps" => "--burn-in (in steps)".into(),
+            "replicas" => "--replicas".into(),
+            "system" | "model" | "n_fixed" | "noise" => k.into(),
+            _ => format!("parameter {k}"),
+        }
+    };
+    let mut differences = Vec::new();
+    for (k, v) in params {
+        if k == "command" || k == "definition_path" {
+            continue;
+        }
+        let same = match (w.parameter(k, v), v) {
+            (Some(AttrValue::F64(a)), AttrValue::F64(b)) => a.to_bits() == b.to_bits(),
+            (Some(a), b) => &a == b,
+            (None, _) => {
+                differences.push(format!("{} is not recorded in it", option(k)));
+                continue;
+            }
+        };
+        if same {
+            continue;
+        }
+        if k == "definition" {
+            differences.push("the definition file's text has changed since".into());
+        } else {
+            let recorded = w.parameter(k, v).map(|a| show(&a)).unwrap_or_default();
+            differences.push(format!(
+                "{} is {} here but {recorded} in it",
+                option(k),
+                show(v)
+            ));
+        }
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(RunError::Invalid(format!(
+        "cannot resume: this command's settings differ from those of the run that wrote {}: {}; give the same settings, or run without --resume to start afresh",
+        partial.display(),
+        differences.join("; ")
+    )))
 }

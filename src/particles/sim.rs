@@ -223,6 +223,17 @@ impl Simulation {
         &self.force
     }
 
+    /// The first particle (id) whose image counter exceeds `limit` in absolute value, with that
+    /// counter (the driver's blow-up check; counters saturate at the `i32` range in the step).
+    pub fn image_beyond(&self, limit: i32) -> Option<(usize, i64)> {
+        let limit = limit.unsigned_abs();
+        if self.image.iter().all(|v| v.unsigned_abs() <= limit) {
+            return None;
+        }
+        let k = self.image.iter().position(|v| v.unsigned_abs() > limit)?;
+        Some((self.tag[k / self.model.dim] as usize, self.image[k] as i64))
+    }
+
     /// Largest force component of the last step.
     pub fn max_force(&self) -> f64 {
         self.max_force
@@ -446,7 +457,7 @@ fn advance(
                 let (nx, ng) = noise_pair(&z, &z2, c, d);
                 let mut xn = xi[c] + drift * dt + sx * nx;
                 g[c] = decay * g[c] + sg * ng;
-                img[c] += bx.wrap(&mut xn);
+                img[c] = img[c].saturating_add(bx.wrap(&mut xn));
                 out[c] = xn;
             }
         }
@@ -458,7 +469,7 @@ fn advance(
                 let dir = [c, s];
                 for a in 0..2 {
                     let mut xn = xi[a] + (v0 * dir[a] + mu * f[a]) * dt + sx * z[a];
-                    img[a] += bx.wrap(&mut xn);
+                    img[a] = img[a].saturating_add(bx.wrap(&mut xn));
                     out[a] = xn;
                 }
                 // the angle is kept in [−π, π) (only e = (cos θ, sin θ) matters)
@@ -473,7 +484,7 @@ fn advance(
                 let z2 = rng.normals(step, i, 1);
                 for a in 0..3 {
                     let mut xn = xi[a] + (v0 * g[a] + mu * f[a]) * dt + sx * z[a];
-                    img[a] += bx.wrap(&mut xn);
+                    img[a] = img[a].saturating_add(bx.wrap(&mut xn));
                     out[a] = xn;
                 }
                 // rotational diffusion on the sphere: tangential kick, renormalised
