@@ -614,7 +614,7 @@ impl Driver {
                         return Some((s.step_count(), Blown::Jump(jump)));
                     }
                     if let Some((particle, crossings)) = s.image_beyond(IMAGE_LIMIT) {
-                        return Some((s.step_count(), Blown::Images(particle, crossings)));
+                        return Some((s.step_count(), Blown::Images(particle, crossings.abs())));
                     }
                 }
                 None
