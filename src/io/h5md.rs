@@ -268,7 +268,7 @@ pub struct Checkpoint {
 /// What [`H5mdWriter::open_partial`] found.
 pub enum PartialFile {
     /// A complete checkpoint: the writer (positioned after its frame) and the checkpoint.
-    Resumable(H5mdWriter, Checkpoint),
+    Resumable(Box<H5mdWriter>, Checkpoint),
     /// A partial file without a complete checkpoint (its run was killed before its first frame
     /// was written, or while the file was being created): why. There is nothing to continue.
     Incomplete(String),
@@ -538,7 +538,7 @@ impl H5mdWriter {
             }
         }
         Ok(PartialFile::Resumable(
-            H5mdWriter {
+            Box::new(H5mdWriter {
                 path: path.to_path_buf(),
                 partial,
                 groups,
@@ -551,7 +551,7 @@ impl H5mdWriter {
                 interval: DEFAULT_CHECKPOINT_INTERVAL,
                 slot: Some(slot),
                 pending_bytes: 0,
-            },
+            }),
             Checkpoint {
                 replicas: states,
                 accumulators,
@@ -980,7 +980,7 @@ fn put<T: hdf5::H5Type>(g: &Group, name: &str, data: &[T], path: &Path) -> Resul
 
 /// `v` cut into `parts` equal pieces (the replicas of a checkpoint array).
 fn split<T: Clone>(v: Vec<T>, parts: usize, name: &str, path: &Path) -> Result<Vec<Vec<T>>> {
-    if parts == 0 || v.len() % parts != 0 {
+    if parts == 0 || !v.len().is_multiple_of(parts) {
         return Err(IoError::invalid(
             path,
             format!(

@@ -763,7 +763,7 @@ pub fn run(
     let partial = crate::io::h5md::partial_path(out)?;
     let found = if cfg.resume {
         match H5mdWriter::open_partial(&lock)? {
-            PartialFile::Resumable(w, ck) => Some((w, ck)),
+            PartialFile::Resumable(w, ck) => Some((*w, ck)),
             PartialFile::Incomplete(why) => {
                 (cfg.warn)(&format!(
                     "{}: {why} (the run was killed before its first frame was written): starting from the beginning",
