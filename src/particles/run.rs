@@ -376,9 +376,10 @@ impl Observer for Observables {
 
 /// The H5MD writer as an observer: particles (positions, images, propulsion or orientation per
 /// replica group), the per-frame observables of the [`Observables`] it owns, and at closing
-/// frames (and every few frames, as the writer decides) a checkpoint from which
-/// [`RunConfig::resume`] continues; at the end, the frame averages and the wall time, and the
-/// file is published atomically.
+/// frames (and whenever [`H5mdWriter::checkpoint_due`]: the first frame, then after the
+/// checkpoint interval) a checkpoint — states, references and the observables' running sums —
+/// from which [`RunConfig::resume`] continues; at the end, the frame averages and the wall
+/// time, and the file is published atomically.
 pub struct H5mdOutput {
     writer: Option<H5mdWriter>,
     /// The observables computed for (and written with) every frame.
