@@ -468,3 +468,37 @@ fn interruptions_keep_the_partial_file_and_stale_ones_are_reported() {
     );
     assert_eq!(hidden_entries(dir.path()), Vec::<String>::new());
 }
+
+/// Unmounts a test file system when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Item 11: a full disk during a particle run is an error printed once (exit 1) that leaves no
+/// partial or lock file. Tried where a small tmpfs can be mounted (as root in a container that
+/// allows it); the test says so when not.
+#[cfg(unix)]
+#[test]
+fn a_full_disk_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=300k", "tmpfs"])
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a small tmpfs here: the full disk is not tried");
+        return;
+    }
+    let _guard = Mounted(dir.path().to_path_buf());
+    let out = dir.path().join("f.h5");
+    let o = phaseflow(&with_output(&abp_args("3000"), &out));
+    fails_once(&o, &["No space left on device"]);
+    assert!(!out.exists());
+    assert_eq!(hidden_entries(dir.path()), Vec::<String>::new());
+}
