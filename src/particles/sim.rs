@@ -227,7 +227,9 @@ impl Simulation {
     /// counter (the driver's blow-up check; counters saturate at the `i32` range in the step).
     pub fn image_beyond(&self, limit: i32) -> Option<(usize, i64)> {
         let limit = limit.unsigned_abs();
-        if self.image.iter().all(|v| v.unsigned_abs() <= limit) {
+        // a branch-free maximum (vectorised): one pass of a few µs at N = 32768 in 2-D
+        let worst = self.image.iter().fold(0u32, |m, v| m.max(v.unsigned_abs()));
+        if worst <= limit {
             return None;
         }
         let k = self.image.iter().position(|v| v.unsigned_abs() > limit)?;
