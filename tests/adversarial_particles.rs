@@ -345,7 +345,7 @@ fn resume_with_other_settings_is_refused_naming_them() {
 fn a_second_run_on_the_same_output_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("same.h5");
-    let a_args = abp_args("4000");
+    let a_args = abp_args("8000");
     let mut a = spawn(&with_output(&a_args, &out));
     let lock = dir.path().join(".same.h5.lock");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -358,7 +358,7 @@ fn a_second_run_on_the_same_output_fails_cleanly() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let pid = a.id().to_string();
-    let mut b_args = abp_args("4000");
+    let mut b_args = abp_args("8000");
     b_args[11] = "2"; // another seed: another file
     for extra in [&[][..], &["--resume"][..]] {
         let o = phaseflow(&with_output(&[&b_args[..], extra].concat(), &out));
