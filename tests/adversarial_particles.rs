@@ -385,8 +385,8 @@ fn a_second_run_on_the_same_output_fails_cleanly() {
 
 /// Items 9 and 11: an explicit step far beyond the trap's stability limit throws particles across
 /// the box by whole box lengths: the run stops at the image-counter limit (no overflow into
-/// nonsense) with a blow-up report, exit 1, and removes its partial file (written at frame 0);
-/// `--every` beyond `--steps` is an error before any file.
+/// nonsense) with a blow-up report, exit 1, and removes its partial file (written at frame 0), as
+/// a pair-force instability does; `--every` beyond `--steps` is an error before any file.
 #[test]
 fn image_counter_overflow_is_a_blow_up_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -402,6 +402,17 @@ fn image_counter_overflow_is_a_blow_up_and_leaves_nothing() {
         &o,
         &["crossed the periodic box", "blew up", "no output written"],
     );
+    assert!(!out.exists());
+    assert_eq!(hidden_entries(dir.path()), Vec::<String>::new());
+    // the pair-force stability check: the same clean end (frame 0 was written before)
+    let o = phaseflow(&with_output(
+        &[
+            "simulate", "abp_mips", "--set", "N=400", "--set", "dt=2e-3", "--steps", "2000",
+            "--every", "10", "-q",
+        ],
+        &out,
+    ));
+    fails_once(&o, &["unstable at step", "no output written"]);
     assert!(!out.exists());
     assert_eq!(hidden_entries(dir.path()), Vec::<String>::new());
     let o = phaseflow(&with_output(
