@@ -239,6 +239,31 @@ fn too_many_particles_names_the_limit() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// Item 14 (the same class as N): a family size above the documented limit names the limit, in
+/// the file (located at the value) and by `--set` (it said "must be a positive integer").
+#[test]
+fn too_large_a_family_names_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let l96 = std::fs::read_to_string("systems/lorenz96.toml").unwrap();
+    let at = l96.find("\ndimension = ").unwrap() + 1;
+    let line = l96[..at].matches('\n').count() + 1;
+    let eol = at + l96[at..].find('\n').unwrap();
+    let big = format!("{}dimension = 100000000{}", &l96[..at], &l96[eol..]);
+    let p = file(d, "big.toml", &big);
+    let loc = format!("big.toml:{line}:13:");
+    info_and_simulate_fail(
+        d,
+        &p,
+        &[&loc, "dimension = 100000000 exceeds the limit of 10000000"],
+    );
+    let o = phaseflow(&["info", "lorenz96", "--set", "dimension=1e8"]);
+    fails_once(
+        &o,
+        &["--set:", "dimension = 1e8 exceeds the limit of 10000000"],
+    );
+}
+
 /// Item 14: `--set` errors are printed once (they were printed twice, `F: msg: F: msg`), for
 /// equations and particles, and nothing is written.
 #[test]

@@ -138,7 +138,13 @@ impl Model {
                         spec.name
                     )));
                 }
-                if *v < 1.0 || v.fract() != 0.0 || *v > 1e7 {
+                if *v > super::spec::MAX_DIMENSION as f64 {
+                    return Err(cli_err(format!(
+                        "dimension = {v:e} exceeds the limit of {}",
+                        super::spec::MAX_DIMENSION
+                    )));
+                }
+                if *v < 1.0 || v.fract() != 0.0 {
                     return Err(cli_err(format!(
                         "dimension must be a positive integer, got {v}"
                     )));

@@ -11,6 +11,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+/// Largest family size `dimension` (in the file or by `--set dimension=`): 10^7 components per
+/// variable. A larger value is an error naming this limit.
+pub const MAX_DIMENSION: usize = 10_000_000;
+
 /// Kind of dynamics a file defines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -439,6 +443,12 @@ impl SystemSpec {
                     return Err(err(
                         d.span().start,
                         format!("field 'dimension' must be a positive integer, got {n}"),
+                    ));
+                }
+                if n as u64 > MAX_DIMENSION as u64 {
+                    return Err(err(
+                        d.span().start,
+                        format!("dimension = {n} exceeds the limit of {MAX_DIMENSION}"),
                     ));
                 }
                 Some(n as usize)
