@@ -246,6 +246,35 @@ fn sigint_kills_the_external_program_and_its_children() {
     assert!(!out.join("results/lorenz/hang.json").exists());
 }
 
+/// Item 12: a program that succeeds but leaves a background process (holding its stderr open)
+/// does not hold up the run, and the process is killed with its group when the call ends.
+#[cfg(unix)]
+#[test]
+fn a_background_process_of_a_finished_program_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path();
+    let pid_file = t.join("background.pid");
+    let model = format!("bg=sleep 300 & echo $! > '{}'; {ZEROS}", pid_file.display());
+    let start = Instant::now();
+    let o = phaseflow_in(
+        t,
+        &bench_args(t.join("bench").to_str().unwrap(), &["--external", &model]),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "the run waited for the background process"
+    );
+    // one call per test trajectory: the pid of the last one
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(gone(pid), "the background process {pid} still runs");
+    assert!(scratch_folders(t).is_empty(), "{:?}", scratch_folders(t));
+}
+
 /// Item 12: scratch folders of a process that no longer exists (killed outright) are removed by
 /// the next run with external models; those of live processes are left alone.
 #[cfg(unix)]
@@ -326,4 +355,67 @@ fn bad_timeouts_and_hyperparameters_are_errors() {
         fails_once(&o, &[&format!("--hyper '{hyper}'"), needle]);
     }
     assert!(!out.exists(), "an output directory was made");
+}
+
+/// The same class of hole in the data-set settings: infinite sampling or noise made a data set
+/// (and then an unreadable result, "invalid type: null"), and `--train 1e11` aborted on a failed
+/// 800 GB allocation. Each is an error naming the setting or the documented size limit.
+#[test]
+fn data_set_settings_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path();
+    let out = t.join("data");
+    let o_ = out.to_str().unwrap();
+    for (flag, value, needle) in [
+        (
+            "--per-period",
+            "inf",
+            "points per period must be a finite number ≥ 2",
+        ),
+        ("--noise", "inf", "got noise inf"),
+        ("--noise", "nan", "got noise NaN"),
+        (
+            "--train",
+            "100000000000",
+            "exceeds the limit of 1e8 values of a data set",
+        ),
+        (
+            "--test-ics",
+            "100000000",
+            "exceeds the limit of 1e8 values of a data set",
+        ),
+    ] {
+        let o = phaseflow_in(
+            t,
+            &[
+                "forecast",
+                "data",
+                "--systems",
+                "lorenz",
+                "-q",
+                "-o",
+                o_,
+                flag,
+                value,
+            ],
+        );
+        fails_once(&o, &[needle]);
+    }
+    // within the step limit but not with the system's 3 components: named per system
+    let o = phaseflow_in(
+        t,
+        &[
+            "forecast",
+            "data",
+            "--systems",
+            "lorenz",
+            "-q",
+            "-o",
+            o_,
+            "--train",
+            "40000000",
+        ],
+    );
+    fails_once(&o, &["3 components exceed the limit of 1e8 values"]);
+    assert!(!out.join("data/lorenz.h5").exists());
 }
