@@ -301,9 +301,9 @@ fn stale_scratch_folders_are_removed() {
     assert!(live.exists(), "a live process's folder was removed");
 }
 
-/// Item 12 and item 9: bad `--external-timeout` values and out-of-range `--hyper` values are
-/// errors naming the setting and its valid range (`nvar.order=-1` was accepted), before any file
-/// is made.
+/// Item 12 and item 9: bad `--external-timeout` values, an infinite `--vpt-threshold` (it wrote
+/// a result that could not be read back) and out-of-range `--hyper` values (`nvar.order=-1` was
+/// accepted) are errors naming the setting and its valid range, before any file is made.
 #[test]
 fn bad_timeouts_and_hyperparameters_are_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -319,6 +319,13 @@ fn bad_timeouts_and_hyperparameters_are_errors() {
             &o,
             &["--external-timeout", "must be a positive number of seconds"],
         );
+    }
+    for v in ["inf", "nan", "0"] {
+        let o = phaseflow_in(
+            t,
+            &bench_args(o_, &["--models", "naive", "--vpt-threshold", v]),
+        );
+        fails_once(&o, &["--vpt-threshold", "must be a finite positive number"]);
     }
     for (hyper, needle) in [
         ("nvar.order=-1", "nvar.order = -1: must be 1 or 2"),

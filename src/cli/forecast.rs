@@ -277,8 +277,11 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
         }
         external.push((name.to_string(), cmd.to_string()));
     }
-    if a.vpt_threshold.is_nan() || a.vpt_threshold <= 0.0 {
-        bail!("--vpt-threshold must be positive");
+    if !a.vpt_threshold.is_finite() || a.vpt_threshold <= 0.0 {
+        bail!(
+            "--vpt-threshold {}: must be a finite positive number",
+            a.vpt_threshold
+        );
     }
     let mut pinned = Vec::new();
     for h in &a.hyper {

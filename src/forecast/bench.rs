@@ -526,6 +526,12 @@ fn run_inner(
     for (m, k, v) in &opts.pinned {
         models::check_hyperparameter(m, k, *v)?;
     }
+    if !opts.vpt_threshold.is_finite() || opts.vpt_threshold <= 0.0 {
+        return Err(format!(
+            "the valid-prediction-time threshold must be a finite positive number, got {}",
+            opts.vpt_threshold
+        ));
+    }
     if opts.external_timeout.is_zero() {
         return Err("the time-out of external models must be positive".into());
     }
