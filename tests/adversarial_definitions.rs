@@ -95,6 +95,26 @@ fn every_define_is_checked_used_or_not() {
     info_and_simulate_fail(d, &used, &["used.toml:", "(a -> b -> a)"]);
 }
 
+/// A non-finite `t0` was accepted (every entry of a file is checked): a located error.
+#[test]
+fn a_non_finite_start_time_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = HEAD.replace(
+        "initial_conditions = [1.0]\n",
+        "initial_conditions = [1.0]\nt0 = nan\n",
+    ) + "[equations]\nx = \"-k * x\"\n";
+    let p = file(d, "t0.toml", &text);
+    info_and_simulate_fail(
+        d,
+        &p,
+        &[
+            "t0.toml:5:6:",
+            "field 't0' must be a finite number, got NaN",
+        ],
+    );
+}
+
 /// Item 14: a delay τ ≤ 0 written in the file is located at the delay (it was reported as a
 /// `--set` error without a location); a τ ≤ 0 given by `--set` is a `--set` error.
 #[test]

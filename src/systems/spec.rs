@@ -218,7 +218,7 @@ struct Raw {
     initial_rule: BTreeMap<Spanned<String>, Spanned<String>>,
     dt: Option<Spanned<f64>>,
     period: Option<Spanned<f64>>,
-    t0: Option<f64>,
+    t0: Option<Spanned<f64>>,
     #[serde(default)]
     hamiltonian: bool,
     #[serde(default)]
@@ -694,6 +694,16 @@ impl SystemSpec {
             };
         let dt = positive(&raw.dt, "dt", if kind == Kind::Map { 1.0 } else { 1e-3 })?;
         let period = positive(&raw.period, "period", 1.0)?;
+        let t0 = match &raw.t0 {
+            None => 0.0,
+            Some(v) if v.get_ref().is_finite() => *v.get_ref(),
+            Some(v) => {
+                return Err(err(
+                    v.span().start,
+                    format!("field 't0' must be a finite number, got {}", v.get_ref()),
+                ))
+            }
+        };
 
         let initial_conditions = raw.initial_conditions.as_ref().map(|v| Located {
             value: v.get_ref().clone(),
@@ -729,7 +739,7 @@ impl SystemSpec {
             diffusion,
             dt,
             period,
-            t0: raw.t0.unwrap_or(0.0),
+            t0,
             hamiltonian: raw.hamiltonian,
             nonautonomous: raw.nonautonomous,
             stiff: raw.stiff,
