@@ -297,7 +297,12 @@ impl ChildGroup {
             let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
             // SAFETY: waits (without blocking or reaping) for our own child.
             if unsafe { libc::waitid(libc::P_PID, pid, &mut info, flags) } != 0 {
-                return Err(std::io::Error::last_os_error());
+                let e = std::io::Error::last_os_error();
+                // a signal (e.g. Ctrl-C, handled on another thread) interrupted the call
+                return match e.kind() {
+                    std::io::ErrorKind::Interrupted => Ok(false),
+                    _ => Err(e),
+                };
             }
             // SAFETY: si_pid is set by waitid (0 when the child is still running).
             Ok(unsafe { info.si_pid() } != 0)
