@@ -460,6 +460,8 @@ fn forecast_bench_is_the_cli_bench() {
         vpt_threshold: 30.0,
         tune: true,
         pinned: Vec::new(),
+        external_timeout: phaseflow::forecast::external::DEFAULT_TIMEOUT,
+        cancel: phaseflow::control::Cancel::new(),
     };
     bench::run(&opts, &NoProgress).unwrap();
     for m in ["naive", "mean"] {

@@ -91,6 +91,15 @@ pub struct BenchArgs {
     /// `phaseflow::forecast::external` and scripts/forecast_adapter_example.py)
     #[arg(long = "external", value_name = "NAME=COMMAND")]
     pub external: Vec<String>,
+    /// Longest run of one call of an external model, in seconds; then its whole process group is
+    /// killed and the pair fails (Ctrl-C kills it too)
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 600.0,
+        allow_negative_numbers = true
+    )]
+    pub external_timeout: f64,
     /// Valid prediction time threshold on the cumulative sMAPE (0–200 scale)
     #[arg(long, default_value_t = 30.0)]
     pub vpt_threshold: f64,
@@ -268,8 +277,11 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
         }
         external.push((name.to_string(), cmd.to_string()));
     }
-    if a.vpt_threshold.is_nan() || a.vpt_threshold <= 0.0 {
-        bail!("--vpt-threshold must be positive");
+    if !a.vpt_threshold.is_finite() || a.vpt_threshold <= 0.0 {
+        bail!(
+            "--vpt-threshold {}: must be a finite positive number",
+            a.vpt_threshold
+        );
     }
     let mut pinned = Vec::new();
     for h in &a.hyper {
@@ -280,19 +292,18 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
         let Some((m, k, v)) = parsed else {
             bail!("--hyper '{h}': expected MODEL.NAME=NUMBER, e.g. nvar.order=1");
         };
-        let names = models::hyperparameter_names(&m).map_err(|e| anyhow!("--hyper '{h}': {e}"))?;
-        if !names.contains(&k.as_str()) {
-            bail!(
-                "--hyper '{h}': {m} has no hyperparameter '{k}' (it has: {})",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
-            );
-        }
+        models::check_hyperparameter(&m, &k, v).map_err(|e| anyhow!("--hyper '{h}': {e}"))?;
         pinned.push((m, k, v));
     }
+    let external_timeout = std::time::Duration::try_from_secs_f64(a.external_timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| {
+            anyhow!(
+                "--external-timeout {}: must be a positive number of seconds",
+                a.external_timeout
+            )
+        })?;
     let opts = bench::BenchOptions {
         pinned,
         systems: files,
@@ -302,6 +313,8 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
         out: p.output.clone(),
         vpt_threshold: a.vpt_threshold,
         tune: !a.no_tune,
+        external_timeout,
+        cancel: super::cancel_token(),
     };
     let progress = super::IndicatifProgress::new(
         p.quiet || p.json,

@@ -16,9 +16,13 @@
 //!    against the horizon; the system's score is the mean over its test trajectories.
 //!
 //! Results go to `DIR/results/NAME/MODEL.json` (settings, chosen hyperparameters, the validation
-//! scores of the whole grid, forecasts, metrics); a pair whose file exists with the same protocol
-//! and settings (threshold, pinned hyperparameters) is skipped, so an interrupted run resumes. Finally [`report`] writes
-//! `DIR/leaderboard.csv`, `DIR/summary.md` and the plots.
+//! scores of the whole grid, forecasts, metrics, and for an external model the command that
+//! produced them); a pair whose file exists without an error and with the same settings
+//! (protocol, threshold, tuning, pinned hyperparameters, external command) is skipped, so an
+//! interrupted run resumes; a failed pair, or one whose settings changed, is computed again.
+//! Cancelling [`BenchOptions::cancel`] (Ctrl-C) stops the run: running external programs are
+//! killed, pairs not finished are not written, and the run returns an "interrupted" error.
+//! Finally [`report`] writes `DIR/leaderboard.csv`, `DIR/summary.md` and the plots.
 
 use super::data::{self, Dataset, Protocol};
 use super::external::{External, RequestInfo};
@@ -74,11 +78,34 @@ pub struct BenchOptions {
     /// Tune native models on the validation split (else: the first grid configuration).
     pub tune: bool,
     /// Pinned hyperparameters: (model, name, value) replace that name in every configuration of
-    /// the model's grid (or add it).
+    /// the model's grid (or add it). Checked against [`models::check_hyperparameter`].
     pub pinned: Vec<(String, String, f64)>,
+    /// Longest run of one call of an external program ([`External::timeout`]).
+    pub external_timeout: std::time::Duration,
+    /// Stops the run (and kills running external programs) when cancelled.
+    pub cancel: crate::control::Cancel,
 }
 
 impl BenchOptions {
+    /// The shell command of an external model (`None` for a native one).
+    pub fn command_of(&self, model: &str) -> Option<String> {
+        self.external
+            .iter()
+            .find(|(n, _)| n == model)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Whether a stored result was made by this run's settings for `model` on `ds` and succeeded
+    /// (then it is reused; otherwise the pair is computed again).
+    pub fn reuses(&self, prev: &SystemResult, ds: &Dataset, model: &str) -> bool {
+        prev.error.is_none()
+            && prev.protocol == ds.protocol
+            && prev.vpt_threshold == self.vpt_threshold
+            && prev.pinned == self.pinned_for(model)
+            && prev.command == self.command_of(model)
+            && prev.tuned == Some(self.tune)
+    }
+
     /// The pinned hyperparameters of one model.
     pub fn pinned_for(&self, model: &str) -> Hyper {
         self.pinned
@@ -121,6 +148,14 @@ pub struct SystemResult {
     /// Hyperparameters pinned on the command line (`--hyper`).
     #[serde(default)]
     pub pinned: Hyper,
+    /// The shell command of an external model (null for native ones): a result is reused only
+    /// for the same command.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Whether native models were tuned (`--no-tune` gives false); null in files written before
+    /// it was recorded (such results are computed again).
+    #[serde(default)]
+    pub tuned: Option<bool>,
     /// Validation sMAPE of every grid configuration, in grid order.
     #[serde(deserialize_with = "json_nan::validation")]
     pub validation: Vec<(Hyper, f64)>,
@@ -258,7 +293,7 @@ fn make(
     case: usize,
 ) -> Result<Box<dyn Forecaster>, String> {
     if let Some((name, cmd)) = opts.external.iter().find(|(n, _)| n == model) {
-        return Ok(Box::new(External::new(
+        let mut e = External::new(
             name,
             cmd,
             RequestInfo {
@@ -270,7 +305,10 @@ fn make(
                 variables: ds.variables.clone(),
                 seed: ds.protocol.seed,
             },
-        )));
+        );
+        e.timeout = opts.external_timeout;
+        e.cancel = opts.cancel.clone();
+        return Ok(Box::new(e));
     }
     Ok(models::build(model, h, &model_context(ds))?)
 }
@@ -294,6 +332,8 @@ pub fn run_model(ds: &Dataset, model: &str, opts: &BenchOptions) -> SystemResult
         protocol: ds.protocol.clone(),
         vpt_threshold: opts.vpt_threshold,
         pinned: opts.pinned_for(model),
+        command: opts.command_of(model),
+        tuned: Some(opts.tune),
         validation: Vec::new(),
         dt: ds.dt,
         lyapunov_max: ds.lyapunov_max,
@@ -327,6 +367,9 @@ pub fn run_model(ds: &Dataset, model: &str, opts: &BenchOptions) -> SystemResult
                 grid.into_iter().take(1).collect()
             };
             for h in candidates {
+                if opts.cancel.is_cancelled() {
+                    return Err("interrupted".into());
+                }
                 let score = (|| {
                     let mut f = models::build(model, &h, &model_context(ds))?;
                     f.fit(&fit_part).map_err(|e| e.to_string())?;
@@ -354,6 +397,9 @@ pub fn run_model(ds: &Dataset, model: &str, opts: &BenchOptions) -> SystemResult
         }
         let mut fitted: Option<Box<dyn Forecaster>> = None;
         for (k, case) in ds.tests.iter().enumerate() {
+            if opts.cancel.is_cancelled() {
+                return Err("interrupted".into());
+            }
             // external programs get one call per test trajectory (told which in the request)
             if external || fitted.is_none() {
                 let mut f = make(model, &r.hyperparameters, ds, opts, k)?;
@@ -477,6 +523,21 @@ fn run_inner(
 ) -> Result<BenchSummary, String> {
     let start = Instant::now();
     opts.protocol.validate()?;
+    for (m, k, v) in &opts.pinned {
+        models::check_hyperparameter(m, k, *v)?;
+    }
+    if !opts.vpt_threshold.is_finite() || opts.vpt_threshold <= 0.0 {
+        return Err(format!(
+            "the valid-prediction-time threshold must be a finite positive number, got {}",
+            opts.vpt_threshold
+        ));
+    }
+    if opts.external_timeout.is_zero() {
+        return Err("the time-out of external models must be positive".into());
+    }
+    if !opts.external.is_empty() {
+        super::external::clean_stale_scratch();
+    }
     let mut all_models: Vec<String> = opts.models.clone();
     for m in &opts.models {
         models::grid(
@@ -533,16 +594,20 @@ fn run_inner(
             let path = results_path(&opts.out, key, model);
             if let Ok(text) = std::fs::read_to_string(&path) {
                 if let Ok(prev) = serde_json::from_str::<SystemResult>(&text) {
-                    if prev.protocol == ds.protocol
-                        && prev.vpt_threshold == opts.vpt_threshold
-                        && prev.pinned == opts.pinned_for(model)
-                    {
+                    if opts.reuses(&prev, ds, model) {
                         tick(&format!("{key} {model} (done)"));
                         return Ok(false);
                     }
                 }
             }
+            if opts.cancel.is_cancelled() {
+                return Err(format!("{key} / {model}: interrupted"));
+            }
             let r = run_model(ds, model, opts);
+            if opts.cancel.is_cancelled() {
+                // not written: the pair is computed by the next run
+                return Err(format!("{key} / {model}: interrupted"));
+            }
             let res = write_json_atomically(&path, &r).map(|()| true);
             tick(&format!("{key} {model}"));
             match (&r.error, res) {
@@ -559,6 +624,13 @@ fn run_inner(
             Ok(false) => reused += 1,
             Err(e) => failed.push(e),
         }
+    }
+    if opts.cancel.is_cancelled() {
+        return Err(format!(
+            "interrupted: {} (system, model) pairs finished and kept in {}; the same command continues",
+            computed + reused,
+            opts.out.join("results").display()
+        ));
     }
     let keys: Vec<String> = ok.iter().map(|(k, _)| k.clone()).collect();
     let results = load_results(&opts.out, &keys, &all_models)?;

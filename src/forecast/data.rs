@@ -44,6 +44,11 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// Largest data set, in stored values: (train + test_ics × (context + horizon)) steps × the
+/// system's dimension D ≤ 10^8 (800 MB of f64). A larger protocol is an error naming this limit
+/// before anything is integrated.
+pub const MAX_DATASET_VALUES: usize = 100_000_000;
+
 /// The settings of a data set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Protocol {
@@ -174,9 +179,9 @@ impl Protocol {
     }
 
     fn validate_inner(&self) -> Result<(), String> {
-        if self.points_per_period.is_nan() || self.points_per_period < 2.0 {
+        if !self.points_per_period.is_finite() || self.points_per_period < 2.0 {
             return Err(format!(
-                "points per period must be at least 2 (got {})",
+                "points per period must be a finite number ≥ 2 (got {})",
                 self.points_per_period
             ));
         }
@@ -186,14 +191,24 @@ impl Protocol {
                 self.train, self.context, self.horizon, self.test_ics
             ));
         }
-        let positive = |v: f64| v > 0.0;
-        let non_negative = |v: f64| v >= 0.0;
+        let positive = |v: f64| v > 0.0 && v.is_finite();
+        let non_negative = |v: f64| v >= 0.0 && v.is_finite();
         if !non_negative(self.noise)
             || !positive(self.rtol)
             || !positive(self.atol)
             || !non_negative(self.burn_in_periods)
         {
-            return Err("noise and burn-in must be ≥ 0, rtol and atol > 0".into());
+            return Err(format!(
+                "noise and burn-in must be finite and ≥ 0, rtol and atol finite and > 0 (got noise {}, burn-in {}, rtol {}, atol {})",
+                self.noise, self.burn_in_periods, self.rtol, self.atol
+            ));
+        }
+        let steps =
+            self.train as f64 + self.test_ics as f64 * (self.context as f64 + self.horizon as f64);
+        if steps > MAX_DATASET_VALUES as f64 {
+            return Err(format!(
+                "train + test_ics × (context + horizon) = {steps:e} steps exceeds the limit of {MAX_DATASET_VALUES:e} values of a data set"
+            ));
         }
         self.method.parse::<Method>().map_err(|e| e.to_string())?;
         Ok(())
@@ -265,6 +280,15 @@ fn generate_inner(path: &Path, protocol: &Protocol) -> Result<Dataset, String> {
             "{}: forecasting data sets are made from flows and delay equations (this is a {})",
             path.display(),
             m.kind.as_str()
+        ));
+    }
+    let steps = protocol.train as f64
+        + protocol.test_ics as f64 * (protocol.context as f64 + protocol.horizon as f64);
+    if steps * m.dim() as f64 > MAX_DATASET_VALUES as f64 {
+        return Err(format!(
+            "{}: {steps:e} steps × {} components exceed the limit of {MAX_DATASET_VALUES:e} values of a data set",
+            path.display(),
+            m.dim()
         ));
     }
     let method: Method = protocol

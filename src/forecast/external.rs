@@ -17,12 +17,24 @@
 //! `horizon` steps as `forecast.npy` (float64 or float32, shape \[H, D\], or \[H\] when D = 1) or as
 //! `forecast.json` (`{"forecast": [[…D values…], …H rows…]}`) and exits with status 0. A non-zero
 //! status, a time-out, or a missing or misshapen forecast is an error naming the model, the
-//! system and the program's stderr. The directory is removed afterwards.
+//! system and the program's stderr.
+//!
+//! # Processes and scratch folders
+//!
+//! The program runs in a process group of its own (Unix). When the call ends — the program exited,
+//! it ran past [`External::timeout`] (default [`DEFAULT_TIMEOUT`], `--external-timeout` on the
+//! command line), its [`External::cancel`] token was cancelled (Ctrl-C), or the caller unwinds —
+//! the whole group is killed (SIGKILL), so nothing it started keeps running (a helper that must
+//! outlive the call has to leave the group, e.g. with `setsid`), and the scratch directory
+//! (`phaseflow-external-PID-N` in the temporary directory, `$TMPDIR`) is removed. Directories left
+//! by a process that was killed outright (SIGKILL) are removed by the next benchmark run
+//! ([`clean_stale_scratch`]).
 //!
 //! `scripts/forecast_adapter_example.py` is a complete adapter (a trivial model plus the place
 //! to call darts or a foundation model).
 
 use super::{ForecastError, Forecaster, Series};
+use crate::control::Cancel;
 use serde_json::json;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -142,13 +154,21 @@ pub struct RequestInfo {
     pub seed: u64,
 }
 
+/// How long one call of an external program may run by default (600 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// A forecaster run as a subprocess (see the module docs for the protocol).
 #[derive(Debug, Clone)]
 pub struct External {
     pub name: String,
     pub command: String,
     pub info: RequestInfo,
+    /// Longest run of one call (one forecast); then its process group is killed and the call
+    /// fails naming the time-out.
     pub timeout: Duration,
+    /// Cancelling this token (e.g. Ctrl-C) kills the running program's process group; the call
+    /// then fails with "interrupted".
+    pub cancel: Cancel,
     train: Option<Series>,
 }
 
@@ -158,7 +178,8 @@ impl External {
             name: name.into(),
             command: command.into(),
             info,
-            timeout: Duration::from_secs(600),
+            timeout: DEFAULT_TIMEOUT,
+            cancel: Cancel::new(),
             train: None,
         }
     }
@@ -171,15 +192,149 @@ impl External {
     }
 }
 
+/// Prefix of the scratch directories in the temporary directory: `phaseflow-external-PID-N`.
+const SCRATCH_PREFIX: &str = "phaseflow-external-";
+
 fn scratch_dir() -> std::io::Result<PathBuf> {
     static N: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "phaseflow-external-{}-{}",
+        "{SCRATCH_PREFIX}{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Removes the scratch directories of processes that no longer exist (a run killed outright
+/// cannot remove its own); returns how many were removed. Directories of live processes, and
+/// anything not named `phaseflow-external-PID-N`, are left alone.
+pub fn clean_stale_scratch() -> usize {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(SCRATCH_PREFIX)
+            .and_then(|rest| rest.split_once('-'))
+            .filter(|(_, n)| n.parse::<u64>().is_ok())
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !process_exists(pid) && e.path().is_dir() && std::fs::remove_dir_all(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Whether a process with this id exists (Unix: `kill(pid, 0)`; elsewhere assumed).
+fn process_exists(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return true;
+        };
+        // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
+}
+
+/// A running program in a process group of its own: dropping it (any way the call ends) kills
+/// the whole group and reaps the program.
+struct ChildGroup {
+    child: std::process::Child,
+    reaped: bool,
+}
+
+impl ChildGroup {
+    /// Starts `cmd` as the leader of a new process group.
+    fn spawn(cmd: &mut Command) -> std::io::Result<ChildGroup> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        Ok(ChildGroup {
+            child: cmd.spawn()?,
+            reaped: false,
+        })
+    }
+
+    /// SIGKILL to every process of the group (the program and whatever it started).
+    fn kill_group(&mut self) {
+        #[cfg(unix)]
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill with a negative id signals the process group the program leads;
+            // the group id stays reserved while the program is not reaped.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = self.child.kill();
+    }
+
+    /// Whether the program has exited, without reaping it (Linux: `waitid` with `WNOWAIT`, so
+    /// its group id cannot be reused before [`ChildGroup::wait`]).
+    fn exited(&mut self) -> std::io::Result<bool> {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: a zeroed siginfo_t is a valid out-parameter; waitid only writes to it.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let pid = self.child.id() as libc::id_t;
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            // SAFETY: waits (without blocking or reaping) for our own child.
+            if unsafe { libc::waitid(libc::P_PID, pid, &mut info, flags) } != 0 {
+                let e = std::io::Error::last_os_error();
+                // a signal (e.g. Ctrl-C, handled on another thread) interrupted the call
+                return match e.kind() {
+                    std::io::ErrorKind::Interrupted => Ok(false),
+                    _ => Err(e),
+                };
+            }
+            // SAFETY: si_pid is set by waitid (0 when the child is still running).
+            Ok(unsafe { info.si_pid() } != 0)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            match self.child.try_wait()? {
+                Some(_) => {
+                    self.reaped = true;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        }
+    }
+
+    /// Kills what is left of the group and reaps the program: its exit status.
+    fn finish(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.kill_group();
+        let st = self.child.wait();
+        self.reaped = true;
+        st
+    }
+}
+
+impl Drop for ChildGroup {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.kill_group();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// Removes the scratch directory when the call ends, whatever happened.
@@ -234,18 +389,21 @@ impl Forecaster for External {
         });
         let req_path = dir.join("request.json");
         std::fs::write(&req_path, request.to_string()).map_err(io)?;
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&self.command)
-            .current_dir(&dir)
-            .env("PHASEFLOW_REQUEST", &req_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| self.fail(format!("cannot start `{}`: {e}", self.command)))?;
+        // declared after `_cleanup`, so dropped before it: the group is dead before the
+        // directory is removed
+        let mut child = ChildGroup::spawn(
+            Command::new("sh")
+                .arg("-c")
+                .arg(&self.command)
+                .current_dir(&dir)
+                .env("PHASEFLOW_REQUEST", &req_path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        )
+        .map_err(|e| self.fail(format!("cannot start `{}`: {e}", self.command)))?;
         // drain stderr on a thread so a chatty program cannot block on a full pipe
-        let mut stderr = child.stderr.take();
+        let mut stderr = child.child.stderr.take();
         let reader = std::thread::spawn(move || {
             let mut s = String::new();
             if let Some(e) = stderr.as_mut() {
@@ -254,21 +412,26 @@ impl Forecaster for External {
             s
         });
         let start = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break st,
-                Ok(None) if start.elapsed() > self.timeout => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(self.fail(format!(
-                        "`{}` timed out after {:?}",
-                        self.command, self.timeout
-                    )));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => return Err(self.fail(format!("waiting for `{}`: {e}", self.command))),
+        let waiting = |e: std::io::Error| self.fail(format!("waiting for `{}`: {e}", self.command));
+        loop {
+            if child.exited().map_err(waiting)? {
+                break;
             }
-        };
+            if self.cancel.is_cancelled() {
+                return Err(self.fail(format!("`{}` interrupted", self.command)));
+            }
+            if start.elapsed() > self.timeout {
+                return Err(self.fail(format!(
+                    "`{}` timed out after {} s (--external-timeout)",
+                    self.command,
+                    self.timeout.as_secs_f64()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // the program exited: whatever it left running in its group goes too (and closes the
+        // stderr pipe it may hold)
+        let status = child.finish().map_err(waiting)?;
         let err_text = reader.join().unwrap_or_default();
         let tail: String = {
             let t = err_text.trim();

@@ -214,6 +214,10 @@ pub fn ball_volume(dim: usize, r: f64) -> f64 {
 
 pub use crate::systems::spec::{is_particle_file, is_particle_path};
 
+/// Largest number of particles N a model may have (10^8: the state alone then takes about
+/// 10–20 GB at d = 3); a larger N is an error naming this limit, before anything is allocated.
+pub const MAX_PARTICLES: usize = 100_000_000;
+
 impl ParticleModel {
     /// Loads a particle definition file with `--set NAME=VALUE` overrides (parameters, and `dt`).
     pub fn load(path: &Path, overrides: &[(String, f64)]) -> Result<ParticleModel, SpecError> {
@@ -289,10 +293,13 @@ impl ParticleModel {
         }
         let dim = dim as usize;
         let mut p: BTreeMap<String, f64> = BTreeMap::new();
+        // byte offsets of each parameter's name and value in the file
         let mut spans: BTreeMap<String, usize> = BTreeMap::new();
+        let mut value_spans: BTreeMap<String, usize> = BTreeMap::new();
         for (k, v) in &raw.parameters {
             p.insert(k.get_ref().clone(), *v.get_ref());
             spans.insert(k.get_ref().clone(), k.span().start);
+            value_spans.insert(k.get_ref().clone(), v.span().start);
         }
         let mut dt = *raw.dt.get_ref();
         let model = raw.model.get_ref().as_str();
@@ -344,36 +351,64 @@ impl ParticleModel {
             col: 0,
             message: m,
         };
+        // an error about parameter `name`: from --set when it was given there, else at its token
+        // in the file (its name when the file does not write it: a default or a derived value)
+        let bad = |name: &str, m: String| -> SpecError {
+            if overrides.iter().any(|(k, _)| k == name) {
+                SpecError {
+                    file: "--set".into(),
+                    line: 0,
+                    col: 0,
+                    message: m,
+                }
+            } else if let Some(&at) = value_spans.get(name) {
+                err(at, m)
+            } else {
+                cli(m)
+            }
+        };
         if !(dt > 0.0 && dt.is_finite()) {
-            return Err(err(
-                raw.dt.span().start,
-                format!("dt must be positive, got {dt}"),
-            ));
+            let m = format!("dt must be positive, got {dt}");
+            return Err(if overrides.iter().any(|(k, _)| k == "dt") {
+                bad("dt", m)
+            } else {
+                err(raw.dt.span().start, m)
+            });
         }
         let get = |name: &str, default: Option<f64>| -> Result<f64, SpecError> {
             match p.get(name).copied().or(default) {
                 Some(v) if v.is_finite() => Ok(v),
-                Some(v) => Err(cli(format!("parameter '{name}' is not finite ({v})"))),
+                Some(v) => Err(bad(name, format!("parameter '{name}' is not finite ({v})"))),
                 None => Err(cli(format!("missing parameter '{name}' for model {model}"))),
             }
         };
         let nonneg = |name: &str, v: f64| -> Result<f64, SpecError> {
             if v < 0.0 {
-                Err(cli(format!("parameter '{name}' must be ≥ 0, got {v}")))
+                Err(bad(
+                    name,
+                    format!("parameter '{name}' must be ≥ 0, got {v}"),
+                ))
             } else {
                 Ok(v)
             }
         };
         let n = get("N", None)?;
-        if n < 1.0 || n.fract() != 0.0 || n > 1e9 {
-            return Err(cli(format!("N must be a positive integer, got {n}")));
+        if n > MAX_PARTICLES as f64 {
+            return Err(bad(
+                "N",
+                format!("N = {n:e} exceeds the limit of {MAX_PARTICLES} particles"),
+            ));
+        }
+        if n < 1.0 || n.fract() != 0.0 {
+            return Err(bad("N", format!("N must be a positive integer, got {n}")));
         }
         let n = n as usize;
         let n_fixed = get("n_fixed", Some(0.0))?;
         if n_fixed < 0.0 || n_fixed.fract() != 0.0 || n_fixed as usize >= n {
-            return Err(cli(format!(
-                "n_fixed = {n_fixed} must be a non-negative integer below N = {n}"
-            )));
+            return Err(bad(
+                "n_fixed",
+                format!("n_fixed = {n_fixed} must be a non-negative integer below N = {n}"),
+            ));
         }
         let n_fixed = n_fixed as usize;
         let mut eff = p.clone();
@@ -385,7 +420,7 @@ impl ParticleModel {
                     None
                 } else if let Some(&beta) = p.get("beta") {
                     if beta <= 0.0 {
-                        return Err(cli(format!("beta must be positive, got {beta}")));
+                        return Err(bad("beta", format!("beta must be positive, got {beta}")));
                     }
                     Some(PairForce::Softplus {
                         k,
@@ -405,7 +440,10 @@ impl ParticleModel {
             }
             _ => {
                 if dim == 1 {
-                    return Err(cli("ABP needs dimension 2 or 3".into()));
+                    return Err(err(
+                        raw.dimension.span().start,
+                        "ABP needs dimension 2 or 3".into(),
+                    ));
                 }
                 let sigma = get("sigma", Some(1.0))?;
                 let d_r = nonneg("D_r", get("D_r", Some(1.0))?)?;
@@ -438,12 +476,12 @@ impl ParticleModel {
         // box: L given, or from the packing fraction φ = N v_d(R) / L^d
         let length = match (p.get("L"), p.get("phi")) {
             (Some(l), _) if *l > 0.0 => *l,
-            (Some(l), _) => return Err(cli(format!("L must be positive, got {l}"))),
+            (Some(l), _) => return Err(bad("L", format!("L must be positive, got {l}"))),
             (None, Some(phi)) if *phi > 0.0 && *phi < 1.0 => {
                 (n as f64 * ball_volume(dim, radius) / phi).powf(1.0 / dim as f64)
             }
             (None, Some(phi)) => {
-                return Err(cli(format!("phi must be in (0, 1), got {phi}")));
+                return Err(bad("phi", format!("phi must be in (0, 1), got {phi}")));
             }
             (None, None) => {
                 return Err(cli("give the box edge L or the packing fraction phi".into()))

@@ -168,16 +168,30 @@ impl Catalogue {
                 return Ok(candidate);
             }
         }
-        if system.ends_with(".toml") || system.contains('/') {
+        let path_like = system.ends_with(".toml") || system.contains('/');
+        if !path_like {
+            if let Some(e) = self.find(system) {
+                return Ok(e.path.clone());
+            }
+        }
+        // a directory (here or in the catalogue) is named as one, not as a missing file
+        if let Some(dir) = [p, inside.as_path()].into_iter().find(|d| d.is_dir()) {
             return Err(LoadError::NotFound(format!(
-                "{system}: no such definition file"
+                "{system}: is a directory, not a definition file{}",
+                if dir == inside.as_path() && dir != p {
+                    format!(" ({})", dir.display())
+                } else {
+                    String::new()
+                }
             )));
         }
-        self.find(system).map(|e| e.path.clone()).ok_or_else(|| {
-            LoadError::NotFound(format!(
+        Err(LoadError::NotFound(if path_like {
+            format!("{system}: no such definition file")
+        } else {
+            format!(
                 "{system}: not a file and not a system of the catalogue in {} (see `phaseflow list`)",
                 self.dir.display()
-            ))
-        })
+            )
+        }))
     }
 }

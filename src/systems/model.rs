@@ -138,7 +138,13 @@ impl Model {
                         spec.name
                     )));
                 }
-                if *v < 1.0 || v.fract() != 0.0 || *v > 1e7 {
+                if *v > super::spec::MAX_DIMENSION as f64 {
+                    return Err(cli_err(format!(
+                        "dimension = {v:e} exceeds the limit of {}",
+                        super::spec::MAX_DIMENSION
+                    )));
+                }
+                if *v < 1.0 || v.fract() != 0.0 {
                     return Err(cli_err(format!(
                         "dimension must be a positive integer, got {v}"
                     )));
@@ -197,14 +203,10 @@ impl Model {
                 rhs[fam.offset + i] = e;
             }
         }
-        // delays must be positive for the default parameters
+        // delays must be positive at the parameters given by --set (at the file's own values
+        // they were checked where the delay term is written: see `resolve`)
         for l in &lags {
-            let v = l.delay.eval(&expr::Ctx {
-                t: 0.0,
-                x: &[],
-                p: &param_values,
-                lag: &[],
-            });
+            let v = at_params(&l.delay, &param_values);
             if !(v > 0.0 && v.is_finite()) {
                 return Err(cli_err(format!(
                     "delay of '{}' in {} must be positive, got {v}",
@@ -316,6 +318,24 @@ impl Model {
                             ),
                         ));
                     }
+                    // D ≥ 0: at the file's values an error at the expression, else at --set
+                    let file_d = at_params(&e, &file_values(spec));
+                    if !(file_d >= 0.0 && file_d.is_finite()) {
+                        return Err(spec.error_at(
+                            text.span.start,
+                            format!(
+                                "the diffusion of '{}' is {file_d}; it must be a non-negative number",
+                                fam.name
+                            ),
+                        ));
+                    }
+                    let set_d = at_params(&e, &param_values);
+                    if !(set_d >= 0.0 && set_d.is_finite()) {
+                        return Err(cli_err(format!(
+                            "the diffusion of '{}' in {} is {set_d}; it must be a non-negative number",
+                            fam.name, spec.name
+                        )));
+                    }
                     diffusion[fam.offset + i] = Some(e);
                 }
             }
@@ -324,6 +344,9 @@ impl Model {
         // initial condition
         let initial_condition =
             initial_condition(spec, &families, n, d, &param_names, &param_values)?;
+
+        // every [define] entry is checked, used or not: unknown symbols, cycles
+        check_defines(spec, &families, n, &param_names)?;
 
         // Jacobian: differentiate each equation w.r.t. the state components it depends on
         let mut jacobian = Vec::new();
@@ -383,6 +406,51 @@ impl Model {
     }
 }
 
+/// Checks every `[define]` entry by resolving it once (at component 0 in indexed families): an
+/// unknown symbol or a cycle (`a -> b -> a`) in an entry that no equation uses is an error too.
+fn check_defines(
+    spec: &SystemSpec,
+    families: &[Family],
+    n: usize,
+    params: &[String],
+) -> Result<(), SpecError> {
+    for (name, text) in &spec.define {
+        let mut scratch = Vec::new();
+        let mut env = Env {
+            spec,
+            families,
+            n,
+            params,
+            index: spec.dimension.map(|_| 0),
+            allow_state: true,
+            lags: &mut scratch,
+            bound: Vec::new(),
+            defining: Vec::new(),
+        };
+        let at = Ast {
+            kind: AstKind::Name(name.clone()),
+            span: 0..0,
+        };
+        resolve_define(name, env.index, &at, &mut env, text.span.start)?;
+    }
+    Ok(())
+}
+
+/// The parameter values written in the file (sorted-name order, as [`Model::param_names`]).
+fn file_values(spec: &SystemSpec) -> Vec<f64> {
+    spec.parameters.iter().map(|(_, v)| *v).collect()
+}
+
+/// A parametric expression (no state, no time) at parameter values `p`.
+fn at_params(e: &E, p: &[f64]) -> f64 {
+    e.eval(&expr::Ctx {
+        t: 0.0,
+        x: &[],
+        p,
+        lag: &[],
+    })
+}
+
 fn cli_err(message: String) -> SpecError {
     SpecError {
         file: "--set".into(),
@@ -406,6 +474,23 @@ fn initial_condition(
 ) -> Result<Vec<f64>, SpecError> {
     if let Some(ic) = &spec.initial_conditions {
         if ic.value.len() == d {
+            // the rules are not needed, but every entry of a file is checked (at component 0)
+            for rule in spec.initial_rule.values() {
+                let ast = parse_located(spec, rule)?;
+                let mut scratch = Vec::new();
+                let mut env = Env {
+                    spec,
+                    families,
+                    n,
+                    params: param_names,
+                    index: Some(0),
+                    allow_state: false,
+                    lags: &mut scratch,
+                    bound: Vec::new(),
+                    defining: Vec::new(),
+                };
+                resolve(&ast, &mut env, rule.span.start)?;
+            }
             return Ok(ic.value.clone());
         }
         if spec.initial_rule.is_empty() || spec.dimension.is_none() {
@@ -720,6 +805,15 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                 {
                     Some(s) => s,
                     None => {
+                        // τ > 0 at the file's own parameter values, reported at the delay as
+                        // written (values given by --set are checked in `Model::build`)
+                        let tau = at_params(&delay, &file_values(env.spec));
+                        if !(tau > 0.0 && tau.is_finite()) {
+                            return Err(at(
+                                delay_ast.span.start,
+                                format!("the delay of '{text}' must be positive, got {tau}"),
+                            ));
+                        }
                         env.lags.push(LagSlot {
                             component,
                             delay,

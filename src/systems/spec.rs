@@ -11,6 +11,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+/// Largest family size `dimension` (in the file or by `--set dimension=`): 10^7 components per
+/// variable. A larger value is an error naming this limit.
+pub const MAX_DIMENSION: usize = 10_000_000;
+
 /// Kind of dynamics a file defines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -63,7 +67,9 @@ impl fmt::Display for SpecError {
 impl std::error::Error for SpecError {}
 
 /// A string value of the file together with the byte offset of its first character in the file
-/// (so errors inside an equation can point at the exact column).
+/// (so errors inside an equation can point at the exact column). Offsets into `value` are added
+/// to `span.start`; where the string holds TOML escapes (`\u0078`) the decoded value is shorter
+/// than its text, and [`SystemSpec::error_at`] maps such offsets back to the raw file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Located<T> {
     pub value: T,
@@ -127,15 +133,54 @@ pub struct SystemSpec {
     pub stiff: bool,
     /// Reference values (mean, std, Lyapunov exponents, …) as given in the file.
     pub reference: toml::Table,
+    /// Strings whose decoded value differs from their text (TOML escapes, line-ending
+    /// backslashes): (byte offset of the contents in the file, raw offset relative to it of every
+    /// byte offset 0..=len of the decoded value). Used by [`SystemSpec::error_at`].
+    pub escapes: Vec<(usize, Vec<usize>)>,
 }
 
 /// A parameter value in a file: a number, a vector or a matrix (rows of equal length).
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum RawParam {
     Scalar(f64),
     Vector(Vec<f64>),
     Matrix(Vec<Vec<f64>>),
+}
+
+impl<'de> Deserialize<'de> for RawParam {
+    /// Anything else (a string such as `"1/0"`, a table, a boolean, nested deeper) is an error
+    /// naming the value and what a parameter may be.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawParam, D::Error> {
+        let v = toml::Value::deserialize(d)?;
+        fn num(v: &toml::Value) -> Option<f64> {
+            v.as_float().or_else(|| v.as_integer().map(|i| i as f64))
+        }
+        fn row(v: &toml::Value) -> Option<Vec<f64>> {
+            v.as_array()?.iter().map(num).collect()
+        }
+        let parsed = match &v {
+            toml::Value::Array(items)
+                if items.iter().all(|x| x.is_array()) && !items.is_empty() =>
+            {
+                items
+                    .iter()
+                    .map(row)
+                    .collect::<Option<Vec<_>>>()
+                    .map(RawParam::Matrix)
+            }
+            toml::Value::Array(_) => row(&v).map(RawParam::Vector),
+            other => num(other).map(RawParam::Scalar),
+        };
+        parsed.ok_or_else(|| {
+            let hint = if v.is_str() {
+                " (an expression belongs in [define] or in the equations)"
+            } else {
+                ""
+            };
+            serde::de::Error::custom(format!(
+                "parameter value {v} is not a number, a vector of numbers [a, b] or a matrix [[a, b], [c, d]]{hint}"
+            ))
+        })
+    }
 }
 
 /// An array parameter (`theta = [..]`, `w = [[..], [..]]`): its elements are scalar parameters
@@ -173,7 +218,7 @@ struct Raw {
     initial_rule: BTreeMap<Spanned<String>, Spanned<String>>,
     dt: Option<Spanned<f64>>,
     period: Option<Spanned<f64>>,
-    t0: Option<f64>,
+    t0: Option<Spanned<f64>>,
     #[serde(default)]
     hamiltonian: bool,
     #[serde(default)]
@@ -237,6 +282,63 @@ fn inner_span(source: &str, span: Range<usize>) -> Range<usize> {
     (span.start + q).min(span.end)..span.end
 }
 
+/// Decodes the contents `raw` of a TOML basic string (without its quotes) while recording, for
+/// every byte offset of the decoded text (0..=len), the byte offset in `raw` it came from (an
+/// escape maps to its backslash). `None` when `raw` does not decode to `value` (then offsets are
+/// left as they are).
+fn escape_map(raw: &str, value: &str, multiline: bool) -> Option<Vec<usize>> {
+    let mut out = String::with_capacity(value.len());
+    let mut map = Vec::with_capacity(value.len() + 1);
+    let b = raw.as_bytes();
+    let mut k = 0;
+    while k < raw.len() {
+        let ch = raw[k..].chars().next()?;
+        if ch != '\\' {
+            for _ in 0..ch.len_utf8() {
+                map.push(k);
+            }
+            out.push(ch);
+            k += ch.len_utf8();
+            continue;
+        }
+        let next = *b.get(k + 1)?;
+        let (decoded, len) = match next {
+            b'b' => ('\u{8}', 2),
+            b't' => ('\t', 2),
+            b'n' => ('\n', 2),
+            b'f' => ('\u{c}', 2),
+            b'r' => ('\r', 2),
+            b'e' => ('\u{1b}', 2),
+            b'"' => ('"', 2),
+            b'\\' => ('\\', 2),
+            b'x' | b'u' | b'U' => {
+                let n = match next {
+                    b'x' => 2,
+                    b'u' => 4,
+                    _ => 8,
+                };
+                let hex = raw.get(k + 2..k + 2 + n)?;
+                (char::from_u32(u32::from_str_radix(hex, 16).ok()?)?, 2 + n)
+            }
+            // a line-ending backslash of a multi-line string: whitespace and newlines vanish
+            _ if multiline => {
+                let rest = &raw[k + 1..];
+                let skipped = rest.len() - rest.trim_start().len();
+                k += 1 + skipped;
+                continue;
+            }
+            _ => return None,
+        };
+        for _ in 0..decoded.len_utf8() {
+            map.push(k);
+        }
+        out.push(decoded);
+        k += len;
+    }
+    map.push(raw.len());
+    (out == value).then_some(map)
+}
+
 /// The text of a definition file (equations or particles), or an error naming the file.
 pub fn read_definition(path: &Path) -> Result<String, SpecError> {
     std::fs::read_to_string(path).map_err(|e| SpecError {
@@ -261,9 +363,25 @@ impl SystemSpec {
             let msg = e.message().trim().replace('\n', " ");
             err(off, format!("malformed definition file: {msg}"))
         })?;
-        let loc = |s: &Spanned<String>| Located {
-            value: s.get_ref().clone(),
-            span: inner_span(text, s.span()),
+        let escapes = std::cell::RefCell::new(Vec::new());
+        let loc = |s: &Spanned<String>| {
+            let span = inner_span(text, s.span());
+            let quote = text.get(s.span().start..span.start).unwrap_or("");
+            // contents without the closing delimiter
+            let end = span
+                .end
+                .saturating_sub(quote.trim_end().len())
+                .max(span.start);
+            let raw = text.get(span.start..end).unwrap_or("");
+            if quote.starts_with('"') && raw != s.get_ref() {
+                if let Some(map) = escape_map(raw, s.get_ref(), quote.starts_with("\"\"\"")) {
+                    escapes.borrow_mut().push((span.start, map));
+                }
+            }
+            Located {
+                value: s.get_ref().clone(),
+                span,
+            }
         };
 
         let kind = match raw.kind.get_ref().as_str() {
@@ -325,6 +443,12 @@ impl SystemSpec {
                     return Err(err(
                         d.span().start,
                         format!("field 'dimension' must be a positive integer, got {n}"),
+                    ));
+                }
+                if n as u64 > MAX_DIMENSION as u64 {
+                    return Err(err(
+                        d.span().start,
+                        format!("dimension = {n} exceeds the limit of {MAX_DIMENSION}"),
                     ));
                 }
                 Some(n as usize)
@@ -570,6 +694,16 @@ impl SystemSpec {
             };
         let dt = positive(&raw.dt, "dt", if kind == Kind::Map { 1.0 } else { 1e-3 })?;
         let period = positive(&raw.period, "period", 1.0)?;
+        let t0 = match &raw.t0 {
+            None => 0.0,
+            Some(v) if v.get_ref().is_finite() => *v.get_ref(),
+            Some(v) => {
+                return Err(err(
+                    v.span().start,
+                    format!("field 't0' must be a finite number, got {}", v.get_ref()),
+                ))
+            }
+        };
 
         let initial_conditions = raw.initial_conditions.as_ref().map(|v| Located {
             value: v.get_ref().clone(),
@@ -605,17 +739,25 @@ impl SystemSpec {
             diffusion,
             dt,
             period,
-            t0: raw.t0.unwrap_or(0.0),
+            t0,
             hamiltonian: raw.hamiltonian,
             nonautonomous: raw.nonautonomous,
             stiff: raw.stiff,
             reference: raw.reference,
+            escapes: escapes.into_inner(),
         })
     }
 
-    /// Builds a located error at a byte offset of this file.
+    /// Builds a located error at a byte offset of this file. An offset inside a string with TOML
+    /// escapes counts bytes of the decoded value (as the expression parser sees it) and is mapped
+    /// to the raw file, so the column is that of the token as written.
     pub fn error_at(&self, offset: usize, message: impl Into<String>) -> SpecError {
-        error_at(&self.path, &self.source, offset, message)
+        let raw = self
+            .escapes
+            .iter()
+            .find(|(start, map)| offset >= *start && offset - start < map.len())
+            .map_or(offset, |(start, map)| start + map[offset - start]);
+        error_at(&self.path, &self.source, raw, message)
     }
 
     /// A reference array (e.g. `mean`, `std`) from the `[reference]` table, if present.

@@ -276,6 +276,95 @@ fn hyperparameter_names_inner(kind: &str) -> Result<&'static [&'static str], Str
     })
 }
 
+/// The values a hyperparameter may take (the same name means the same thing in every model).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HyperRange {
+    /// A whole number in `min..=max`.
+    Integer { min: u64, max: u64 },
+    /// 0 (off) or 1 (on).
+    Flag,
+    /// A finite real number above `min` (`min` itself allowed when `closed`), at most `max`.
+    Real { min: f64, closed: bool, max: f64 },
+}
+
+impl std::fmt::Display for HyperRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            HyperRange::Integer { min, max } if max == min + 1 => write!(f, "{min} or {max}"),
+            HyperRange::Integer { min, max } => write!(f, "an integer from {min} to {max}"),
+            HyperRange::Flag => write!(f, "0 or 1"),
+            HyperRange::Real { min, closed, max } => {
+                let op = if closed { "≥" } else { ">" };
+                if max.is_finite() {
+                    write!(f, "a number {op} {min} and ≤ {max}")
+                } else {
+                    write!(f, "a finite number {op} {min}")
+                }
+            }
+        }
+    }
+}
+
+/// The valid range of hyperparameter `name` (see [`build`] for their meaning). Sizes are bounded
+/// so that no setting asks for unbounded memory: `lags` ≤ 1000, `units`/`features`/`width`/
+/// `degree` ≤ 10^4 (ridge systems of that order), `layers` ≤ 100, step counts ≤ 10^9.
+pub fn hyperparameter_range(name: &str) -> Option<HyperRange> {
+    const STEPS: u64 = 1_000_000_000;
+    let int = |min, max| Some(HyperRange::Integer { min, max });
+    let real = |min, closed, max| Some(HyperRange::Real { min, closed, max });
+    match name {
+        "season" | "skip" | "steps" => int(1, STEPS),
+        "match" => int(2, STEPS),
+        "washout" => int(0, STEPS),
+        "lags" => int(1, 1000),
+        "units" | "features" | "width" | "degree" => int(1, 10_000),
+        "layers" => int(1, 100),
+        "order" => int(1, 2),
+        "standardise" | "increment" => Some(HyperRange::Flag),
+        "ridge" | "input" | "bias" => real(0.0, true, f64::INFINITY),
+        "radius" => real(0.0, true, 1e3),
+        "leak" => real(0.0, false, 1.0),
+        "lengthscale" | "lr" => real(0.0, false, f64::INFINITY),
+        _ => None,
+    }
+}
+
+/// Checks a hyperparameter of a native model: a name the model reads, with a value in its
+/// [`hyperparameter_range`]; the error names `MODEL.NAME`, the value and the valid range.
+pub fn check_hyperparameter(kind: &str, name: &str, value: f64) -> Result<(), ModelError> {
+    let names = hyperparameter_names(kind)?;
+    if !names.contains(&name) {
+        return Err(ModelError::Invalid(format!(
+            "{kind} has no hyperparameter '{name}' (it has: {})",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
+    }
+    let Some(range) = hyperparameter_range(name) else {
+        return Ok(());
+    };
+    let ok = value.is_finite()
+        && match range {
+            HyperRange::Integer { min, max } => {
+                value.fract() == 0.0 && value >= min as f64 && value <= max as f64
+            }
+            HyperRange::Flag => value == 0.0 || value == 1.0,
+            HyperRange::Real { min, closed, max } => {
+                (value > min || (closed && value == min)) && value <= max
+            }
+        };
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::Invalid(format!(
+            "{kind}.{name} = {value}: must be {range}"
+        )))
+    }
+}
+
 fn unknown(kind: &str) -> String {
     format!(
         "unknown forecaster '{kind}' (native: {}; external models via --external NAME=COMMAND)",
@@ -299,6 +388,9 @@ pub fn build(kind: &str, h: &Hyper, ctx: &ModelContext) -> Result<Box<dyn Foreca
 }
 
 fn build_inner(kind: &str, h: &Hyper, ctx: &ModelContext) -> Result<Box<dyn Forecaster>, String> {
+    for (k, v) in h {
+        check_hyperparameter(kind, k, *v)?;
+    }
     let get = |k: &str, default: f64| h.get(k).copied().unwrap_or(default);
     let n = |k: &str, default: f64| get(k, default).round().max(1.0) as usize;
     let flag = |k: &str| get(k, 1.0) != 0.0;
