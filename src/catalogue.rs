@@ -355,9 +355,7 @@ pub fn write_phaseflow_reference(
     }
     // the result must still be a valid definition file
     crate::systems::SystemSpec::from_str_at(&out, path).map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, &out).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::io::write_bytes_atomically(path, out.as_bytes()).map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -476,10 +476,8 @@ fn write_json_atomically(path: &Path, value: &impl Serialize) -> Result<(), Stri
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
-    let tmp = path.with_extension("json.partial");
     let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
-    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    crate::io::write_bytes_atomically(path, text.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// The data set of a system: read from `DIR/data` when it exists with the same protocol,
@@ -799,7 +797,8 @@ fn report_inner(
             r.diverged
         ));
     }
-    std::fs::write(out.join("leaderboard.csv"), csv).map_err(|e| e.to_string())?;
+    crate::io::write_bytes_atomically(&out.join("leaderboard.csv"), csv.as_bytes())
+        .map_err(|e| e.to_string())?;
     let get = |m: &str, k: &str| rows.iter().find(|r| r.model == m && r.metric == k);
     let systems: std::collections::BTreeSet<&str> =
         results.iter().map(|r| r.system.as_str()).collect();
@@ -861,7 +860,8 @@ fn report_inner(
     md.push_str("\nFull table (every metric, median / mean / IQR / systems won): `leaderboard.csv`. \
                  Per-system forecasts and scores: `results/SYSTEM/MODEL.json`. Figures: \
                  `smape_median.png`, `vpt_distribution.png`, `error_vs_horizon.png`, `smape_vs_lyapunov.png`.\n");
-    std::fs::write(out.join("summary.md"), md).map_err(|e| e.to_string())?;
+    crate::io::write_bytes_atomically(&out.join("summary.md"), md.as_bytes())
+        .map_err(|e| e.to_string())?;
     plots(out, results, &order, &rows).map_err(|e| format!("plots: {e}"))?;
     Ok(rows)
 }

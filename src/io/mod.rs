@@ -190,6 +190,18 @@ pub fn write_hdf5_atomically(
     commit_file(&tmp, path)
 }
 
+/// Writes `bytes` to `path` atomically: under a temporary name unique to this process and
+/// call ([`temp_path_for`]), synced, then renamed into place. A reader never sees a partial
+/// file, two writers never share a temporary, and on error nothing is left behind.
+pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path_for(path, ".partial", "")?;
+    if let Err(e) = std::fs::write(&tmp, bytes) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(IoError::fs(&tmp, "write temporary file", e));
+    }
+    commit_file(&tmp, path)
+}
+
 /// Renames `tmp` onto `path` (atomic on POSIX file systems) after syncing `tmp` to disk, then
 /// syncs the directory (best effort) so that the rename itself survives a crash.
 pub(crate) fn commit_file(tmp: &Path, path: &Path) -> Result<()> {

@@ -581,3 +581,19 @@ with h5py.File(sys.argv[1], "w") as f:
     assert_eq!(a["ints"], AttrValue::F64s(vec![1.0, 2.0, 3.0]));
     assert_eq!(a["names"], AttrValue::Strs(names(&["a", "β"])));
 }
+
+#[test]
+fn bytes_are_published_atomically_and_only_over_regular_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leaderboard.csv");
+    write_bytes_atomically(&path, b"first").unwrap();
+    write_bytes_atomically(&path, b"second").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"second");
+    assert_eq!(dir_entries(dir.path()), names(&["leaderboard.csv"]));
+    // a directory at the destination is refused and stays as it was, nothing left behind
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    assert!(write_bytes_atomically(&sub, b"x").is_err());
+    assert!(sub.is_dir());
+    assert_eq!(dir_entries(dir.path()), names(&["leaderboard.csv", "sub"]));
+}
