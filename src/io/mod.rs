@@ -9,7 +9,7 @@
 //! |------------------------|-------------------------|---------------------------------------------------|
 //! | `/time`                | `f64` `[T]`             | sample times; chunked, resizable (unlimited)       |
 //! | `/time@units`          | UTF-8 string            | time units (`"dimensionless"` unless set)          |
-//! | `/state`               | `f64` `[T, D]`          | row `k` is the state at `time[k]`; chunked along `T` |
+//! | `/state`               | `f64` `[T, D]`          | row `k` is the state at `time[k]`; chunks of about 1 MiB ([`chunk_shape`]) |
 //! | `/state@variables`     | UTF-8 string `[D]`      | component names                                   |
 //! | `/@format`             | UTF-8 string            | always `"phaseflow-trajectory"` ([`FORMAT_NAME`]) |
 //! | `/@format_version`     | `i64`                   | [`FORMAT_VERSION`]                                |
@@ -40,8 +40,8 @@ use std::path::{Path, PathBuf};
 
 pub use plot::{plot_particles, plot_trajectory, PlotOptions, MAX_DRAWN_POINTS};
 pub use trajectory::{
-    read_trajectory, write_trajectory, AttrValue, Trajectory, TrajectoryWriter, CHUNK_FRAMES,
-    FORMAT_NAME, FORMAT_VERSION,
+    chunk_shape, read_trajectory, write_trajectory, AttrValue, Trajectory, TrajectoryWriter,
+    CHUNK_FRAMES, CHUNK_TARGET_BYTES, FORMAT_NAME, FORMAT_VERSION,
 };
 
 /// Errors of the I/O layer. Every variant names the file concerned, and its `Display` is a

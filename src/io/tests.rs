@@ -581,3 +581,21 @@ with h5py.File(sys.argv[1], "w") as f:
     assert_eq!(a["ints"], AttrValue::F64s(vec![1.0, 2.0, 3.0]));
     assert_eq!(a["names"], AttrValue::Strs(names(&["a", "β"])));
 }
+
+/// Chunks of about 1 MiB whatever the shape: long along time for a narrow state, never longer
+/// than the trajectory, and split across variables when one frame alone exceeds the target.
+#[test]
+fn chunk_shape_follows_the_data() {
+    use super::chunk_shape;
+    assert_eq!(chunk_shape(3, None), (4096, 3));
+    assert_eq!(chunk_shape(3, Some(10)), (10, 3));
+    assert_eq!(chunk_shape(3, Some(0)), (1, 3));
+    assert_eq!(chunk_shape(4000, Some(10)), (10, 4000));
+    assert_eq!(chunk_shape(4000, None), (32, 4000));
+    assert_eq!(chunk_shape(1 << 20, None), (1, 1 << 17));
+    for d in [1, 7, 1000, 100_000, 1 << 17, 3 << 17] {
+        let (r, c) = chunk_shape(d, Some(1_000_000));
+        assert!(r * c * 8 <= super::CHUNK_TARGET_BYTES, "{d}: ({r}, {c})");
+        assert!(c <= d && r >= 1);
+    }
+}
