@@ -86,3 +86,216 @@ fn chunks_follow_the_shape_of_the_trajectory() {
     assert_eq!(f.dataset("state").unwrap().shape(), [10000, 3]);
     assert!(hidden_entries(dir.path()).is_empty());
 }
+
+/// `/time` and `/state` of a trajectory file, as f64 bits (`/state` flattened).
+fn time_and_state(path: &Path) -> (Vec<u64>, Vec<u64>) {
+    let f = hdf5::File::open(path).unwrap();
+    let bits = |name: &str| -> Vec<u64> {
+        let v = f.dataset(name).unwrap().read_raw::<f64>().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    };
+    (bits("time"), bits("state"))
+}
+
+/// Item 3: a single trajectory streams to its file (10,001 points: three chunks of 4096 rows)
+/// and holds the same data as the in-memory path (an ensemble of one member from the same
+/// initial condition, computed whole and then written).
+#[test]
+fn a_single_trajectory_streams_the_data_of_the_in_memory_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let streamed = dir.path().join("streamed.h5");
+    let whole = dir.path().join("whole.h5");
+    let ic = dir.path().join("ic.txt");
+    std::fs::write(&ic, "1, 2, 3\n").unwrap();
+    let grid = ["--t-end", "100", "--dt-out", "0.01", "-q", "-o"];
+    let mut a = vec!["simulate", "lorenz", "--ic", "1,2,3"];
+    a.extend(grid);
+    a.push(streamed.to_str().unwrap());
+    succeeds(&phaseflow(&a));
+    let mut b = vec!["simulate", "lorenz", "--ic-file", ic.to_str().unwrap()];
+    b.extend(grid);
+    b.push(whole.to_str().unwrap());
+    succeeds(&phaseflow(&b));
+    let (t1, x1) = time_and_state(&streamed);
+    let (t2, x2) = time_and_state(&whole);
+    assert_eq!(t1.len(), 10001);
+    assert_eq!(x1.len(), 3 * 10001);
+    assert_eq!((t1, x1), (t2, x2));
+    assert!(hidden_entries(dir.path()).is_empty());
+}
+
+/// Item 3 for the library: [`Run::write`] (streaming) writes what [`Run::run`] followed by
+/// `io::write_trajectory` writes, every root attribute included.
+#[test]
+fn run_write_equals_run_then_write_trajectory() {
+    use phaseflow::io::{read_trajectory, write_trajectory, AttrValue};
+    use phaseflow::simulate::Run;
+    use phaseflow::systems::{CompiledSystem, Overrides};
+    let dir = tempfile::tempdir().unwrap();
+    let sys = CompiledSystem::load("lorenz", &Overrides::default()).unwrap();
+    let run = Run::new(&sys).span(50.0, 0.005).burn_in(1.0);
+    let extra = [("command_line".to_string(), AttrValue::Str("x".into()))].into();
+    let streamed = dir.path().join("streamed.h5");
+    let w = run.write(&streamed, &extra).unwrap();
+    assert_eq!(w.frames, 10001);
+    let mut out = run.run().unwrap();
+    out.trajectory.attrs.extend(extra);
+    let whole = dir.path().join("whole.h5");
+    write_trajectory(&whole, &out.trajectory).unwrap();
+    // through Debug: the attribute `step` is NaN here (no initial step given)
+    let a = format!("{:?}", read_trajectory(&streamed).unwrap());
+    let b = format!("{:?}", read_trajectory(&whole).unwrap());
+    assert!(a.contains("\"step\": F64(NaN)") && a.contains("command_line"));
+    assert!(a == b, "the streamed file differs from the in-memory one");
+    assert_eq!(w.solver, out.solver);
+}
+
+/// Item 3: a run whose output cannot be held is refused before anything is allocated or
+/// written, naming the size: `--t-end 1e7 --dt-out 1e-3` aborted with "memory allocation of
+/// 80000000008 bytes failed"; a single trajectory streams its states but holds its 1e10 output
+/// times (80 GB); an ensemble is held whole; a file larger than the free disk space is refused.
+#[test]
+fn outputs_too_large_are_refused_up_front_with_the_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.h5");
+    let o_ = out.to_str().unwrap();
+    let o = phaseflow(&[
+        "simulate", "lorenz", "--t-end", "1e7", "--dt-out", "1e-3", "-o", o_,
+    ]);
+    fails_once(&o, &["80.0 GB", "1e10 points × 8 bytes", "limit of 4.3 GB"]);
+    let o = phaseflow(&[
+        "simulate",
+        "lorenz",
+        "--ensemble",
+        "100",
+        "--t-end",
+        "1e5",
+        "--dt-out",
+        "1e-3",
+        "-o",
+        o_,
+    ]);
+    fails_once(&o, &["240.8 GB", "1e8 points × 301 values × 8 bytes"]);
+    // 5e8 points of 1000 variables: 4 TB, more than the disk of any test machine (checked)
+    let free = phaseflow::io::available_bytes(&out).unwrap_or(0);
+    if free < 4_000_000_000_000 {
+        let o = phaseflow(&[
+            "simulate",
+            "lorenz96",
+            "--set",
+            "dimension=1000",
+            "--t-end",
+            "5e6",
+            "--dt-out",
+            "0.01",
+            "-o",
+            o_,
+        ]);
+        fails_once(&o, &["4.0 TB", "5e8 points × 1001 values", "free"]);
+    } else {
+        eprintln!("{free} bytes free: the disk-space refusal is not tried");
+    }
+    assert!(!out.exists());
+    assert!(hidden_entries(dir.path()).is_empty());
+}
+
+/// Item 3: the disk fills during streaming (a file-size limit, `ulimit -f`, makes writes fail
+/// as a full disk does): one clear error, the temporary removed, no output.
+#[cfg(unix)]
+#[test]
+fn a_full_disk_during_streaming_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.h5");
+    let o = Command::new("sh")
+        .arg("-c")
+        // 200 blocks (100-200 KB): the run's 32 MB cannot fit; SIGXFSZ ignored, so writes fail
+        .arg("ulimit -f 200; trap '' XFSZ; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_phaseflow"))
+        .args([
+            "simulate", "lorenz", "--t-end", "1000", "--dt-out", "1e-3", "-q", "-o",
+        ])
+        .arg(&out)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    fails_once(&o, &["o.h5: write /", "File too large"]);
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(!out.exists());
+    assert!(hidden_entries(dir.path()).is_empty());
+}
+
+/// Starts a long flow run writing to `out` and returns it once its temporary exists.
+#[cfg(unix)]
+fn long_run_started(out: &Path) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args([
+            "simulate",
+            "lorenz96",
+            "--set",
+            "dimension=200",
+            "--t-end",
+            "1e4",
+            "--dt-out",
+            "0.1",
+            "-q",
+            "-o",
+        ])
+        .arg(out)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = out.parent().unwrap();
+    let t = std::time::Instant::now();
+    while hidden_entries(dir).is_empty() {
+        assert!(t.elapsed().as_secs() < 30, "no temporary appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+/// Item 11: Ctrl-C during a flow run removes its temporary (exit 1, "interrupted" once).
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_a_flow_run_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.h5");
+    let child = long_run_started(&out);
+    // SAFETY: sends SIGINT to the child we started.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let o = child.wait_with_output().unwrap();
+    fails_once(&o, &["interrupted"]);
+    assert!(!out.exists());
+    assert!(hidden_entries(dir.path()).is_empty());
+}
+
+/// Item 11: a flow run killed by `kill -9` cannot remove its temporary; the next run writing to
+/// the same destination removes it, and leaves a live process's temporary alone.
+#[cfg(unix)]
+#[test]
+fn the_next_run_removes_what_a_killed_run_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.h5");
+    let mut child = long_run_started(&out);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let left = hidden_entries(dir.path());
+    assert_eq!(left, [format!(".o.h5.tmp-{}-0", child.id())]);
+    // a temporary of a live process (this test's) with the same naming scheme
+    let live = format!(".o.h5.tmp-{}-7", std::process::id());
+    std::fs::write(dir.path().join(&live), b"being written").unwrap();
+    succeeds(&phaseflow(&[
+        "simulate",
+        "lorenz",
+        "--points",
+        "300",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    assert!(out.exists());
+    assert_eq!(hidden_entries(dir.path()), [live]);
+}

@@ -275,15 +275,18 @@ fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {
             lag: args.embed_lag,
         });
     }
-    let mut out = run.run().map_err(|e| match e {
+    let cmdline: Vec<String> = std::env::args().collect();
+    let extra = [(
+        "command_line".to_string(),
+        AttrValue::Str(shell_join(&cmdline)),
+    )]
+    .into();
+    // a single trajectory streams to the file; nothing is left behind on any failure
+    let out = run.write(&args.output, &extra).map_err(|e| match e {
         SimulateError::Run(r) => anyhow!("{r}; no output written"),
         other => other.into(),
     })?;
-    let cmdline: Vec<String> = std::env::args().collect();
-    out.trajectory
-        .attrs
-        .insert("command_line".into(), AttrValue::Str(shell_join(&cmdline)));
-    let frames = crate::io::write_trajectory(&args.output, &out.trajectory)?;
+    let frames = out.frames;
     let wall = started.elapsed().as_secs_f64();
     let (stats, smp) = (out.stats, out.sampling);
     let summary = json!({

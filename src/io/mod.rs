@@ -102,7 +102,7 @@ impl IoError {
         IoError::Hdf5 {
             path: path.to_path_buf(),
             op: op.into(),
-            msg: e.to_string(),
+            msg: condense_hdf5_message(&e.to_string()),
         }
     }
 
@@ -119,6 +119,54 @@ impl IoError {
             path: path.to_path_buf(),
             msg: msg.into(),
         }
+    }
+}
+
+/// HDF5's report of a failed system call (`…: file write failed: time = …, filename = …,
+/// file descriptor = 3, errno = 28, error message = 'No space left on device', buf = …`) as one
+/// line: `…: file write failed: No space left on device (errno 28)`. Other messages unchanged.
+fn condense_hdf5_message(msg: &str) -> String {
+    let Some((head, details)) = msg.split_once(": time = ") else {
+        return msg.to_string();
+    };
+    let field = |key: &str| {
+        details
+            .split_once(key)
+            .map(|(_, rest)| rest.split([',', '\'']).next().unwrap_or("").trim())
+    };
+    let why = details
+        .split_once("error message = '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(m, _)| m);
+    match (why, field("errno = ")) {
+        (Some(why), Some(errno)) => format!("{head}: {why} (errno {errno})"),
+        (Some(why), None) => format!("{head}: {why}"),
+        _ => msg.to_string(),
+    }
+}
+
+/// Bytes available to this user on the file system holding `path`'s directory, where the
+/// platform tells (`statvfs`); `None` otherwise.
+pub fn available_bytes(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+            return None;
+        }
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
@@ -153,6 +201,13 @@ pub(crate) fn check_destination(path: &Path) -> Result<()> {
     }
 }
 
+/// [`check_destination`] for callers outside the I/O layer: an output path that exists must be
+/// a regular file, in a directory that exists. Lets a long computation refuse a bad `-o` before
+/// it starts rather than after.
+pub fn check_output_path(path: &Path) -> Result<()> {
+    check_destination(path)
+}
+
 /// `<dir>/.<file name><tag>-<pid>-<n><suffix>`: a hidden name next to `path`, unique within
 /// this process (`n` counts up) and across live processes (`pid`). Fails for a destination that
 /// is not a regular file ([`check_destination`]).
@@ -170,6 +225,77 @@ pub(crate) fn temp_path_for(path: &Path, tag: &str, suffix: &str) -> Result<Path
         std::process::id()
     );
     Ok(path.with_file_name(tmp_name))
+}
+
+/// Removes the temporaries `<dir>/.<file name><tag>-<pid>-<n><suffix>` (the names of
+/// [`temp_path_for`]) that processes no longer running left next to `path`: a run killed
+/// (`kill -9`, a crash, a power cut) cannot remove its own, so the next one writing to the same
+/// destination does. A temporary of a live process (this one included) is never touched;
+/// liveness is asked of this host's kernel (`kill(pid, 0)`), so a directory shared between
+/// hosts may keep another host's leftovers. Best effort: errors are ignored. Returns the paths
+/// removed. On platforms without that check nothing is removed.
+pub(crate) fn remove_stale_temporaries(path: &Path, tag: &str, suffix: &str) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Some(name) = path.file_name() else {
+        return removed;
+    };
+    let prefix = format!(".{}{tag}-", name.to_string_lossy());
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|r| r.strip_suffix(suffix))
+        else {
+            continue;
+        };
+        let Some((pid, n)) = rest.split_once('-') else {
+            continue;
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !(digits(pid) && digits(n)) {
+            continue;
+        }
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && !process_alive(pid) && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
+/// Whether process `pid` exists on this host (this process counts as alive). Where this cannot
+/// be known, every process counts as alive.
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        let Ok(p) = libc::pid_t::try_from(pid) else {
+            return true;
+        };
+        if p <= 0 {
+            return true;
+        }
+        // SAFETY: signal 0 only checks that the process exists and may be signalled.
+        let r = unsafe { libc::kill(p, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
 }
 
 /// Writes an HDF5 file through `fill` under a temporary name next to `path`, then renames it into

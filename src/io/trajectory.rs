@@ -132,6 +132,8 @@ impl std::fmt::Debug for TrajectoryWriter {
 impl TrajectoryWriter {
     /// Creates the temporary file `<dir>/.<name>.tmp-<pid>-<n>` next to `path` (which is not
     /// touched until [`finish`](Self::finish)) with empty `/time` `[0]` and `/state` `[0, dim]`.
+    /// Temporaries of the same name that processes no longer running left behind (a run killed
+    /// by `kill -9`) are removed first; those of live processes are left alone.
     ///
     /// `variables` are the names of the `dim` state components; they are stored as root
     /// attribute `variables` and as `/state` attribute `variables`.
@@ -212,6 +214,8 @@ impl TrajectoryWriter {
             ));
         }
         let tmp = temp_path_for(path, ".tmp", "")?;
+        // what killed runs (kill -9) left here before
+        super::remove_stale_temporaries(path, ".tmp", "");
         // A plain message for the commonest failure, rather than HDF5's.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             match std::fs::metadata(dir) {

@@ -54,6 +54,44 @@ pub enum SimulateError {
     /// The run was cancelled through its [`Cancel`] token.
     #[error("interrupted")]
     Interrupted,
+    /// The output would not fit in the memory budget ([`Run::memory_limit`]); nothing was run.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Writing the output file failed (the temporary file is removed; the destination is
+    /// untouched).
+    #[error(transparent)]
+    Io(crate::io::IoError),
+}
+
+/// Default of [`Run::memory_limit`]: 4 GiB.
+pub const MEMORY_LIMIT_BYTES: u64 = 4 << 30;
+
+/// `bytes` in the largest unit that keeps a number ≥ 1 (decimal units: kB, MB, GB, TB).
+fn human_bytes(bytes: f64) -> String {
+    let units = ["bytes", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = bytes;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+/// A count as the user would write it: `10000000000` → `1e10`, small counts as they are.
+fn human_count(n: usize) -> String {
+    if n < 1_000_000 {
+        return n.to_string();
+    }
+    // three significant digits, trailing zeros dropped: 1.0000000001e10 → 1e10, 1.2345e8 → 1.23e8
+    let s = format!("{:.2e}", n as f64);
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+    format!("{mantissa}e{exp}")
 }
 
 fn invalid<T>(msg: impl Into<String>) -> Result<T, SimulateError> {
@@ -134,6 +172,30 @@ pub struct Run<'a> {
     inverse: bool,
     progress: &'a dyn Progress,
     cancel: Cancel,
+    memory_limit: u64,
+}
+
+/// What [`Run::write`] wrote: the number of frames, and how the solver got there.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Frames written (`T`).
+    pub frames: usize,
+    /// Accepted and rejected steps and right-hand-side evaluations (summed over members).
+    pub stats: SolverStats,
+    /// What actually ran (see [`Simulated::solver`]).
+    pub solver: String,
+    /// The recorded grid.
+    pub sampling: Sampling,
+}
+
+/// Everything a run needs, checked: [`Run::prepare`].
+struct Prepared {
+    x0: Vec<f64>,
+    smp: Sampling,
+    opts: SolverOptions,
+    noise: Option<Noise>,
+    ensemble_ics: Option<Vec<Vec<f64>>>,
+    ro: RunOptions,
 }
 
 /// What [`Run::run`] produced: the trajectory with its provenance attributes, and how the
@@ -171,7 +233,17 @@ impl<'a> Run<'a> {
             inverse: false,
             progress: &NoProgress,
             cancel: Cancel::new(),
+            memory_limit: MEMORY_LIMIT_BYTES,
         }
+    }
+    /// The most memory (bytes) the recorded output may take: [`Run::run`] holds the whole
+    /// trajectory (`T × D × 8` bytes, `M ×` that for an ensemble, with the times and an
+    /// embedding's longer raw run), [`Run::write`] streams a single trajectory to its file and
+    /// holds only its output times (`T × 8` bytes). A run over the limit is refused before it
+    /// starts, naming the size. Default [`MEMORY_LIMIT_BYTES`] (4 GiB).
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
     }
     /// Integration method (default `auto`: DOP853 with a switch to Rosenbrock when stiff).
     pub fn method(mut self, m: Method) -> Self {
@@ -399,9 +471,119 @@ impl<'a> Run<'a> {
     /// Integrates (or iterates) the system and returns the recorded trajectory with its
     /// provenance attributes (everything `phaseflow simulate` writes but `command_line`).
     pub fn run(&self) -> Result<Simulated, SimulateError> {
+        self.check_memory_in_full()?;
+        let p = self.prepare()?;
+        self.run_prepared(p)
+    }
+
+    /// Runs and writes the output to `path` (a trajectory file, layout in [`crate::io`]) with
+    /// the root attributes of [`Run::run`] and `extra` (e.g. the command line), which replace
+    /// them where names coincide.
+    ///
+    /// A single trajectory streams to the file as it is computed: memory holds one chunk row of
+    /// frames ([`crate::io::chunk_shape`]) and the output times (`T × 8` bytes, within
+    /// [`Run::memory_limit`]), whatever the length. An ensemble or a delay embedding is computed
+    /// in memory ([`Run::run`], with its limit) and then written. Either way the file appears
+    /// only complete (a temporary next to it, renamed into place), and the file holds what
+    /// [`Run::run`] followed by [`crate::io::write_trajectory`] would write; a failed,
+    /// interrupted or blown-up run, or a full disk, leaves no file and no temporary.
+    pub fn write(
+        &self,
+        path: &Path,
+        extra: &BTreeMap<String, AttrValue>,
+    ) -> Result<Written, SimulateError> {
+        use crate::io::TrajectoryWriter;
+        if self.embed.is_some() || !matches!(self.start, Start::FileDefault | Start::State(_)) {
+            self.check_memory_in_full()?;
+            // refuse a bad destination before the work
+            crate::io::check_output_path(path).map_err(SimulateError::Io)?;
+            let mut out = self.run_prepared(self.prepare()?)?;
+            out.trajectory.attrs.extend(extra.clone());
+            let frames =
+                crate::io::write_trajectory(path, &out.trajectory).map_err(SimulateError::Io)?;
+            return Ok(Written {
+                frames,
+                stats: out.stats,
+                solver: out.solver,
+                sampling: out.sampling,
+            });
+        }
+        let smp = self.sampling()?;
+        self.check_memory(
+            smp.points,
+            1,
+            "the output times",
+            "a single trajectory streams its states to the file but holds its output times; record fewer points",
+        )?;
+        let p = self.prepare()?;
+        let (sys, io) = (self.sys, SimulateError::Io);
+        let m = sys.model();
+        crate::io::check_output_path(path).map_err(io)?;
+        // the file: times and states, 8 bytes each (the attributes aside)
+        let d = System::dim(sys);
+        let file_bytes = smp.points as f64 * (d + 1) as f64 * 8.0;
+        if let Some(free) = crate::io::available_bytes(path) {
+            if file_bytes > free as f64 {
+                return Err(SimulateError::TooLarge(format!(
+                    "{}: the output would take {} ({} points × {} values × 8 bytes) but its file system has {} free; record fewer points",
+                    path.display(),
+                    human_bytes(file_bytes),
+                    human_count(smp.points),
+                    d + 1,
+                    human_bytes(free as f64)
+                )));
+            }
+        }
+        let mut w =
+            TrajectoryWriter::create_sized(path, d, &m.components, smp.points).map_err(io)?;
+        let times = p.smp.times();
+        let mut failed = None;
+        self.progress.start(smp.points as u64, 0, "points");
+        let report = super::run(sys, &p.ro, &p.x0, &times, &mut |k, t, row| {
+            if let Err(e) = w.push(t, row) {
+                failed = Some(e);
+                return false;
+            }
+            // the clock behind a bar is read every 64 points only
+            if (k + 1).is_multiple_of(64) {
+                self.progress.set_position(k as u64 + 1);
+            }
+            !self.cancel.is_cancelled()
+        });
+        self.progress.finish();
+        drop(times);
+        if let Some(e) = failed {
+            return Err(io(e));
+        }
+        if self.cancel.is_cancelled() {
+            return Err(SimulateError::Interrupted);
+        }
+        let report = report.map_err(SimulateError::Run)?;
+        let solver = report.methods.join(" -> ");
+        let mut attrs = BTreeMap::new();
+        let (stats, noise) = (report.stats, p.noise.as_ref());
+        self.provenance(&mut attrs, &p.x0, &p.smp, &p.opts, noise, stats, &solver);
+        attrs.extend(extra.clone());
+        // as write_trajectory does: the writer's own attributes are not overwritten
+        for (k, v) in &attrs {
+            if !matches!(k.as_str(), "format" | "format_version" | "ensemble_size") {
+                w.set_attr(k, v).map_err(io)?;
+            }
+        }
+        let frames = w.finish().map_err(io)?;
+        Ok(Written {
+            frames,
+            stats,
+            solver,
+            sampling: p.smp,
+        })
+    }
+
+    /// Checks every setting and samples an ensemble's initial conditions: all that can fail
+    /// before the run proper.
+    fn prepare(&self) -> Result<Prepared, SimulateError> {
         let sys = self.sys;
         let m = sys.model();
-        let d = System::dim(sys);
         let x0 = match &self.start {
             Start::State(x) => {
                 check_state(sys, x, "--ic")?;
@@ -438,6 +620,76 @@ impl<'a> Run<'a> {
             raw: self.raw,
             inverse: self.inverse,
         };
+        Ok(Prepared {
+            x0,
+            smp,
+            opts,
+            noise,
+            ensemble_ics,
+            ro,
+        })
+    }
+
+    /// Refuses an output that would exceed [`Run::memory_limit`] in memory: `values` f64 values
+    /// (`count` items × `width` values each, described by `what`), before anything is allocated.
+    fn check_memory(
+        &self,
+        count: usize,
+        width: usize,
+        what: &str,
+        hint: &str,
+    ) -> Result<(), SimulateError> {
+        let bytes = count as f64 * width as f64 * 8.0;
+        if bytes > self.memory_limit as f64 {
+            return Err(SimulateError::TooLarge(format!(
+                "{what} would take {} in memory ({} × 8 bytes), more than the limit of {}: {hint}",
+                human_bytes(bytes),
+                if width == 1 {
+                    format!("{} points", human_count(count))
+                } else {
+                    format!("{} points × {width} values", human_count(count))
+                },
+                human_bytes(self.memory_limit as f64),
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`Run::check_memory`] for a run held in memory whole ([`Run::run`]): every member's
+    /// states and the output times (with an embedding, its longer raw run and the embedded
+    /// output).
+    fn check_memory_in_full(&self) -> Result<(), SimulateError> {
+        let d = System::dim(self.sys);
+        let smp = self.sampling()?;
+        let points = smp.points;
+        let hint = "an ensemble or a delay embedding is held in memory whole; record fewer points or members (a single trajectory streams to its file)";
+        if let Some(e) = self.embed {
+            let emb = embedding(self.sys, &smp, e)?;
+            // raw run (times + states) and the embedded output (times + D·E values per point)
+            let width = (d + 1) + (d * e.dimension + 1);
+            return self.check_memory(emb.sampling.points, width, "the embedded output", hint);
+        }
+        let members = match &self.start {
+            Start::Attractor(n) => *n,
+            Start::States(list) => list.len(),
+            _ => 1,
+        };
+        let width = members.saturating_mul(d).saturating_add(1);
+        self.check_memory(points, width, "the output", hint)
+    }
+
+    fn run_prepared(&self, p: Prepared) -> Result<Simulated, SimulateError> {
+        let sys = self.sys;
+        let m = sys.model();
+        let d = System::dim(sys);
+        let Prepared {
+            x0,
+            smp,
+            opts,
+            noise,
+            ensemble_ics,
+            ro,
+        } = p;
         let mut attrs: BTreeMap<String, AttrValue> = BTreeMap::new();
         let (time, state, members, variables, stats, methods) = if let Some(e) = self.embed {
             let emb = embedding(sys, &smp, e)?;

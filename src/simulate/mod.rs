@@ -10,7 +10,7 @@ mod builder;
 mod definition;
 pub use builder::{
     read_initial_conditions, Embed, Grid, NoiseSetting, NoiseUnits, Run, SimulateError, Simulated,
-    Start,
+    Start, Written, MEMORY_LIMIT_BYTES,
 };
 pub use definition::{Definition, DefinitionError};
 
