@@ -299,3 +299,146 @@ fn the_next_run_removes_what_a_killed_run_left() {
     assert!(out.exists());
     assert_eq!(hidden_entries(dir.path()), [live]);
 }
+
+/// Item 14: negative numbers are values, not options (`--t-end -5` was read as an option), and
+/// every numeric setting of the flow commands out of range (negative, zero, NaN, infinite) is
+/// one clear error naming it; `invariants --transient inf` ran forever.
+#[test]
+fn numeric_settings_out_of_range_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.h5");
+    let o_ = out.to_str().unwrap();
+    for (args, message) in [
+        (
+            &["--t-end", "-5", "--dt-out", "0.1"][..],
+            "--t-end must be a finite number > 0, got -5",
+        ),
+        (
+            &["--t-end", "5", "--dt-out", "0"],
+            "--dt-out must be a finite number > 0, got 0",
+        ),
+        (
+            &["--t-end", "NaN", "--dt-out", "0.1"],
+            "--t-end must be a finite number > 0, got NaN",
+        ),
+        (
+            &["--t-end", "inf", "--dt-out", "0.1"],
+            "--t-end must be a finite number > 0, got inf",
+        ),
+        (
+            &["--t-end", "5", "--dt-out", "inf"],
+            "--dt-out must be a finite number > 0, got inf",
+        ),
+        (&["--rtol", "-1e-8"], "--rtol must be a finite number > 0"),
+        (
+            &["--atol", "nan"],
+            "--atol must be a finite number > 0, got NaN",
+        ),
+        (
+            &["--step", "-0.1"],
+            "--step must be a finite number > 0, got -0.1",
+        ),
+        (
+            &["--max-abs", "-1"],
+            "--max-abs must be a number > 0, got -1",
+        ),
+        (
+            &["--burn-in", "-3"],
+            "--burn-in must be a non-negative number, got -3",
+        ),
+    ] {
+        let mut a = vec!["simulate", "lorenz", "-q", "-o", o_];
+        a.extend(args);
+        fails_once(&phaseflow(&a), &[message]);
+    }
+    for (args, message) in [
+        (
+            &["--t-end", "-1"][..],
+            "--t-end must be a finite number > 0, got -1",
+        ),
+        (
+            &["--transient", "inf"],
+            "--transient must be a finite number >= 0, got inf",
+        ),
+        (
+            &["--qr-interval", "0"],
+            "--qr-interval must be a finite number > 0, got 0",
+        ),
+        (
+            &["--rtol", "-1"],
+            "--rtol must be a finite number >= 0, got -1",
+        ),
+    ] {
+        let mut a = vec!["invariants", "lorenz", "--correlation-points", "0"];
+        a.extend(args);
+        fails_once(&phaseflow(&a), &[message]);
+    }
+    let data = dir.path().join("lorenz.h5");
+    let d = data.to_str().unwrap();
+    succeeds(&phaseflow(&[
+        "simulate", "lorenz", "--points", "300", "-q", "-o", d,
+    ]));
+    fails_once(
+        &phaseflow(&["series", d, "--dt", "-1"]),
+        &["--dt must be a finite number > 0, got -1"],
+    );
+    assert!(!out.exists());
+    assert!(hidden_entries(dir.path()).is_empty());
+}
+
+/// Item 14: files are read by their content. `series` on a trajectory named `.partial` or
+/// `.hdf5` said "needs --dt" (it took them for text); `series` and `epr --data` on a truncated
+/// or non-HDF5 file said "needs --dt" / "needs --model DIR" instead of what is wrong with it.
+#[test]
+fn inputs_are_read_by_content_and_their_faults_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("lorenz.h5");
+    let d = data.to_str().unwrap();
+    succeeds(&phaseflow(&[
+        "simulate", "lorenz", "--points", "1000", "-q", "-o", d,
+    ]));
+    let reference = phaseflow(&["series", d, "--json"]);
+    succeeds(&reference);
+    for name in ["lorenz.partial", "lorenz.hdf5", "lorenz"] {
+        let copy = dir.path().join(name);
+        std::fs::copy(&data, &copy).unwrap();
+        let o = phaseflow(&["series", copy.to_str().unwrap(), "--json"]);
+        succeeds(&o);
+        assert_eq!(o.stdout, reference.stdout, "{name}");
+    }
+    let bytes = std::fs::read(&data).unwrap();
+    let truncated = dir.path().join("truncated.h5");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let text = dir.path().join("text.h5");
+    std::fs::write(&text, "1.0\n2.0\n").unwrap();
+    let empty = dir.path().join("empty.h5");
+    std::fs::write(&empty, "").unwrap();
+    let binary = dir.path().join("binary.dat");
+    std::fs::write(&binary, [0u8, 159, 146, 150, 255, 0, 1]).unwrap();
+    for (file, message) in [
+        (&truncated, "truncated or damaged"),
+        (&text, "not an HDF5 file"),
+        (&empty, "the file is empty"),
+    ] {
+        let f = file.to_str().unwrap();
+        for args in [vec!["series", f], vec!["epr", "--data", f]] {
+            let o = phaseflow(&args);
+            fails_once(&o, &[f, message]);
+            assert!(!stderr(&o).contains("--model") && !stderr(&o).contains("--dt"));
+        }
+    }
+    let b = binary.to_str().unwrap();
+    fails_once(
+        &phaseflow(&["series", b]),
+        &[b, "neither an HDF5 trajectory nor a text file of numbers"],
+    );
+    // a valid flow trajectory without a model: the true reason
+    fails_once(
+        &phaseflow(&["epr", "--data", d]),
+        &[
+            "a flow trajectory, not a particle (H5MD) file",
+            "--model DIR",
+        ],
+    );
+    assert!(hidden_entries(dir.path()).is_empty());
+}

@@ -110,9 +110,18 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
     if sm.is_none() && (args.maps.is_some() || args.png.is_some()) {
         bail!("--maps and --png show the learned EPR: they need --model DIR");
     }
+    // a missing, non-HDF5 or truncated file is named as such, not taken for a trajectory
+    crate::io::probe_hdf5(data)?;
     if !crate::io::h5md::is_h5md(data) {
         // the trajectory of an SDE flow (a definition with a [diffusion] table)
-        let sm = sm.ok_or_else(|| anyhow!("an SDE trajectory needs --model DIR"))?;
+        let Some(sm) = sm else {
+            // a file that is not a trajectory either says so (read_trajectory names why)
+            crate::io::read_trajectory(data)?;
+            bail!(
+                "{}: a flow trajectory, not a particle (H5MD) file: its EPR needs --model DIR (a score model trained on the trajectory of an SDE flow)",
+                data.display()
+            );
+        };
         return sde_epr(args, data, &sm);
     }
     let samples = crate::io::h5md::read_particle_samples(data).map_err(|e| anyhow!("{e}"))?;

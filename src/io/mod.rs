@@ -145,6 +145,60 @@ fn condense_hdf5_message(msg: &str) -> String {
     }
 }
 
+/// The 8-byte signature that starts an HDF5 file's superblock.
+const HDF5_SIGNATURE: [u8; 8] = *b"\x89HDF\r\n\x1a\n";
+
+/// Whether `path` holds an HDF5 file, by its content: the HDF5 signature at byte 0, 512, 1024,
+/// 2048, … (where the format allows a user block), whatever the file is called.
+pub fn is_hdf5(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut at = 0u64;
+    while at + 8 <= len {
+        let mut sig = [0u8; 8];
+        if f.seek(SeekFrom::Start(at)).is_err() || f.read_exact(&mut sig).is_err() {
+            return false;
+        }
+        if sig == HDF5_SIGNATURE {
+            return true;
+        }
+        at = if at == 0 { 512 } else { at * 2 };
+    }
+    false
+}
+
+/// Checks that `path` is a readable HDF5 file and says what is wrong otherwise: missing or not a
+/// regular file, empty, not HDF5 (no signature), or HDF5 that the library cannot open (a
+/// truncated or damaged file). Lets a command name the fault of its input before it tries to
+/// interpret it.
+pub fn probe_hdf5(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| IoError::fs(path, "open", e))?;
+    if !meta.is_file() {
+        return Err(IoError::invalid(path, "not a regular file"));
+    }
+    if meta.len() == 0 {
+        return Err(IoError::invalid(path, "the file is empty"));
+    }
+    if !is_hdf5(path) {
+        return Err(IoError::invalid(
+            path,
+            "not an HDF5 file (no HDF5 signature in it)",
+        ));
+    }
+    trajectory::open_read(path).map(drop).map_err(|e| {
+        IoError::invalid(
+            path,
+            format!(
+                "an HDF5 file that cannot be opened (truncated or damaged?): {}",
+                condense_hdf5_message(&e.to_string())
+            ),
+        )
+    })
+}
+
 /// Bytes available to this user on the file system holding `path`'s directory, where the
 /// platform tells (`statvfs`); `None` otherwise.
 pub fn available_bytes(path: &Path) -> Option<u64> {

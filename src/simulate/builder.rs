@@ -360,8 +360,10 @@ impl<'a> Run<'a> {
         }
         match self.grid {
             Some(Grid::Fixed { t_len, dt_out }) => {
-                if !(t_len > 0.0 && dt_out > 0.0 && t_len.is_finite()) {
-                    return invalid("--t-end and --dt-out must be positive");
+                for (v, name) in [(t_len, "--t-end"), (dt_out, "--dt-out")] {
+                    if !(v > 0.0 && v.is_finite()) {
+                        return invalid(format!("{name} must be a finite number > 0, got {v}"));
+                    }
                 }
                 let s = Sampling::fixed(t_start, t_len, dt_out);
                 if s.points < 2 {
@@ -387,8 +389,20 @@ impl<'a> Run<'a> {
 
     /// The solver settings (RK4 steps at the file's `dt` unless a step is given).
     pub fn solver_options(&self) -> Result<SolverOptions, SimulateError> {
-        if !(self.rtol > 0.0 && self.atol > 0.0) {
-            return invalid("--rtol and --atol must be positive");
+        for (v, name) in [(self.rtol, "--rtol"), (self.atol, "--atol")] {
+            if !(v > 0.0 && v.is_finite()) {
+                return invalid(format!("{name} must be a finite number > 0, got {v}"));
+            }
+        }
+        if let Some(h) = self.step.filter(|h| !(*h > 0.0 && h.is_finite())) {
+            return invalid(format!("--step must be a finite number > 0, got {h}"));
+        }
+        // +inf: no threshold
+        if self.max_abs.is_nan() || self.max_abs <= 0.0 {
+            return invalid(format!(
+                "--max-abs must be a number > 0, got {}",
+                self.max_abs
+            ));
         }
         let h0 = match self.method {
             Method::Rk4 => Some(self.step.unwrap_or(self.sys.model().dt)),
