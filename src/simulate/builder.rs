@@ -236,11 +236,12 @@ impl<'a> Run<'a> {
             memory_limit: MEMORY_LIMIT_BYTES,
         }
     }
-    /// The most memory (bytes) the recorded output may take: [`Run::run`] holds the whole
-    /// trajectory (`T × D × 8` bytes, `M ×` that for an ensemble, with the times and an
-    /// embedding's longer raw run), [`Run::write`] streams a single trajectory to its file and
-    /// holds only its output times (`T × 8` bytes). A run over the limit is refused before it
-    /// starts, naming the size. Default [`MEMORY_LIMIT_BYTES`] (4 GiB).
+    /// The most memory (bytes) the recorded output may take when it is held whole: [`Run::run`]
+    /// holds the trajectory (`T × (D + 1) × 8` bytes, `T × (M·D + 1) × 8` for an ensemble of M,
+    /// an embedding's longer raw run and its embedded output together), and so does
+    /// [`Run::write`] for an ensemble or an embedding. A run over the limit is refused before it
+    /// starts, naming the size. A single trajectory written by [`Run::write`] streams in
+    /// constant memory and is not limited by this. Default [`MEMORY_LIMIT_BYTES`] (4 GiB).
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = bytes;
         self
@@ -495,9 +496,10 @@ impl<'a> Run<'a> {
     /// them where names coincide.
     ///
     /// A single trajectory streams to the file as it is computed: memory holds one chunk row of
-    /// frames ([`crate::io::chunk_shape`]) and the output times (`T × 8` bytes, within
-    /// [`Run::memory_limit`]), whatever the length. An ensemble or a delay embedding is computed
-    /// in memory ([`Run::run`], with its limit) and then written. Either way the file appears
+    /// frames ([`crate::io::chunk_shape`]) whatever the length (the output times are a grid
+    /// computed on demand, [`Sampling::grid`]); a file larger than the free space of its file
+    /// system is refused before the run, naming both sizes. An ensemble or a delay embedding is
+    /// computed in memory ([`Run::run`], within [`Run::memory_limit`]) and then written. Either way the file appears
     /// only complete (a temporary next to it, renamed into place), and the file holds what
     /// [`Run::run`] followed by [`crate::io::write_trajectory`] would write; a failed,
     /// interrupted or blown-up run, or a full disk, leaves no file and no temporary.
@@ -523,12 +525,6 @@ impl<'a> Run<'a> {
             });
         }
         let smp = self.sampling()?;
-        self.check_memory(
-            smp.points,
-            1,
-            "the output times",
-            "a single trajectory streams its states to the file but holds its output times; record fewer points",
-        )?;
         let p = self.prepare()?;
         let (sys, io) = (self.sys, SimulateError::Io);
         let m = sys.model();
@@ -550,10 +546,9 @@ impl<'a> Run<'a> {
         }
         let mut w =
             TrajectoryWriter::create_sized(path, d, &m.components, smp.points).map_err(io)?;
-        let times = p.smp.times();
         let mut failed = None;
         self.progress.start(smp.points as u64, 0, "points");
-        let report = super::run(sys, &p.ro, &p.x0, &times, &mut |k, t, row| {
+        let report = super::run(sys, &p.ro, &p.x0, p.smp.grid(), &mut |k, t, row| {
             if let Err(e) = w.push(t, row) {
                 failed = Some(e);
                 return false;
@@ -565,7 +560,6 @@ impl<'a> Run<'a> {
             !self.cancel.is_cancelled()
         });
         self.progress.finish();
-        drop(times);
         if let Some(e) = failed {
             return Err(io(e));
         }
@@ -644,8 +638,8 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// Refuses an output that would exceed [`Run::memory_limit`] in memory: `values` f64 values
-    /// (`count` items × `width` values each, described by `what`), before anything is allocated.
+    /// Refuses an output that would exceed [`Run::memory_limit`] in memory: `count` points of
+    /// `width` f64 values each (described by `what`), before anything is allocated.
     fn check_memory(
         &self,
         count: usize,
@@ -656,13 +650,9 @@ impl<'a> Run<'a> {
         let bytes = count as f64 * width as f64 * 8.0;
         if bytes > self.memory_limit as f64 {
             return Err(SimulateError::TooLarge(format!(
-                "{what} would take {} in memory ({} × 8 bytes), more than the limit of {}: {hint}",
+                "{what} would take {} in memory ({} points × {width} values × 8 bytes), more than the limit of {}: {hint}",
                 human_bytes(bytes),
-                if width == 1 {
-                    format!("{} points", human_count(count))
-                } else {
-                    format!("{} points × {width} values", human_count(count))
-                },
+                human_count(count),
                 human_bytes(self.memory_limit as f64),
             )));
         }
