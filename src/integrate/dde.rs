@@ -1240,7 +1240,7 @@ mod tests {
                     &cfg,
                     0.0,
                     &History::Constant(vec![2.0]),
-                    &[100.0],
+                    (&[100.0]).into(),
                     &mut |_, _, _| true,
                     &mut info,
                 );
