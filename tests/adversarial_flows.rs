@@ -363,6 +363,15 @@ fn numeric_settings_out_of_range_are_named() {
             &["--burn-in", "-3"],
             "--burn-in must be a non-negative number, got -3",
         ),
+        // 1e600 points: the count saturated and wrapped to "records 0 point"
+        (
+            &["--t-end", "1e300", "--dt-out", "1e-300"],
+            "output points requested; a run records at most 2^53",
+        ),
+        (
+            &["--points", "18446744073709551615"],
+            "1.84e19 output points requested",
+        ),
     ] {
         let mut a = vec!["simulate", "lorenz", "-q", "-o", o_];
         a.extend(args);

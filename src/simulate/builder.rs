@@ -63,6 +63,11 @@ pub enum SimulateError {
     Io(crate::io::IoError),
 }
 
+/// The most output points of a run: 2^53, the last integer up to which every output index `k`
+/// (and so every output time `t_start + k·dt_out`) is exact in f64. (Far beyond any disk: such
+/// a run of one variable would write 144 PB.)
+pub const MAX_POINTS: usize = 1 << 53;
+
 /// Default of [`Run::memory_limit`]: 4 GiB.
 pub const MEMORY_LIMIT_BYTES: u64 = 4 << 30;
 
@@ -336,8 +341,20 @@ impl<'a> Run<'a> {
         self
     }
 
-    /// The recorded grid after the burn-in.
+    /// The recorded grid after the burn-in (at most [`MAX_POINTS`] points).
     pub fn sampling(&self) -> Result<Sampling, SimulateError> {
+        let s = self.sampling_unchecked()?;
+        if s.points > MAX_POINTS {
+            return invalid(format!(
+                "{} output points requested; a run records at most 2^53 = {MAX_POINTS:.3e} (where every output index is exact in f64)",
+                human_count(s.points),
+                MAX_POINTS = MAX_POINTS as f64
+            ));
+        }
+        Ok(s)
+    }
+
+    fn sampling_unchecked(&self) -> Result<Sampling, SimulateError> {
         let m = self.sys.model();
         if !(self.burn_in >= 0.0 && self.burn_in.is_finite()) {
             return invalid(format!(

@@ -10,7 +10,7 @@ mod builder;
 mod definition;
 pub use builder::{
     read_initial_conditions, Embed, Grid, NoiseSetting, NoiseUnits, Run, SimulateError, Simulated,
-    Start, Written, MEMORY_LIMIT_BYTES,
+    Start, Written, MAX_POINTS, MEMORY_LIMIT_BYTES,
 };
 pub use definition::{Definition, DefinitionError};
 
@@ -97,9 +97,18 @@ impl Sampling {
         }
     }
     /// Times `t_start, t_start + dt_out, …` up to `t_start + t_len` (inclusive, to round-off).
+    /// A count beyond `usize` (or a non-finite ratio) saturates at `usize::MAX`.
     pub fn fixed(t_start: f64, t_len: f64, dt_out: f64) -> Sampling {
+        let n = (t_len / dt_out * (1.0 + 1e-12)).floor();
+        let points = if n >= 0.0 && n < usize::MAX as f64 {
+            n as usize + 1
+        } else if n.is_nan() {
+            0
+        } else {
+            usize::MAX
+        };
         Sampling {
-            points: (t_len / dt_out * (1.0 + 1e-12)).floor() as usize + 1,
+            points,
             t_start,
             dt_out,
         }
