@@ -255,9 +255,9 @@ pub(crate) fn check_destination(path: &Path) -> Result<()> {
     }
 }
 
-/// [`check_destination`] for callers outside the I/O layer: an output path that exists must be
-/// a regular file, in a directory that exists. Lets a long computation refuse a bad `-o` before
-/// it starts rather than after.
+/// The destination check of every atomic write, for callers outside the I/O layer: an output
+/// path that exists must be a regular file, in a directory that exists. Lets a long computation
+/// refuse a bad `-o` before it starts rather than after.
 pub fn check_output_path(path: &Path) -> Result<()> {
     check_destination(path)
 }
