@@ -154,7 +154,8 @@ fn run_write_equals_run_then_write_trajectory() {
 /// written, naming the size. `--t-end 1e7 --dt-out 1e-3` aborted with "memory allocation of
 /// 80000000008 bytes failed": a single trajectory now streams in constant memory, and a file
 /// larger than the free disk space (1e10 points: 320 GB; 1e15 points: 32 PB) is refused up
-/// front; an ensemble is held in memory whole and refused beyond the in-memory limit.
+/// front; an ensemble or an embedding is held in memory whole and refused beyond the machine's
+/// memory.
 #[test]
 fn outputs_too_large_are_refused_up_front_with_the_size() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,13 +178,14 @@ fn outputs_too_large_are_refused_up_front_with_the_size() {
     } else {
         eprintln!("{free} bytes free: the issue's 320 GB case is not tried");
     }
+    // beyond the memory of any test machine (the budget is the machine's memory)
     let o = phaseflow(&[
         "simulate",
         "lorenz",
         "--ensemble",
-        "100",
+        "1000",
         "--t-end",
-        "1e5",
+        "1e6",
         "--dt-out",
         "1e-3",
         "-o",
@@ -192,9 +194,9 @@ fn outputs_too_large_are_refused_up_front_with_the_size() {
     fails_once(
         &o,
         &[
-            "240.8 GB",
-            "1e8 points × 301 values × 8 bytes",
-            "limit of 4.3 GB",
+            "24.0 TB",
+            "1e9 points × 3001 values × 8 bytes",
+            "more than the limit of",
         ],
     );
     let o = phaseflow(&[
@@ -205,13 +207,19 @@ fn outputs_too_large_are_refused_up_front_with_the_size() {
         "--burn-in",
         "1000",
         "--t-end",
-        "1e7",
+        "1e11",
         "--dt-out",
         "0.1",
         "-o",
         o_,
     ]);
-    fails_once(&o, &["the embedded output would take", "limit of 4.3 GB"]);
+    fails_once(
+        &o,
+        &[
+            "the embedded output would take 104.0 TB",
+            "more than the limit of",
+        ],
+    );
     assert!(!out.exists());
     assert!(hidden_entries(dir.path()).is_empty());
 }
@@ -467,4 +475,42 @@ fn inputs_are_read_by_content_and_their_faults_named() {
         ],
     );
     assert!(hidden_entries(dir.path()).is_empty());
+}
+
+/// Item 3: a trajectory file read whole (plot, series, epr) whose data exceed the machine's
+/// memory is refused before the allocation, naming the size (a chunked file with no chunks
+/// written is tiny on disk whatever its shape).
+#[test]
+fn files_too_large_to_read_whole_are_refused_with_the_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.h5");
+    {
+        let f = hdf5::File::create(&huge).unwrap();
+        let t = 1_000_000_000_000usize;
+        f.new_dataset::<f64>()
+            .chunk(4096)
+            .shape(t)
+            .create("time")
+            .unwrap();
+        f.new_dataset::<f64>()
+            .chunk((4096, 3))
+            .shape((t, 3))
+            .create("state")
+            .unwrap();
+    }
+    assert!(std::fs::metadata(&huge).unwrap().len() < 100_000);
+    let h = huge.to_str().unwrap();
+    let png = dir.path().join("p.png");
+    for args in [
+        vec!["plot", h, "-o", png.to_str().unwrap()],
+        vec!["series", h],
+    ] {
+        let o = phaseflow(&args);
+        fails_once(
+            &o,
+            &["32.0 TB (1e12 times × 4 values × 8 bytes)", "memory budget"],
+        );
+    }
+    assert!(!png.exists());
+    assert_eq!(hidden_entries(dir.path()), Vec::<String>::new());
 }

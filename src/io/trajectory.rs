@@ -644,7 +644,8 @@ pub fn write_trajectory(path: &Path, tr: &Trajectory) -> Result<usize> {
 
 /// Reads a whole trajectory file. Fails with an error naming `path` if the file is missing, is
 /// not HDF5, or lacks a consistent `/time` `[T]` + `/state` `[T, D]` pair (a `format` attribute,
-/// if present, must be [`FORMAT_NAME`] with a version this code understands).
+/// if present, must be [`FORMAT_NAME`] with a version this code understands), and, before
+/// reading, if its data (`T × (M·D + 1) × 8` bytes) exceed [`crate::control::memory_budget`].
 pub fn read_trajectory(path: &Path) -> Result<Trajectory> {
     std::fs::metadata(path).map_err(|e| IoError::fs(path, "open", e))?;
     let not_traj = |reason: String| IoError::NotTrajectory {
@@ -703,6 +704,23 @@ pub fn read_trajectory(path: &Path) -> Result<Trajectory> {
     } else {
         (1, sshape[1])
     };
+    // read whole: refused up front beyond the machine's memory, rather than a failed allocation
+    let frames = tshape[0];
+    let bytes = frames as f64 * (1 + members * dim) as f64 * 8.0;
+    let budget = crate::control::memory_budget();
+    if bytes > budget as f64 {
+        use crate::control::{human_bytes, human_count};
+        return Err(IoError::invalid(
+            path,
+            format!(
+                "reading it whole takes {} ({} times × {} values × 8 bytes), more than the memory budget of {} (this machine's memory)",
+                human_bytes(bytes),
+                human_count(frames),
+                1 + members * dim,
+                human_bytes(budget as f64)
+            ),
+        ));
+    }
     let time = time_ds
         .read_raw::<f64>()
         .map_err(|e| err("read /time", e))?;

@@ -21,7 +21,7 @@
 
 use super::{attractor_initial_conditions, Noise, RunError, RunOptions};
 use super::{Recorded, Sampling};
-use crate::control::{Cancel, NoProgress, Progress};
+use crate::control::{human_bytes, human_count, Cancel, NoProgress, Progress};
 use crate::integrate::{DelaySystem, Method, SolverOptions, SolverStats};
 use crate::io::{AttrValue, Trajectory};
 use crate::systems::{CompiledSystem, Kind, System};
@@ -67,37 +67,6 @@ pub enum SimulateError {
 /// (and so every output time `t_start + k·dt_out`) is exact in f64. (Far beyond any disk: such
 /// a run of one variable would write 144 PB.)
 pub const MAX_POINTS: usize = 1 << 53;
-
-/// Default of [`Run::memory_limit`]: 4 GiB.
-pub const MEMORY_LIMIT_BYTES: u64 = 4 << 30;
-
-/// `bytes` in the largest unit that keeps a number ≥ 1 (decimal units: kB, MB, GB, TB).
-fn human_bytes(bytes: f64) -> String {
-    let units = ["bytes", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = bytes;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
-}
-
-/// A count as the user would write it: `10000000000` → `1e10`, small counts as they are.
-fn human_count(n: usize) -> String {
-    if n < 1_000_000 {
-        return n.to_string();
-    }
-    // three significant digits, trailing zeros dropped: 1.0000000001e10 → 1e10, 1.2345e8 → 1.23e8
-    let s = format!("{:.2e}", n as f64);
-    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
-    format!("{mantissa}e{exp}")
-}
 
 fn invalid<T>(msg: impl Into<String>) -> Result<T, SimulateError> {
     Err(SimulateError::Invalid(msg.into()))
@@ -238,7 +207,7 @@ impl<'a> Run<'a> {
             inverse: false,
             progress: &NoProgress,
             cancel: Cancel::new(),
-            memory_limit: MEMORY_LIMIT_BYTES,
+            memory_limit: crate::control::memory_budget(),
         }
     }
     /// The most memory (bytes) the recorded output may take when it is held whole: [`Run::run`]
@@ -246,7 +215,8 @@ impl<'a> Run<'a> {
     /// an embedding's longer raw run and its embedded output together), and so does
     /// [`Run::write`] for an ensemble or an embedding. A run over the limit is refused before it
     /// starts, naming the size. A single trajectory written by [`Run::write`] streams in
-    /// constant memory and is not limited by this. Default [`MEMORY_LIMIT_BYTES`] (4 GiB).
+    /// constant memory and is not limited by this. Default: the machine's physical memory
+    /// ([`crate::control::memory_budget`]).
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = bytes;
         self

@@ -10,7 +10,7 @@ mod builder;
 mod definition;
 pub use builder::{
     read_initial_conditions, Embed, Grid, NoiseSetting, NoiseUnits, Run, SimulateError, Simulated,
-    Start, Written, MAX_POINTS, MEMORY_LIMIT_BYTES,
+    Start, Written, MAX_POINTS,
 };
 pub use definition::{Definition, DefinitionError};
 
