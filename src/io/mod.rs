@@ -353,12 +353,17 @@ fn process_alive(pid: u32) -> bool {
 }
 
 /// Writes an HDF5 file through `fill` under a temporary name next to `path`, then renames it into
-/// place (a reader never sees a partial file; on error the temporary file is removed).
+/// place (a reader never sees a partial file; on error the temporary file is removed). Temporaries
+/// `.<name>.partial-<pid>-<n>` that dead processes left next to `path` are removed first
+/// ([`remove_stale_temporaries`]; a particle run's resumable `.<name>.partial` has no pid and is
+/// not one of them).
 pub fn write_hdf5_atomically(
     path: &Path,
     fill: impl FnOnce(&hdf5::File) -> hdf5::Result<()>,
 ) -> Result<()> {
     let tmp = temp_path_for(path, ".partial", "")?;
+    // what killed writers (kill -9) left here before
+    remove_stale_temporaries(path, ".partial", "");
     let result = hdf5::File::create(&tmp).and_then(|f| {
         fill(&f)?;
         f.close()

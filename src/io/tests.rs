@@ -599,3 +599,46 @@ fn chunk_shape_follows_the_data() {
         assert!(c <= d && r >= 1);
     }
 }
+
+/// Temporaries of writers that were killed (their process is gone) are removed by the next
+/// writer of the same destination; a live process's temporary, another destination's, a name
+/// that only resembles the scheme and a particle run's resumable `.NAME.partial` are kept.
+#[cfg(unix)]
+#[test]
+fn stale_temporaries_of_dead_processes_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.h5");
+    // a pid that is certainly gone: a child that has exited and been reaped
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    let dead = child.id();
+    let me = std::process::id();
+    let stale = [
+        format!(".x.h5.partial-{dead}-0"),
+        format!(".x.h5.tmp-{dead}-3"),
+    ];
+    let kept = [
+        format!(".x.h5.partial-{me}-7"),
+        format!(".y.h5.partial-{dead}-0"),
+        format!(".x.h5.partial-{dead}-0x"),
+        ".x.h5.partial".to_string(),
+    ];
+    for n in stale.iter().chain(&kept) {
+        std::fs::write(dir.path().join(n), b"left").unwrap();
+    }
+    write_hdf5_atomically(&out, |f| {
+        f.new_dataset::<f64>().shape(1).create("a").map(drop)
+    })
+    .unwrap();
+    let mut left = dir_entries(dir.path());
+    left.retain(|n| n.starts_with('.'));
+    // the trajectory writer cleans its own scheme (.tmp) when it writes there
+    assert!(left.contains(&stale[1]));
+    let w = TrajectoryWriter::create(&out, 1, &names(&["x"])).unwrap();
+    drop(w);
+    let mut expected: Vec<String> = kept.to_vec();
+    expected.sort();
+    let mut left = dir_entries(dir.path());
+    left.retain(|n| n.starts_with('.'));
+    assert_eq!(left, expected);
+}
