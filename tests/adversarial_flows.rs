@@ -514,3 +514,69 @@ fn files_too_large_to_read_whole_are_refused_with_the_size() {
     assert!(!png.exists());
     assert_eq!(hidden_entries(dir.path()), Vec::<String>::new());
 }
+
+/// Item 14: `epr --flow-dt` takes a negative value as a value and refuses it (and NaN) by name
+/// before any work; nothing is written.
+#[cfg(feature = "learn")]
+#[test]
+fn epr_flow_step_out_of_range_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("trap.h5");
+    let d = data.to_str().unwrap();
+    succeeds(&phaseflow(&[
+        "simulate",
+        "trap",
+        "--set",
+        "N=4",
+        "--set",
+        "k=0",
+        "--replicas",
+        "2",
+        "--burn-in",
+        "5",
+        "--t-end",
+        "20",
+        "--every",
+        "20",
+        "-q",
+        "-o",
+        d,
+    ]));
+    let cfg = dir.path().join("train.toml");
+    std::fs::write(
+        &cfg,
+        "[network]\nkind = \"mlp\"\nhidden = [8]\n\n[training]\nsteps = 10\nbatch = 8\nwarmup = 2\n",
+    )
+    .unwrap();
+    let model = dir.path().join("model");
+    let m = model.to_str().unwrap();
+    succeeds(&phaseflow(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--data",
+        d,
+        "-o",
+        m,
+        "-q",
+    ]));
+    let flow = dir.path().join("flow.h5");
+    let f = flow.to_str().unwrap();
+    for (v, shown) in [("-1", "-1"), ("nan", "NaN"), ("0", "0")] {
+        let o = phaseflow(&[
+            "epr",
+            "--model",
+            m,
+            "--data",
+            d,
+            "--flow-out",
+            f,
+            "--flow-dt",
+            v,
+            "-q",
+        ]);
+        let message = format!("--flow-dt must be a finite number > 0, got {shown}");
+        fails_once(&o, &[&message]);
+    }
+    assert!(!flow.exists());
+    assert!(hidden_entries(dir.path()).is_empty());
+}

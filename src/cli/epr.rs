@@ -48,7 +48,7 @@ pub struct EprArgs {
     #[arg(long, default_value_t = 100)]
     pub flow_steps: usize,
     /// Step of the probability-flow trajectories (default: the model's dt).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub flow_dt: Option<f64>,
     /// `cpu`, or `cuda` / `wgpu` when built with that feature.
     #[arg(long, default_value = "cpu")]
@@ -90,6 +90,10 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
             println!("  ({})", epr::CONVENTION);
         }
         return Ok(());
+    }
+    // settings that can be checked before any work
+    if let Some(dt) = args.flow_dt.filter(|dt| !(dt.is_finite() && *dt > 0.0)) {
+        bail!("--flow-dt must be a finite number > 0, got {dt}");
     }
     let Some(data) = &args.data else {
         bail!("phaseflow epr needs --data SAMPLES.h5 (with --model DIR for the learned EPR; without, the learning-free reference only), or --exact --system FILE");
