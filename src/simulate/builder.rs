@@ -511,8 +511,8 @@ impl<'a> Run<'a> {
                 sampling: out.sampling,
             });
         }
-        let smp = self.sampling()?;
         let p = self.prepare()?;
+        let smp = p.smp;
         let (sys, io) = (self.sys, SimulateError::Io);
         let m = sys.model();
         crate::io::check_output_path(path).map_err(io)?;
@@ -535,7 +535,7 @@ impl<'a> Run<'a> {
             TrajectoryWriter::create_sized(path, d, &m.components, smp.points).map_err(io)?;
         let mut failed = None;
         self.progress.start(smp.points as u64, 0, "points");
-        let report = super::run(sys, &p.ro, &p.x0, p.smp.grid(), &mut |k, t, row| {
+        let report = super::run(sys, &p.ro, &p.x0, smp.grid(), &mut |k, t, row| {
             if let Err(e) = w.push(t, row) {
                 failed = Some(e);
                 return false;
@@ -557,7 +557,7 @@ impl<'a> Run<'a> {
         let solver = report.methods.join(" -> ");
         let mut attrs = BTreeMap::new();
         let (stats, noise) = (report.stats, p.noise.as_ref());
-        self.provenance(&mut attrs, &p.x0, &p.smp, &p.opts, noise, stats, &solver);
+        self.provenance(&mut attrs, &p.x0, &smp, &p.opts, noise, stats, &solver);
         attrs.extend(extra.clone());
         // as write_trajectory does: the writer's own attributes are not overwritten
         for (k, v) in &attrs {
@@ -570,7 +570,7 @@ impl<'a> Run<'a> {
             frames,
             stats,
             solver,
-            sampling: p.smp,
+            sampling: smp,
         })
     }
 
