@@ -1,5 +1,6 @@
-//! Control of long-running calls: cooperative cancellation ([`Cancel`]) and progress reporting
-//! ([`Progress`]). The bottom layer: every other module may use it, it uses none of them.
+//! Control of long-running calls: cooperative cancellation ([`Cancel`]), progress reporting
+//! ([`Progress`]) and the memory budget of whatever is held in memory whole
+//! ([`memory_budget`]). The bottom layer: every other module may use it, it uses none of them.
 //!
 //! The library never installs a signal handler. A front end (the `phaseflow` binary, the Python
 //! package) makes one [`Cancel`] token, connects it to Ctrl-C once, and hands clones of it to every
@@ -87,5 +88,73 @@ mod tests {
         assert!(t.join().unwrap());
         a.reset();
         assert!(!a.is_cancelled());
+    }
+}
+
+/// Memory budget where the platform does not say how much memory the machine has: 4 GiB.
+pub const FALLBACK_MEMORY_BUDGET: u64 = 4 << 30;
+
+/// The most bytes a call may hold in memory at once for data it keeps whole (an ensemble or an
+/// embedded run before it is written, a trajectory file read whole): the machine's physical
+/// memory (`sysconf` on Unix), or [`FALLBACK_MEMORY_BUDGET`] where that is unknown. Such calls
+/// check their size against it before allocating and refuse with the size named, rather than
+/// abort on a failed allocation; what fits in the machine is never refused.
+pub fn memory_budget() -> u64 {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf only reads configuration values.
+        let (pages, size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        if pages > 0 && size > 0 {
+            return (pages as u64).saturating_mul(size as u64);
+        }
+    }
+    FALLBACK_MEMORY_BUDGET
+}
+
+/// `bytes` in the largest decimal unit that keeps a number ≥ 1: `80.0 GB`, `512 bytes`.
+pub fn human_bytes(bytes: f64) -> String {
+    let units = ["bytes", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = bytes;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+/// A count as a user would write it: below 10^6 as is, above with three significant digits in
+/// scientific notation, trailing zeros dropped (`10000000001` → `1e10`, `123456789` → `1.23e8`).
+pub fn human_count(n: usize) -> String {
+    if n < 1_000_000 {
+        return n.to_string();
+    }
+    let s = format!("{:.2e}", n as f64);
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+    format!("{mantissa}e{exp}")
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_counts_read_as_a_user_writes_them() {
+        assert_eq!(human_bytes(512.0), "512 bytes");
+        assert_eq!(human_bytes(8e10), "80.0 GB");
+        assert_eq!(human_count(999_999), "999999");
+        assert_eq!(human_count(10_000_000_001), "1e10");
+        assert_eq!(human_count(123_456_789), "1.23e8");
+        assert!(memory_budget() >= 1 << 20);
     }
 }

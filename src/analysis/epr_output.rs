@@ -182,7 +182,9 @@ pub fn write_flow(
     steps: usize,
 ) -> Result<(), EprOutputError> {
     if !(dt.is_finite() && dt > 0.0) {
-        return Err(EprOutputError::Invalid("--flow-dt must be positive".into()));
+        return Err(EprOutputError::Invalid(format!(
+            "--flow-dt must be a finite number > 0, got {dt}"
+        )));
     }
     let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
     let k = steps;

@@ -145,6 +145,9 @@ pub struct Invariants {
 pub enum InvariantsError {
     #[error("at least one initial condition is needed")]
     NoInitialCondition,
+    /// A setting is out of range (the message names it by its command-line spelling).
+    #[error("{0}")]
+    Invalid(String),
     /// Sampling the initial conditions on the attractor failed.
     #[error("sampling initial conditions on the attractor: {0}")]
     Attractor(crate::simulate::RunError),
@@ -157,10 +160,33 @@ pub enum InvariantsError {
     },
 }
 
+/// Refuses given settings out of range before any work: the span, the QR interval and the
+/// tolerances must be finite and > 0 (rtol ≥ 0), the transient finite and ≥ 0 (an infinite
+/// transient ran forever).
+fn check_settings(s: &InvariantSettings) -> Result<(), InvariantsError> {
+    let bad = |m: String| Err(InvariantsError::Invalid(m));
+    for (v, name) in [
+        (s.span, "--t-end"),
+        (s.qr_interval, "--qr-interval"),
+        (Some(s.atol), "--atol"),
+    ] {
+        if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+            return bad(format!("{name} must be a finite number > 0, got {v}"));
+        }
+    }
+    for (v, name) in [(s.transient, "--transient"), (Some(s.rtol), "--rtol")] {
+        if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+            return bad(format!("{name} must be a finite number >= 0, got {v}"));
+        }
+    }
+    Ok(())
+}
+
 /// Computes every invariant of `sys` (see the module docs); delay equations get their leading
 /// exponents and the quantities derived from them (see `dde_invariants`).
 pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants, InvariantsError> {
     let started = std::time::Instant::now();
+    check_settings(s)?;
     let m = sys.model();
     let map = m.kind == Kind::Map;
     if m.kind == Kind::Dde {

@@ -75,15 +75,24 @@ pub enum SeriesError {
 }
 
 /// Reads a scalar series: component `variable` (a name or an index; default the first) of a
-/// phaseflow trajectory file (`.h5`; its time step unless `dt` is given), or a text file with
-/// one number per line (`#` starts a comment; `dt` required). Returns (values, time step).
+/// phaseflow trajectory file (its time step unless `dt` is given), or a text file with one
+/// number per line (`#` starts a comment; `dt` required). The kind is told by the content (the
+/// HDF5 signature), not by the file name; a file named `.h5`/`.hdf5` that is not HDF5 is an
+/// error saying so. Returns (values, time step).
 pub fn read_series(
     path: &std::path::Path,
     variable: Option<&str>,
     dt: Option<f64>,
 ) -> Result<(Vec<f64>, f64), SeriesError> {
     let bad = |m: String| SeriesError::Input(m);
-    if path.extension().is_some_and(|e| e == "h5") {
+    if let Some(d) = dt.filter(|d| !(d.is_finite() && *d > 0.0)) {
+        return Err(bad(format!("--dt must be a finite number > 0, got {d}")));
+    }
+    let named_hdf5 = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("h5") || e.eq_ignore_ascii_case("hdf5"));
+    if crate::io::is_hdf5(path) || named_hdf5 {
+        crate::io::probe_hdf5(path).map_err(|e| bad(e.to_string()))?;
         let tr = crate::io::read_trajectory(path).map_err(|e| bad(e.to_string()))?;
         if tr.len() < 2 {
             return Err(bad(format!("{}: fewer than two samples", path.display())));
@@ -105,9 +114,19 @@ pub fn read_series(
         let xs: Vec<f64> = (0..tr.len()).map(|k| tr.state[k * tr.dim + c]).collect();
         return Ok((xs, dt.unwrap_or(tr.time[1] - tr.time[0])));
     }
-    let dt = dt.ok_or_else(|| bad("a text series needs its sampling step: --dt".into()))?;
-    let text =
-        std::fs::read_to_string(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let text = String::from_utf8(text).map_err(|_| {
+        bad(format!(
+            "{}: neither an HDF5 trajectory nor a text file of numbers (binary content)",
+            path.display()
+        ))
+    })?;
+    let dt = dt.ok_or_else(|| {
+        bad(format!(
+            "{}: a text series needs its sampling step: --dt",
+            path.display()
+        ))
+    })?;
     let mut xs = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let l = line.split('#').next().unwrap_or("").trim();

@@ -48,7 +48,7 @@ pub struct EprArgs {
     #[arg(long, default_value_t = 100)]
     pub flow_steps: usize,
     /// Step of the probability-flow trajectories (default: the model's dt).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub flow_dt: Option<f64>,
     /// `cpu`, or `cuda` / `wgpu` when built with that feature.
     #[arg(long, default_value = "cpu")]
@@ -91,6 +91,10 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
         }
         return Ok(());
     }
+    // settings that can be checked before any work
+    if let Some(dt) = args.flow_dt.filter(|dt| !(dt.is_finite() && *dt > 0.0)) {
+        bail!("--flow-dt must be a finite number > 0, got {dt}");
+    }
     let Some(data) = &args.data else {
         bail!("phaseflow epr needs --data SAMPLES.h5 (with --model DIR for the learned EPR; without, the learning-free reference only), or --exact --system FILE");
     };
@@ -110,9 +114,18 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
     if sm.is_none() && (args.maps.is_some() || args.png.is_some()) {
         bail!("--maps and --png show the learned EPR: they need --model DIR");
     }
+    // a missing, non-HDF5 or truncated file is named as such, not taken for a trajectory
+    crate::io::probe_hdf5(data)?;
     if !crate::io::h5md::is_h5md(data) {
         // the trajectory of an SDE flow (a definition with a [diffusion] table)
-        let sm = sm.ok_or_else(|| anyhow!("an SDE trajectory needs --model DIR"))?;
+        let Some(sm) = sm else {
+            // a file that is not a trajectory either says so (read_trajectory names why)
+            crate::io::read_trajectory(data)?;
+            bail!(
+                "{}: a flow trajectory, not a particle (H5MD) file: its EPR needs --model DIR (a score model trained on the trajectory of an SDE flow)",
+                data.display()
+            );
+        };
         return sde_epr(args, data, &sm);
     }
     let samples = crate::io::h5md::read_particle_samples(data).map_err(|e| anyhow!("{e}"))?;

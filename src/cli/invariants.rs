@@ -12,13 +12,13 @@ pub struct InvariantsArgs {
     pub set: Vec<String>,
     /// Measured span per initial condition (time units; iterations for maps)
     /// [default: 2000 periods of flows, 1e5 iterations of maps]
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub t_end: Option<f64>,
     /// Discarded transient [default: 20 periods; 1000 iterations]
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub transient: Option<f64>,
     /// Re-orthonormalisation interval [default: period/8; every iteration of maps]
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub qr_interval: Option<f64>,
     /// Number of exponents (default: all; delay equations: 3)
     #[arg(long)]
@@ -30,9 +30,9 @@ pub struct InvariantsArgs {
     /// Seed of the initial-condition sampling
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[arg(long, default_value_t = 1e-9)]
+    #[arg(long, default_value_t = 1e-9, allow_hyphen_values = true)]
     pub rtol: f64,
-    #[arg(long, default_value_t = 1e-9)]
+    #[arg(long, default_value_t = 1e-9, allow_hyphen_values = true)]
     pub atol: f64,
     /// Points of the correlation-dimension estimate (a trajectory sampled 20 times per period
     /// after the transient, Theiler window one period; maps: iterates); 0 skips it

@@ -5,13 +5,13 @@ use super::*;
 /// Options of `phaseflow series`.
 #[derive(Args, Debug)]
 pub struct SeriesArgs {
-    /// A phaseflow trajectory (.h5) or a text file with one value per line
+    /// A phaseflow trajectory (HDF5, told by its content) or a text file with one value per line
     pub input: PathBuf,
     /// Component of an .h5 trajectory (name or index) [default: the first]
     #[arg(long)]
     pub variable: Option<String>,
-    /// Sampling step of a text series (an .h5 file gives its own)
-    #[arg(long)]
+    /// Sampling step of a text series (a trajectory file gives its own)
+    #[arg(long, allow_hyphen_values = true)]
     pub dt: Option<f64>,
     /// Embedding dimension m
     #[arg(long, default_value_t = 5)]

@@ -22,13 +22,13 @@ pub struct SimulateArgs {
     #[arg(long, value_enum, default_value_t = Method::Auto)]
     pub method: Method,
     /// Relative tolerance (adaptive methods).
-    #[arg(long, default_value_t = 1e-10)]
+    #[arg(long, default_value_t = 1e-10, allow_hyphen_values = true)]
     pub rtol: f64,
     /// Absolute tolerance (adaptive methods).
-    #[arg(long, default_value_t = 1e-10)]
+    #[arg(long, default_value_t = 1e-10, allow_hyphen_values = true)]
     pub atol: f64,
     /// Step size of rk4 (default: the file's `dt`); initial step of adaptive methods.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub step: Option<f64>,
     /// Number of output points (with --pts-per-period: t_end = period·N/K, like dysts).
     #[arg(long, conflicts_with_all = ["t_end", "dt_out"])]
@@ -37,16 +37,16 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 100, conflicts_with_all = ["t_end", "dt_out"])]
     pub pts_per_period: usize,
     /// Length of the recorded interval (time units), with --dt-out.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub t_end: Option<f64>,
     /// Output spacing (time units), with --t-end.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub dt_out: Option<f64>,
     /// Transient discarded before recording (time units; iterations for maps).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     pub burn_in: f64,
     /// Blow-up threshold: stop with an error when a |component| exceeds it.
-    #[arg(long, default_value_t = 1e12)]
+    #[arg(long, default_value_t = 1e12, allow_hyphen_values = true)]
     pub max_abs: f64,
     /// Integrate an ensemble of M trajectories from initial conditions sampled on the attractor
     /// (seeded); `/state` is then [M, T, D].
@@ -73,7 +73,7 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "E", conflicts_with_all = ["ensemble", "ic_file"])]
     pub embed: Option<usize>,
     /// Lag L of --embed (time units; default: the smallest delay of a delay equation).
-    #[arg(long, requires = "embed")]
+    #[arg(long, requires = "embed", allow_hyphen_values = true)]
     pub embed_lag: Option<f64>,
     /// Maps: iterate the inverse map given by the file's `[inverse]` table (backwards in time).
     #[arg(long)]
@@ -289,15 +289,18 @@ fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {
             lag: args.embed_lag,
         });
     }
-    let mut out = run.run().map_err(|e| match e {
+    let cmdline: Vec<String> = std::env::args().collect();
+    let extra = [(
+        "command_line".to_string(),
+        AttrValue::Str(shell_join(&cmdline)),
+    )]
+    .into();
+    // a single trajectory streams to the file; nothing is left behind on any failure
+    let out = run.write(&args.output, &extra).map_err(|e| match e {
         SimulateError::Run(r) => anyhow!("{r}; no output written"),
         other => other.into(),
     })?;
-    let cmdline: Vec<String> = std::env::args().collect();
-    out.trajectory
-        .attrs
-        .insert("command_line".into(), AttrValue::Str(shell_join(&cmdline)));
-    let frames = crate::io::write_trajectory(&args.output, &out.trajectory)?;
+    let frames = out.frames;
     let wall = started.elapsed().as_secs_f64();
     let (stats, smp) = (out.stats, out.sampling);
     let summary = json!({

@@ -13,7 +13,7 @@
 //! step retries with `h / min(1/fac1, fac11/safe)`. A non-finite `err` (stages produced NaN/inf)
 //! counts as a rejection with the smallest allowed factor `fac1`.
 
-use super::{blow_up_index, validate, IntegrationError, SolverOptions, SolverStats};
+use super::{blow_up_index, validate, IntegrationError, SolverOptions, SolverStats, Times};
 use crate::dynamics::System;
 
 /// Hairer's unit roundoff `UROUND`, used in the step-size underflow test.
@@ -155,13 +155,13 @@ pub fn hinit<S: System + ?Sized>(
 ///
 /// Intermediate outputs come from the dense output; only the final output time ends a step
 /// exactly (the last step is cut to it, as Hairer's codes do with `XEND`).
-pub fn integrate_adaptive<A: AdaptiveStepper, S: System + ?Sized>(
+pub fn integrate_adaptive<'a, A: AdaptiveStepper, S: System + ?Sized>(
     stepper: &mut A,
     sys: &S,
     opts: &SolverOptions,
     t0: f64,
     x0: &[f64],
-    t_out: &[f64],
+    t_out: impl Into<Times<'a>>,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
 ) -> Result<SolverStats, IntegrationError> {
     integrate_adaptive_monitored(stepper, sys, opts, t0, x0, t_out, observe, None)
@@ -174,16 +174,17 @@ pub type StepMonitor<'a> = &'a mut dyn FnMut(f64, &[f64], f64) -> bool;
 /// the run, as `monitor(t, x, h)`; returning `true` stops the run with
 /// [`IntegrationError::Stiff`] at `(t, x)` (every output time ≤ t has been reported).
 #[allow(clippy::too_many_arguments)]
-pub fn integrate_adaptive_monitored<A: AdaptiveStepper, S: System + ?Sized>(
+pub fn integrate_adaptive_monitored<'a, A: AdaptiveStepper, S: System + ?Sized>(
     stepper: &mut A,
     sys: &S,
     opts: &SolverOptions,
     t0: f64,
     x0: &[f64],
-    t_out: &[f64],
+    t_out: impl Into<Times<'a>>,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
     mut monitor: Option<StepMonitor<'_>>,
 ) -> Result<SolverStats, IntegrationError> {
+    let t_out: Times = t_out.into();
     validate(sys, stepper.dim(), opts, t0, x0, t_out)?;
     let evals0 = stepper.rhs_evals();
     let mut stats = SolverStats {
@@ -203,7 +204,7 @@ pub fn integrate_adaptive_monitored<A: AdaptiveStepper, S: System + ?Sized>(
     }
     // Outputs at t0 see x0 itself.
     let mut k = 0;
-    while k < n_out && t_out[k] == t0 {
+    while k < n_out && t_out.get(k) == t0 {
         if !observe(k, t0, x0) {
             return Err(IntegrationError::Interrupted { t: t0 });
         }
@@ -213,7 +214,7 @@ pub fn integrate_adaptive_monitored<A: AdaptiveStepper, S: System + ?Sized>(
         return Ok(stats);
     }
 
-    let t_end = t_out[n_out - 1];
+    let t_end = t_out.get(n_out - 1);
     let h_max = opts.h_max.unwrap_or(t_end - t0).min(t_end - t0);
     let ctl = stepper.control();
     let (facc1, facc2) = (1.0 / ctl.fac1, 1.0 / ctl.fac2);
@@ -273,8 +274,8 @@ pub fn integrate_adaptive_monitored<A: AdaptiveStepper, S: System + ?Sized>(
                     value: x[i],
                 });
             }
-            while k < n_out && t_out[k] <= t_new {
-                let tk = t_out[k];
+            while k < n_out && t_out.get(k) <= t_new {
+                let tk = t_out.get(k);
                 let keep_going = if tk == t_new {
                     observe(k, tk, &x)
                 } else {

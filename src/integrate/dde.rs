@@ -51,7 +51,7 @@
 //! Times are in the system's time units; delays in the same units.
 
 use super::adaptive::AdaptiveStepper;
-use super::{blow_up_index, Dop853, Dopri5, IntegrationError, Method, SolverStats};
+use super::{blow_up_index, Dop853, Dopri5, IntegrationError, Method, SolverStats, Times};
 use crate::dynamics::System;
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -98,7 +98,7 @@ impl fmt::Debug for History {
 
 /// Integrates the delay equation `sys` from `t0` (state `history(t0)`) with `method`
 /// ([`Method::Dopri5`] or [`Method::Dop853`]; see the [module documentation](self)) and calls
-/// `observe(k, t_k, x(t_k))` for every output time `t_out[k]` (sorted, all `>= t0`) in order.
+/// `observe(k, t_k, x(t_k))` for every output time `t_out.get(k)` (sorted, all `>= t0`) in order.
 ///
 /// Output semantics are those of [`super::integrate`]: outputs equal to `t0` receive the
 /// history's value at `t0`, intermediate outputs come from the dense output, the integration
@@ -109,7 +109,7 @@ impl fmt::Debug for History {
 /// Allocates the stepper and the history buffer once per call (the buffer grows during the
 /// first `max τ` time units).
 #[allow(clippy::too_many_arguments)]
-pub fn integrate_dde<S: DelaySystem + ?Sized>(
+pub fn integrate_dde<'a, S: DelaySystem + ?Sized>(
     sys: &S,
     method: Method,
     rtol: f64,
@@ -118,9 +118,10 @@ pub fn integrate_dde<S: DelaySystem + ?Sized>(
     max_steps: u64,
     t0: f64,
     history: &History,
-    t_out: &[f64],
+    t_out: impl Into<Times<'a>>,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
 ) -> Result<SolverStats, IntegrationError> {
+    let t_out: Times = t_out.into();
     let cfg = Config {
         rtol,
         atol,
@@ -161,7 +162,7 @@ fn dispatch<S: DelaySystem + ?Sized>(
     cfg: &Config,
     t0: f64,
     history: &History,
-    t_out: &[f64],
+    t_out: Times<'_>,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
     info: &mut DriveInfo,
 ) -> Result<SolverStats, IntegrationError> {
@@ -408,7 +409,7 @@ fn validate<S: DelaySystem + ?Sized>(
     cfg: &Config,
     t0: f64,
     history: &History,
-    t_out: &[f64],
+    t_out: Times<'_>,
 ) -> Result<(), IntegrationError> {
     let bad = |reason: String| Err(IntegrationError::InvalidInput { reason });
     let n = sys.dim();
@@ -435,7 +436,7 @@ fn validate<S: DelaySystem + ?Sized>(
         return bad(format!("t0 = {t0} is not finite"));
     }
     let mut prev = t0;
-    for (k, &t) in t_out.iter().enumerate() {
+    for (k, t) in t_out.iter().enumerate() {
         if !t.is_finite() || t < prev {
             return bad(format!(
                 "output times must be finite, sorted and >= t0 (t_out[{k}] = {t}, previous {prev})"
@@ -469,7 +470,7 @@ fn drive<D: DenseRecord, S: DelaySystem + ?Sized>(
     cfg: &Config,
     t0: f64,
     history: &History,
-    t_out: &[f64],
+    t_out: Times<'_>,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
     info: &mut DriveInfo,
 ) -> Result<SolverStats, IntegrationError> {
@@ -494,7 +495,7 @@ fn drive<D: DenseRecord, S: DelaySystem + ?Sized>(
         });
     }
     let mut k = 0;
-    while k < n_out && t_out[k] == t0 {
+    while k < n_out && t_out.get(k) == t0 {
         if !observe(k, t0, &x) {
             return Err(IntegrationError::Interrupted { t: t0 });
         }
@@ -504,7 +505,7 @@ fn drive<D: DenseRecord, S: DelaySystem + ?Sized>(
         return Ok(stats);
     }
 
-    let t_end = t_out[n_out - 1];
+    let t_end = t_out.get(n_out - 1);
     let taus: Vec<f64> = lags.iter().map(|l| l.1).collect();
     let tau_min = taus.iter().copied().fold(f64::INFINITY, f64::min);
     let tau_max = taus.iter().copied().fold(0.0, f64::max);
@@ -589,8 +590,8 @@ fn drive<D: DenseRecord, S: DelaySystem + ?Sized>(
             stepper.prepare_dense(&ad);
             let (t_old, h_old) = stepper.dense_interval();
             ad.rec.push(t_old, h_old, stepper.coefficients());
-            while k < n_out && t_out[k] <= t_new {
-                let tk = t_out[k];
+            while k < n_out && t_out.get(k) <= t_new {
+                let tk = t_out.get(k);
                 let keep_going = if tk == t_new {
                     observe(k, tk, &x)
                 } else {
@@ -790,7 +791,7 @@ mod tests {
             cfg,
             0.0,
             history,
-            t_out,
+            t_out.into(),
             &mut |_, _, x| {
                 values.push(x.to_vec());
                 true
@@ -1239,7 +1240,7 @@ mod tests {
                     &cfg,
                     0.0,
                     &History::Constant(vec![2.0]),
-                    &[100.0],
+                    (&[100.0]).into(),
                     &mut |_, _, _| true,
                     &mut info,
                 );

@@ -38,6 +38,7 @@ pub mod map;
 pub mod rk4;
 pub mod rosenbrock;
 pub mod sde;
+pub mod times;
 
 pub use adaptive::{
     hinit, integrate_adaptive, integrate_adaptive_monitored, AdaptiveStepper, StepControl,
@@ -49,6 +50,7 @@ pub use map::iterate_map;
 pub use rk4::{integrate_rk4, Rk4, Rk4Batch};
 pub use rosenbrock::integrate_rosenbrock;
 pub use sde::integrate_additive_noise;
+pub use times::Times;
 
 use crate::dynamics::{System, TimeKind};
 use std::fmt;
@@ -244,14 +246,15 @@ impl std::error::Error for IntegrationError {}
 ///
 /// Allocates the stepper's buffers once per call; to reuse them across many calls build a
 /// stepper yourself and call [`integrate_adaptive`] / [`integrate_rk4`].
-pub fn integrate<S: System + ?Sized>(
+pub fn integrate<'a, S: System + ?Sized>(
     sys: &S,
     opts: &SolverOptions,
     t0: f64,
     x0: &[f64],
-    t_out: &[f64],
+    t_out: impl Into<Times<'a>>,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
 ) -> Result<SolverStats, IntegrationError> {
+    let t_out: Times = t_out.into();
     let n = sys.dim();
     match opts.method {
         Method::Dop853 => {
@@ -300,15 +303,16 @@ pub struct SolveReport {
 /// run continues from the current state with the Rosenbrock method for the remaining output
 /// times (no switch back). `stiff_hint` (the file's `stiff` flag) makes `Auto` start with the
 /// Rosenbrock method.
-pub fn integrate_with_jacobian<S: crate::dynamics::Jacobian + ?Sized>(
+pub fn integrate_with_jacobian<'a, S: crate::dynamics::Jacobian + ?Sized>(
     sys: &S,
     opts: &SolverOptions,
     stiff_hint: bool,
     t0: f64,
     x0: &[f64],
-    t_out: &[f64],
+    t_out: impl Into<Times<'a>>,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
 ) -> Result<SolveReport, IntegrationError> {
+    let t_out: Times = t_out.into();
     let report = |stats, methods: Vec<&'static str>, switched_at| SolveReport {
         stats,
         methods,
@@ -370,7 +374,7 @@ pub fn integrate_with_jacobian<S: crate::dynamics::Jacobian + ?Sized>(
             match first {
                 Ok(stats) => Ok(report(stats, vec!["dop853"], None)),
                 Err(IntegrationError::Stiff { t, state }) => {
-                    let rest = &t_out[done..];
+                    let rest = t_out.skip(done);
                     let mut obs = |k: usize, tk: f64, x: &[f64]| observe(k + done, tk, x);
                     let stats = integrate_rosenbrock(sys, opts, t, &state, rest, &mut obs)?;
                     Ok(report(stats, vec!["dop853", "rosenbrock"], Some(t)))
@@ -393,7 +397,7 @@ pub(crate) fn validate<S: System + ?Sized>(
     opts: &SolverOptions,
     t0: f64,
     x0: &[f64],
-    t_out: &[f64],
+    t_out: Times<'_>,
 ) -> Result<(), IntegrationError> {
     let bad = |reason: String| Err(IntegrationError::InvalidInput { reason });
     if sys.time_kind() != TimeKind::Continuous {
@@ -411,7 +415,7 @@ pub(crate) fn validate<S: System + ?Sized>(
         return bad(format!("t0 = {t0} is not finite"));
     }
     let mut prev = t0;
-    for (k, &t) in t_out.iter().enumerate() {
+    for (k, t) in t_out.iter().enumerate() {
         if !t.is_finite() || t < prev {
             return bad(format!(
                 "output times must be finite, sorted and >= t0 (t_out[{k}] = {t}, previous {prev})"

@@ -13,7 +13,7 @@
 //! outputs land exactly on step boundaries and no interpolation spoils the order.
 
 use super::{
-    blow_up_index, validate, IntegrationError, SolverOptions, SolverStats, DEFAULT_RK4_STEP,
+    blow_up_index, validate, IntegrationError, SolverOptions, SolverStats, Times, DEFAULT_RK4_STEP,
 };
 use crate::dynamics::System;
 
@@ -104,15 +104,16 @@ fn n_substeps(dt: f64, h: f64) -> u64 {
 /// Fixed-step RK4 driver (see [`super::integrate`] for the contract). The step is
 /// `opts.h0` (default [`DEFAULT_RK4_STEP`]); each output interval is split into equal steps of
 /// size `<= h`. Tolerances and `h_max` are ignored. Every step is checked for blow-up.
-pub fn integrate_rk4<S: System + ?Sized>(
+pub fn integrate_rk4<'a, S: System + ?Sized>(
     stepper: &mut Rk4,
     sys: &S,
     opts: &SolverOptions,
     t0: f64,
     x0: &[f64],
-    t_out: &[f64],
+    t_out: impl Into<Times<'a>>,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
 ) -> Result<SolverStats, IntegrationError> {
+    let t_out: Times = t_out.into();
     validate(sys, stepper.dim(), opts, t0, x0, t_out)?;
     let h = opts.h0.unwrap_or(DEFAULT_RK4_STEP);
     let evals0 = stepper.rhs_evals();
@@ -132,7 +133,7 @@ pub fn integrate_rk4<S: System + ?Sized>(
     }
     let mut x = x0.to_vec();
     let mut t_prev = t0;
-    for (k, &tk) in t_out.iter().enumerate() {
+    for (k, tk) in t_out.iter().enumerate() {
         let dt = tk - t_prev;
         if dt > 0.0 {
             let m = n_substeps(dt, h);

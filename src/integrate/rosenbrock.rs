@@ -24,7 +24,7 @@
 // closer to the formulas than zipped iterators.
 #![allow(clippy::needless_range_loop)]
 
-use super::{blow_up_index, IntegrationError, SolverOptions, SolverStats};
+use super::{blow_up_index, IntegrationError, SolverOptions, SolverStats, Times};
 use crate::dynamics::Jacobian;
 
 const UROUND: f64 = 2.220446049250313e-16;
@@ -123,14 +123,15 @@ fn lu_solve(a: &[f64], piv: &[usize], n: usize, b: &mut [f64]) {
 /// Integrates a stiff system from `(t0, x0)` and reports the state at every output time
 /// (continuous extension between steps; the last step ends on the last output time). Tolerances,
 /// `h0`, `h_max`, `max_steps` and `max_abs` are taken from `opts` (its method is ignored).
-pub fn integrate_rosenbrock<S: Jacobian + ?Sized>(
+pub fn integrate_rosenbrock<'a, S: Jacobian + ?Sized>(
     sys: &S,
     opts: &SolverOptions,
     t0: f64,
     x0: &[f64],
-    t_out: &[f64],
+    t_out: impl Into<Times<'a>>,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
 ) -> Result<SolverStats, IntegrationError> {
+    let t_out: Times = t_out.into();
     let n = sys.dim();
     if x0.len() != n {
         return Err(IntegrationError::InvalidInput {
@@ -141,7 +142,7 @@ pub fn integrate_rosenbrock<S: Jacobian + ?Sized>(
         t_final: t0,
         ..SolverStats::default()
     };
-    let Some(&t_end) = t_out.last() else {
+    let Some(t_end) = t_out.last() else {
         return Ok(stats);
     };
     let d = 1.0 / (2.0 + 2f64.sqrt());
@@ -150,7 +151,7 @@ pub fn integrate_rosenbrock<S: Jacobian + ?Sized>(
     let mut x = x0.to_vec();
     let mut t = t0;
     let mut k = 0;
-    while k < t_out.len() && t_out[k] <= t0 {
+    while k < t_out.len() && t_out.get(k) <= t0 {
         if !observe(k, t0, x0) {
             return Err(IntegrationError::Interrupted { t: t0 });
         }
@@ -258,8 +259,8 @@ pub fn integrate_rosenbrock<S: Jacobian + ?Sized>(
             }
             // outputs inside (t, t_new] from the continuous extension
             let c = 1.0 / (1.0 - 2.0 * d);
-            while k < t_out.len() && t_out[k] <= t_new {
-                let tk = t_out[k];
+            while k < t_out.len() && t_out.get(k) <= t_new {
+                let tk = t_out.get(k);
                 let ok = if tk == t_new {
                     observe(k, tk, &wk.y1)
                 } else {

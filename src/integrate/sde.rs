@@ -8,7 +8,7 @@
 //! so the outputs land on steps. The Gaussian increments come from the caller's generator: the
 //! same seed gives the same path.
 
-use super::{IntegrationError, SolverStats};
+use super::{IntegrationError, SolverStats, Times};
 use crate::dynamics::System;
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -17,17 +17,18 @@ use rand_distr::StandardNormal;
 /// output time (sorted, ≥ t0). Blow-up (non-finite or |x_i| > `max_abs`) is reported with its
 /// time and component.
 #[allow(clippy::too_many_arguments)]
-pub fn integrate_additive_noise<S: System + ?Sized, R: Rng>(
+pub fn integrate_additive_noise<'a, S: System + ?Sized, R: Rng>(
     sys: &S,
     sigma: &[f64],
     h: f64,
     t0: f64,
     x0: &[f64],
-    t_out: &[f64],
+    t_out: impl Into<Times<'a>>,
     max_abs: f64,
     rng: &mut R,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
 ) -> Result<SolverStats, IntegrationError> {
+    let t_out: Times = t_out.into();
     let d = sys.dim();
     if sigma.len() != d || x0.len() != d || h.is_nan() || h <= 0.0 {
         return Err(IntegrationError::InvalidInput {
@@ -41,7 +42,7 @@ pub fn integrate_additive_noise<S: System + ?Sized, R: Rng>(
         (vec![0.0; d], vec![0.0; d], vec![0.0; d], vec![0.0; d]);
     let mut t = t0;
     let mut steps = 0u64;
-    for (k, &target) in t_out.iter().enumerate() {
+    for (k, target) in t_out.iter().enumerate() {
         if target < t - 1e-12 * t.abs().max(1.0) {
             return Err(IntegrationError::InvalidInput {
                 reason: "output times must be sorted and not before t0".into(),

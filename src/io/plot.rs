@@ -110,6 +110,7 @@ pub fn plot_trajectory(traj: &Trajectory, png: &Path, opts: &PlotOptions) -> Res
 /// failure the temporary file is removed and `png` is left untouched.
 pub(crate) fn draw_atomically(png: &Path, draw: impl FnOnce(&Path) -> DrawResult) -> Result<()> {
     let tmp = temp_path_for(png, ".tmp", ".png")?;
+    super::remove_stale_temporaries(png, ".tmp", ".png");
     let drawn = draw(&tmp)
         .map_err(|msg| IoError::Plot {
             path: png.to_path_buf(),

@@ -597,3 +597,64 @@ fn bytes_are_published_atomically_and_only_over_regular_files() {
     assert!(sub.is_dir());
     assert_eq!(dir_entries(dir.path()), names(&["leaderboard.csv", "sub"]));
 }
+
+/// Chunks of about 1 MiB whatever the shape: long along time for a narrow state, never longer
+/// than the trajectory, and split across variables when one frame alone exceeds the target.
+#[test]
+fn chunk_shape_follows_the_data() {
+    use super::chunk_shape;
+    assert_eq!(chunk_shape(3, None), (4096, 3));
+    assert_eq!(chunk_shape(3, Some(10)), (10, 3));
+    assert_eq!(chunk_shape(3, Some(0)), (1, 3));
+    assert_eq!(chunk_shape(4000, Some(10)), (10, 4000));
+    assert_eq!(chunk_shape(4000, None), (32, 4000));
+    assert_eq!(chunk_shape(1 << 20, None), (1, 1 << 17));
+    for d in [1, 7, 1000, 100_000, 1 << 17, 3 << 17] {
+        let (r, c) = chunk_shape(d, Some(1_000_000));
+        assert!(r * c * 8 <= super::CHUNK_TARGET_BYTES, "{d}: ({r}, {c})");
+        assert!(c <= d && r >= 1);
+    }
+}
+
+/// Temporaries of writers that were killed (their process is gone) are removed by the next
+/// writer of the same destination; a live process's temporary, another destination's, a name
+/// that only resembles the scheme and a particle run's resumable `.NAME.partial` are kept.
+#[cfg(unix)]
+#[test]
+fn stale_temporaries_of_dead_processes_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.h5");
+    // a pid that is certainly gone: a child that has exited and been reaped
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    let dead = child.id();
+    let me = std::process::id();
+    let stale = [
+        format!(".x.h5.partial-{dead}-0"),
+        format!(".x.h5.tmp-{dead}-3"),
+    ];
+    let kept = [
+        format!(".x.h5.partial-{me}-7"),
+        format!(".y.h5.partial-{dead}-0"),
+        format!(".x.h5.partial-{dead}-0x"),
+        ".x.h5.partial".to_string(),
+    ];
+    for n in stale.iter().chain(&kept) {
+        std::fs::write(dir.path().join(n), b"left").unwrap();
+    }
+    write_hdf5_atomically(&out, |f| {
+        f.new_dataset::<f64>().shape(1).create("a").map(drop)
+    })
+    .unwrap();
+    let mut left = dir_entries(dir.path());
+    left.retain(|n| n.starts_with('.'));
+    // the trajectory writer cleans its own scheme (.tmp) when it writes there
+    assert!(left.contains(&stale[1]));
+    let w = TrajectoryWriter::create(&out, 1, &names(&["x"])).unwrap();
+    drop(w);
+    let mut expected: Vec<String> = kept.to_vec();
+    expected.sort();
+    let mut left = dir_entries(dir.path());
+    left.retain(|n| n.starts_with('.'));
+    assert_eq!(left, expected);
+}

@@ -2,14 +2,12 @@
 //!
 //! This is the only code that writes trajectories to HDF5.
 //!
-//! # Ensemble extension (not implemented yet)
+//! # Ensembles
 //!
-//! An ensemble of `M` trajectories sampled at the same times fits the same scheme: `/state`
-//! becomes `[M, T, D]` with chunks `[1, CHUNK_FRAMES, D]`, max shape `[M, unlimited, D]`, and a
-//! root attribute `ensemble_size = M`; the writer keeps one column buffer per member (or takes
-//! a whole `M × D` frame per `push`) and flushes each member's block with the same per-column
-//! hyperslab writes as below, indexed `(m, a..b, j)`. `/time` stays `[T]`. The reader would
-//! accept `ndim == 3` and expose `members`.
+//! An ensemble of `M` trajectories sampled at the same times: `/state` is `[M, T, D]` with
+//! chunks `[1, rows, cols]` ([`chunk_shape`]), max shape `[M, unlimited, D]`, and a root
+//! attribute `ensemble_size = M`; [`TrajectoryWriter::push`] takes a whole `M × D` frame and
+//! each member's block is written with one hyperslab `(m, a..b, ..)`. `/time` stays `[T]`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +23,30 @@ pub const FORMAT_NAME: &str = "phaseflow-trajectory";
 /// Value of the root attribute `format_version` written by this code.
 pub const FORMAT_VERSION: i64 = 1;
 
-/// Frames buffered in memory before they are written; also the chunk length along time.
+/// The most frames in one chunk of `/state` (and of `/time`); narrow states get this many.
 pub const CHUNK_FRAMES: usize = 4096;
+
+/// Target size of one chunk of `/state`, in bytes (1 MiB): see [`chunk_shape`].
+pub const CHUNK_TARGET_BYTES: usize = 1 << 20;
+
+/// The chunk shape `(frames, variables)` of `/state` (of each member's `[T, D]` block for an
+/// ensemble) for `dim` variables and, if known, `frames` frames in all.
+///
+/// Chunks hold about [`CHUNK_TARGET_BYTES`] (1 MiB): `frames × variables × 8 bytes` with
+/// `frames = clamp(2^17 / dim, 1, CHUNK_FRAMES)` (4096 frames for a narrow state, e.g. 96 KiB
+/// for Lorenz), never more frames than the trajectory has, and for a state wider than 2^17
+/// variables one frame of 2^17 variables. The writer buffers exactly one chunk row of frames
+/// (per member), so its memory is about 1 MiB per member whatever the length of the run.
+pub fn chunk_shape(dim: usize, frames: Option<usize>) -> (usize, usize) {
+    let target = CHUNK_TARGET_BYTES / std::mem::size_of::<f64>();
+    let dim = dim.max(1);
+    let mut rows = (target / dim).clamp(1, CHUNK_FRAMES);
+    if let Some(t) = frames {
+        rows = rows.min(t.max(1));
+    }
+    let cols = dim.min((target / rows).max(1));
+    (rows, cols)
+}
 
 /// An HDF5 attribute value: scalar, string, or 1-D array.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,8 +89,8 @@ struct Handles {
 
 /// Streams a trajectory into an HDF5 file (layout in [`super`]).
 ///
-/// Frames are buffered (column-major, one block of [`CHUNK_FRAMES`] frames) and written a
-/// chunk at a time, so `push` never allocates. The file is written under a temporary name in
+/// Frames are buffered (one chunk row of frames, see [`chunk_shape`]) and written a chunk row
+/// at a time, so `push` never allocates and memory does not grow with the length of the run. The file is written under a temporary name in
 /// the destination directory and only renamed to its final path by [`finish`]; dropping an
 /// unfinished writer deletes the temporary file.
 ///
@@ -84,10 +104,12 @@ pub struct TrajectoryWriter {
     /// `/state` is `[M, T, D]`).
     members: usize,
     ensemble: bool,
-    /// `CHUNK_FRAMES` times.
+    /// Frames per chunk of `/state`, and frames buffered before a write.
+    rows: usize,
+    /// `rows` times.
     tbuf: Vec<f64>,
-    /// `dim` columns of `CHUNK_FRAMES` values: component `j` of buffered frame `k` is at
-    /// `xbuf[j * CHUNK_FRAMES + k]`.
+    /// `members` blocks of `rows × dim` values (row-major): component `j` of buffered frame `k`
+    /// of member `m` is at `xbuf[(m * rows + k) * dim + j]`.
     xbuf: Vec<f64>,
     buffered: usize,
     written: usize,
@@ -110,15 +132,29 @@ impl std::fmt::Debug for TrajectoryWriter {
 impl TrajectoryWriter {
     /// Creates the temporary file `<dir>/.<name>.tmp-<pid>-<n>` next to `path` (which is not
     /// touched until [`finish`](Self::finish)) with empty `/time` `[0]` and `/state` `[0, dim]`.
+    /// Temporaries of the same name that processes no longer running left behind (a run killed
+    /// by `kill -9`) are removed first; those of live processes are left alone.
     ///
     /// `variables` are the names of the `dim` state components; they are stored as root
     /// attribute `variables` and as `/state` attribute `variables`.
     pub fn create(path: &Path, dim: usize, variables: &[String]) -> Result<Self> {
-        Self::create_inner(path, 1, false, dim, variables)
+        Self::create_inner(path, 1, false, dim, variables, None)
+    }
+
+    /// [`create`](Self::create) for a trajectory of about `frames` frames: chunks are never
+    /// longer than that ([`chunk_shape`]), so a short, wide trajectory makes a small file.
+    /// More (or fewer) frames may still be pushed.
+    pub fn create_sized(
+        path: &Path,
+        dim: usize,
+        variables: &[String],
+        frames: usize,
+    ) -> Result<Self> {
+        Self::create_inner(path, 1, false, dim, variables, Some(frames))
     }
 
     /// Like [`create`](Self::create) for an ensemble of `members` trajectories sampled at the
-    /// same times: `/state` is `[M, T, D]` (chunks `[1, CHUNK_FRAMES, D]`) and the root
+    /// same times: `/state` is `[M, T, D]` (chunks `[1, rows, cols]`, [`chunk_shape`]) and the root
     /// attribute `ensemble_size` is M. [`push`](Self::push) then takes all members' states at
     /// one time, member-major (`M × D` values).
     pub fn create_ensemble(
@@ -127,10 +163,32 @@ impl TrajectoryWriter {
         dim: usize,
         variables: &[String],
     ) -> Result<Self> {
+        Self::create_ensemble_inner(path, members, dim, variables, None)
+    }
+
+    /// [`create_ensemble`](Self::create_ensemble) for about `frames` frames per member (see
+    /// [`create_sized`](Self::create_sized)).
+    pub fn create_ensemble_sized(
+        path: &Path,
+        members: usize,
+        dim: usize,
+        variables: &[String],
+        frames: usize,
+    ) -> Result<Self> {
+        Self::create_ensemble_inner(path, members, dim, variables, Some(frames))
+    }
+
+    fn create_ensemble_inner(
+        path: &Path,
+        members: usize,
+        dim: usize,
+        variables: &[String],
+        frames: Option<usize>,
+    ) -> Result<Self> {
         if members == 0 {
             return Err(IoError::invalid(path, "ensemble size must be at least 1"));
         }
-        let mut w = Self::create_inner(path, members, true, dim, variables)?;
+        let mut w = Self::create_inner(path, members, true, dim, variables, frames)?;
         w.set_attr("ensemble_size", &AttrValue::U64(members as u64))?;
         Ok(w)
     }
@@ -141,6 +199,7 @@ impl TrajectoryWriter {
         ensemble: bool,
         dim: usize,
         variables: &[String],
+        frames: Option<usize>,
     ) -> Result<Self> {
         if dim == 0 {
             return Err(IoError::invalid(path, "state dimension must be at least 1"));
@@ -155,6 +214,8 @@ impl TrajectoryWriter {
             ));
         }
         let tmp = temp_path_for(path, ".tmp", "")?;
+        // what killed runs (kill -9) left here before
+        super::remove_stale_temporaries(path, ".tmp", "");
         // A plain message for the commonest failure, rather than HDF5's.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             match std::fs::metadata(dir) {
@@ -172,6 +233,7 @@ impl TrajectoryWriter {
                 }
             }
         }
+        let (rows, cols) = chunk_shape(dim, frames);
         // From here on, `writer`'s Drop removes `tmp` if anything fails.
         let mut writer = TrajectoryWriter {
             handles: None,
@@ -180,19 +242,25 @@ impl TrajectoryWriter {
             dim,
             members,
             ensemble,
-            tbuf: vec![0.0; CHUNK_FRAMES],
-            xbuf: vec![0.0; CHUNK_FRAMES * dim * members],
+            rows,
+            tbuf: vec![0.0; rows],
+            xbuf: vec![0.0; rows * dim * members],
             buffered: 0,
             written: 0,
             failed: false,
             finished: false,
         };
-        writer.handles = Some(writer.open_tmp(variables)?);
+        writer.handles = Some(writer.open_tmp(variables, cols, frames)?);
         Ok(writer)
     }
 
-    fn open_tmp(&self, variables: &[String]) -> Result<Handles> {
-        let dim = self.dim;
+    fn open_tmp(
+        &self,
+        variables: &[String],
+        cols: usize,
+        frames: Option<usize>,
+    ) -> Result<Handles> {
+        let (dim, rows) = (self.dim, self.rows);
         let err = |op: &str, e: hdf5::Error| IoError::hdf5(&self.path, op, e);
         let file = File::with_options()
             .with_fapl(|p| {
@@ -209,23 +277,27 @@ impl TrajectoryWriter {
             })?;
         let time = file
             .new_dataset::<f64>()
-            .chunk(CHUNK_FRAMES)
+            .chunk(CHUNK_FRAMES.min(frames.unwrap_or(CHUNK_FRAMES).max(1)))
             .shape(0..)
             .create("time")
             .map_err(|e| err("create /time", e))?;
-        // One chunk must stay in the cache while its columns are written one by one.
-        let chunk_bytes = CHUNK_FRAMES * dim * std::mem::size_of::<f64>();
+        // Rows are appended one chunk row (`rows` frames × all variables) at a time, so every
+        // write but the last covers whole chunks; the cache holds one such band (the last,
+        // partial one is then written once, at close).
+        let band = rows * dim * std::mem::size_of::<f64>();
+        let slots = 10 * dim.div_ceil(cols) + 1;
+        let cache_bytes = band.max(1 << 20);
         let state = if self.ensemble {
             file.new_dataset::<f64>()
-                .chunk((1, CHUNK_FRAMES, dim))
+                .chunk((1, rows, cols))
                 .shape((self.members, 0.., dim))
-                .with_dapl(|p| p.chunk_cache(521, (4 * chunk_bytes).max(1 << 20), 1.0))
+                .with_dapl(|p| p.chunk_cache(slots, cache_bytes, 1.0))
                 .create("state")
         } else {
             file.new_dataset::<f64>()
-                .chunk((CHUNK_FRAMES, dim))
+                .chunk((rows, cols))
                 .shape((0.., dim))
-                .with_dapl(|p| p.chunk_cache(521, (4 * chunk_bytes).max(1 << 20), 1.0))
+                .with_dapl(|p| p.chunk_cache(slots, cache_bytes, 1.0))
                 .create("state")
         }
         .map_err(|e| err("create /state", e))?;
@@ -270,8 +342,8 @@ impl TrajectoryWriter {
     }
 
     /// Appends the frame `(t, x)`; `x.len()` must be the state dimension (times the ensemble
-    /// size, member-major, for ensembles). Frames are buffered
-    /// and written every [`CHUNK_FRAMES`] frames; no allocation happens here.
+    /// size, member-major, for ensembles). Frames are buffered and written a chunk row at a
+    /// time ([`chunk_shape`]); no allocation happens here.
     pub fn push(&mut self, t: f64, x: &[f64]) -> Result<()> {
         // After a failed write the buffer may be full: refuse rather than index past it.
         self.handles()?;
@@ -285,21 +357,21 @@ impl TrajectoryWriter {
                 ),
             ));
         }
-        let k = self.buffered;
+        let (k, d, rows) = (self.buffered, self.dim, self.rows);
         self.tbuf[k] = t;
-        for (j, &v) in x.iter().enumerate() {
-            self.xbuf[j * CHUNK_FRAMES + k] = v;
+        for (m, member) in x.chunks_exact(d).enumerate() {
+            let at = (m * rows + k) * d;
+            self.xbuf[at..at + d].copy_from_slice(member);
         }
         self.buffered += 1;
-        if self.buffered == CHUNK_FRAMES {
+        if self.buffered == rows {
             self.flush_buffer()?;
         }
         Ok(())
     }
 
     /// Writes the buffered frames: grows `/time` and `/state` and writes the new rows, one
-    /// hyperslab for `/time` and one per state column for `/state` (each a single chunk, kept
-    /// in the chunk cache, so the chunk reaches the disk once).
+    /// hyperslab for `/time` and one for `/state` (per member), covering whole chunks.
     fn flush_buffer(&mut self) -> Result<()> {
         let n = self.buffered;
         if n == 0 {
@@ -329,13 +401,15 @@ impl TrajectoryWriter {
         h.time
             .write_slice(&self.tbuf[..n], a..b)
             .map_err(|e| err("write /time", e))?;
-        for c in 0..self.dim * self.members {
-            let col = &self.xbuf[c * CHUNK_FRAMES..c * CHUNK_FRAMES + n];
+        let d = self.dim;
+        for m in 0..self.members {
+            let at = m * self.rows * d;
+            let block = ndarray::ArrayView2::from_shape((n, d), &self.xbuf[at..at + n * d])
+                .map_err(|e| IoError::invalid(&self.path, format!("frame block: {e}")))?;
             if self.ensemble {
-                let (m, j) = (c / self.dim, c % self.dim);
-                h.state.write_slice(col, (m, a..b, j))
+                h.state.write_slice(block, (m, a..b, ..))
             } else {
-                h.state.write_slice(col, (a..b, c))
+                h.state.write_slice(block, (a..b, ..))
             }
             .map_err(|e| err("write /state", e))?;
         }
@@ -548,9 +622,9 @@ pub fn write_trajectory(path: &Path, tr: &Trajectory) -> Result<usize> {
     }
     let ensemble = m > 1 || tr.attrs.contains_key("ensemble_size");
     let mut w = if ensemble {
-        TrajectoryWriter::create_ensemble(path, m, d, &tr.variables)?
+        TrajectoryWriter::create_ensemble_sized(path, m, d, &tr.variables, t_len)?
     } else {
-        TrajectoryWriter::create(path, d, &tr.variables)?
+        TrajectoryWriter::create_sized(path, d, &tr.variables, t_len)?
     };
     let mut frame = vec![0.0; m * d];
     for (k, &t) in tr.time.iter().enumerate() {
@@ -570,7 +644,8 @@ pub fn write_trajectory(path: &Path, tr: &Trajectory) -> Result<usize> {
 
 /// Reads a whole trajectory file. Fails with an error naming `path` if the file is missing, is
 /// not HDF5, or lacks a consistent `/time` `[T]` + `/state` `[T, D]` pair (a `format` attribute,
-/// if present, must be [`FORMAT_NAME`] with a version this code understands).
+/// if present, must be [`FORMAT_NAME`] with a version this code understands), and, before
+/// reading, if its data (`T × (M·D + 1) × 8` bytes) exceed [`crate::control::memory_budget`].
 pub fn read_trajectory(path: &Path) -> Result<Trajectory> {
     std::fs::metadata(path).map_err(|e| IoError::fs(path, "open", e))?;
     let not_traj = |reason: String| IoError::NotTrajectory {
@@ -629,6 +704,23 @@ pub fn read_trajectory(path: &Path) -> Result<Trajectory> {
     } else {
         (1, sshape[1])
     };
+    // read whole: refused up front beyond the machine's memory, rather than a failed allocation
+    let frames = tshape[0];
+    let bytes = frames as f64 * (1 + members * dim) as f64 * 8.0;
+    let budget = crate::control::memory_budget();
+    if bytes > budget as f64 {
+        use crate::control::{human_bytes, human_count};
+        return Err(IoError::invalid(
+            path,
+            format!(
+                "reading it whole takes {} ({} times × {} values × 8 bytes), more than the memory budget of {} (this machine's memory)",
+                human_bytes(bytes),
+                human_count(frames),
+                1 + members * dim,
+                human_bytes(budget as f64)
+            ),
+        ));
+    }
     let time = time_ds
         .read_raw::<f64>()
         .map_err(|e| err("read /time", e))?;

@@ -21,7 +21,7 @@
 
 use super::{attractor_initial_conditions, Noise, RunError, RunOptions};
 use super::{Recorded, Sampling};
-use crate::control::{Cancel, NoProgress, Progress};
+use crate::control::{human_bytes, human_count, Cancel, NoProgress, Progress};
 use crate::integrate::{DelaySystem, Method, SolverOptions, SolverStats};
 use crate::io::{AttrValue, Trajectory};
 use crate::systems::{CompiledSystem, Kind, System};
@@ -54,7 +54,19 @@ pub enum SimulateError {
     /// The run was cancelled through its [`Cancel`] token.
     #[error("interrupted")]
     Interrupted,
+    /// The output would not fit in the memory budget ([`Run::memory_limit`]); nothing was run.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Writing the output file failed (the temporary file is removed; the destination is
+    /// untouched).
+    #[error(transparent)]
+    Io(crate::io::IoError),
 }
+
+/// The most output points of a run: 2^53, the last integer up to which every output index `k`
+/// (and so every output time `t_start + k·dt_out`) is exact in f64. (Far beyond any disk: such
+/// a run of one variable would write 144 PB.)
+pub const MAX_POINTS: usize = 1 << 53;
 
 fn invalid<T>(msg: impl Into<String>) -> Result<T, SimulateError> {
     Err(SimulateError::Invalid(msg.into()))
@@ -134,6 +146,30 @@ pub struct Run<'a> {
     inverse: bool,
     progress: &'a dyn Progress,
     cancel: Cancel,
+    memory_limit: u64,
+}
+
+/// What [`Run::write`] wrote: the number of frames, and how the solver got there.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Frames written (`T`).
+    pub frames: usize,
+    /// Accepted and rejected steps and right-hand-side evaluations (summed over members).
+    pub stats: SolverStats,
+    /// What actually ran (see [`Simulated::solver`]).
+    pub solver: String,
+    /// The recorded grid.
+    pub sampling: Sampling,
+}
+
+/// Everything a run needs, checked: [`Run::prepare`].
+struct Prepared {
+    x0: Vec<f64>,
+    smp: Sampling,
+    opts: SolverOptions,
+    noise: Option<Noise>,
+    ensemble_ics: Option<Vec<Vec<f64>>>,
+    ro: RunOptions,
 }
 
 /// What [`Run::run`] produced: the trajectory with its provenance attributes, and how the
@@ -171,7 +207,19 @@ impl<'a> Run<'a> {
             inverse: false,
             progress: &NoProgress,
             cancel: Cancel::new(),
+            memory_limit: crate::control::memory_budget(),
         }
+    }
+    /// The most memory (bytes) the recorded output may take when it is held whole: [`Run::run`]
+    /// holds the trajectory (`T × (D + 1) × 8` bytes, `T × (M·D + 1) × 8` for an ensemble of M,
+    /// an embedding's longer raw run and its embedded output together), and so does
+    /// [`Run::write`] for an ensemble or an embedding. A run over the limit is refused before it
+    /// starts, naming the size. A single trajectory written by [`Run::write`] streams in
+    /// constant memory and is not limited by this. Default: the machine's physical memory
+    /// ([`crate::control::memory_budget`]).
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
     }
     /// Integration method (default `auto`: DOP853 with a switch to Rosenbrock when stiff).
     pub fn method(mut self, m: Method) -> Self {
@@ -263,8 +311,20 @@ impl<'a> Run<'a> {
         self
     }
 
-    /// The recorded grid after the burn-in.
+    /// The recorded grid after the burn-in (at most [`MAX_POINTS`] points).
     pub fn sampling(&self) -> Result<Sampling, SimulateError> {
+        let s = self.sampling_unchecked()?;
+        if s.points > MAX_POINTS {
+            return invalid(format!(
+                "{} output points requested; a run records at most 2^53 = {MAX_POINTS:.3e} (where every output index is exact in f64)",
+                human_count(s.points),
+                MAX_POINTS = MAX_POINTS as f64
+            ));
+        }
+        Ok(s)
+    }
+
+    fn sampling_unchecked(&self) -> Result<Sampling, SimulateError> {
         let m = self.sys.model();
         if !(self.burn_in >= 0.0 && self.burn_in.is_finite()) {
             return invalid(format!(
@@ -288,8 +348,10 @@ impl<'a> Run<'a> {
         }
         match self.grid {
             Some(Grid::Fixed { t_len, dt_out }) => {
-                if !(t_len > 0.0 && dt_out > 0.0 && t_len.is_finite()) {
-                    return invalid("--t-end and --dt-out must be positive");
+                for (v, name) in [(t_len, "--t-end"), (dt_out, "--dt-out")] {
+                    if !(v > 0.0 && v.is_finite()) {
+                        return invalid(format!("{name} must be a finite number > 0, got {v}"));
+                    }
                 }
                 let s = Sampling::fixed(t_start, t_len, dt_out);
                 if s.points < 2 {
@@ -315,8 +377,20 @@ impl<'a> Run<'a> {
 
     /// The solver settings (RK4 steps at the file's `dt` unless a step is given).
     pub fn solver_options(&self) -> Result<SolverOptions, SimulateError> {
-        if !(self.rtol > 0.0 && self.atol > 0.0) {
-            return invalid("--rtol and --atol must be positive");
+        for (v, name) in [(self.rtol, "--rtol"), (self.atol, "--atol")] {
+            if !(v > 0.0 && v.is_finite()) {
+                return invalid(format!("{name} must be a finite number > 0, got {v}"));
+            }
+        }
+        if let Some(h) = self.step.filter(|h| !(*h > 0.0 && h.is_finite())) {
+            return invalid(format!("--step must be a finite number > 0, got {h}"));
+        }
+        // +inf: no threshold
+        if self.max_abs.is_nan() || self.max_abs <= 0.0 {
+            return invalid(format!(
+                "--max-abs must be a number > 0, got {}",
+                self.max_abs
+            ));
         }
         let h0 = match self.method {
             Method::Rk4 => Some(self.step.unwrap_or(self.sys.model().dt)),
@@ -399,9 +473,112 @@ impl<'a> Run<'a> {
     /// Integrates (or iterates) the system and returns the recorded trajectory with its
     /// provenance attributes (everything `phaseflow simulate` writes but `command_line`).
     pub fn run(&self) -> Result<Simulated, SimulateError> {
+        self.check_memory_in_full()?;
+        let p = self.prepare()?;
+        self.run_prepared(p)
+    }
+
+    /// Runs and writes the output to `path` (a trajectory file, layout in [`crate::io`]) with
+    /// the root attributes of [`Run::run`] and `extra` (e.g. the command line), which replace
+    /// them where names coincide.
+    ///
+    /// A single trajectory streams to the file as it is computed: memory holds one chunk row of
+    /// frames ([`crate::io::chunk_shape`]) whatever the length (the output times are a grid
+    /// computed on demand, [`Sampling::grid`]); a file larger than the free space of its file
+    /// system is refused before the run, naming both sizes. An ensemble or a delay embedding is
+    /// computed in memory ([`Run::run`], within [`Run::memory_limit`]) and then written. Either way the file appears
+    /// only complete (a temporary next to it, renamed into place), and the file holds what
+    /// [`Run::run`] followed by [`crate::io::write_trajectory`] would write; a failed,
+    /// interrupted or blown-up run, or a full disk, leaves no file and no temporary.
+    pub fn write(
+        &self,
+        path: &Path,
+        extra: &BTreeMap<String, AttrValue>,
+    ) -> Result<Written, SimulateError> {
+        use crate::io::TrajectoryWriter;
+        if self.embed.is_some() || !matches!(self.start, Start::FileDefault | Start::State(_)) {
+            self.check_memory_in_full()?;
+            // refuse a bad destination before the work
+            crate::io::check_output_path(path).map_err(SimulateError::Io)?;
+            let mut out = self.run_prepared(self.prepare()?)?;
+            out.trajectory.attrs.extend(extra.clone());
+            let frames =
+                crate::io::write_trajectory(path, &out.trajectory).map_err(SimulateError::Io)?;
+            return Ok(Written {
+                frames,
+                stats: out.stats,
+                solver: out.solver,
+                sampling: out.sampling,
+            });
+        }
+        let p = self.prepare()?;
+        let smp = p.smp;
+        let (sys, io) = (self.sys, SimulateError::Io);
+        let m = sys.model();
+        crate::io::check_output_path(path).map_err(io)?;
+        // the file: times and states, 8 bytes each (the attributes aside)
+        let d = System::dim(sys);
+        let file_bytes = smp.points as f64 * (d + 1) as f64 * 8.0;
+        if let Some(free) = crate::io::available_bytes(path) {
+            if file_bytes > free as f64 {
+                return Err(SimulateError::TooLarge(format!(
+                    "{}: the output would take {} ({} points × {} values × 8 bytes) but its file system has {} free; record fewer points",
+                    path.display(),
+                    human_bytes(file_bytes),
+                    human_count(smp.points),
+                    d + 1,
+                    human_bytes(free as f64)
+                )));
+            }
+        }
+        let mut w =
+            TrajectoryWriter::create_sized(path, d, &m.components, smp.points).map_err(io)?;
+        let mut failed = None;
+        self.progress.start(smp.points as u64, 0, "points");
+        let report = super::run(sys, &p.ro, &p.x0, smp.grid(), &mut |k, t, row| {
+            if let Err(e) = w.push(t, row) {
+                failed = Some(e);
+                return false;
+            }
+            // the clock behind a bar is read every 64 points only
+            if (k + 1).is_multiple_of(64) {
+                self.progress.set_position(k as u64 + 1);
+            }
+            !self.cancel.is_cancelled()
+        });
+        self.progress.finish();
+        if let Some(e) = failed {
+            return Err(io(e));
+        }
+        if self.cancel.is_cancelled() {
+            return Err(SimulateError::Interrupted);
+        }
+        let report = report.map_err(SimulateError::Run)?;
+        let solver = report.methods.join(" -> ");
+        let mut attrs = BTreeMap::new();
+        let (stats, noise) = (report.stats, p.noise.as_ref());
+        self.provenance(&mut attrs, &p.x0, &smp, &p.opts, noise, stats, &solver);
+        attrs.extend(extra.clone());
+        // as write_trajectory does: the writer's own attributes are not overwritten
+        for (k, v) in &attrs {
+            if !matches!(k.as_str(), "format" | "format_version" | "ensemble_size") {
+                w.set_attr(k, v).map_err(io)?;
+            }
+        }
+        let frames = w.finish().map_err(io)?;
+        Ok(Written {
+            frames,
+            stats,
+            solver,
+            sampling: smp,
+        })
+    }
+
+    /// Checks every setting and samples an ensemble's initial conditions: all that can fail
+    /// before the run proper.
+    fn prepare(&self) -> Result<Prepared, SimulateError> {
         let sys = self.sys;
         let m = sys.model();
-        let d = System::dim(sys);
         let x0 = match &self.start {
             Start::State(x) => {
                 check_state(sys, x, "--ic")?;
@@ -438,6 +615,72 @@ impl<'a> Run<'a> {
             raw: self.raw,
             inverse: self.inverse,
         };
+        Ok(Prepared {
+            x0,
+            smp,
+            opts,
+            noise,
+            ensemble_ics,
+            ro,
+        })
+    }
+
+    /// Refuses an output that would exceed [`Run::memory_limit`] in memory: `count` points of
+    /// `width` f64 values each (described by `what`), before anything is allocated.
+    fn check_memory(
+        &self,
+        count: usize,
+        width: usize,
+        what: &str,
+        hint: &str,
+    ) -> Result<(), SimulateError> {
+        let bytes = count as f64 * width as f64 * 8.0;
+        if bytes > self.memory_limit as f64 {
+            return Err(SimulateError::TooLarge(format!(
+                "{what} would take {} in memory ({} points × {width} values × 8 bytes), more than the limit of {}: {hint}",
+                human_bytes(bytes),
+                human_count(count),
+                human_bytes(self.memory_limit as f64),
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`Run::check_memory`] for a run held in memory whole ([`Run::run`]): every member's
+    /// states and the output times (with an embedding, its longer raw run and the embedded
+    /// output).
+    fn check_memory_in_full(&self) -> Result<(), SimulateError> {
+        let d = System::dim(self.sys);
+        let smp = self.sampling()?;
+        let points = smp.points;
+        let hint = "an ensemble or a delay embedding is held in memory whole; record fewer points or members (a single trajectory streams to its file)";
+        if let Some(e) = self.embed {
+            let emb = embedding(self.sys, &smp, e)?;
+            // raw run (times + states) and the embedded output (times + D·E values per point)
+            let width = (d + 1) + (d * e.dimension + 1);
+            return self.check_memory(emb.sampling.points, width, "the embedded output", hint);
+        }
+        let members = match &self.start {
+            Start::Attractor(n) => *n,
+            Start::States(list) => list.len(),
+            _ => 1,
+        };
+        let width = members.saturating_mul(d).saturating_add(1);
+        self.check_memory(points, width, "the output", hint)
+    }
+
+    fn run_prepared(&self, p: Prepared) -> Result<Simulated, SimulateError> {
+        let sys = self.sys;
+        let m = sys.model();
+        let d = System::dim(sys);
+        let Prepared {
+            x0,
+            smp,
+            opts,
+            noise,
+            ensemble_ics,
+            ro,
+        } = p;
         let mut attrs: BTreeMap<String, AttrValue> = BTreeMap::new();
         let (time, state, members, variables, stats, methods) = if let Some(e) = self.embed {
             let emb = embedding(sys, &smp, e)?;

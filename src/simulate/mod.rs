@@ -10,7 +10,7 @@ mod builder;
 mod definition;
 pub use builder::{
     read_initial_conditions, Embed, Grid, NoiseSetting, NoiseUnits, Run, SimulateError, Simulated,
-    Start,
+    Start, Written, MAX_POINTS,
 };
 pub use definition::{Definition, DefinitionError};
 
@@ -97,9 +97,18 @@ impl Sampling {
         }
     }
     /// Times `t_start, t_start + dt_out, …` up to `t_start + t_len` (inclusive, to round-off).
+    /// A count beyond `usize` (or a non-finite ratio) saturates at `usize::MAX`.
     pub fn fixed(t_start: f64, t_len: f64, dt_out: f64) -> Sampling {
+        let n = (t_len / dt_out * (1.0 + 1e-12)).floor();
+        let points = if n >= 0.0 && n < usize::MAX as f64 {
+            n as usize + 1
+        } else if n.is_nan() {
+            0
+        } else {
+            usize::MAX
+        };
         Sampling {
-            points: (t_len / dt_out * (1.0 + 1e-12)).floor() as usize + 1,
+            points,
             t_start,
             dt_out,
         }
@@ -114,9 +123,12 @@ impl Sampling {
     }
     /// The output times.
     pub fn times(&self) -> Vec<f64> {
-        (0..self.points)
-            .map(|k| self.t_start + k as f64 * self.dt_out)
-            .collect()
+        self.grid().iter().collect()
+    }
+    /// The output times as a grid computed on demand (no list in memory; the same values as
+    /// [`Sampling::times`], bit for bit).
+    pub fn grid(&self) -> integrate::Times<'static> {
+        integrate::Times::uniform(self.t_start, self.dt_out, self.points)
     }
     /// Last output time.
     pub fn t_end(&self) -> f64 {
@@ -143,14 +155,16 @@ pub enum RunError {
 
 /// Integrates (or iterates) `sys` from `(sys.t0, x0)` and hands `observe(k, t_k, row_k)` the
 /// recorded row at every output time: the state, with the file's observation map applied
-/// unless `raw`. `observe` returning `false` stops the run.
-pub fn run(
+/// unless `raw`. `observe` returning `false` stops the run. `times` is a list (`&[f64]`,
+/// `&Vec<f64>`) or a grid ([`Sampling::grid`]: constant memory however many outputs).
+pub fn run<'a>(
     sys: &CompiledSystem,
     ro: &RunOptions,
     x0: &[f64],
-    times: &[f64],
+    times: impl Into<integrate::Times<'a>>,
     observe: &mut dyn FnMut(usize, f64, &[f64]) -> bool,
 ) -> Result<SolveReport, RunError> {
+    let times: integrate::Times = times.into();
     let (opts, noise, raw) = (&ro.solver, ro.noise.as_ref(), ro.raw);
     let m = sys.model();
     if ro.inverse && (m.kind != Kind::Map || m.inverse.is_empty()) {
@@ -288,11 +302,10 @@ pub(crate) fn record(
     sampling: &Sampling,
     after: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Recorded, RunError> {
-    let times = sampling.times();
     let d = sys.dim();
-    let mut state = Vec::with_capacity(times.len() * d);
-    let mut time = Vec::with_capacity(times.len());
-    let report = run(sys, ro, x0, &times, &mut |k, t, row| {
+    let mut state = Vec::with_capacity(sampling.points * d);
+    let mut time = Vec::with_capacity(sampling.points);
+    let report = run(sys, ro, x0, sampling.grid(), &mut |k, t, row| {
         time.push(t);
         state.extend_from_slice(row);
         after(k)
