@@ -580,3 +580,24 @@ fn epr_flow_step_out_of_range_is_named() {
     assert!(!flow.exists());
     assert!(hidden_entries(dir.path()).is_empty());
 }
+
+/// A delay far shorter than the run: steps are capped at the smallest delay, so `τ = 1e-300`
+/// needed ~6e301 steps and ran until the step limit (over a minute). It is refused before the
+/// first step, naming the delay and the step limit, with nothing left behind.
+#[test]
+fn a_delay_too_short_for_the_step_limit_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mg.h5");
+    let o = phaseflow(&[
+        "simulate",
+        "mackey_glass",
+        "--set",
+        "tau=1e-300",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    fails_once(&o, &["τ = 1e-300", "limit of 100000000 steps"]);
+    assert!(!out.exists());
+    assert!(hidden_entries(dir.path()).is_empty());
+}

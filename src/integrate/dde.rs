@@ -510,6 +510,16 @@ fn drive<D: DenseRecord, S: DelaySystem + ?Sized>(
     let tau_min = taus.iter().copied().fold(f64::INFINITY, f64::min);
     let tau_max = taus.iter().copied().fold(0.0, f64::max);
     let h_max = tau_min.min(t_end - t0);
+    // Steps are capped at the smallest delay, so a delay far shorter than the span needs at
+    // least (t_end − t0) / τ_min steps: refused up front rather than after `max_steps` of them
+    // (τ = 1e-300 would otherwise run until the step limit, minutes later).
+    let fewest_steps = (t_end - t0) / h_max;
+    if fewest_steps > cfg.max_steps as f64 {
+        return Err(IntegrationError::InvalidInput { reason: format!(
+            "the smallest delay τ = {tau_min:e} caps the step size, so [{t0}, {t_end}] needs at least {fewest_steps:.3e} steps, more than the limit of {} steps",
+            cfg.max_steps
+        ) });
+    }
     let bps = if cfg.breaks {
         breaking_points(t0, &taus, D::ORDER, t_end)
     } else {
