@@ -1325,10 +1325,24 @@ mod tests {
             10,
             0.0,
             &one,
-            &[100.0],
+            &[8.0],
             &mut |_, _, _| true,
         );
         assert!(matches!(few, Err(IntegrationError::TooManySteps { .. })));
+        // a span that needs more steps of h <= τ than the limit is refused before the first
+        let hopeless = integrate_dde(
+            &sys,
+            Method::Dopri5,
+            1e-8,
+            1e-8,
+            1e12,
+            10,
+            0.0,
+            &one,
+            &[100.0],
+            &mut |_, _, _| true,
+        );
+        assert!(inv(hopeless));
         // Output at t0 and interruption.
         let mut seen = Vec::new();
         let r = integrate_dde(
