@@ -279,22 +279,23 @@ fn long_run_started(out: &Path) -> std::process::Child {
     child
 }
 
-/// Item 11: Ctrl-C during a flow run removes its temporary (exit 1, "interrupted" once).
+/// Item 11: Ctrl-C during a flow run removes its temporary (exit 1, "interrupted" once); so do
+/// the termination signals of a scheduler or `timeout` (SIGTERM: Slurm's `scancel` and time
+/// limit; SIGHUP: a closed terminal).
 #[cfg(unix)]
 #[test]
 fn ctrl_c_during_a_flow_run_leaves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("o.h5");
-    let child = long_run_started(&out);
-    // SAFETY: sends SIGINT to the child we started.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
-        0
-    );
-    let o = child.wait_with_output().unwrap();
-    fails_once(&o, &["interrupted"]);
-    assert!(!out.exists());
-    assert!(hidden_entries(dir.path()).is_empty());
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("o.h5");
+        let child = long_run_started(&out);
+        // SAFETY: sends a signal to the child we started.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+        let o = child.wait_with_output().unwrap();
+        fails_once(&o, &["interrupted"]);
+        assert!(!out.exists(), "signal {signal}");
+        assert!(hidden_entries(dir.path()).is_empty(), "signal {signal}");
+    }
 }
 
 /// Item 11: a flow run killed by `kill -9` cannot remove its temporary; the next run writing to

@@ -5,15 +5,24 @@ use crate::control::{Cancel, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::Instant;
 
-/// The process's one cancellation token, connected to Ctrl-C on first use (the library never
-/// installs handlers): every long-running call of one process shares it.
+/// The process's one cancellation token, connected on first use (the library never installs
+/// handlers) to Ctrl-C (SIGINT) and to the termination signals a scheduler or `timeout` sends
+/// (SIGTERM, SIGHUP — Slurm's `scancel` and time limit): the run stops at its next check,
+/// removes its temporaries, keeps what is resumable and says so. A second signal while that
+/// clean-up is under way exits at once (status 130), for a run that does not reach a check.
+/// Every long-running call of one process shares the token.
 pub fn cancel_token() -> Cancel {
     static TOKEN: std::sync::OnceLock<Cancel> = std::sync::OnceLock::new();
     TOKEN
         .get_or_init(|| {
             let c = Cancel::new();
             let h = c.clone();
-            let _ = ctrlc::set_handler(move || h.cancel());
+            let _ = ctrlc::set_handler(move || {
+                if h.is_cancelled() {
+                    std::process::exit(130);
+                }
+                h.cancel()
+            });
             c
         })
         .clone()
