@@ -1,7 +1,5 @@
 //! The `phaseflow` binary. See `phaseflow --help`.
 
-use clap::Parser;
-
 fn main() {
     // `phaseflow … | head`: end quietly when the reader closes the pipe, as Unix tools do,
     // instead of panicking in println! (Rust ignores SIGPIPE by default).
@@ -11,7 +9,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = phaseflow::cli::Cli::parse();
+    let cli = phaseflow::cli::Cli::parse_args();
     if let Err(e) = phaseflow::cli::run(cli) {
         // one line: the chain of causes joined by ": "
         eprintln!("error: {e:#}");

@@ -602,3 +602,51 @@ fn a_delay_too_short_for_the_step_limit_is_refused_up_front() {
     assert!(!out.exists());
     assert!(hidden_entries(dir.path()).is_empty());
 }
+
+/// Item 14: a negative number is a value in every subcommand (clap read `-5` as an unknown
+/// option, exit 2, whatever the option), so the range check names the setting.
+#[test]
+fn negative_numbers_reach_the_range_checks_of_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.h5");
+    let o_ = out.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "simulate",
+                "trap",
+                "--steps",
+                "10",
+                "--checkpoint-interval",
+                "-5",
+                "-o",
+                o_,
+            ],
+            "--checkpoint-interval must be a non-negative number of seconds, got -5",
+        ),
+        (
+            &[
+                "simulate", "lorenz", "--t-end", "-5", "--dt-out", "0.1", "-o", o_,
+            ],
+            "--t-end must be a finite number > 0, got -5",
+        ),
+        (
+            &[
+                "simulate",
+                "lorenz",
+                "--points",
+                "100",
+                "--burn-in",
+                "-1",
+                "-o",
+                o_,
+            ],
+            "--burn-in",
+        ),
+    ];
+    for (args, needle) in cases {
+        fails_once(&phaseflow(args), &[needle]);
+        assert!(!out.exists());
+        assert!(hidden_entries(dir.path()).is_empty());
+    }
+}

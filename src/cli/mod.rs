@@ -41,6 +41,22 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the process's arguments (exiting with clap's message and status 2 on a usage
+    /// error). Negative numbers are values in every subcommand (`--t-end -5` reaches the range
+    /// check that names it, instead of being read as an unknown option `-5`): no option of
+    /// phaseflow is a digit.
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        fn negative_numbers(cmd: clap::Command) -> clap::Command {
+            cmd.allow_negative_numbers(true)
+                .mut_subcommands(negative_numbers)
+        }
+        let matches = negative_numbers(Cli::command()).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// List the systems of the catalogue (`systems/`, or $PHASEFLOW_SYSTEMS).
