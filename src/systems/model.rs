@@ -117,6 +117,62 @@ struct Env<'a> {
     bound: Vec<(String, i64)>,
     /// `[define]` names being resolved (cycle detection).
     defining: Vec<String>,
+    /// Current depth of [`resolve`] (bounded by [`MAX_RESOLVE_DEPTH`]).
+    depth: usize,
+    /// What is left of the file's expansion budget ([`MAX_EXPANDED_NODES`]).
+    budget: &'a Budget,
+}
+
+/// Most nodes that resolving one definition file may create, all expressions together:
+/// reductions (`sum`, `prod`, `min`, `max`) and indexed families are unrolled when the file is
+/// loaded, so `sum(j, 0, 9999, sum(k, 0, 9999, x))` or a family of 10⁷ members would otherwise
+/// take gigabytes. One unit is one node of the written expression resolved for one family
+/// member and one value of every enclosing summation index; differentiating a right-hand side
+/// for the Jacobian costs its size per state component (and per parameter) it depends on.
+/// Lorenz-96 with 10⁵ variables needs about 4·10⁶. Past the limit loading stops with an error
+/// at the expression being expanded.
+pub const MAX_EXPANDED_NODES: usize = 20_000_000;
+
+/// Deepest recursion of name resolution: the nesting of one expression (at most
+/// [`super::parse::MAX_NESTING`] levels) plus that of the `[define]` entries it uses, which are
+/// substituted where they are named. Deeper input is an error at the name that goes too deep.
+pub const MAX_RESOLVE_DEPTH: usize = 4096;
+
+/// Most state components (family size × variables): each needs at least one node, see
+/// [`MAX_EXPANDED_NODES`]; checked before anything is allocated.
+pub const MAX_STATE_DIMENSION: usize = 2_000_000;
+
+/// The expansion budget of one file (see [`MAX_EXPANDED_NODES`]).
+struct Budget {
+    left: std::cell::Cell<usize>,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            left: std::cell::Cell::new(MAX_EXPANDED_NODES),
+        }
+    }
+    /// Takes `n` units; `false` when the budget is spent.
+    fn take(&self, n: usize) -> bool {
+        match self.left.get().checked_sub(n) {
+            Some(l) => {
+                self.left.set(l);
+                true
+            }
+            None => {
+                self.left.set(0);
+                false
+            }
+        }
+    }
+}
+
+/// The message of a spent budget.
+fn budget_message(what: &str) -> String {
+    format!(
+        "{what} exceeds the limit of {MAX_EXPANDED_NODES} expanded nodes for one definition file (reductions and indexed families are unrolled when the file is loaded: use fewer terms or a smaller dimension)"
+    )
 }
 
 impl Model {
@@ -164,6 +220,15 @@ impl Model {
             }
         }
         let n = dimension.unwrap_or(1);
+        let d = n.saturating_mul(spec.variables.len());
+        if d > MAX_STATE_DIMENSION {
+            return Err(cli_err(format!(
+                "dimension {n} gives {d} state components ({} variable(s) of {} members): at most {MAX_STATE_DIMENSION}",
+                spec.variables.len(),
+                n
+            )));
+        }
+        let budget = Budget::new();
         let mut families = Vec::new();
         let mut components = Vec::new();
         for v in &spec.variables {
@@ -180,7 +245,7 @@ impl Model {
                 components.push(v.value.clone());
             }
         }
-        let d = components.len();
+        debug_assert_eq!(d, components.len());
 
         // equations
         let mut lags = Vec::new();
@@ -190,6 +255,7 @@ impl Model {
             families: &families,
             n,
             params: &param_names,
+            budget: &budget,
         };
         for fam in &families {
             let es = ctx.resolve(fam, &spec.equations[&fam.name], true, Some(&mut lags), "")?;
@@ -229,6 +295,8 @@ impl Model {
                 lags: &mut scratch,
                 bound: Vec::new(),
                 defining: Vec::new(),
+                depth: 0,
+                budget: &budget,
             };
             let e = resolve(&ast, &mut env, text.span.start)?;
             if !scratch.is_empty() {
@@ -246,6 +314,7 @@ impl Model {
             families: &families,
             n,
             params: &param_names,
+            budget: &budget,
         };
         let mut observe = Vec::new();
         for fam in &families {
@@ -323,35 +392,59 @@ impl Model {
 
         // initial condition
         let initial_condition =
-            initial_condition(spec, &families, n, d, &param_names, &param_values)?;
+            initial_condition(spec, &families, n, d, &param_names, &param_values, &budget)?;
 
-        // Jacobian: differentiate each equation w.r.t. the state components it depends on
+        // Jacobian: differentiate each equation w.r.t. the state components and the parameters
+        // it depends on (the derivative w.r.t. anything else is 0)
         let mut jacobian = Vec::new();
+        let mut param_jacobian = Vec::new();
         for (r, f) in rhs.iter().enumerate() {
             let mut cols: Vec<usize> = Vec::new();
+            let mut pars: Vec<usize> = Vec::new();
+            let mut size = 0usize;
             f.visit(&mut |e| {
-                if let Expr::State(k) = e {
-                    cols.push(*k)
+                size += 1;
+                match e {
+                    Expr::State(k) => cols.push(*k),
+                    Expr::Param(k) => pars.push(*k),
+                    _ => {}
                 }
             });
             cols.sort_unstable();
             cols.dedup();
+            pars.sort_unstable();
+            pars.dedup();
+            if !budget.take((cols.len() + pars.len()).saturating_mul(size)) {
+                let fam = families
+                    .iter()
+                    .rev()
+                    .find(|f| f.offset <= r)
+                    .expect("row of a family");
+                return Err(spec.error_at(
+                    spec.equations[&fam.name].span.start,
+                    budget_message(&format!(
+                        "the Jacobian of '{}' ({} nodes, {} state and {} parameter derivatives)",
+                        components[r],
+                        size,
+                        cols.len(),
+                        pars.len()
+                    )),
+                ));
+            }
             for col in cols {
                 let df = expr::diff(f, Wrt::State(col));
                 if !matches!(*df, Expr::Const(z) if z == 0.0) {
                     jacobian.push((r, col, df));
                 }
             }
-        }
-        let mut param_jacobian = Vec::new();
-        for (r, f) in rhs.iter().enumerate() {
-            for k in 0..param_names.len() {
+            for k in pars {
                 let df = expr::diff(f, Wrt::Param(k));
                 if !matches!(*df, Expr::Const(z) if z == 0.0) {
                     param_jacobian.push((r, k, df));
                 }
             }
         }
+        // rows of the parameter Jacobian are in row-major order already
         param_names.shrink_to_fit();
         Ok(Model {
             name: spec.name.clone(),
@@ -403,6 +496,7 @@ fn initial_condition(
     d: usize,
     param_names: &[String],
     param_values: &[f64],
+    budget: &Budget,
 ) -> Result<Vec<f64>, SpecError> {
     if let Some(ic) = &spec.initial_conditions {
         if ic.value.len() == d {
@@ -440,6 +534,7 @@ fn initial_condition(
             families,
             n,
             params: param_names,
+            budget,
         };
         // an initial rule is evaluated for every component, scalar variables included (index 0)
         let indexed = Family {
@@ -467,6 +562,7 @@ struct FamilyCtx<'a> {
     families: &'a [Family],
     n: usize,
     params: &'a [String],
+    budget: &'a Budget,
 }
 
 impl FamilyCtx<'_> {
@@ -497,6 +593,8 @@ impl FamilyCtx<'_> {
                 lags: &mut *lags,
                 bound: Vec::new(),
                 defining: Vec::new(),
+                depth: 0,
+                budget: self.budget,
             };
             out.push(resolve(&ast, &mut env, text.span.start)?);
         }
@@ -510,7 +608,39 @@ impl FamilyCtx<'_> {
     }
 }
 
+/// Resolves one node: checks the depth and the file's budget, then [`resolve_node`].
 fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
+    if env.depth >= MAX_RESOLVE_DEPTH {
+        return Err(env.spec.error_at(
+            base + ast.span.start,
+            format!(
+                "expression nested too deeply: more than {MAX_RESOLVE_DEPTH} levels, counting the [define] entries it uses"
+            ),
+        ));
+    }
+    if !env.budget.take(1) {
+        return Err(env.spec.error_at(
+            base + ast.span.start,
+            budget_message("expanding this expression"),
+        ));
+    }
+    env.depth += 1;
+    let e = resolve_node(ast, env, base);
+    env.depth -= 1;
+    e
+}
+
+fn apply(op: BinOp, a: E, b: E) -> E {
+    match op {
+        BinOp::Add => expr::add(a, b),
+        BinOp::Sub => expr::sub(a, b),
+        BinOp::Mul => expr::mul(a, b),
+        BinOp::Div => expr::div(a, b),
+        BinOp::Pow => expr::pow(a, b),
+    }
+}
+
+fn resolve_node(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
     let at = |off: usize, m: String| env.spec.error_at(base + off, m);
     Ok(match &ast.kind {
         AstKind::Num(v) => c(*v),
@@ -518,13 +648,16 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
         AstKind::Bin(op, a, b) => {
             let a = resolve(a, env, base)?;
             let b = resolve(b, env, base)?;
-            match op {
-                BinOp::Add => expr::add(a, b),
-                BinOp::Sub => expr::sub(a, b),
-                BinOp::Mul => expr::mul(a, b),
-                BinOp::Div => expr::div(a, b),
-                BinOp::Pow => expr::pow(a, b),
+            apply(*op, a, b)
+        }
+        AstKind::Chain(first, rest) => {
+            // left to right, as the binary tree ((first op t1) op t2) … it stands for
+            let mut acc = resolve(first, env, base)?;
+            for (op, t) in rest {
+                let b = resolve(t, env, base)?;
+                acc = apply(*op, acc, b);
             }
+            acc
         }
         AstKind::Name(name) => {
             if let Some((_, k)) = env.bound.iter().rev().find(|(b, _)| b == name) {
@@ -687,7 +820,12 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                     ));
                 }
                 let delay_ast = match (args.len(), args.first().map(|a| &a.kind)) {
-                    (1, Some(AstKind::Bin(BinOp::Sub, lhs, rhs))) if lhs.kind == AstKind::Name("t".into()) => rhs,
+                    (1, Some(AstKind::Chain(lhs, rest)))
+                        if lhs.kind == AstKind::Name("t".into())
+                            && matches!(rest.as_slice(), [(BinOp::Sub, _)]) =>
+                    {
+                        &rest[0].1
+                    }
                     _ => {
                         return Err(at(
                             ast.span.start,

@@ -327,6 +327,15 @@ impl SystemSpec {
                         format!("field 'dimension' must be a positive integer, got {n}"),
                     ));
                 }
+                let limit = super::model::MAX_STATE_DIMENSION;
+                if (n as u64).saturating_mul(variables.len().max(1) as u64) > limit as u64 {
+                    return Err(err(
+                        d.span().start,
+                        format!(
+                            "dimension {n} gives more than {limit} state components (the most a file may declare)"
+                        ),
+                    ));
+                }
                 Some(n as usize)
             }
         };
