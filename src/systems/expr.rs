@@ -974,4 +974,47 @@ mod tests {
         assert!((powi(1.7, 5) - 1.7f64.powi(5)).abs() < 1e-14);
         assert!((powi(2.0, -3) - 0.125).abs() < 1e-15);
     }
+
+    /// Every walk over a tree 10⁶ nodes deep runs on a test thread's small stack: evaluation,
+    /// differentiation, comparison, hashing, printing and dropping.
+    #[test]
+    fn deep_trees_need_no_deep_stack() {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let chain = || {
+            let mut e = x(0);
+            for k in 0..1_000_000 {
+                e = if k % 2 == 0 {
+                    add(e, mul(c(0.5), x(1)))
+                } else {
+                    sub(e, f1(Func1::Sin, x(0)))
+                };
+            }
+            e
+        };
+        let (a, b) = (chain(), chain());
+        let pt = [0.3, -1.1];
+        let cx = Ctx {
+            t: 0.0,
+            x: &pt,
+            p: &[],
+            lag: &[],
+        };
+        let v = a.eval(&cx);
+        let want = 0.3 + 500_000.0 * (0.5 * -1.1 - 0.3f64.sin());
+        assert!((v - want).abs() < 1e-6 * want.abs(), "{v} vs {want}");
+        let d = diff(&a, Wrt::State(1));
+        assert!((d.eval(&cx) - 250_000.0).abs() < 1e-6, "{}", d.eval(&cx));
+        assert!(*a == *b);
+        let h = |e: &E| {
+            let mut s = DefaultHasher::new();
+            e.hash(&mut s);
+            s.finish()
+        };
+        assert_eq!(h(&a), h(&b));
+        assert!(a.to_string().starts_with("(((((("));
+        assert!(format!("{b:?}").ends_with(")"));
+        assert_eq!(a.size(), b.size());
+        drop(a);
+        drop(b);
+    }
 }

@@ -466,8 +466,9 @@ pub fn compile(model: &Model) -> Result<JitCode, JitError> {
         .set("is_pic", "false")
         .map_err(|e| fail(e.to_string()))?;
     // large models: a single-pass register allocator and no IR optimisation, so that
-    // compilation stays fast (and linear) where the code is dominated by memory traffic anyway
-    if model.dim() > LARGE_MODEL {
+    // compilation stays fast (and linear) in the size of the model
+    let nodes: usize = model.rhs.iter().map(|e| e.size()).sum();
+    if model.dim() > LARGE_MODEL || nodes > LARGE_EXPRESSIONS {
         flags
             .set("regalloc_algorithm", "single_pass")
             .map_err(|e| fail(e.to_string()))?;
@@ -606,8 +607,15 @@ pub fn compile(model: &Model) -> Result<JitCode, JitError> {
 const ENTRIES_PER_FUNCTION: usize = 256;
 
 /// State dimension above which kernels are compiled for compile speed rather than run speed
-/// (single-pass register allocation, no IR optimisation): about 1 s of compile time.
+/// (single-pass register allocation, no IR optimisation): about 1 s of compile time. The
+/// backtracking allocator is superlinear in the number of values live at once, which grows with
+/// the size of one function (a large family) or of one expression (a long product, whose
+/// derivative keeps every partial product alive).
 const LARGE_MODEL: usize = 4096;
+
+/// Nodes of the right-hand side (all components) above which kernels are compiled for compile
+/// speed, see [`LARGE_MODEL`].
+const LARGE_EXPRESSIONS: usize = 20_000;
 
 fn build(
     module: &mut JITModule,
@@ -895,4 +903,72 @@ fn declare_imports(module: &mut JITModule) -> Result<(FuncId, FuncId, FuncId), S
         declare(module, "pf_f2", &sig2)?,
         declare(module, "pf_zero", &sigz)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        resolve_system, BatchSystem, CompiledSystem, Interpreted, Jacobian, Overrides, System,
+        SystemSpec,
+    };
+
+    fn lorenz96(n: usize) -> CompiledSystem {
+        let spec = SystemSpec::load(&resolve_system("lorenz96").unwrap()).unwrap();
+        let ov = Overrides::parse(&[format!("dimension={n}")]).unwrap();
+        CompiledSystem::new(spec, &ov).unwrap()
+    }
+
+    fn same(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (k, (x, y)) in a.iter().zip(b).enumerate() {
+            assert_eq!(x.to_bits(), y.to_bits(), "entry {k}: {x} vs {y}");
+        }
+    }
+
+    /// Kernels split into several functions (more than ENTRIES_PER_FUNCTION entries) and those
+    /// compiled for compile speed (dimension above LARGE_MODEL) give the interpreter's values
+    /// bit for bit: right-hand side, batched right-hand side, Jacobian, parameter Jacobian.
+    #[test]
+    fn split_and_large_kernels_equal_the_interpreter() {
+        for n in [600, 5000] {
+            let sys = lorenz96(n);
+            let interp = Interpreted::new(sys.model().clone());
+            let x: Vec<f64> = (0..n).map(|k| (k as f64 * 0.37).sin() * 3.0).collect();
+            let (mut f, mut g) = (vec![0.0; n], vec![0.0; n]);
+            sys.rhs(0.0, &x, &mut f);
+            interp.rhs(0.0, &x, &mut g);
+            same(&f, &g);
+            // three states in structure-of-arrays layout (stride 4): the batched kernel
+            let stride = 4;
+            let mut xs = vec![0.0; n * stride];
+            for k in 0..n {
+                for s in 0..3 {
+                    xs[k * stride + s] = x[k] + s as f64;
+                }
+            }
+            let mut out = vec![0.0; n * stride];
+            sys.rhs_batch(0.0, &xs, stride, 3, &mut out);
+            for s in 0..3 {
+                let xi: Vec<f64> = (0..n).map(|k| xs[k * stride + s]).collect();
+                sys.rhs(0.0, &xi, &mut f);
+                let got: Vec<f64> = (0..n).map(|k| out[k * stride + s]).collect();
+                same(&got, &f);
+            }
+            let np = sys.params().len();
+            let (mut pj, mut pi) = (vec![0.0; n * np], vec![0.0; n * np]);
+            sys.param_jacobian(0.0, &x, &mut pj);
+            interp.param_jacobian(0.0, &x, &mut pi);
+            same(&pj, &pi);
+            if n <= 1000 {
+                let (mut j, mut ji) = (vec![1.0; n * n], vec![0.0; n * n]);
+                sys.jacobian(0.0, &x, &mut j);
+                interp.jacobian(0.0, &x, &mut ji);
+                same(&j, &ji);
+                let mut j2 = vec![1.0; n * n];
+                sys.rhs_jacobian(0.0, &x, &mut f, &mut j2);
+                same(&j2, &ji);
+                same(&f, &g);
+            }
+        }
+    }
 }

@@ -127,11 +127,16 @@ struct Env<'a> {
 /// reductions (`sum`, `prod`, `min`, `max`) and indexed families are unrolled when the file is
 /// loaded, so `sum(j, 0, 9999, sum(k, 0, 9999, x))` or a family of 10⁷ members would otherwise
 /// take gigabytes. One unit is one node of the written expression resolved for one family
-/// member and one value of every enclosing summation index; differentiating a right-hand side
-/// for the Jacobian costs its size per state component (and per parameter) it depends on.
-/// Lorenz-96 with 10⁵ variables needs about 4·10⁶. Past the limit loading stops with an error
+/// member and one value of every enclosing summation index (about 130 bytes of memory).
+/// Lorenz-96 with 10⁵ variables needs about 3·10⁶. Past the limit loading stops with an error
 /// at the expression being expanded.
-pub const MAX_EXPANDED_NODES: usize = 20_000_000;
+pub const MAX_EXPANDED_NODES: usize = 4_000_000;
+
+/// Most node visits of the symbolic Jacobian of one file: differentiating a right-hand side
+/// visits its nodes once per state component and parameter it depends on (all-to-all coupled
+/// families cost N³). Lorenz-96 with 10⁵ variables needs about 5·10⁶. Past the limit loading
+/// stops with an error at the equation.
+pub const MAX_DERIVATIVE_WORK: usize = 50_000_000;
 
 /// Deepest recursion of name resolution: the nesting of one expression (at most
 /// [`super::parse::MAX_NESTING`] levels) plus that of the `[define]` entries it uses, which are
@@ -398,6 +403,7 @@ impl Model {
         // it depends on (the derivative w.r.t. anything else is 0)
         let mut jacobian = Vec::new();
         let mut param_jacobian = Vec::new();
+        let mut derivative_work = 0usize;
         for (r, f) in rhs.iter().enumerate() {
             let mut cols: Vec<usize> = Vec::new();
             let mut pars: Vec<usize> = Vec::new();
@@ -414,7 +420,9 @@ impl Model {
             cols.dedup();
             pars.sort_unstable();
             pars.dedup();
-            if !budget.take((cols.len() + pars.len()).saturating_mul(size)) {
+            derivative_work =
+                derivative_work.saturating_add((cols.len() + pars.len()).saturating_mul(size));
+            if derivative_work > MAX_DERIVATIVE_WORK {
                 let fam = families
                     .iter()
                     .rev()
@@ -422,13 +430,13 @@ impl Model {
                     .expect("row of a family");
                 return Err(spec.error_at(
                     spec.equations[&fam.name].span.start,
-                    budget_message(&format!(
-                        "the Jacobian of '{}' ({} nodes, {} state and {} parameter derivatives)",
+                    format!(
+                        "the Jacobian exceeds the limit of {MAX_DERIVATIVE_WORK} node visits for one definition file (at '{}': {} nodes differentiated w.r.t. {} state components and {} parameters; use fewer terms or a smaller dimension)",
                         components[r],
                         size,
                         cols.len(),
                         pars.len()
-                    )),
+                    ),
                 ));
             }
             for col in cols {

@@ -463,4 +463,27 @@ mod tests {
         assert!(parse_expr("").is_err());
         assert!(parse_expr("x y").unwrap_err().message.contains("'y'"));
     }
+
+    #[test]
+    fn long_chains_are_flat_and_nesting_is_limited() {
+        let sum = vec!["x"; 100_000].join(" - ");
+        let a = parse_expr(&sum).unwrap();
+        assert!(matches!(&a.kind, AstKind::Chain(_, rest) if rest.len() == 99_999));
+        let signs = format!("{}x", "-".repeat(100_001));
+        assert!(matches!(parse_expr(&signs).unwrap().kind, AstKind::Neg(_)));
+        let ok = format!("{}x{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert!(parse_expr(&ok).is_ok());
+        let deep = format!("{}x{}", "(".repeat(10_000), ")".repeat(10_000));
+        let e = parse_expr(&deep).unwrap_err();
+        assert_eq!(e.span, MAX_NESTING..MAX_NESTING + 1);
+        assert!(
+            e.message.contains("nested too deeply at '('"),
+            "{}",
+            e.message
+        );
+        let tower = vec!["2"; 1000].join("^");
+        assert!(parse_expr(&tower).unwrap_err().message.contains("at '^'"));
+        let calls = format!("{}x{}", "sin(".repeat(1000), ")".repeat(1000));
+        assert!(parse_expr(&calls).unwrap_err().message.contains("at 'sin'"));
+    }
 }

@@ -237,6 +237,10 @@ fn inner_span(source: &str, span: Range<usize>) -> Range<usize> {
     (span.start + q).min(span.end)..span.end
 }
 
+/// Longest definition text read as equations (4 MiB): a sum of 100,000 written-out terms
+/// takes well under 1 MiB; the parsed form of the text takes about 40 times its size.
+pub const MAX_DEFINITION_BYTES: usize = 4 << 20;
+
 /// The text of a definition file (equations or particles), or an error naming the file.
 pub fn read_definition(path: &Path) -> Result<String, SpecError> {
     std::fs::read_to_string(path).map_err(|e| SpecError {
@@ -253,9 +257,23 @@ impl SystemSpec {
         Self::from_str_at(&read_definition(path)?, path)
     }
 
-    /// Parses definition text; `path` is used in error messages.
+    /// Parses definition text; `path` is used in error messages. Text longer than
+    /// [`MAX_DEFINITION_BYTES`] is an error at the byte past the limit.
     pub fn from_str_at(text: &str, path: &Path) -> Result<SystemSpec, SpecError> {
         let err = |off: usize, m: String| error_at(path, text, off, m);
+        if text.len() > MAX_DEFINITION_BYTES {
+            let mut off = MAX_DEFINITION_BYTES;
+            while !text.is_char_boundary(off) {
+                off -= 1;
+            }
+            return Err(err(
+                off,
+                format!(
+                    "definition file of {} bytes: at most {MAX_DEFINITION_BYTES} (4 MiB)",
+                    text.len()
+                ),
+            ));
+        }
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let off = e.span().map(|s| s.start).unwrap_or(0);
             let msg = e.message().trim().replace('\n', " ");
