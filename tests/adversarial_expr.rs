@@ -150,6 +150,11 @@ fn expansion_is_bounded() {
         &info(&f),
         &["nested.toml:9:", "limit of 4000000 expanded nodes"],
     );
+    let f = flow_file(dir.path(), "long.toml", "sum(j, 0, 100000, x)", "");
+    fails_once(
+        &info(&f),
+        &["long.toml:9:13:", "over 100001 terms: at most 100000"],
+    );
     fails_once(
         &phaseflow(&["info", "lorenz96", "--set", "dimension=10000000"]),
         &["10000000 state components", "at most 2000000"],
@@ -169,7 +174,7 @@ fn expansion_is_bounded() {
         &info(&big),
         &["big_family.toml:", "more than 2000000 state components"],
     );
-    nothing_left(dir.path(), 2);
+    nothing_left(dir.path(), 3);
 }
 
 /// Lorenz-96 with 10⁵ variables is a normal use: it loads (it took hours, the compile time was

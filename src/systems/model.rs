@@ -138,6 +138,10 @@ pub const MAX_EXPANDED_NODES: usize = 4_000_000;
 /// stops with an error at the equation.
 pub const MAX_DERIVATIVE_WORK: usize = 50_000_000;
 
+/// Most terms of one reduction (`sum(j, lo, hi, …)` and the like); all reductions of a file
+/// together are bounded by [`MAX_EXPANDED_NODES`].
+pub const MAX_REDUCTION_TERMS: usize = 100_000;
+
 /// Deepest recursion of name resolution: the nesting of one expression (at most
 /// [`super::parse::MAX_NESTING`] levels) plus that of the `[define]` entries it uses, which are
 /// substituted where they are named. Deeper input is an error at the name that goes too deep.
@@ -1000,10 +1004,13 @@ fn reduce(
             format!("'{fname}' over an empty range {lo} .. {hi}"),
         ));
     }
-    if hi - lo > 100_000 {
+    if hi - lo + 1 > MAX_REDUCTION_TERMS as i64 {
         return Err(env.spec.error_at(
             base + args[1].span.start,
-            format!("'{fname}' over {} terms: at most 100000", hi - lo + 1),
+            format!(
+                "'{fname}' over {} terms: at most {MAX_REDUCTION_TERMS}",
+                hi - lo + 1
+            ),
         ));
     }
     let mut acc: Option<E> = None;
