@@ -499,3 +499,26 @@ fn seeds_through_the_cli() {
     assert_eq!(e.matches("paren.toml:8:").count(), 1, "{e}");
     assert_eq!(e.matches("nested too deeply").count(), 1, "{e}");
 }
+
+/// `[define]` entries used inside one another: a chain just inside the resolution depth limit
+/// loads on a thread with a small (2 MiB) stack; a longer one is a located error there too.
+#[test]
+fn seed_define_chains_on_a_small_stack() {
+    let chain = |n: usize| {
+        let mut text = flow(&format!("a{}", n - 1));
+        text.push_str("[define]\na0 = \"x\"\n");
+        for k in 1..n {
+            text.push_str(&format!("a{k} = \"a{} + 1\"\n", k - 1));
+        }
+        text
+    };
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            assert!(check_file(&chain(2000), Path::new("defs.toml")));
+            assert!(!check_file(&chain(6000), Path::new("defs.toml")));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}

@@ -184,9 +184,37 @@ fn budget_message(what: &str) -> String {
     )
 }
 
+/// Stack of the thread [`Model::build`] resolves on: name resolution recurses (at most
+/// [`MAX_RESOLVE_DEPTH`] levels, each a few hundred bytes), more than the 2 MiB of a spawned or
+/// pool thread holds. Reserved address space only, touched as far as used.
+const RESOLVE_STACK_BYTES: usize = 256 << 20;
+
 impl Model {
     /// Resolves a spec with overrides. Errors are located in the file.
+    ///
+    /// Runs on a thread of its own with a [`RESOLVE_STACK_BYTES`] stack, so that the deepest
+    /// input within the limits resolves whatever thread calls it (a panic is passed on; a
+    /// thread that cannot be started is an error).
     pub fn build(spec: &SystemSpec, ov: &Overrides) -> Result<Model, SpecError> {
+        std::thread::scope(|s| {
+            let worker = std::thread::Builder::new()
+                .name("phaseflow-resolve".into())
+                .stack_size(RESOLVE_STACK_BYTES)
+                .spawn_scoped(s, || Model::build_here(spec, ov));
+            match worker {
+                Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(e) => Err(SpecError {
+                    file: spec.path.display().to_string(),
+                    line: 0,
+                    col: 0,
+                    message: format!("cannot start a thread to resolve the file: {e}"),
+                }),
+            }
+        })
+    }
+
+    /// [`Model::build`] on the calling thread.
+    fn build_here(spec: &SystemSpec, ov: &Overrides) -> Result<Model, SpecError> {
         let mut param_names: Vec<String> = spec
             .parameters
             .iter()
