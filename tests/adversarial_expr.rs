@@ -211,3 +211,40 @@ fn dense_jacobian_methods_refuse_large_systems() {
     fails_once(&o, &["dense 9000×9000 Jacobian", "at most dimension 8192"]);
     nothing_left(dir.path(), 0);
 }
+
+/// Above the dense-Jacobian limit, `auto` is plain DOP853 (its stiffness watch would need the
+/// dense Jacobian) and the run goes through; Lyapunov spectra are refused with the size.
+#[test]
+fn auto_runs_explicit_above_the_dense_jacobian_limit() {
+    use phaseflow::integrate::{integrate_with_jacobian, Method, SolverOptions};
+    use phaseflow::systems::{resolve_system, CompiledSystem, Overrides, SystemSpec};
+    let spec = SystemSpec::load(&resolve_system("lorenz96").unwrap()).unwrap();
+    let ov = Overrides::parse(&["dimension=9000".to_string()]).unwrap();
+    let sys = CompiledSystem::new(spec, &ov).unwrap();
+    let x0 = sys.model().initial_condition.clone();
+    let opts = SolverOptions {
+        method: Method::Auto,
+        ..SolverOptions::default()
+    };
+    let mut rows = 0;
+    let report = integrate_with_jacobian(
+        &sys,
+        &opts,
+        false,
+        0.0,
+        &x0,
+        &[0.0, 1e-3],
+        &mut |_, _, x| {
+            assert!(x.iter().all(|v| v.is_finite()));
+            rows += 1;
+            true
+        },
+    )
+    .unwrap();
+    assert_eq!(rows, 2);
+    assert_eq!(report.methods, vec!["dop853"]);
+    let e = phaseflow::analysis::lyapunov::spectrum(&sys, 0.0, &x0, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("dense 9000×9000 Jacobian"), "{e}");
+}
