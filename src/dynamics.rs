@@ -43,6 +43,24 @@ pub trait System {
     fn rhs(&self, t: f64, x: &[f64], out: &mut [f64]);
 }
 
+/// Largest state dimension D for which a dense D×D Jacobian is allocated (the Rosenbrock
+/// method, the stiffness detection of `Method::Auto`, Lyapunov spectra): 8192² doubles are
+/// 512 MiB. Larger systems (Lorenz-96 with 10⁵ variables) integrate with the explicit methods;
+/// what needs the dense matrix is refused with a message instead of an allocation failure.
+pub const MAX_DENSE_JACOBIAN_DIM: usize = 8192;
+
+/// `Err(reason)` when `what` would need a dense Jacobian of a system of dimension `d` larger
+/// than [`MAX_DENSE_JACOBIAN_DIM`].
+pub fn check_dense_jacobian(d: usize, what: &str) -> Result<(), String> {
+    if d <= MAX_DENSE_JACOBIAN_DIM {
+        return Ok(());
+    }
+    let gib = (d as f64) * (d as f64) * 8.0 / (1u64 << 30) as f64;
+    Err(format!(
+        "{what} needs the dense {d}×{d} Jacobian ({gib:.1} GiB): at most dimension {MAX_DENSE_JACOBIAN_DIM}"
+    ))
+}
+
 /// A system with an exact Jacobian.
 pub trait Jacobian: System {
     /// Writes ∂f_i/∂x_j at `out[i*D + j]` (row-major D×D).

@@ -233,6 +233,8 @@ pub fn spectrum<S: Jacobian + ?Sized>(
     opts: &SpectrumOptions,
 ) -> Result<Spectrum, IntegrationError> {
     let d = sys.dim();
+    crate::dynamics::check_dense_jacobian(d, "the Lyapunov spectrum")
+        .map_err(|reason| IntegrationError::InvalidInput { reason })?;
     let k = opts.exponents.min(d).max(1);
     if !(opts.span > 0.0 && opts.qr_interval > 0.0 && opts.transient >= 0.0 && opts.blocks >= 1) {
         return Err(IntegrationError::InvalidInput {

@@ -302,7 +302,9 @@ pub struct SolveReport {
 /// [`STIFF_H_RHO`]. After 15 such steps (a run of 6 unlimited steps resets the count, as Hairer) the
 /// run continues from the current state with the Rosenbrock method for the remaining output
 /// times (no switch back). `stiff_hint` (the file's `stiff` flag) makes `Auto` start with the
-/// Rosenbrock method.
+/// Rosenbrock method. Above [`crate::dynamics::MAX_DENSE_JACOBIAN_DIM`] the detection (and the
+/// Rosenbrock method) would need a dense Jacobian too large to hold: `Auto` is then plain
+/// DOP853, and `Rosenbrock` an [`IntegrationError::InvalidInput`].
 pub fn integrate_with_jacobian<'a, S: crate::dynamics::Jacobian + ?Sized>(
     sys: &S,
     opts: &SolverOptions,
@@ -329,6 +331,18 @@ pub fn integrate_with_jacobian<'a, S: crate::dynamics::Jacobian + ?Sized>(
             vec!["rosenbrock"],
             None,
         )),
+        // stiffness detection needs the dense Jacobian: off above MAX_DENSE_JACOBIAN_DIM
+        Method::Auto if sys.dim() > crate::dynamics::MAX_DENSE_JACOBIAN_DIM => {
+            let explicit = SolverOptions {
+                method: Method::Dop853,
+                ..opts.clone()
+            };
+            Ok(report(
+                integrate(sys, &explicit, t0, x0, t_out, observe)?,
+                vec!["dop853"],
+                None,
+            ))
+        }
         Method::Auto => {
             let explicit = SolverOptions {
                 method: Method::Dop853,

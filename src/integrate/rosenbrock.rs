@@ -138,6 +138,8 @@ pub fn integrate_rosenbrock<'a, S: Jacobian + ?Sized>(
             reason: format!("initial state has {} values for dimension {n}", x0.len()),
         });
     }
+    crate::dynamics::check_dense_jacobian(n, "the Rosenbrock (stiff) method")
+        .map_err(|reason| IntegrationError::InvalidInput { reason })?;
     let mut stats = SolverStats {
         t_final: t0,
         ..SolverStats::default()

@@ -242,7 +242,12 @@ pub const FUNCTION_NAMES: &[&str] = &[
 ];
 
 /// A resolved expression. Leaves refer to slots of the evaluation context.
-#[derive(Debug, Clone)]
+///
+/// Trees may be arbitrarily deep (a sum of 100,000 terms is a left-leaning chain 100,000 nodes
+/// deep), so every walk over them — evaluation, differentiation, comparison, hashing,
+/// printing, dropping and the JIT's lowering — runs from an explicit stack on the heap, never
+/// by recursion whose depth depends on the input.
+#[derive(Clone)]
 pub enum Expr {
     /// A numeric constant.
     Const(f64),
@@ -271,58 +276,157 @@ pub enum Expr {
 pub type E = Arc<Expr>;
 
 impl PartialEq for Expr {
+    /// Structural equality (bit-equal constants), compared from an explicit stack.
     fn eq(&self, other: &Self) -> bool {
         use Expr::*;
-        match (self, other) {
-            (Const(a), Const(b)) => a.to_bits() == b.to_bits(),
-            (State(a), State(b)) | (Param(a), Param(b)) | (Lag(a), Lag(b)) => a == b,
-            (Time, Time) => true,
-            (Neg(a), Neg(b)) => a == b,
-            (Add(a, b), Add(c, d))
-            | (Sub(a, b), Sub(c, d))
-            | (Mul(a, b), Mul(c, d))
-            | (Div(a, b), Div(c, d))
-            | (Pow(a, b), Pow(c, d)) => {
-                (Arc::ptr_eq(a, c) || a == c) && (Arc::ptr_eq(b, d) || b == d)
+        let mut work: Vec<(&Expr, &Expr)> = vec![(self, other)];
+        while let Some((a, b)) = work.pop() {
+            if std::ptr::eq(a, b) {
+                continue;
             }
-            (F1(f, a), F1(g, b)) => f == g && (Arc::ptr_eq(a, b) || a == b),
-            (F2(f, a, b), F2(g, c, d)) => f == g && a == c && b == d,
-            (Select(a, b, c), Select(d, e, f)) => a == d && b == e && c == f,
-            _ => false,
+            let same_node = match (a, b) {
+                (Const(x), Const(y)) => x.to_bits() == y.to_bits(),
+                (State(x), State(y)) | (Param(x), Param(y)) | (Lag(x), Lag(y)) => x == y,
+                (Time, Time) => true,
+                (Neg(_), Neg(_))
+                | (Add(..), Add(..))
+                | (Sub(..), Sub(..))
+                | (Mul(..), Mul(..))
+                | (Div(..), Div(..))
+                | (Pow(..), Pow(..))
+                | (Select(..), Select(..)) => true,
+                (F1(f, _), F1(g, _)) => f == g,
+                (F2(f, ..), F2(g, ..)) => f == g,
+                _ => false,
+            };
+            if !same_node {
+                return false;
+            }
+            for (x, y) in a.kids().into_iter().zip(b.kids()) {
+                match (x, y) {
+                    (Some(x), Some(y)) => {
+                        if !Arc::ptr_eq(x, y) {
+                            work.push((x, y));
+                        }
+                    }
+                    (None, None) => {}
+                    _ => return false,
+                }
+            }
         }
+        true
     }
 }
 impl Eq for Expr {}
 
 impl Hash for Expr {
+    /// Hashes the nodes in pre-order (consistent with `==`).
     fn hash<H: Hasher>(&self, h: &mut H) {
         use Expr::*;
-        std::mem::discriminant(self).hash(h);
-        match self {
-            Const(v) => v.to_bits().hash(h),
-            State(k) | Param(k) | Lag(k) => k.hash(h),
-            Time => {}
-            Neg(a) => a.hash(h),
-            Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | Pow(a, b) => {
-                a.hash(h);
-                b.hash(h)
+        self.visit(&mut |e| {
+            std::mem::discriminant(e).hash(h);
+            match e {
+                Const(v) => v.to_bits().hash(h),
+                State(k) | Param(k) | Lag(k) => k.hash(h),
+                F1(f, _) => f.hash(h),
+                F2(f, ..) => f.hash(h),
+                _ => {}
             }
-            F1(f, a) => {
-                f.hash(h);
-                a.hash(h)
-            }
-            F2(f, a, b) => {
-                f.hash(h);
-                a.hash(h);
-                b.hash(h)
-            }
-            Select(a, b, c) => {
-                a.hash(h);
-                b.hash(h);
-                c.hash(h)
+        });
+    }
+}
+
+/// A leaf put in place of a child while a tree is dropped (see `Drop for Expr`).
+static DETACHED: std::sync::LazyLock<E> = std::sync::LazyLock::new(|| Arc::new(Expr::Time));
+
+impl Drop for Expr {
+    /// Frees a deep tree from a loop: children owned by this node alone are detached (replaced
+    /// by a shared leaf) and freed one after the other, so dropping a chain of any length does
+    /// not recurse.
+    fn drop(&mut self) {
+        let mut stack: Vec<E> = Vec::new();
+        self.detach_unique(&mut stack);
+        while let Some(k) = stack.pop() {
+            if let Some(mut inner) = Arc::into_inner(k) {
+                inner.detach_unique(&mut stack);
             }
         }
     }
+}
+
+impl Expr {
+    /// Children in order (`None` past the arity).
+    fn kids(&self) -> [Option<&E>; 3] {
+        use Expr::*;
+        match self {
+            Const(_) | State(_) | Param(_) | Time | Lag(_) => [None, None, None],
+            Neg(a) | F1(_, a) => [Some(a), None, None],
+            Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | Pow(a, b) | F2(_, a, b) => {
+                [Some(a), Some(b), None]
+            }
+            Select(q, a, b) => [Some(q), Some(a), Some(b)],
+        }
+    }
+    /// Number of children.
+    fn arity(&self) -> usize {
+        self.kids().iter().filter(|k| k.is_some()).count()
+    }
+    /// Moves the children that only this node holds (and that have children) onto `stack`.
+    fn detach_unique(&mut self, stack: &mut Vec<E>) {
+        use Expr::*;
+        let mut take = |k: &mut E| {
+            if Arc::strong_count(k) == 1 && Arc::weak_count(k) == 0 && k.arity() > 0 {
+                stack.push(std::mem::replace(k, DETACHED.clone()));
+            }
+        };
+        match self {
+            Const(_) | State(_) | Param(_) | Time | Lag(_) => {}
+            Neg(a) | F1(_, a) => take(a),
+            Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | Pow(a, b) | F2(_, a, b) => {
+                take(a);
+                take(b)
+            }
+            Select(q, a, b) => {
+                take(q);
+                take(a);
+                take(b)
+            }
+        }
+    }
+}
+
+/// Post-order fold of a tree without recursion: `node(e, values of e's children)` is called
+/// for every node, children first (a sub-tree shared through [`Arc`] is folded once per use).
+pub fn fold<T>(root: &E, mut node: impl FnMut(&E, &[T]) -> T) -> T {
+    enum Step<'a> {
+        Enter(&'a E),
+        Exit(&'a E, usize),
+    }
+    let mut work = vec![Step::Enter(root)];
+    let mut vals: Vec<T> = Vec::new();
+    while let Some(step) = work.pop() {
+        match step {
+            Step::Enter(e) => {
+                let kids = e.kids();
+                let n = kids.iter().filter(|k| k.is_some()).count();
+                if n == 0 {
+                    vals.push(node(e, &[]));
+                    continue;
+                }
+                work.push(Step::Exit(e, n));
+                for k in kids.iter().rev().flatten() {
+                    work.push(Step::Enter(k));
+                }
+            }
+            Step::Exit(e, n) => {
+                let at = vals.len() - n;
+                let v = node(e, &vals[at..]);
+                vals.truncate(at);
+                vals.push(v);
+            }
+        }
+    }
+    vals.pop().expect("the root's value")
 }
 
 /// Values an expression is evaluated at.
@@ -454,28 +558,75 @@ pub fn select(cond: E, a: E, b: E) -> E {
 }
 
 impl Expr {
-    /// Evaluates the tree (reference interpreter).
+    /// Evaluates the tree (reference interpreter). Shallow trees are walked recursively (no
+    /// allocation); below depth [`EVAL_RECURSION`] the walk continues from a heap stack.
     pub fn eval(&self, cx: &Ctx) -> f64 {
+        self.eval_at(cx, 0)
+    }
+
+    fn eval_at(&self, cx: &Ctx, depth: usize) -> f64 {
         use Expr::*;
+        if depth >= EVAL_RECURSION {
+            let mut v = [0.0; 3];
+            for (slot, k) in v.iter_mut().zip(self.kids().into_iter().flatten()) {
+                *slot = fold(k, |e, v: &[f64]| e.apply(cx, v));
+            }
+            return self.apply(cx, &v);
+        }
+        let d = depth + 1;
         match self {
             Const(v) => *v,
             State(k) => cx.x[*k],
             Param(k) => cx.p[*k],
             Time => cx.t,
             Lag(k) => cx.lag[*k],
-            Neg(a) => -a.eval(cx),
-            Add(a, b) => a.eval(cx) + b.eval(cx),
-            Sub(a, b) => a.eval(cx) - b.eval(cx),
-            Mul(a, b) => a.eval(cx) * b.eval(cx),
-            Div(a, b) => a.eval(cx) / b.eval(cx),
-            Pow(a, b) => Expr::eval_pow(a, b, cx),
-            F1(f, a) => f.eval(a.eval(cx)),
-            F2(f, a, b) => f.eval(a.eval(cx), b.eval(cx)),
+            Neg(a) => -a.eval_at(cx, d),
+            Add(a, b) => a.eval_at(cx, d) + b.eval_at(cx, d),
+            Sub(a, b) => a.eval_at(cx, d) - b.eval_at(cx, d),
+            Mul(a, b) => a.eval_at(cx, d) * b.eval_at(cx, d),
+            Div(a, b) => a.eval_at(cx, d) / b.eval_at(cx, d),
+            Pow(a, b) => Expr::eval_pow(a.eval_at(cx, d), b, cx, d),
+            F1(f, a) => f.eval(a.eval_at(cx, d)),
+            F2(f, a, b) => f.eval(a.eval_at(cx, d), b.eval_at(cx, d)),
             Select(q, a, b) => {
-                if q.eval(cx) >= 0.0 {
-                    a.eval(cx)
+                if q.eval_at(cx, d) >= 0.0 {
+                    a.eval_at(cx, d)
                 } else {
-                    b.eval(cx)
+                    b.eval_at(cx, d)
+                }
+            }
+        }
+    }
+
+    /// The value of this node given its children's values `v` (the fold of [`Expr::eval`]).
+    fn apply(&self, cx: &Ctx, v: &[f64]) -> f64 {
+        use Expr::*;
+        match self {
+            Const(c) => *c,
+            State(k) => cx.x[*k],
+            Param(k) => cx.p[*k],
+            Time => cx.t,
+            Lag(k) => cx.lag[*k],
+            Neg(_) => -v[0],
+            Add(..) => v[0] + v[1],
+            Sub(..) => v[0] - v[1],
+            Mul(..) => v[0] * v[1],
+            Div(..) => v[0] / v[1],
+            Pow(_, b) => match **b {
+                Const(n) => match small_int(n) {
+                    Some(k) => powi(v[0], k),
+                    None => v[0].powf(n),
+                },
+                _ => v[0].powf(v[1]),
+            },
+            F1(f, _) => f.eval(v[0]),
+            F2(f, ..) => f.eval(v[0], v[1]),
+            // both branches were evaluated (they have no side effects): pick one
+            Select(..) => {
+                if v[0] >= 0.0 {
+                    v[1]
+                } else {
+                    v[2]
                 }
             }
         }
@@ -499,21 +650,13 @@ impl Expr {
         y
     }
 
-    /// Calls `f` on every node (pre-order).
+    /// Calls `f` on every node (pre-order, from a heap stack).
     pub fn visit(&self, f: &mut dyn FnMut(&Expr)) {
-        use Expr::*;
-        f(self);
-        match self {
-            Const(_) | State(_) | Param(_) | Time | Lag(_) => {}
-            Neg(a) | F1(_, a) => a.visit(f),
-            Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | Pow(a, b) | F2(_, a, b) => {
-                a.visit(f);
-                b.visit(f)
-            }
-            Select(q, a, b) => {
-                q.visit(f);
-                a.visit(f);
-                b.visit(f)
+        let mut work: Vec<&Expr> = vec![self];
+        while let Some(e) = work.pop() {
+            f(e);
+            for k in e.kids().iter().rev().flatten() {
+                work.push(k);
             }
         }
     }
@@ -561,43 +704,50 @@ pub fn powi(a: f64, k: i32) -> f64 {
     }
 }
 
+/// Depth below which [`Expr::eval`] stops recursing and folds from a heap stack.
+const EVAL_RECURSION: usize = 64;
+
 /// Evaluates with a general (non-constant) exponent: separate entry used by `Expr::eval`.
 impl Expr {
-    fn eval_pow(a: &E, b: &E, cx: &Ctx) -> f64 {
+    fn eval_pow(a: f64, b: &E, cx: &Ctx, depth: usize) -> f64 {
         if let Expr::Const(n) = **b {
             if let Some(k) = small_int(n) {
-                return powi(a.eval(cx), k);
+                return powi(a, k);
             }
-            return a.eval(cx).powf(n);
+            return a.powf(n);
         }
-        a.eval(cx).powf(b.eval(cx))
+        a.powf(b.eval_at(cx, depth))
     }
 }
 
-/// Symbolic derivative ∂e/∂w.
+/// Symbolic derivative ∂e/∂w (a post-order [`fold`]: no recursion, whatever the depth).
 pub fn diff(e: &E, w: Wrt) -> E {
+    fold(e, |e, d: &[E]| diff_node(e, d, w))
+}
+
+/// ∂e/∂w given the derivatives `d` of e's children (in order).
+fn diff_node(e: &E, d: &[E], w: Wrt) -> E {
     use Expr::*;
     match &**e {
         Const(_) | Time => c(0.0),
         State(k) => c(if w == Wrt::State(*k) { 1.0 } else { 0.0 }),
         Param(k) => c(if w == Wrt::Param(*k) { 1.0 } else { 0.0 }),
         Lag(k) => c(if w == Wrt::Lag(*k) { 1.0 } else { 0.0 }),
-        Neg(a) => neg(diff(a, w)),
-        Add(a, b) => add(diff(a, w), diff(b, w)),
-        Sub(a, b) => sub(diff(a, w), diff(b, w)),
-        Mul(a, b) => add(mul(diff(a, w), b.clone()), mul(a.clone(), diff(b, w))),
+        Neg(_) => neg(d[0].clone()),
+        Add(..) => add(d[0].clone(), d[1].clone()),
+        Sub(..) => sub(d[0].clone(), d[1].clone()),
+        Mul(a, b) => add(mul(d[0].clone(), b.clone()), mul(a.clone(), d[1].clone())),
         Div(a, b) => {
-            let da = diff(a, w);
-            let db = diff(b, w);
+            let (da, db) = (d[0].clone(), d[1].clone());
             // (a/b)' = a'/b − a b'/b²
             sub(
                 div(da, b.clone()),
                 div(mul(a.clone(), db), mul(b.clone(), b.clone())),
             )
         }
-        Pow(a, b) => dpow(e, a, b, w),
+        Pow(a, b) => dpow(e, a, b, d[0].clone(), d[1].clone()),
         F1(f, a) => {
-            let da = diff(a, w);
+            let da = d[0].clone();
             if is(&da, 0.0) {
                 return c(0.0);
             }
@@ -625,8 +775,7 @@ pub fn diff(e: &E, w: Wrt) -> E {
             mul(outer, da)
         }
         F2(f, a, b) => {
-            let da = diff(a, w);
-            let db = diff(b, w);
+            let (da, db) = (d[0].clone(), d[1].clone());
             match f {
                 Func2::Atan2 => {
                     // atan2(a, b)' = (b a' − a b') / (a² + b²)
@@ -636,7 +785,7 @@ pub fn diff(e: &E, w: Wrt) -> E {
                 Func2::Min => select(sub(b.clone(), a.clone()), da, db),
                 Func2::Max => select(sub(a.clone(), b.clone()), da, db),
                 Func2::Mod => sub(da, mul(db, f1(Func1::Floor, div(a.clone(), b.clone())))),
-                Func2::Pow => dpow(e, a, b, w),
+                Func2::Pow => dpow(e, a, b, da, db),
                 Func2::Kepler => {
                     // E = kepler(m, ε): dE = (dm + sin E dε) / (1 − ε cos E)
                     let den = sub(c(1.0), mul(b.clone(), f1(Func1::Cos, e.clone())));
@@ -644,7 +793,7 @@ pub fn diff(e: &E, w: Wrt) -> E {
                 }
             }
         }
-        Select(q, a, b) => select(q.clone(), diff(a, w), diff(b, w)),
+        Select(q, ..) => select(q.clone(), d[1].clone(), d[2].clone()),
     }
 }
 
@@ -659,9 +808,7 @@ fn guarded_chain(outer: E, da: E) -> E {
     select(neg(mul(da.clone(), da)), c(0.0), prod)
 }
 
-fn dpow(e: &E, a: &E, b: &E, w: Wrt) -> E {
-    let da = diff(a, w);
-    let db = diff(b, w);
+fn dpow(e: &E, a: &E, b: &E, da: E, db: E) -> E {
     if let Expr::Const(n) = **b {
         // (a^n)' = n a^(n−1) a'
         if is(&da, 0.0) {
@@ -681,24 +828,95 @@ fn dpow(e: &E, a: &E, b: &E, w: Wrt) -> E {
 }
 
 impl fmt::Display for Expr {
+    /// Fully parenthesised text (written from a heap stack: any depth).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Expr::*;
-        match self {
-            Const(v) => write!(f, "{v:?}"),
-            State(k) => write!(f, "x[{k}]"),
-            Param(k) => write!(f, "p[{k}]"),
-            Time => write!(f, "t"),
-            Lag(k) => write!(f, "lag[{k}]"),
-            Neg(a) => write!(f, "(-{a})"),
-            Add(a, b) => write!(f, "({a} + {b})"),
-            Sub(a, b) => write!(f, "({a} - {b})"),
-            Mul(a, b) => write!(f, "({a} * {b})"),
-            Div(a, b) => write!(f, "({a} / {b})"),
-            Pow(a, b) => write!(f, "({a} ^ {b})"),
-            F1(g, a) => write!(f, "{}({a})", g.name()),
-            F2(g, a, b) => write!(f, "{}({a}, {b})", g.name()),
-            Select(q, a, b) => write!(f, "select({q} >= 0, {a}, {b})"),
+        enum Piece<'a> {
+            Node(&'a Expr),
+            Text(&'static str),
         }
+        let mut work = vec![Piece::Node(self)];
+        while let Some(p) = work.pop() {
+            let e = match p {
+                Piece::Text(t) => {
+                    f.write_str(t)?;
+                    continue;
+                }
+                Piece::Node(e) => e,
+            };
+            // pieces of this node, in reading order
+            let parts: Vec<Piece> = match e {
+                Const(v) => {
+                    write!(f, "{v:?}")?;
+                    continue;
+                }
+                State(k) => {
+                    write!(f, "x[{k}]")?;
+                    continue;
+                }
+                Param(k) => {
+                    write!(f, "p[{k}]")?;
+                    continue;
+                }
+                Time => {
+                    f.write_str("t")?;
+                    continue;
+                }
+                Lag(k) => {
+                    write!(f, "lag[{k}]")?;
+                    continue;
+                }
+                Neg(a) => vec![Piece::Text("(-"), Piece::Node(a), Piece::Text(")")],
+                Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) | Pow(a, b) => {
+                    let op = match e {
+                        Add(..) => " + ",
+                        Sub(..) => " - ",
+                        Mul(..) => " * ",
+                        Div(..) => " / ",
+                        _ => " ^ ",
+                    };
+                    vec![
+                        Piece::Text("("),
+                        Piece::Node(a),
+                        Piece::Text(op),
+                        Piece::Node(b),
+                        Piece::Text(")"),
+                    ]
+                }
+                F1(g, a) => {
+                    f.write_str(g.name())?;
+                    vec![Piece::Text("("), Piece::Node(a), Piece::Text(")")]
+                }
+                F2(g, a, b) => {
+                    f.write_str(g.name())?;
+                    vec![
+                        Piece::Text("("),
+                        Piece::Node(a),
+                        Piece::Text(", "),
+                        Piece::Node(b),
+                        Piece::Text(")"),
+                    ]
+                }
+                Select(q, a, b) => vec![
+                    Piece::Text("select("),
+                    Piece::Node(q),
+                    Piece::Text(" >= 0, "),
+                    Piece::Node(a),
+                    Piece::Text(", "),
+                    Piece::Node(b),
+                    Piece::Text(")"),
+                ],
+            };
+            work.extend(parts.into_iter().rev());
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Expr {
+    /// The [`Display`](fmt::Display) text (a derived `Debug` would recurse).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -755,5 +973,48 @@ mod tests {
         assert_eq!(*diff(&x(1), Wrt::State(0)), Expr::Const(0.0));
         assert!((powi(1.7, 5) - 1.7f64.powi(5)).abs() < 1e-14);
         assert!((powi(2.0, -3) - 0.125).abs() < 1e-15);
+    }
+
+    /// Every walk over a tree 10⁶ nodes deep runs on a test thread's small stack: evaluation,
+    /// differentiation, comparison, hashing, printing and dropping.
+    #[test]
+    fn deep_trees_need_no_deep_stack() {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let chain = || {
+            let mut e = x(0);
+            for k in 0..1_000_000 {
+                e = if k % 2 == 0 {
+                    add(e, mul(c(0.5), x(1)))
+                } else {
+                    sub(e, f1(Func1::Sin, x(0)))
+                };
+            }
+            e
+        };
+        let (a, b) = (chain(), chain());
+        let pt = [0.3, -1.1];
+        let cx = Ctx {
+            t: 0.0,
+            x: &pt,
+            p: &[],
+            lag: &[],
+        };
+        let v = a.eval(&cx);
+        let want = 0.3 + 500_000.0 * (0.5 * -1.1 - 0.3f64.sin());
+        assert!((v - want).abs() < 1e-6 * want.abs(), "{v} vs {want}");
+        let d = diff(&a, Wrt::State(1));
+        assert!((d.eval(&cx) - 250_000.0).abs() < 1e-6, "{}", d.eval(&cx));
+        assert!(*a == *b);
+        let h = |e: &E| {
+            let mut s = DefaultHasher::new();
+            e.hash(&mut s);
+            s.finish()
+        };
+        assert_eq!(h(&a), h(&b));
+        assert!(a.to_string().starts_with("(((((("));
+        assert!(format!("{b:?}").ends_with(")"));
+        assert_eq!(a.size(), b.size());
+        drop(a);
+        drop(b);
     }
 }

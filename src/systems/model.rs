@@ -117,11 +117,107 @@ struct Env<'a> {
     bound: Vec<(String, i64)>,
     /// `[define]` names being resolved (cycle detection).
     defining: Vec<String>,
+    /// Current depth of [`resolve`] (bounded by [`MAX_RESOLVE_DEPTH`]).
+    depth: usize,
+    /// What is left of the file's expansion budget ([`MAX_EXPANDED_NODES`]).
+    budget: &'a Budget,
+    /// `[define]` names resolved without error so far, where the caller keeps count
+    /// ([`check_defines`]: each entry is checked once, not once per entry that uses it).
+    resolved: Option<&'a std::cell::RefCell<std::collections::BTreeSet<String>>>,
 }
+
+/// Most nodes that resolving one definition file may create, all expressions together:
+/// reductions (`sum`, `prod`, `min`, `max`) and indexed families are unrolled when the file is
+/// loaded, so `sum(j, 0, 9999, sum(k, 0, 9999, x))` or a family of 10⁷ members would otherwise
+/// take gigabytes. One unit is one node of the written expression resolved for one family
+/// member and one value of every enclosing summation index (about 130 bytes of memory).
+/// Lorenz-96 with 10⁵ variables needs about 3·10⁶. Past the limit loading stops with an error
+/// at the expression being expanded.
+pub const MAX_EXPANDED_NODES: usize = 4_000_000;
+
+/// Most node visits of the symbolic Jacobian of one file: differentiating a right-hand side
+/// visits its nodes once per state component and parameter it depends on (all-to-all coupled
+/// families cost N³). Lorenz-96 with 10⁵ variables needs about 5·10⁶. Past the limit loading
+/// stops with an error at the equation.
+pub const MAX_DERIVATIVE_WORK: usize = 50_000_000;
+
+/// Most terms of one reduction (`sum(j, lo, hi, …)` and the like); all reductions of a file
+/// together are bounded by [`MAX_EXPANDED_NODES`].
+pub const MAX_REDUCTION_TERMS: usize = 100_000;
+
+/// Deepest recursion of name resolution: the nesting of one expression (at most
+/// [`super::parse::MAX_NESTING`] levels) plus that of the `[define]` entries it uses, which are
+/// substituted where they are named. Deeper input is an error at the name that goes too deep.
+pub const MAX_RESOLVE_DEPTH: usize = 4096;
+
+/// Most state components (family size × variables): each needs at least one node, see
+/// [`MAX_EXPANDED_NODES`]; checked before anything is allocated.
+pub const MAX_STATE_DIMENSION: usize = 2_000_000;
+
+/// The expansion budget of one file (see [`MAX_EXPANDED_NODES`]).
+struct Budget {
+    left: std::cell::Cell<usize>,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            left: std::cell::Cell::new(MAX_EXPANDED_NODES),
+        }
+    }
+    /// Takes `n` units; `false` when the budget is spent.
+    fn take(&self, n: usize) -> bool {
+        match self.left.get().checked_sub(n) {
+            Some(l) => {
+                self.left.set(l);
+                true
+            }
+            None => {
+                self.left.set(0);
+                false
+            }
+        }
+    }
+}
+
+/// The message of a spent budget.
+fn budget_message(what: &str) -> String {
+    format!(
+        "{what} exceeds the limit of {MAX_EXPANDED_NODES} expanded nodes for one definition file (reductions and indexed families are unrolled when the file is loaded: use fewer terms or a smaller dimension)"
+    )
+}
+
+/// Stack of the thread [`Model::build`] resolves on: name resolution recurses (at most
+/// [`MAX_RESOLVE_DEPTH`] levels, each a few hundred bytes), more than the 2 MiB of a spawned or
+/// pool thread holds. Reserved address space only, touched as far as used.
+const RESOLVE_STACK_BYTES: usize = 256 << 20;
 
 impl Model {
     /// Resolves a spec with overrides. Errors are located in the file.
+    ///
+    /// Runs on a thread of its own with a [`RESOLVE_STACK_BYTES`] stack, so that the deepest
+    /// input within the limits resolves whatever thread calls it (a panic is passed on; a
+    /// thread that cannot be started is an error).
     pub fn build(spec: &SystemSpec, ov: &Overrides) -> Result<Model, SpecError> {
+        std::thread::scope(|s| {
+            let worker = std::thread::Builder::new()
+                .name("phaseflow-resolve".into())
+                .stack_size(RESOLVE_STACK_BYTES)
+                .spawn_scoped(s, || Model::build_here(spec, ov));
+            match worker {
+                Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(e) => Err(SpecError {
+                    file: spec.path.display().to_string(),
+                    line: 0,
+                    col: 0,
+                    message: format!("cannot start a thread to resolve the file: {e}"),
+                }),
+            }
+        })
+    }
+
+    /// [`Model::build`] on the calling thread.
+    fn build_here(spec: &SystemSpec, ov: &Overrides) -> Result<Model, SpecError> {
         let mut param_names: Vec<String> = spec
             .parameters
             .iter()
@@ -136,12 +232,6 @@ impl Model {
                     return Err(cli_err(format!(
                         "'{k}' cannot be set: {} is not an indexed family (no 'dimension' in its file)",
                         spec.name
-                    )));
-                }
-                if *v > super::spec::MAX_DIMENSION as f64 {
-                    return Err(cli_err(format!(
-                        "dimension = {v:e} exceeds the limit of {}",
-                        super::spec::MAX_DIMENSION
                     )));
                 }
                 if *v < 1.0 || v.fract() != 0.0 {
@@ -170,6 +260,15 @@ impl Model {
             }
         }
         let n = dimension.unwrap_or(1);
+        let d = n.saturating_mul(spec.variables.len());
+        if d > MAX_STATE_DIMENSION {
+            return Err(cli_err(format!(
+                "dimension {n} gives {d} state components ({} variable(s) of {} members): at most {MAX_STATE_DIMENSION}",
+                spec.variables.len(),
+                n
+            )));
+        }
+        let budget = Budget::new();
         let mut families = Vec::new();
         let mut components = Vec::new();
         for v in &spec.variables {
@@ -186,7 +285,7 @@ impl Model {
                 components.push(v.value.clone());
             }
         }
-        let d = components.len();
+        debug_assert_eq!(d, components.len());
 
         // equations
         let mut lags = Vec::new();
@@ -196,6 +295,7 @@ impl Model {
             families: &families,
             n,
             params: &param_names,
+            budget: &budget,
         };
         for fam in &families {
             let es = ctx.resolve(fam, &spec.equations[&fam.name], true, Some(&mut lags), "")?;
@@ -231,6 +331,9 @@ impl Model {
                 lags: &mut scratch,
                 bound: Vec::new(),
                 defining: Vec::new(),
+                resolved: None,
+                depth: 0,
+                budget: &budget,
             };
             let e = resolve(&ast, &mut env, text.span.start)?;
             if !scratch.is_empty() {
@@ -248,6 +351,7 @@ impl Model {
             families: &families,
             n,
             params: &param_names,
+            budget: &budget,
         };
         let mut observe = Vec::new();
         for fam in &families {
@@ -343,38 +447,65 @@ impl Model {
 
         // initial condition
         let initial_condition =
-            initial_condition(spec, &families, n, d, &param_names, &param_values)?;
+            initial_condition(spec, &families, n, d, &param_names, &param_values, &budget)?;
 
         // every [define] entry is checked, used or not: unknown symbols, cycles
-        check_defines(spec, &families, n, &param_names)?;
+        check_defines(spec, &families, n, &param_names, &budget)?;
 
-        // Jacobian: differentiate each equation w.r.t. the state components it depends on
+        // Jacobian: differentiate each equation w.r.t. the state components and the parameters
+        // it depends on (the derivative w.r.t. anything else is 0)
         let mut jacobian = Vec::new();
+        let mut param_jacobian = Vec::new();
+        let mut derivative_work = 0usize;
         for (r, f) in rhs.iter().enumerate() {
             let mut cols: Vec<usize> = Vec::new();
+            let mut pars: Vec<usize> = Vec::new();
+            let mut size = 0usize;
             f.visit(&mut |e| {
-                if let Expr::State(k) = e {
-                    cols.push(*k)
+                size += 1;
+                match e {
+                    Expr::State(k) => cols.push(*k),
+                    Expr::Param(k) => pars.push(*k),
+                    _ => {}
                 }
             });
             cols.sort_unstable();
             cols.dedup();
+            pars.sort_unstable();
+            pars.dedup();
+            derivative_work =
+                derivative_work.saturating_add((cols.len() + pars.len()).saturating_mul(size));
+            if derivative_work > MAX_DERIVATIVE_WORK {
+                let fam = families
+                    .iter()
+                    .rev()
+                    .find(|f| f.offset <= r)
+                    .expect("row of a family");
+                return Err(spec.error_at(
+                    spec.equations[&fam.name].span.start,
+                    format!(
+                        "the Jacobian exceeds the limit of {MAX_DERIVATIVE_WORK} node visits for one definition file (at '{}': {} nodes differentiated w.r.t. {} state components and {} parameters; use fewer terms or a smaller dimension)",
+                        components[r],
+                        size,
+                        cols.len(),
+                        pars.len()
+                    ),
+                ));
+            }
             for col in cols {
                 let df = expr::diff(f, Wrt::State(col));
                 if !matches!(*df, Expr::Const(z) if z == 0.0) {
                     jacobian.push((r, col, df));
                 }
             }
-        }
-        let mut param_jacobian = Vec::new();
-        for (r, f) in rhs.iter().enumerate() {
-            for k in 0..param_names.len() {
+            for k in pars {
                 let df = expr::diff(f, Wrt::Param(k));
                 if !matches!(*df, Expr::Const(z) if z == 0.0) {
                     param_jacobian.push((r, k, df));
                 }
             }
         }
+        // rows of the parameter Jacobian are in row-major order already
         param_names.shrink_to_fit();
         Ok(Model {
             name: spec.name.clone(),
@@ -413,8 +544,31 @@ fn check_defines(
     families: &[Family],
     n: usize,
     params: &[String],
+    budget: &Budget,
 ) -> Result<(), SpecError> {
-    for (name, text) in &spec.define {
+    // Resolving an entry resolves every entry it uses, so entries no other entry mentions go
+    // first and each entry is checked once: a chain a0 <- a1 <- … <- a1999 costs one
+    // expansion, not 2000 (the order only saves work; every entry not yet resolved is).
+    let mentioned: std::collections::BTreeSet<&str> = spec
+        .define
+        .values()
+        .flat_map(|text| identifiers(&text.value))
+        .filter(|w| spec.define.contains_key(*w))
+        .collect();
+    let order = spec
+        .define
+        .iter()
+        .filter(|(name, _)| !mentioned.contains(name.as_str()))
+        .chain(
+            spec.define
+                .iter()
+                .filter(|(name, _)| mentioned.contains(name.as_str())),
+        );
+    let resolved = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    for (name, text) in order {
+        if resolved.borrow().contains(name) {
+            continue;
+        }
         let mut scratch = Vec::new();
         let mut env = Env {
             spec,
@@ -426,6 +580,9 @@ fn check_defines(
             lags: &mut scratch,
             bound: Vec::new(),
             defining: Vec::new(),
+            depth: 0,
+            budget,
+            resolved: Some(&resolved),
         };
         let at = Ast {
             kind: AstKind::Name(name.clone()),
@@ -434,6 +591,12 @@ fn check_defines(
         resolve_define(name, env.index, &at, &mut env, text.span.start)?;
     }
     Ok(())
+}
+
+/// The identifiers (`[A-Za-z_][A-Za-z0-9_]*`) written in an expression, in order.
+fn identifiers(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
 }
 
 /// The parameter values written in the file (sorted-name order, as [`Model::param_names`]).
@@ -471,6 +634,7 @@ fn initial_condition(
     d: usize,
     param_names: &[String],
     param_values: &[f64],
+    budget: &Budget,
 ) -> Result<Vec<f64>, SpecError> {
     if let Some(ic) = &spec.initial_conditions {
         if ic.value.len() == d {
@@ -488,6 +652,9 @@ fn initial_condition(
                     lags: &mut scratch,
                     bound: Vec::new(),
                     defining: Vec::new(),
+                    resolved: None,
+                    depth: 0,
+                    budget,
                 };
                 resolve(&ast, &mut env, rule.span.start)?;
             }
@@ -525,6 +692,7 @@ fn initial_condition(
             families,
             n,
             params: param_names,
+            budget,
         };
         // an initial rule is evaluated for every component, scalar variables included (index 0)
         let indexed = Family {
@@ -552,6 +720,7 @@ struct FamilyCtx<'a> {
     families: &'a [Family],
     n: usize,
     params: &'a [String],
+    budget: &'a Budget,
 }
 
 impl FamilyCtx<'_> {
@@ -582,6 +751,9 @@ impl FamilyCtx<'_> {
                 lags: &mut *lags,
                 bound: Vec::new(),
                 defining: Vec::new(),
+                resolved: None,
+                depth: 0,
+                budget: self.budget,
             };
             out.push(resolve(&ast, &mut env, text.span.start)?);
         }
@@ -595,7 +767,39 @@ impl FamilyCtx<'_> {
     }
 }
 
+/// Resolves one node: checks the depth and the file's budget, then [`resolve_node`].
 fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
+    if env.depth >= MAX_RESOLVE_DEPTH {
+        return Err(env.spec.error_at(
+            base + ast.span.start,
+            format!(
+                "expression nested too deeply: more than {MAX_RESOLVE_DEPTH} levels, counting the [define] entries it uses"
+            ),
+        ));
+    }
+    if !env.budget.take(1) {
+        return Err(env.spec.error_at(
+            base + ast.span.start,
+            budget_message("expanding this expression"),
+        ));
+    }
+    env.depth += 1;
+    let e = resolve_node(ast, env, base);
+    env.depth -= 1;
+    e
+}
+
+fn apply(op: BinOp, a: E, b: E) -> E {
+    match op {
+        BinOp::Add => expr::add(a, b),
+        BinOp::Sub => expr::sub(a, b),
+        BinOp::Mul => expr::mul(a, b),
+        BinOp::Div => expr::div(a, b),
+        BinOp::Pow => expr::pow(a, b),
+    }
+}
+
+fn resolve_node(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
     let at = |off: usize, m: String| env.spec.error_at(base + off, m);
     Ok(match &ast.kind {
         AstKind::Num(v) => c(*v),
@@ -603,13 +807,16 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
         AstKind::Bin(op, a, b) => {
             let a = resolve(a, env, base)?;
             let b = resolve(b, env, base)?;
-            match op {
-                BinOp::Add => expr::add(a, b),
-                BinOp::Sub => expr::sub(a, b),
-                BinOp::Mul => expr::mul(a, b),
-                BinOp::Div => expr::div(a, b),
-                BinOp::Pow => expr::pow(a, b),
+            apply(*op, a, b)
+        }
+        AstKind::Chain(first, rest) => {
+            // left to right, as the binary tree ((first op t1) op t2) … it stands for
+            let mut acc = resolve(first, env, base)?;
+            for (op, t) in rest {
+                let b = resolve(t, env, base)?;
+                acc = apply(*op, acc, b);
             }
+            acc
         }
         AstKind::Name(name) => {
             if let Some((_, k)) = env.bound.iter().rev().find(|(b, _)| b == name) {
@@ -772,7 +979,12 @@ fn resolve(ast: &Ast, env: &mut Env, base: usize) -> Result<E, SpecError> {
                     ));
                 }
                 let delay_ast = match (args.len(), args.first().map(|a| &a.kind)) {
-                    (1, Some(AstKind::Bin(BinOp::Sub, lhs, rhs))) if lhs.kind == AstKind::Name("t".into()) => rhs,
+                    (1, Some(AstKind::Chain(lhs, rest)))
+                        if lhs.kind == AstKind::Name("t".into())
+                            && matches!(rest.as_slice(), [(BinOp::Sub, _)]) =>
+                    {
+                        &rest[0].1
+                    }
                     _ => {
                         return Err(at(
                             ast.span.start,
@@ -948,10 +1160,13 @@ fn reduce(
             format!("'{fname}' over an empty range {lo} .. {hi}"),
         ));
     }
-    if hi - lo > 100_000 {
+    if hi - lo + 1 > MAX_REDUCTION_TERMS as i64 {
         return Err(env.spec.error_at(
             base + args[1].span.start,
-            format!("'{fname}' over {} terms: at most 100000", hi - lo + 1),
+            format!(
+                "'{fname}' over {} terms: at most {MAX_REDUCTION_TERMS}",
+                hi - lo + 1
+            ),
         ));
     }
     let mut acc: Option<E> = None;
@@ -999,6 +1214,9 @@ fn resolve_define(
     env.defining.push(name.to_string());
     let e = resolve(&ast, env, text.span.start);
     env.defining.pop();
+    if let (Ok(_), Some(r)) = (&e, env.resolved) {
+        r.borrow_mut().insert(name.to_string());
+    }
     env.index = saved_index;
     env.bound = saved_bound;
     e

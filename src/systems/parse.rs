@@ -6,7 +6,7 @@
 //! ```text
 //! expr    := term (('+' | '-') term)*
 //! term    := unary (('*' | '/') unary)*
-//! unary   := ('-' | '+') unary | power
+//! unary   := ('-' | '+')* power
 //! power   := primary ('^' unary)?
 //! primary := NUMBER | NAME | NAME '[' args ']' | NAME '(' args ')' | '(' expr ')'
 //! args    := expr (',' expr)*
@@ -14,6 +14,14 @@
 //!
 //! `NAME(...)` is a function call, or a delay term `x(t - tau)` when `NAME` is a variable.
 //! The parser only builds the surface tree ([`Ast`]); names are resolved in [`super::model`].
+//!
+//! Limits (so that no input can exhaust the stack): sums and products of any length are read
+//! by loops into flat [`AstKind::Chain`] nodes (a sum of 100,000 terms is one node with
+//! 100,000 operands), a run of signs `- - -x` is folded into one negation (or none), and
+//! everything else that nests — parentheses, function arguments, indices and exponents — may
+//! nest at most [`MAX_NESTING`] levels deep; deeper input is a [`ParseError`] at the token that
+//! opens level `MAX_NESTING + 1`. The tree's depth is therefore at most about 4 · `MAX_NESTING`
+//! whatever the length of the expression.
 
 use std::ops::Range;
 
@@ -25,6 +33,10 @@ pub struct ParseError {
     /// Human-readable message, naming the offending token.
     pub message: String,
 }
+
+/// Deepest nesting of parentheses, function calls, indices and exponents (`^`) in one
+/// expression; see the module documentation.
+pub const MAX_NESTING: usize = 256;
 
 /// Binary operators of the surface language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +67,12 @@ pub enum AstKind {
     /// `f(a, b, ...)`: a function call or a delay term `x(t - tau)`.
     Call(String, Vec<Ast>),
     Neg(Box<Ast>),
+    /// `a ^ b` (the only binary node: `^` chains nest, and count towards [`MAX_NESTING`]).
     Bin(BinOp, Box<Ast>, Box<Ast>),
+    /// A left-associative chain `first op1 t1 op2 t2 …` of `+`/`-` (a sum) or `*`/`/`
+    /// (a product), evaluated left to right: `((first op1 t1) op2 t2) …`. Flat, so that its
+    /// length does not add to the depth of the tree.
+    Chain(Box<Ast>, Vec<(BinOp, Ast)>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -150,12 +167,19 @@ struct Parser<'a> {
     src: &'a str,
     toks: Vec<(Tok, Range<usize>)>,
     pos: usize,
+    /// Current nesting level (parentheses, arguments, indices, exponents).
+    depth: usize,
 }
 
 /// Parses one expression string into a surface tree.
 pub fn parse_expr(src: &str) -> Result<Ast, ParseError> {
     let toks = Lexer::run(src)?;
-    let mut p = Parser { src, toks, pos: 0 };
+    let mut p = Parser {
+        src,
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     if p.peek() == &Tok::End {
         return Err(ParseError {
             span: 0..src.len(),
@@ -208,61 +232,105 @@ impl Parser<'_> {
             })
         }
     }
-    fn expr(&mut self) -> Result<Ast, ParseError> {
-        let mut lhs = self.term()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Op('+') => BinOp::Add,
-                Tok::Op('-') => BinOp::Sub,
-                _ => return Ok(lhs),
-            };
-            self.bump();
-            let rhs = self.term()?;
-            lhs = bin(op, lhs, rhs);
+    /// Enters one nesting level at the current token (an error past [`MAX_NESTING`]).
+    fn enter(&mut self) -> Result<(), ParseError> {
+        if self.depth >= MAX_NESTING {
+            return Err(ParseError {
+                span: self.span(),
+                message: format!(
+                    "expression nested too deeply at {}: at most {MAX_NESTING} levels of parentheses, function arguments, indices and exponents",
+                    self.token_text()
+                ),
+            });
         }
+        self.depth += 1;
+        Ok(())
+    }
+    fn expr(&mut self) -> Result<Ast, ParseError> {
+        self.chain(Self::term, |t| match t {
+            Tok::Op('+') => Some(BinOp::Add),
+            Tok::Op('-') => Some(BinOp::Sub),
+            _ => None,
+        })
     }
     fn term(&mut self) -> Result<Ast, ParseError> {
-        let mut lhs = self.unary()?;
-        loop {
-            let op = match self.peek() {
-                Tok::Op('*') => BinOp::Mul,
-                Tok::Op('/') => BinOp::Div,
-                _ => return Ok(lhs),
-            };
-            self.bump();
-            let rhs = self.unary()?;
-            lhs = bin(op, lhs, rhs);
-        }
+        self.chain(Self::unary, |t| match t {
+            Tok::Op('*') => Some(BinOp::Mul),
+            Tok::Op('/') => Some(BinOp::Div),
+            _ => None,
+        })
     }
-    fn unary(&mut self) -> Result<Ast, ParseError> {
-        match self.peek() {
-            Tok::Op('-') => {
-                let s = self.bump().1;
-                let e = self.unary()?;
-                let span = s.start..e.span.end;
-                Ok(Ast {
-                    kind: AstKind::Neg(Box::new(e)),
-                    span,
-                })
-            }
-            Tok::Op('+') => {
-                self.bump();
-                self.unary()
-            }
-            _ => self.power(),
+    /// `operand (op operand)*` read by a loop into one flat [`AstKind::Chain`].
+    fn chain(
+        &mut self,
+        operand: fn(&mut Self) -> Result<Ast, ParseError>,
+        op_of: fn(&Tok) -> Option<BinOp>,
+    ) -> Result<Ast, ParseError> {
+        let first = operand(self)?;
+        let mut rest = Vec::new();
+        while let Some(op) = op_of(self.peek()) {
+            self.bump();
+            rest.push((op, operand(self)?));
         }
+        if rest.is_empty() {
+            return Ok(first);
+        }
+        let span = first.span.start..rest.last().map_or(first.span.end, |(_, t)| t.span.end);
+        Ok(Ast {
+            kind: AstKind::Chain(Box::new(first), rest),
+            span,
+        })
+    }
+    /// A run of signs is read by a loop: an odd number of `-` is one negation, an even number
+    /// none (`- -x` is `x`, exactly as the evaluated expression would be).
+    fn unary(&mut self) -> Result<Ast, ParseError> {
+        let start = self.span().start;
+        let mut negative = false;
+        loop {
+            match self.peek() {
+                Tok::Op('-') => negative = !negative,
+                Tok::Op('+') => {}
+                _ => break,
+            }
+            self.bump();
+        }
+        let e = self.power()?;
+        if !negative {
+            return Ok(e);
+        }
+        let span = start..e.span.end;
+        Ok(Ast {
+            kind: AstKind::Neg(Box::new(e)),
+            span,
+        })
     }
     fn power(&mut self) -> Result<Ast, ParseError> {
         let base = self.primary()?;
         if self.peek() == &Tok::Op('^') {
-            self.bump();
             // right-associative; the exponent may carry a sign: 2^-1
+            self.enter()?;
+            self.bump();
             let exp = self.unary()?;
+            self.depth -= 1;
             return Ok(bin(BinOp::Pow, base, exp));
         }
         Ok(base)
     }
     fn primary(&mut self) -> Result<Ast, ParseError> {
+        let opens = match self.peek() {
+            Tok::Op('(') => true,
+            Tok::Name(_) => matches!(self.toks.get(self.pos + 1), Some((Tok::Op('(' | '['), _))),
+            _ => false,
+        };
+        if opens {
+            self.enter()?;
+            let r = self.primary_nested();
+            self.depth -= 1;
+            return r;
+        }
+        self.primary_nested()
+    }
+    fn primary_nested(&mut self) -> Result<Ast, ParseError> {
         let (tok, span) = self.bump();
         match tok {
             Tok::Num(v) => Ok(Ast {
@@ -348,16 +416,24 @@ mod tests {
                 format!("{n}({})", a.join(","))
             }
             AstKind::Neg(e) => format!("(-{})", show(e)),
-            AstKind::Bin(op, a, b) => {
-                let o = match op {
-                    BinOp::Add => "+",
-                    BinOp::Sub => "-",
-                    BinOp::Mul => "*",
-                    BinOp::Div => "/",
-                    BinOp::Pow => "^",
-                };
-                format!("({}{o}{})", show(a), show(b))
+            AstKind::Chain(first, rest) => {
+                let mut acc = show(first);
+                for (op, t) in rest {
+                    acc = format!("({acc}{}{})", op_str(*op), show(t));
+                }
+                acc
             }
+            AstKind::Bin(op, a, b) => format!("({}{}{})", show(a), op_str(*op), show(b)),
+        }
+    }
+
+    fn op_str(op: BinOp) -> &'static str {
+        match op {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Pow => "^",
         }
     }
 
@@ -386,5 +462,28 @@ mod tests {
         assert_eq!(e.span, 2..3);
         assert!(parse_expr("").is_err());
         assert!(parse_expr("x y").unwrap_err().message.contains("'y'"));
+    }
+
+    #[test]
+    fn long_chains_are_flat_and_nesting_is_limited() {
+        let sum = vec!["x"; 100_000].join(" - ");
+        let a = parse_expr(&sum).unwrap();
+        assert!(matches!(&a.kind, AstKind::Chain(_, rest) if rest.len() == 99_999));
+        let signs = format!("{}x", "-".repeat(100_001));
+        assert!(matches!(parse_expr(&signs).unwrap().kind, AstKind::Neg(_)));
+        let ok = format!("{}x{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert!(parse_expr(&ok).is_ok());
+        let deep = format!("{}x{}", "(".repeat(10_000), ")".repeat(10_000));
+        let e = parse_expr(&deep).unwrap_err();
+        assert_eq!(e.span, MAX_NESTING..MAX_NESTING + 1);
+        assert!(
+            e.message.contains("nested too deeply at '('"),
+            "{}",
+            e.message
+        );
+        let tower = vec!["2"; 1000].join("^");
+        assert!(parse_expr(&tower).unwrap_err().message.contains("at '^'"));
+        let calls = format!("{}x{}", "sin(".repeat(1000), ")".repeat(1000));
+        assert!(parse_expr(&calls).unwrap_err().message.contains("at 'sin'"));
     }
 }

@@ -11,10 +11,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
-/// Largest family size `dimension` (in the file or by `--set dimension=`): 10^7 components per
-/// variable. A larger value is an error naming this limit.
-pub const MAX_DIMENSION: usize = 10_000_000;
-
 /// Kind of dynamics a file defines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -339,6 +335,10 @@ fn escape_map(raw: &str, value: &str, multiline: bool) -> Option<Vec<usize>> {
     (out == value).then_some(map)
 }
 
+/// Longest definition text read as equations (4 MiB): a sum of 100,000 written-out terms
+/// takes well under 1 MiB; the parsed form of the text takes about 40 times its size.
+pub const MAX_DEFINITION_BYTES: usize = 4 << 20;
+
 /// The text of a definition file (equations or particles), or an error naming the file.
 pub fn read_definition(path: &Path) -> Result<String, SpecError> {
     std::fs::read_to_string(path).map_err(|e| SpecError {
@@ -355,9 +355,23 @@ impl SystemSpec {
         Self::from_str_at(&read_definition(path)?, path)
     }
 
-    /// Parses definition text; `path` is used in error messages.
+    /// Parses definition text; `path` is used in error messages. Text longer than
+    /// [`MAX_DEFINITION_BYTES`] is an error at the byte past the limit.
     pub fn from_str_at(text: &str, path: &Path) -> Result<SystemSpec, SpecError> {
         let err = |off: usize, m: String| error_at(path, text, off, m);
+        if text.len() > MAX_DEFINITION_BYTES {
+            let mut off = MAX_DEFINITION_BYTES;
+            while !text.is_char_boundary(off) {
+                off -= 1;
+            }
+            return Err(err(
+                off,
+                format!(
+                    "definition file of {} bytes: at most {MAX_DEFINITION_BYTES} (4 MiB)",
+                    text.len()
+                ),
+            ));
+        }
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let off = e.span().map(|s| s.start).unwrap_or(0);
             let msg = e.message().trim().replace('\n', " ");
@@ -445,10 +459,13 @@ impl SystemSpec {
                         format!("field 'dimension' must be a positive integer, got {n}"),
                     ));
                 }
-                if n as u64 > MAX_DIMENSION as u64 {
+                let limit = super::model::MAX_STATE_DIMENSION;
+                if (n as u64).saturating_mul(variables.len().max(1) as u64) > limit as u64 {
                     return Err(err(
                         d.span().start,
-                        format!("dimension = {n} exceeds the limit of {MAX_DIMENSION}"),
+                        format!(
+                            "dimension {n} gives more than {limit} state components (the most a file may declare)"
+                        ),
                     ));
                 }
                 Some(n as usize)
