@@ -433,12 +433,17 @@ pub enum TableError {
     NotAFile(PathBuf),
     #[error("interrupted: continue with resume (the partial table is kept)")]
     Interrupted,
+    /// The destination is not a regular file, or another process is writing it.
+    #[error(transparent)]
+    Output(#[from] crate::io::IoError),
 }
 
 /// The invariants table of `files` (one CSV row per system, columns [`INVARIANT_COLUMNS`]),
 /// computed in parallel: rows are appended to `.NAME.partial` beside `output` as they finish (a
 /// killed run keeps them; `resume` skips the systems already there), and the complete table is
-/// renamed to `output`. `progress` counts systems; `cancel` stops after the systems in flight.
+/// renamed to `output` (never over what is not a regular file). One process at a time writes a
+/// table ([`crate::io::h5md::OutputLock`]: a second run on the same output fails at once, naming
+/// the first). `progress` counts systems; `cancel` stops after the systems in flight.
 pub fn invariants_table(
     files: &[PathBuf],
     output: &Path,
@@ -451,6 +456,7 @@ pub fn invariants_table(
         .file_name()
         .ok_or_else(|| TableError::NotAFile(output.to_path_buf()))?;
     let partial = output.with_file_name(format!(".{}.partial", name.to_string_lossy()));
+    let _lock = crate::io::h5md::OutputLock::acquire(output)?;
     let file_err = |what: &'static str| {
         let p = partial.clone();
         move |e: std::io::Error| TableError::File {
@@ -552,11 +558,7 @@ pub fn invariants_table(
     if cancel.is_cancelled() {
         return Err(TableError::Interrupted);
     }
-    std::fs::rename(&partial, output).map_err(|e| TableError::File {
-        path: output.to_path_buf(),
-        what: "rename the complete table into place",
-        reason: e,
-    })?;
+    crate::io::commit_file(&partial, output)?;
     Ok(TableSummary {
         computed: todo.len(),
         reused: done.len(),

@@ -223,3 +223,27 @@ fn resume_without_a_checkpoint_leaves_nothing() {
     fails_once(&o, &["no checkpoint to resume"]);
     assert!(!model.exists(), "an empty model directory was left behind");
 }
+
+/// Item 7, the same class for the catalogue table: `catalogue invariants` appends rows to
+/// `.NAME.partial`, so two runs on one `-o` shared it. A run now holds the destination's lock
+/// (as particle runs do): while another process holds it, a run fails at once, naming it, and
+/// touches nothing; the forecast and reference-value files go through per-process temporaries.
+#[test]
+fn a_table_being_written_is_not_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.csv");
+    let lock = phaseflow::io::h5md::OutputLock::acquire(&out).unwrap();
+    let o = phaseflow(&[
+        "catalogue",
+        "invariants",
+        "--systems",
+        "lorenz",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    fails_once(&o, &["is writing this file"]);
+    assert!(!out.exists());
+    assert_eq!(hidden_entries(dir.path()), [".t.csv.lock"]);
+    drop(lock);
+    assert!(hidden_entries(dir.path()).is_empty());
+}

@@ -355,7 +355,7 @@ fn process_alive(pid: u32) -> bool {
 /// Writes an HDF5 file through `fill` under a temporary name next to `path`, then renames it into
 /// place (a reader never sees a partial file; on error the temporary file is removed). Temporaries
 /// `.<name>.partial-<pid>-<n>` that dead processes left next to `path` are removed first
-/// ([`remove_stale_temporaries`]; a particle run's resumable `.<name>.partial` has no pid and is
+/// (`remove_stale_temporaries`; a particle run's resumable `.<name>.partial` has no pid and is
 /// not one of them).
 pub fn write_hdf5_atomically(
     path: &Path,
@@ -376,9 +376,9 @@ pub fn write_hdf5_atomically(
 }
 
 /// Writes `bytes` to `path` atomically: under a temporary name unique to this process and
-/// call ([`temp_path_for`]), synced, then renamed into place. A reader never sees a partial
+/// call (`temp_path_for`), synced, then renamed into place. A reader never sees a partial
 /// file, two writers never share a temporary, and on error nothing is left behind; what dead
-/// processes left next to `path` is removed first ([`remove_stale_temporaries`]).
+/// processes left next to `path` is removed first (`remove_stale_temporaries`).
 pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path_for(path, ".partial", "")?;
     remove_stale_temporaries(path, ".partial", "");

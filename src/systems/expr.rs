@@ -559,7 +559,7 @@ pub fn select(cond: E, a: E, b: E) -> E {
 
 impl Expr {
     /// Evaluates the tree (reference interpreter). Shallow trees are walked recursively (no
-    /// allocation); below depth [`EVAL_RECURSION`] the walk continues from a heap stack.
+    /// allocation); below depth `EVAL_RECURSION` the walk continues from a heap stack.
     pub fn eval(&self, cx: &Ctx) -> f64 {
         self.eval_at(cx, 0)
     }

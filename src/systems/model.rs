@@ -195,7 +195,7 @@ const RESOLVE_STACK_BYTES: usize = 256 << 20;
 impl Model {
     /// Resolves a spec with overrides. Errors are located in the file.
     ///
-    /// Runs on a thread of its own with a [`RESOLVE_STACK_BYTES`] stack, so that the deepest
+    /// Runs on a thread of its own with a `RESOLVE_STACK_BYTES` stack, so that the deepest
     /// input within the limits resolves whatever thread calls it (a panic is passed on; a
     /// thread that cannot be started is an error).
     pub fn build(spec: &SystemSpec, ov: &Overrides) -> Result<Model, SpecError> {
