@@ -650,3 +650,51 @@ fn negative_numbers_reach_the_range_checks_of_every_command() {
         assert!(hidden_entries(dir.path()).is_empty());
     }
 }
+
+/// Requests that could never finish are refused before any file is made: a burn-in so long that
+/// the recorded times are no longer distinct in double precision (`--burn-in 1e308` integrated
+/// for minutes), a particle run of more than 2^53 steps (`--t-end 1e308`: 2^64 steps), and a
+/// particle output larger than the free disk (`--steps 1e11 --every 1`).
+#[test]
+fn requests_that_cannot_finish_are_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.h5");
+    let o_ = out.to_str().unwrap();
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &[
+                "simulate",
+                "lorenz",
+                "--burn-in",
+                "1e308",
+                "--points",
+                "20",
+                "-o",
+                o_,
+            ],
+            &["near t = 1e308", "below the resolution of double precision"],
+        ),
+        (
+            &["simulate", "trap", "--t-end", "1e308", "-o", o_],
+            &["--t-end 1e308", "the limit of 2^53"],
+        ),
+        (
+            &[
+                "simulate",
+                "trap",
+                "--steps",
+                "100000000000",
+                "--every",
+                "1",
+                "-o",
+                o_,
+            ],
+            &["1e11 frames", "free"],
+        ),
+    ];
+    for (args, needles) in cases {
+        fails_once(&phaseflow(args), needles);
+        assert!(!out.exists());
+        assert!(hidden_entries(dir.path()).is_empty(), "{args:?}");
+    }
+}

@@ -508,7 +508,13 @@ fn a_full_disk_leaves_nothing_behind() {
     }
     let _guard = Mounted(dir.path().to_path_buf());
     let out = dir.path().join("f.h5");
+    // frames alone beyond the free space (31 frames of 20 kB in 300 kB): refused up front
     let o = phaseflow(&with_output(&abp_args("3000"), &out));
+    fails_once(&o, &["the output would take at least", "free"]);
+    assert!(!out.exists());
+    assert_eq!(hidden_entries(dir.path()), Vec::<String>::new());
+    // frames that fit (11), the whole file (checkpoints, observables) does not: fails in the run
+    let o = phaseflow(&with_output(&abp_args("1000"), &out));
     fails_once(&o, &["No space left on device"]);
     assert!(!out.exists());
     assert_eq!(hidden_entries(dir.path()), Vec::<String>::new());

@@ -55,7 +55,14 @@ impl RunConfig {
                 "{what} must be a non-negative time, got {t}"
             )));
         }
-        Ok((t / model.dt).round() as u64)
+        let steps = (t / model.dt).round();
+        if steps > MAX_STEPS as f64 {
+            return Err(RunError::Invalid(format!(
+                "{what} {t:e} at dt = {} needs more than the limit of 2^53 = {:.3e} steps (where every step's time is exact in f64)",
+                model.dt, MAX_STEPS as f64
+            )));
+        }
+        Ok(steps as u64)
     }
 
     /// The default frame spacing: 100 frames over `steps` (at least one step apart).
@@ -716,7 +723,42 @@ enum Blown {
 
 /// The frame schedule and replica count make sense: `every` ≥ 1 and, when steps are recorded, at
 /// most `steps` (else no frame would follow the first); at least one replica.
+/// Refuses, before any file is made, a run whose frames alone (positions, images and the
+/// propulsion state, `frames × replicas × N × (8·d + 4·d + 8·g)` bytes) exceed the free space of
+/// the destination's file system: it would fill the disk and fail hours later.
+fn check_output_size(
+    out: &Path,
+    cfg: &RunConfig,
+    n: usize,
+    d: usize,
+    g: usize,
+) -> Result<(), RunError> {
+    let frames = (cfg.steps / cfg.every.max(1)) as f64 + 1.0;
+    let bytes = frames * cfg.replicas as f64 * n as f64 * (12 * d + 8 * g) as f64;
+    if let Some(free) = crate::io::available_bytes(out) {
+        if bytes > free as f64 {
+            return Err(RunError::Invalid(format!(
+                "the output would take at least {} ({} frames of {} replica(s) × {n} particles) but its file system has {} free: record fewer frames (--every) or write elsewhere",
+                crate::control::human_bytes(bytes),
+                crate::control::human_count(frames as usize),
+                cfg.replicas,
+                crate::control::human_bytes(free as f64)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Most steps of one run: 2^53, where every step's time `k·dt` is exact in f64 (a request for
+/// more, such as `--t-end 1e308`, is an error before any file is made, not a run that never ends).
+pub const MAX_STEPS: u64 = 1 << 53;
+
 fn check_schedule(steps: u64, every: u64, replicas: usize) -> Result<(), RunError> {
+    if steps > MAX_STEPS {
+        return Err(RunError::Invalid(format!(
+            "--steps {steps} is more than the limit of 2^53 = {MAX_STEPS} steps"
+        )));
+    }
     if every == 0 {
         return Err(RunError::Invalid("--every must be at least 1".into()));
     }
@@ -759,6 +801,7 @@ pub fn run(
     };
     let out_components = if prop_name == "orientation" { d } else { gd };
     let params = recorded_parameters(model, cfg);
+    check_output_size(out, cfg, n, d, out_components)?;
     // held until the file is published (or the run stops): dropped after `output`
     let lock = OutputLock::acquire(out)?;
     let partial = crate::io::h5md::partial_path(out)?;

@@ -311,7 +311,8 @@ impl<'a> Run<'a> {
         self
     }
 
-    /// The recorded grid after the burn-in (at most [`MAX_POINTS`] points).
+    /// The recorded grid after the burn-in (at most [`MAX_POINTS`] points, their spacing
+    /// resolved to 0.1 % in double precision at the last time).
     pub fn sampling(&self) -> Result<Sampling, SimulateError> {
         let s = self.sampling_unchecked()?;
         if s.points > MAX_POINTS {
@@ -319,6 +320,15 @@ impl<'a> Run<'a> {
                 "{} output points requested; a run records at most 2^53 = {MAX_POINTS:.3e} (where every output index is exact in f64)",
                 human_count(s.points),
                 MAX_POINTS = MAX_POINTS as f64
+            ));
+        }
+        // the recorded times must be distinct numbers: each spacing resolved to 0.1 % in f64
+        let t_last = s.t_start + (s.points.saturating_sub(1)) as f64 * s.dt_out;
+        if !(s.dt_out > 1e3 * f64::EPSILON * t_last.abs()) {
+            return invalid(format!(
+                "output times near t = {t_last:e} are {:.3e} apart, below the resolution of double precision there (the spacing must exceed {:.1e}): shorten --burn-in or widen the spacing",
+                s.dt_out,
+                1e3 * f64::EPSILON * t_last.abs()
             ));
         }
         Ok(s)
