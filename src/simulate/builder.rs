@@ -324,11 +324,11 @@ impl<'a> Run<'a> {
         }
         // the recorded times must be distinct numbers: each spacing resolved to 0.1 % in f64
         let t_last = s.t_start + (s.points.saturating_sub(1)) as f64 * s.dt_out;
-        if !(s.dt_out > 1e3 * f64::EPSILON * t_last.abs()) {
+        let resolution = 1e3 * f64::EPSILON * t_last.abs();
+        if s.dt_out.is_nan() || s.dt_out <= resolution {
             return invalid(format!(
                 "output times near t = {t_last:e} are {:.3e} apart, below the resolution of double precision there (the spacing must exceed {:.1e}): shorten --burn-in or widen the spacing",
-                s.dt_out,
-                1e3 * f64::EPSILON * t_last.abs()
+                s.dt_out, resolution
             ));
         }
         Ok(s)
