@@ -327,7 +327,7 @@ impl<'a> Run<'a> {
         let resolution = 1e3 * f64::EPSILON * t_last.abs();
         if s.dt_out.is_nan() || s.dt_out <= resolution {
             return invalid(format!(
-                "output times near t = {t_last:e} are {:.3e} apart, below the resolution of double precision there (the spacing must exceed {:.1e}): shorten --burn-in or widen the spacing",
+                "output times near t = {t_last:e} are {:.3e} apart, below the resolution of double precision there (the spacing must exceed {:.1e}): start earlier (--burn-in), end sooner (--t-end) or widen the spacing",
                 s.dt_out, resolution
             ));
         }
