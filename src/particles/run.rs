@@ -119,7 +119,7 @@ pub enum RunError {
         /// The partial file kept for `--resume` (set by [`run`]).
         partial: Option<PathBuf>,
     },
-    #[error("interrupted after {frames} frames (checkpoint written); {}", kept_note(.partial))]
+    #[error("interrupted after {frames} frames; {}", kept_note(.partial))]
     Interrupted {
         frames: usize,
         /// The partial file kept for `--resume` (set by [`run`]).
@@ -148,7 +148,10 @@ pub enum RunError {
 /// "continue with --resume", naming the partial file kept when known.
 fn kept_note(partial: &Option<PathBuf>) -> String {
     match partial {
-        Some(p) => format!("{} kept; continue with --resume", p.display()),
+        Some(p) => format!(
+            "{} kept; continue with --resume (from its last checkpoint)",
+            p.display()
+        ),
         None => "continue with --resume".into(),
     }
 }
@@ -616,6 +619,9 @@ impl Driver {
             let limit = 0.25 * diameter;
             let advance = |s: &mut Simulation| -> Option<(u64, Blown)> {
                 while s.step_count() < target {
+                    if s.step_count().is_multiple_of(CANCEL_CHECK_STEPS) && cancel.is_cancelled() {
+                        return Some((s.step_count(), Blown::Cancelled));
+                    }
                     s.step();
                     let jump = s.max_force_displacement();
                     if jump.is_nan() || jump > limit {
@@ -632,11 +638,20 @@ impl Driver {
             } else {
                 self.sims.iter_mut().map(advance).collect()
             };
-            if let Some((r, (step, what))) = blown
-                .iter()
-                .enumerate()
-                .find_map(|(r, b)| b.map(|v| (r, v)))
-            {
+            // a replica that blew up before the others saw the cancellation is reported as such
+            let unstable = blown.iter().enumerate().find_map(|(r, b)| {
+                b.filter(|(_, w)| !matches!(w, Blown::Cancelled))
+                    .map(|v| (r, v))
+            });
+            if unstable.is_none() && blown.iter().any(|b| b.is_some()) {
+                // stopped within frame k: frames 0..k are in the file, resumable from the last
+                // checkpoint (as after a kill, which the two checkpoint slots make safe)
+                return Err(RunError::Interrupted {
+                    frames: k,
+                    partial: None,
+                });
+            }
+            if let Some((r, (step, what))) = unstable {
                 let t = step as f64 * model.dt;
                 let system = model.name.clone();
                 return Err(match what {
@@ -655,6 +670,11 @@ impl Driver {
                         crossings,
                         step,
                         t,
+                    },
+                    // (filtered out above)
+                    Blown::Cancelled => RunError::Interrupted {
+                        frames: k,
+                        partial: None,
                     },
                 });
             }
@@ -719,7 +739,14 @@ enum Blown {
     Jump(f64),
     /// This particle's image counter passed [`IMAGE_LIMIT`] (its value).
     Images(usize, i64),
+    /// `cancel` was set within the frame (checked every [`CANCEL_CHECK_STEPS`] steps).
+    Cancelled,
 }
+
+/// Steps between two looks at the cancellation token inside a frame: a frame may last minutes
+/// (`--every` is the user's), and Ctrl-C or SIGTERM must stop the run within a fraction of a
+/// second; one atomic load per 256 steps costs nothing measurable.
+const CANCEL_CHECK_STEPS: u64 = 256;
 
 /// The frame schedule and replica count make sense: `every` ≥ 1 and, when steps are recorded, at
 /// most `steps` (else no frame would follow the first); at least one replica.
