@@ -227,9 +227,12 @@ fn resume_after_kill_9_at_several_moments_gives_the_uninterrupted_file() {
         let running = child.try_wait().unwrap().is_none();
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
-        if running && !status.success() {
+        if running && !status.success() && out.exists() {
+            // killed between publishing the complete file (checked below) and exiting: at most
+            // its lock file, unlocked, remains (the next run on the path takes it over)
+            let _ = std::fs::remove_file(dir.path().join(format!(".killed{k}.h5.lock")));
+        } else if running && !status.success() {
             interrupted += 1;
-            assert!(!out.exists(), "a killed run published {}", out.display());
             let partial = dir.path().join(format!(".killed{k}.h5.partial"));
             let resume = if partial.exists() {
                 with_output(&[&args[..], &["--resume"]].concat(), &out)
