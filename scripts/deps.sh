@@ -3,7 +3,7 @@
 #   Debian packages: HDF5 (libhdf5-dev, for the hdf5-metno crate), pkg-config, fontconfig + a font
 #   (plotters draws text with them);
 #   Python packages (tests and notebooks): numpy, h5py, matplotlib, pandas, nbclient, nbformat,
-#   ipykernel.
+#   ipykernel; maturin (builds the Python package, python/) and pytest (its tests).
 # `deps.sh --build-only`: the Debian packages only (what building and running the binary needs;
 # scripts/example.sh), no Python.
 set -euo pipefail
@@ -37,8 +37,8 @@ if $build_only; then
   exit 0
 fi
 
-if ! python3 -c "import numpy, h5py, matplotlib, pandas, nbclient, nbformat, ipykernel" >/dev/null 2>&1; then
+if ! python3 -c "import numpy, h5py, matplotlib, pandas, nbclient, nbformat, ipykernel, pytest, maturin" >/dev/null 2>&1; then
   echo "deps: installing Python packages" >&2
-  python3 -m pip install -q --disable-pip-version-check numpy h5py matplotlib pandas nbclient nbformat ipykernel \
-    || python3 -m pip install -q --break-system-packages numpy h5py matplotlib pandas nbclient nbformat ipykernel
+  python3 -m pip install -q --disable-pip-version-check numpy h5py matplotlib pandas nbclient nbformat ipykernel pytest 'maturin>=1.16,<2' \
+    || python3 -m pip install -q --break-system-packages numpy h5py matplotlib pandas nbclient nbformat ipykernel pytest 'maturin>=1.16,<2'
 fi

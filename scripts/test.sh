@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting and lints (rustfmt, clippy on every target, rustdoc with
 # warnings denied), Rust unit, integration, CLI and doc tests (optimised: the numerical tests
-# integrate chaotic systems at tight tolerances), then the Python notebooks executed against
-# freshly simulated output.
+# integrate chaotic systems at tight tolerances), then the Python package (python/: its wheel
+# built from the same test-opt artifacts, installed, and its pytest suite), then the Python
+# notebooks executed against freshly simulated output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
@@ -11,12 +12,23 @@ for tool in rustfmt clippy; do
     rustup component add "$tool" || { echo "test: cargo $tool is missing and cannot be installed" >&2; exit 1; }
   fi
 done
-cargo fmt --check
-cargo clippy --profile test-opt --locked --all-targets -- -D warnings
+cargo fmt --all --check
+# --workspace: the Python crate too; its features unify with the tests' (see python/Cargo.toml,
+# feature test-artifacts), so the wheel below reuses the library built here
+cargo clippy --profile test-opt --locked --workspace --all-targets -- -D warnings
 # the build of the example (scripts/example.sh: without the default feature `learn`) too
 cargo clippy --profile test-opt --locked --no-default-features --all-targets -- -D warnings
-cargo test --profile test-opt --locked
+cargo test --profile test-opt --locked --workspace
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 target_dir="${CARGO_TARGET_DIR:-target}"
+# the Python package: an abi3 wheel from the test-opt build (only the native module is compiled
+# here), installed into this python3, then its tests against the binary
+rm -f "$target_dir"/wheels/phaseflow-*.whl
+python3 -m maturin build --profile test-opt --locked --features test-artifacts \
+  --compatibility linux -m python/Cargo.toml -o "$target_dir/wheels"
+wheel=$(ls "$target_dir"/wheels/phaseflow-*.whl)
+python3 -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheel" \
+  || python3 -m pip install -q --disable-pip-version-check --break-system-packages --force-reinstall --no-deps "$wheel"
+PHASEFLOW_BIN="$target_dir/test-opt/phaseflow" python3 -m pytest -q python/tests
 python3 notebooks/run_notebooks.py --phaseflow "$target_dir/test-opt/phaseflow"
 "$target_dir/test-opt/phaseflow" catalogue check
