@@ -27,7 +27,7 @@ def invariants(
 def epr_exact(system: str, text: bool = False, overrides: list[tuple[str, float]] = ...) -> str: ...
 def epr_exact_system(system: "System", overrides: list[tuple[str, float]] = ...) -> str: ...
 def epr_samples(
-    data: str,
+    data: Optional[str],
     model: Optional[str] = None,
     system: Optional[str] = None,
     system_text: bool = False,

@@ -174,11 +174,6 @@ def epr(
         else:
             raise TypeError(f"system must be a name, a path, definition text or a phaseflow system, got {type(system).__name__}")
         return _arrays(json.loads(out))
-    if data is None:
-        raise PhaseflowError(
-            "phaseflow epr needs --data SAMPLES.h5 (with --model DIR for the learned EPR; without, "
-            "the learning-free reference only), or --exact --system FILE"
-        )
     if system is not None and not isinstance(system, (str, os.PathLike)):
         raise TypeError(
             "with data, system is a particle model's catalogue name, path or definition text, "
@@ -186,7 +181,7 @@ def epr(
         )
     source = None if system is None else os.fspath(system)
     out = _native.epr_samples(
-        os.fspath(data),
+        _path(data),
         model=_path(model),
         system=source,
         system_text=source is not None and _is_text(source),

@@ -188,7 +188,7 @@ fn epr_exact_system(
 #[allow(clippy::too_many_arguments)]
 fn epr_samples(
     py: Python<'_>,
-    data: PathBuf,
+    data: Option<PathBuf>,
     model: Option<PathBuf>,
     system: Option<String>,
     system_text: bool,
@@ -209,6 +209,11 @@ fn epr_samples(
             "--flow-dt must be a finite number > 0, got {dt}"
         )));
     }
+    let Some(data) = data else {
+        return Err(PhaseflowError::new_err(
+            "phaseflow epr needs --data SAMPLES.h5 (with --model DIR for the learned EPR; without, the learning-free reference only), or --exact --system FILE",
+        ));
+    };
     // the definition's text and label, resolved here (the catalogue is the module's)
     let definition = match system {
         Some(s) if system_text => Some((s, PathBuf::from("<string>"))),

@@ -206,6 +206,7 @@ def test_epr_errors_are_the_clis(phaseflow_bin, data):
         (dict(exact=True, system="systems/linear/bead_spring_2.toml", data=data / "bs.h5"),
          ["--exact", "--system", "systems/linear/bead_spring_2.toml", "--data", data / "bs.h5"]),
         (dict(), []),
+        (dict(flow_dt=0.0), ["--flow-dt", "0"]),
         (dict(data=data / "bs.h5", flow_dt=-1.0), ["--data", data / "bs.h5", "--flow-dt", "-1"]),
         (dict(data=data / "bs.h5"), ["--data", data / "bs.h5"]),
         (dict(data=data / "trap.h5", maps=data / "m.h5"), ["--data", data / "trap.h5", "--maps", data / "m.h5"]),
