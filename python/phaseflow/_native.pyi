@@ -10,6 +10,50 @@ class PhaseflowError(ValueError): ...
 def catalogue() -> list[tuple[str, Optional[str], str, Optional[str]]]: ...
 def catalogue_dir() -> Optional[str]: ...
 
+# python/src/analysis.rs: the --json text of `phaseflow invariants`, `epr`, `train`
+def invariants(
+    system: "System",
+    overrides: list[tuple[str, float]] = ...,
+    t_end: Optional[float] = None,
+    transient: Optional[float] = None,
+    qr_interval: Optional[float] = None,
+    exponents: Optional[int] = None,
+    ics: int = 1,
+    seed: int = 0,
+    rtol: float = 1e-9,
+    atol: float = 1e-9,
+    correlation_points: int = 20000,
+) -> str: ...
+def epr_exact(system: str, text: bool = False, overrides: list[tuple[str, float]] = ...) -> str: ...
+def epr_exact_system(system: "System", overrides: list[tuple[str, float]] = ...) -> str: ...
+def epr_samples(
+    data: Optional[str],
+    model: Optional[str] = None,
+    system: Optional[str] = None,
+    system_text: bool = False,
+    overrides: list[tuple[str, float]] = ...,
+    batches: int = 20,
+    maps: Optional[str] = None,
+    bins: int = 32,
+    diagnostic_samples: int = 500,
+    png: Optional[str] = None,
+    flow_out: Optional[str] = None,
+    flow_steps: int = 100,
+    flow_dt: Optional[float] = None,
+    device: str = "cpu",
+) -> str: ...
+def train_config(
+    source: str, label: str, json: bool = False, steps: Optional[int] = None, seed: Optional[int] = None
+) -> str: ...
+def train(
+    config: str,
+    data: str,
+    output: str,
+    resume: bool = False,
+    device: str = "cpu",
+    config_label: Optional[str] = None,
+) -> tuple[str, list[float]]: ...
+
 class System:
     @staticmethod
     def load(system: str, overrides: list[tuple[str, float]] = ...) -> "System": ...

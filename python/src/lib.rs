@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+mod analysis;
+
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/catalogue.rs"));
 }
@@ -514,5 +516,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySystem>()?;
     m.add_function(wrap_pyfunction!(catalogue, m)?)?;
     m.add_function(wrap_pyfunction!(catalogue_dir, m)?)?;
+    analysis::register(m)?;
     Ok(())
 }

@@ -52,11 +52,25 @@ impl serde::Serialize for ExactEpr {
 
 /// The exact EPR (Lyapunov equation) of the linear SDE defined by `path`: an equation file with a
 /// `[diffusion]` table, or a particle model with a linear drift (coordinates `x[i][a]`,
-/// `g[i][a]`), at the parameters of `overrides`.
+/// `g[i][a]`), at the parameters of `overrides` (`phaseflow epr --exact`).
 pub fn exact_of_definition(path: &Path, overrides: &Overrides) -> Result<ExactEpr, EprOutputError> {
+    let text = crate::systems::spec::read_definition(path)
+        .map_err(|e| EprOutputError::Invalid(e.to_string()))?;
+    exact_of_text(&text, path, overrides)
+}
+
+/// [`exact_of_definition`] of a definition's text (`label` names it in messages: its path, or
+/// `<string>`), for front ends that hold the text rather than a file (the Python package's
+/// embedded catalogue).
+pub fn exact_of_text(
+    text: &str,
+    label: &Path,
+    overrides: &Overrides,
+) -> Result<ExactEpr, EprOutputError> {
     let bad = |m: String| EprOutputError::Invalid(m);
-    let (name, components, sde) = if crate::particles::model::is_particle_path(path) {
-        let m = ParticleModel::load(path, &overrides.values).map_err(|e| bad(e.to_string()))?;
+    if crate::systems::is_particle_file(text) {
+        let m = ParticleModel::from_str_at(text, label, &overrides.values)
+            .map_err(|e| bad(e.to_string()))?;
         let drift = crate::particles::ParticleDrift::new(m.clone());
         let dz = drift.diffusion();
         let (n, d, c) = (m.n, m.dim, m.propulsion_dim());
@@ -65,25 +79,38 @@ pub fn exact_of_definition(path: &Path, overrides: &Overrides) -> Result<ExactEp
             .collect();
         names.extend((0..n * c).map(|k| format!("g[{}][{}]", k / c, k % c)));
         let sde =
-            epr::linear_sde(&drift, &dz).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-        (m.name.clone(), names, sde)
+            epr::linear_sde(&drift, &dz).map_err(|e| bad(format!("{}: {e}", label.display())))?;
+        let result = epr::exact_linear_epr(&sde).map_err(|e| bad(format!("{}: {e}", m.name)))?;
+        Ok(ExactEpr {
+            system: m.name.clone(),
+            components: names,
+            result,
+        })
     } else {
-        let sys = CompiledSystem::load(&path.display().to_string(), overrides)
-            .map_err(|e| bad(e.to_string()))?;
-        let dz = sys.diffusion().ok_or_else(|| {
-            bad(format!(
-                "{}: no [diffusion] table: the exact EPR needs an SDE dz = Az dt + √(2D) dW",
-                path.display()
-            ))
-        })?;
-        let sde =
-            epr::linear_sde(&sys, &dz).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-        (sys.name().to_string(), sys.model().components.clone(), sde)
-    };
+        let spec =
+            crate::systems::SystemSpec::from_str_at(text, label).map_err(|e| bad(e.to_string()))?;
+        let sys = CompiledSystem::new(spec, overrides).map_err(|e| bad(e.to_string()))?;
+        exact_of_system(&sys)
+    }
+}
+
+/// The exact EPR of a compiled equation system with a `[diffusion]` table, at its current
+/// parameters (messages name the file by its spec's path).
+pub fn exact_of_system(sys: &CompiledSystem) -> Result<ExactEpr, EprOutputError> {
+    let bad = |m: String| EprOutputError::Invalid(m);
+    let path = &sys.info().spec.path;
+    let dz = sys.diffusion().ok_or_else(|| {
+        bad(format!(
+            "{}: no [diffusion] table: the exact EPR needs an SDE dz = Az dt + √(2D) dW",
+            path.display()
+        ))
+    })?;
+    let sde = epr::linear_sde(sys, &dz).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let name = sys.name().to_string();
     let result = epr::exact_linear_epr(&sde).map_err(|e| bad(format!("{name}: {e}")))?;
     Ok(ExactEpr {
         system: name,
-        components,
+        components: sys.model().components.clone(),
         result,
     })
 }

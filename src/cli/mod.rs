@@ -218,19 +218,8 @@ pub(crate) fn selected_files(names: Option<&[String]>) -> Result<Vec<PathBuf>> {
 const WITHOUT_LEARN: &str =
     "this build has no score networks: rebuild with the default feature `learn`";
 
-/// The burn device named on the command line (autodiff enabled).
+/// The burn device named on the command line (autodiff enabled): [`crate::score::device`].
 #[cfg(feature = "learn")]
 fn burn_device(name: &str) -> Result<burn::tensor::Device> {
-    match name {
-        "cpu" => Ok(crate::score::cpu_device()),
-        #[cfg(feature = "cuda")]
-        "cuda" => Ok(burn::tensor::Device::cuda(0).autodiff()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(0)).autodiff()),
-        other => bail!(
-            "--device {other}: this build supports `cpu`{}{} (GPU backends need `cargo build --features cuda` or `--features wgpu`)",
-            if cfg!(feature = "cuda") { ", `cuda`" } else { "" },
-            if cfg!(feature = "wgpu") { ", `wgpu`" } else { "" }
-        ),
-    }
+    crate::score::device(name).map_err(|e| anyhow!("{e}"))
 }

@@ -151,6 +151,23 @@ pub fn cpu_device() -> burn::tensor::Device {
     burn::tensor::Device::flex().autodiff()
 }
 
+/// The burn device named `name`, autodiff enabled (`--device` of `phaseflow train`, `score` and
+/// `epr`): `cpu` ([`cpu_device`]), or `cuda` / `wgpu` in builds with that feature.
+pub fn device(name: &str) -> Result<burn::tensor::Device, ScoreError> {
+    match name {
+        "cpu" => Ok(cpu_device()),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(burn::tensor::Device::cuda(0).autodiff()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(0)).autodiff()),
+        other => Err(ScoreError::Invalid(format!(
+            "--device {other}: this build supports `cpu`{}{} (GPU backends need `cargo build --features cuda` or `--features wgpu`)",
+            if cfg!(feature = "cuda") { ", `cuda`" } else { "" },
+            if cfg!(feature = "wgpu") { ", `wgpu`" } else { "" }
+        ))),
+    }
+}
+
 /// Draws the training and validation losses of a `log.csv` into a PNG.
 pub fn plot_loss(
     log: &std::path::Path,
