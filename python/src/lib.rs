@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+mod forecast;
+mod metrics;
+
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/catalogue.rs"));
 }
@@ -514,5 +517,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySystem>()?;
     m.add_function(wrap_pyfunction!(catalogue, m)?)?;
     m.add_function(wrap_pyfunction!(catalogue_dir, m)?)?;
+    metrics::register(m)?;
+    forecast::register(m)?;
     Ok(())
 }
