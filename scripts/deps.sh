@@ -3,7 +3,8 @@
 #   Debian packages: HDF5 (libhdf5-dev, for the hdf5-metno crate), pkg-config, fontconfig + a font
 #   (plotters draws text with them);
 #   Python packages (tests and notebooks): numpy, h5py, matplotlib, pandas, nbclient, nbformat,
-#   ipykernel; maturin (builds the Python package, python/) and pytest (its tests).
+#   ipykernel; maturin (builds the Python package, python/) and pytest (its tests); dysts 0.96
+#   (python/tests/test_dysts_parity.py compares with it).
 # `deps.sh --build-only`: the Debian packages only (what building and running the binary needs;
 # scripts/example.sh), no Python.
 set -euo pipefail
@@ -41,4 +42,17 @@ if ! python3 -c "import numpy, h5py, matplotlib, pandas, nbclient, nbformat, ipy
   echo "deps: installing Python packages" >&2
   python3 -m pip install -q --disable-pip-version-check numpy h5py matplotlib pandas nbclient nbformat ipykernel pytest 'maturin>=1.16,<2' \
     || python3 -m pip install -q --break-system-packages numpy h5py matplotlib pandas nbclient nbformat ipykernel pytest 'maturin>=1.16,<2'
+fi
+
+# dysts 0.96 for the parity tests. A plain `pip install dysts==0.96` pulls gluonts[arrow], which
+# downgrades pandas to < 3 (and brings pyarrow, pydantic, ...): instead dysts and gluonts are
+# installed without their dependencies, plus what importing dysts.flows and dysts.metrics needs
+# (dysts imports gluonts.dataset.arrow at import, hence pyarrow and toolz; about 1 min, 400 MB).
+if ! python3 -c "import importlib.metadata as m; assert m.version('dysts') == '0.96'; import dysts.flows, dysts.metrics" >/dev/null 2>&1; then
+  echo "deps: installing dysts 0.96 (python/tests/test_dysts_parity.py)" >&2
+  dysts_needs=(scipy scikit-learn tqdm 'toolz~=0.10' pyarrow typing_extensions)
+  python3 -m pip install -q --disable-pip-version-check "${dysts_needs[@]}" \
+    || python3 -m pip install -q --break-system-packages "${dysts_needs[@]}"
+  python3 -m pip install -q --disable-pip-version-check --no-deps dysts==0.96 gluonts==0.17.0 \
+    || python3 -m pip install -q --break-system-packages --no-deps dysts==0.96 gluonts==0.17.0
 fi

@@ -7,12 +7,27 @@ to native code, with dysts' calls (`phaseflow.flows.Lorenz().make_trajectory(100
 - `phaseflow.systems.get_attractor_list`, `make_trajectory_ensemble`;
 - `phaseflow.invariants`, `phaseflow.epr`, `phaseflow.train`: `phaseflow invariants`, `epr` and
   `train` (`phaseflow.analysis`);
+- `phaseflow.metrics.compute_metrics` (dysts' forecast metrics), `phaseflow.forecast.bench`
+  (the forecasting benchmark of `phaseflow forecast bench`);
 - `PhaseflowError` (a `ValueError`): bad input, with the command line's message.
 """
 
 from ._base import DynSys, PhaseflowError, load_system
 from . import flows, maps, systems
+from . import forecast, metrics
 from .analysis import epr, invariants, train
 
-__all__ = ["DynSys", "PhaseflowError", "load_system", "flows", "maps", "systems", "epr", "invariants", "train"]
+__all__ = [
+    "DynSys",
+    "PhaseflowError",
+    "load_system",
+    "flows",
+    "maps",
+    "systems",
+    "forecast",
+    "metrics",
+    "epr",
+    "invariants",
+    "train",
+]
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """Type stubs of the native module (python/src/lib.rs)."""
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -99,3 +99,61 @@ class System:
         seed: int = 0,
         burn_in: float = 0.0,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+
+# -- forecast metrics (python/src/metrics.rs) -------------------------------------------------
+METRIC_KEYS: list[str]
+DEFAULT_VPT_THRESHOLD: float
+
+def metrics_batch(
+    y_true: npt.NDArray[np.float64],
+    y_pred: npt.NDArray[np.float64],
+    keys: Optional[list[str]] = None,
+    *,
+    smape_scaled: bool = True,
+    nrmse_scale: Optional[list[float]] = None,
+    mase_m: int = 1,
+    mase_train: Optional[npt.NDArray[np.float64]] = None,
+    seed: int = 0,
+    kl_samples: int = 1000,
+    kl_variance: float = 1.0,
+    hellinger_bins: int = 100,
+    vpt_threshold: float = 30.0,
+) -> list[tuple[str, list[float]]]: ...
+def dtw_cost(y_true: npt.NDArray[np.float64], y_pred: npt.NDArray[np.float64]) -> float: ...
+def kl_divergence_at_points(
+    y_true: npt.NDArray[np.float64],
+    y_pred: npt.NDArray[np.float64],
+    points: npt.NDArray[np.float64],
+    variance: float,
+) -> float: ...
+def smape_vs_horizon(
+    y_true: npt.NDArray[np.float64], y_pred: npt.NDArray[np.float64], cumulative: bool, scaled: bool
+) -> npt.NDArray[np.float64]: ...
+def steps_to_lyapunov_times(steps: int, dt: float, lambda_max: float) -> float: ...
+
+# -- forecast benchmark (python/src/forecast.rs) ----------------------------------------------
+FORECAST_MODELS: list[str]
+
+def forecast_bench(
+    output: str,
+    systems: str = "all",
+    models: Optional[list[str]] = None,
+    protocol: str = "short",
+    per_period: Optional[float] = None,
+    train: Optional[int] = None,
+    context: Optional[int] = None,
+    horizon: Optional[int] = None,
+    test_ics: Optional[int] = None,
+    standardise: bool = False,
+    noise: float = 0.0,
+    integrator: str = "auto",
+    rtol: float = 1e-9,
+    atol: float = 1e-9,
+    seed: int = 0,
+    external: list[str] = ...,
+    external_timeout: float = 600.0,
+    vpt_threshold: float = 30.0,
+    tune: bool = True,
+    hyper: list[str] = ...,
+    verbose: bool = False,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]: ...

@@ -22,6 +22,8 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 mod analysis;
+mod forecast;
+mod metrics;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/catalogue.rs"));
@@ -517,5 +519,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(catalogue, m)?)?;
     m.add_function(wrap_pyfunction!(catalogue_dir, m)?)?;
     analysis::register(m)?;
+    metrics::register(m)?;
+    forecast::register(m)?;
     Ok(())
 }

@@ -125,7 +125,9 @@ fn parse_protocol(s: &str) -> std::result::Result<data::ProtocolName, String> {
     s.parse()
 }
 
-fn protocol_of(a: &ProtocolArgs) -> Result<data::Protocol> {
+/// The data-set protocol of the options: the named protocol, then each override (shared with the
+/// Python package's `phaseflow.forecast.bench`).
+pub fn protocol_of(a: &ProtocolArgs) -> Result<data::Protocol> {
     let univariate = a.protocol == data::ProtocolName::Univariate;
     let pp = a
         .per_period
@@ -159,7 +161,7 @@ fn protocol_of(a: &ProtocolArgs) -> Result<data::Protocol> {
 }
 
 /// The definition files of `--systems`: `all` = every flow and delay equation of the catalogue.
-fn systems_of(a: &ProtocolArgs) -> Result<Vec<PathBuf>> {
+pub fn systems_of(a: &ProtocolArgs) -> Result<Vec<PathBuf>> {
     if a.systems.trim() == "all" {
         let files: Vec<PathBuf> = systems::catalogue_files()
             .into_iter()
@@ -249,10 +251,19 @@ fn run_data(a: &DataArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_bench(a: &BenchArgs) -> Result<()> {
+/// The settings `phaseflow forecast bench` runs with: the protocol ([`protocol_of`]), the
+/// definition files (`systems`, called after the protocol is checked; the command line passes
+/// [`systems_of`]), the models, external commands, threshold and pinned hyperparameters, each
+/// checked with the command line's message. Shared with the Python package's
+/// `phaseflow.forecast.bench`, which resolves names in the catalogue built into it.
+pub fn bench_options(
+    a: &BenchArgs,
+    systems: impl FnOnce(&ProtocolArgs) -> Result<Vec<PathBuf>>,
+    cancel: crate::control::Cancel,
+) -> Result<bench::BenchOptions> {
     let p = &a.protocol;
     let protocol = protocol_of(p)?;
-    let files = systems_of(p)?;
+    let files = systems(p)?;
     let native: Vec<String> = match &a.models {
         Some(m) => m
             .iter()
@@ -304,7 +315,7 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
                 a.external_timeout
             )
         })?;
-    let opts = bench::BenchOptions {
+    Ok(bench::BenchOptions {
         pinned,
         systems: files,
         models: native,
@@ -314,8 +325,24 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
         vpt_threshold: a.vpt_threshold,
         tune: !a.no_tune,
         external_timeout,
-        cancel: super::cancel_token(),
-    };
+        cancel,
+    })
+}
+
+/// The error of a run in which data sets or (system, model) pairs failed (`Ok` if none did).
+pub fn check_failed(summary: &bench::BenchSummary) -> Result<()> {
+    if !summary.failed.is_empty() {
+        bail!(
+            "{} data sets or (system, model) pairs failed (results of the others are written)",
+            summary.failed.len()
+        );
+    }
+    Ok(())
+}
+
+fn run_bench(a: &BenchArgs) -> Result<()> {
+    let p = &a.protocol;
+    let opts = bench_options(a, systems_of, super::cancel_token())?;
     let progress = super::IndicatifProgress::new(
         p.quiet || p.json,
         "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}",
@@ -342,11 +369,5 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
             eprintln!("failed: {f}");
         }
     }
-    if !summary.failed.is_empty() {
-        bail!(
-            "{} data sets or (system, model) pairs failed (results of the others are written)",
-            summary.failed.len()
-        );
-    }
-    Ok(())
+    check_failed(&summary)
 }
