@@ -5,11 +5,14 @@ to native code, with dysts' calls (`phaseflow.flows.Lorenz().make_trajectory(100
   the wheel; `$PHASEFLOW_SYSTEMS` overrides it, as for the command line);
 - `phaseflow.load_system(text_or_path)`: your own system;
 - `phaseflow.systems.get_attractor_list`, `make_trajectory_ensemble`;
+- `phaseflow.particles.simulate`: the particle engine (active matter), frames as arrays;
 - `PhaseflowError` (a `ValueError`): bad input, with the command line's message.
 """
 
 from ._base import DynSys, PhaseflowError, load_system
 from . import flows, maps, systems
+from . import particles
 
 __all__ = ["DynSys", "PhaseflowError", "load_system", "flows", "maps", "systems"]
+__all__ += ["particles"]
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """Type stubs of the native module (python/src/lib.rs)."""
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -9,6 +9,21 @@ class PhaseflowError(ValueError): ...
 
 def catalogue() -> list[tuple[str, Optional[str], str, Optional[str]]]: ...
 def catalogue_dir() -> Optional[str]: ...
+def simulate_particles(
+    model: str,
+    text: bool = False,
+    overrides: list[tuple[str, float]] = ...,
+    steps: Optional[int] = None,
+    t_end: Optional[float] = None,
+    every: Optional[int] = None,
+    burn_in: float = 0.0,
+    replicas: int = 1,
+    seed: int = 0,
+    threads: Optional[int] = None,
+    output: Optional[str] = None,
+    checkpoint_interval: Optional[float] = None,
+    command: str = "",
+) -> dict[str, Any]: ...
 
 class System:
     @staticmethod

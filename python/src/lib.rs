@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+mod particles;
+
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/catalogue.rs"));
 }
@@ -141,7 +143,7 @@ fn compile(text: &str, label: &Path, values: &[(String, f64)]) -> PyResult<Compi
     let ov = overrides(values)?;
     if phaseflow::systems::is_particle_file(text) {
         return Err(PhaseflowError::new_err(format!(
-            "{}: a particle model; the Python package loads equation systems (flows, maps, delay equations) in this version",
+            "{}: a particle model: run it with phaseflow.particles.simulate (phaseflow.load_system loads equation systems: flows, maps, delay equations)",
             label.display()
         )));
     }
@@ -514,5 +516,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySystem>()?;
     m.add_function(wrap_pyfunction!(catalogue, m)?)?;
     m.add_function(wrap_pyfunction!(catalogue_dir, m)?)?;
+    particles::register(m)?;
     Ok(())
 }
