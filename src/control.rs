@@ -91,6 +91,24 @@ mod tests {
     }
 }
 
+/// Runs `work` on a pool of `threads` worker threads (`--threads`; None: rayon's global pool,
+/// one thread per core). Results of the library do not depend on the thread count. Errs with
+/// the message for 0 threads or a pool that cannot start.
+pub fn with_threads<T: Send>(
+    threads: Option<usize>,
+    work: impl FnOnce() -> T + Send,
+) -> Result<T, String> {
+    match threads {
+        None => Ok(work()),
+        Some(0) => Err("--threads must be at least 1".into()),
+        Some(t) => rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .map(|pool| pool.install(work))
+            .map_err(|e| format!("cannot start {t} threads: {e}")),
+    }
+}
+
 /// Memory budget where the platform does not say how much memory the machine has: 4 GiB.
 pub const FALLBACK_MEMORY_BUDGET: u64 = 4 << 30;
 

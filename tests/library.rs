@@ -333,6 +333,91 @@ fn particle_run_is_the_cli_run() {
     }
 }
 
+/// The frames a run holds in memory ([`run::FrameRecorder`], as the Python package takes them)
+/// are the file's, bit for bit, with or without the file; a recording larger than the memory
+/// limit is refused before anything runs.
+#[test]
+fn recorded_frames_are_the_file_frames() {
+    use phaseflow::particles::{run, ParticleModel};
+    let model = ParticleModel::load(
+        Path::new("systems/active/mips.toml"),
+        &[("N".to_string(), 64.0)],
+    )
+    .unwrap();
+    let cfg = run::RunConfig {
+        steps: 300,
+        every: 30,
+        burn_in_steps: 20,
+        replicas: 2,
+        seed: 9,
+        resume: false,
+        cancel: Cancel::new(),
+        command: String::new(),
+        abort_after_frames: None,
+        checkpoint_interval: phaseflow::io::h5md::DEFAULT_CHECKPOINT_INTERVAL,
+        warn: |_| {},
+    };
+    let dir = tmpdir();
+    let out = dir.path().join("run.h5");
+    let mut with_file = run::FrameRecorder::new(&model, &cfg).unwrap();
+    let s = run::run_to(&model, Some(&out), &cfg, &NoProgress, Some(&mut with_file)).unwrap();
+    assert_eq!((s.frames, s.output.as_deref()), (11, Some(out.as_path())));
+    let file = phaseflow::io::h5md::read_particle_samples(&out).unwrap();
+    assert_eq!(with_file.frames(), file.frames);
+    assert_eq!(bits(&with_file.position), bits(&file.x));
+    assert_eq!(with_file.image, file.image);
+    assert_eq!(bits(&with_file.propulsion), bits(&file.g));
+    assert_eq!(bits(&with_file.time), bits(&file.time));
+    assert_eq!(
+        with_file.step,
+        (0..11).map(|k| 20 + 30 * k).collect::<Vec<u64>>()
+    );
+    let f = hdf5::File::open(&out).unwrap();
+    for (name, values) in &with_file.series {
+        let v = f
+            .dataset(&format!("observables/{name}/value"))
+            .unwrap()
+            .read_raw::<f64>()
+            .unwrap();
+        assert_eq!(bits(values), bits(&v), "{name}");
+    }
+    let names: Vec<&str> = with_file.series.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        [
+            "msd",
+            "propulsion_autocorrelation",
+            "largest_cluster_fraction"
+        ]
+    );
+    let avg = with_file.averages.as_ref().expect("pair forces in 2-D");
+    for (name, data) in avg.datasets() {
+        for (k, v) in data {
+            let w = f
+                .dataset(&format!("observables/{name}/{k}"))
+                .unwrap()
+                .read_raw::<f64>()
+                .unwrap();
+            assert_eq!(bits(v), bits(&w), "{name}/{k}");
+        }
+    }
+    // no file: the same frames and summary
+    let mut memory = run::FrameRecorder::new(&model, &cfg).unwrap();
+    let t = run::run_to(&model, None, &cfg, &NoProgress, Some(&mut memory)).unwrap();
+    assert_eq!(bits(&memory.position), bits(&with_file.position));
+    assert_eq!(memory.series, with_file.series);
+    assert_eq!(memory.averages, with_file.averages);
+    assert_eq!((t.frames, t.steps, t.output), (s.frames, s.steps, None));
+    assert_eq!(t.largest_cluster_fraction, s.largest_cluster_fraction);
+    // too large for the limit: refused, naming the size
+    let e = run::FrameRecorder::within(&model, &cfg, 1000).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("the recorded frames would take 57.0 kB in memory (11 frames × 2 replica(s) × 64 particles), more than the limit of 1.0 kB"),
+        "{e}"
+    );
+}
+
 #[test]
 fn invariants_are_the_cli_invariants() {
     use phaseflow::analysis::invariants::{compute, InvariantSettings};

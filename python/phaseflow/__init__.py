@@ -9,12 +9,13 @@ to native code, with dysts' calls (`phaseflow.flows.Lorenz().make_trajectory(100
   `train` (`phaseflow.analysis`);
 - `phaseflow.metrics.compute_metrics` (dysts' forecast metrics), `phaseflow.forecast.bench`
   (the forecasting benchmark of `phaseflow forecast bench`);
+- `phaseflow.particles.simulate`: the particle engine (active matter), frames as arrays;
 - `PhaseflowError` (a `ValueError`): bad input, with the command line's message.
 """
 
 from ._base import DynSys, PhaseflowError, load_system
 from . import flows, maps, systems
-from . import forecast, metrics
+from . import forecast, metrics, particles
 from .analysis import epr, invariants, train
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "epr",
     "invariants",
     "train",
+    "particles",
 ]
 __version__ = "0.1.0"

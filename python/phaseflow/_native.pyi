@@ -9,6 +9,21 @@ class PhaseflowError(ValueError): ...
 
 def catalogue() -> list[tuple[str, Optional[str], str, Optional[str]]]: ...
 def catalogue_dir() -> Optional[str]: ...
+def simulate_particles(
+    model: str,
+    text: bool = False,
+    overrides: list[tuple[str, float]] = ...,
+    steps: Optional[int] = None,
+    t_end: Optional[float] = None,
+    every: Optional[int] = None,
+    burn_in: float = 0.0,
+    replicas: int = 1,
+    seed: int = 0,
+    threads: Optional[int] = None,
+    output: Optional[str] = None,
+    checkpoint_interval: Optional[float] = None,
+    command: str = "",
+) -> dict[str, Any]: ...
 
 # python/src/analysis.rs: the --json text of `phaseflow invariants`, `epr`, `train`
 def invariants(

@@ -24,6 +24,7 @@ use std::time::Duration;
 mod analysis;
 mod forecast;
 mod metrics;
+mod particles;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/catalogue.rs"));
@@ -145,7 +146,7 @@ fn compile(text: &str, label: &Path, values: &[(String, f64)]) -> PyResult<Compi
     let ov = overrides(values)?;
     if phaseflow::systems::is_particle_file(text) {
         return Err(PhaseflowError::new_err(format!(
-            "{}: a particle model; the Python package loads equation systems (flows, maps, delay equations) in this version",
+            "{}: a particle model: run it with phaseflow.particles.simulate (phaseflow.load_system loads equation systems: flows, maps, delay equations)",
             label.display()
         )));
     }
@@ -521,5 +522,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     analysis::register(m)?;
     metrics::register(m)?;
     forecast::register(m)?;
+    particles::register(m)?;
     Ok(())
 }

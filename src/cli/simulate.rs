@@ -134,17 +134,7 @@ fn parse_ic(items: &[String]) -> Result<Vec<f64>> {
 }
 
 pub(super) fn simulate(args: &SimulateArgs) -> Result<()> {
-    if let Some(t) = args.threads {
-        if t == 0 {
-            bail!("--threads must be at least 1");
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build()
-            .map_err(|e| anyhow!("cannot start {t} threads: {e}"))?;
-        return pool.install(|| simulate_in_pool(args));
-    }
-    simulate_in_pool(args)
+    crate::control::with_threads(args.threads, || simulate_in_pool(args)).map_err(|e| anyhow!(e))?
 }
 
 fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
@@ -217,11 +207,11 @@ fn simulate_particles(args: &SimulateArgs, model: crate::particles::ParticleMode
     let bar = IndicatifProgress::counting(args.quiet || args.json, "steps");
     let summary = crate::particles::run::run(&model, &args.output, &cfg, &bar)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!("{}", summary.to_json());
     } else if !args.quiet {
         eprintln!(
             "wrote {} ({} frames of {} particles × {} replica(s), φ = {:.3}, box {:.3}; {} steps in {:.2} s, {:.3e} particle-steps/s on {} threads)",
-            summary.output.display(),
+            args.output.display(),
             summary.frames,
             summary.n_particles,
             summary.replicas,

@@ -2,7 +2,9 @@
 //! [`Driver`] advances the replicas frame by frame and hands every frame to [`Observer`]s —
 //! [`Observables`] (MSD, autocorrelation, cluster share, g(r), packing histogram) and
 //! [`H5mdOutput`] (the H5MD writer with its checkpoints) — composed by the caller; [`run`] is
-//! the composition `phaseflow simulate` uses (burn-in, replicas, resume).
+//! the composition `phaseflow simulate` uses (burn-in, replicas, resume), and [`run_to`] the same
+//! with the frames also (or only) held in memory by a [`FrameRecorder`] (the Python package's
+//! `phaseflow.particles.simulate`).
 
 use super::model::{Dynamics, ParticleModel};
 use super::observables as obs;
@@ -76,7 +78,8 @@ impl RunConfig {
 pub struct RunSummary {
     pub system: String,
     pub model: String,
-    pub output: PathBuf,
+    /// The H5MD file written (None: the frames were only held in memory, [`run_to`]).
+    pub output: Option<PathBuf>,
     pub n_particles: usize,
     pub dimension: usize,
     pub replicas: usize,
@@ -92,6 +95,14 @@ pub struct RunSummary {
     pub particle_steps_per_second: f64,
     pub threads: usize,
     pub largest_cluster_fraction: Option<f64>,
+}
+
+impl RunSummary {
+    /// The summary as `phaseflow simulate --json` prints it (pretty-printed JSON; a non-finite
+    /// number is `null`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a summary serialises")
+    }
 }
 
 /// Errors of a particle run.
@@ -168,6 +179,30 @@ fn group_name(r: usize, m: usize) -> String {
     } else {
         format!("replica_{r}")
     }
+}
+
+/// Name of the propulsion element of the output: `self_propulsion` (AOUP g) or `orientation`
+/// (ABP unit vectors), and its components per particle.
+pub fn propulsion_output(model: &ParticleModel) -> (&'static str, usize) {
+    match model.dynamics {
+        Dynamics::Aoup { .. } => ("self_propulsion", model.propulsion_dim()),
+        Dynamics::Abp { .. } => ("orientation", model.dim),
+    }
+}
+
+/// The per-frame observables of the output, by name (`/observables/<name>`, one value per
+/// replica): `msd`, `propulsion_autocorrelation` (AOUP) or `orientation_autocorrelation` (ABP),
+/// and `largest_cluster_fraction` where [`Observables`] computes it (pair forces, d ≥ 2).
+fn frame_series<'a>(model: &ParticleModel, obs: &'a Observables) -> Vec<(&'static str, &'a [f64])> {
+    let cname = match model.dynamics {
+        Dynamics::Abp { .. } => "orientation_autocorrelation",
+        Dynamics::Aoup { .. } => "propulsion_autocorrelation",
+    };
+    let mut out = vec![("msd", &obs.msd[..]), (cname, &obs.autocorrelation[..])];
+    if !obs.cluster.is_empty() {
+        out.push(("largest_cluster_fraction", &obs.cluster[..]));
+    }
+    out
 }
 
 /// Unit orientation / propulsion vectors for the output (2-D ABP angles → (cos θ, sin θ)).
@@ -315,6 +350,30 @@ pub struct FrameAverages {
     pub packing_density: Vec<f64>,
 }
 
+/// A time-independent observable: its name and its named datasets.
+pub type FixedObservable<'a> = (&'static str, Vec<(&'static str, &'a [f64])>);
+
+impl FrameAverages {
+    /// The averages as the output names them: `(observable, [(dataset, values)])` —
+    /// `radial_distribution` {`r`, `value`} and `local_packing_fraction` {`bin_edges`,
+    /// `density`} (`/observables/<observable>/<dataset>` of the H5MD file).
+    pub fn datasets(&self) -> [FixedObservable<'_>; 2] {
+        [
+            (
+                "radial_distribution",
+                vec![("r", &self.r[..]), ("value", &self.rdf[..])],
+            ),
+            (
+                "local_packing_fraction",
+                vec![
+                    ("bin_edges", &self.packing_edges[..]),
+                    ("density", &self.packing_density[..]),
+                ],
+            ),
+        ]
+    }
+}
+
 impl Observer for Observables {
     fn frame(&mut self, model: &ParticleModel, frame: &Frame<'_>) -> Result<(), RunError> {
         let (n, d, gd) = (model.n, model.dim, model.propulsion_dim());
@@ -447,14 +506,8 @@ impl Observer for H5mdOutput {
             )?;
         }
         let obs = &self.observables;
-        writer.push_observable("msd", step, time, &obs.msd)?;
-        let cname = match model.dynamics {
-            Dynamics::Abp { .. } => "orientation_autocorrelation",
-            Dynamics::Aoup { .. } => "propulsion_autocorrelation",
-        };
-        writer.push_observable(cname, step, time, &obs.autocorrelation)?;
-        if !obs.cluster.is_empty() {
-            writer.push_observable("largest_cluster_fraction", step, time, &obs.cluster)?;
+        for (name, values) in frame_series(model, obs) {
+            writer.push_observable(name, step, time, values)?;
         }
         writer.end_frame()?;
         if writer.checkpoint_due(frame.closing) {
@@ -483,14 +536,9 @@ impl Observer for H5mdOutput {
     fn finish(&mut self, _model: &ParticleModel, wall_seconds: f64) -> Result<(), RunError> {
         if let Some(a) = self.observables.averages() {
             let w = self.writer();
-            w.write_fixed_observable("radial_distribution", &[("r", &a.r), ("value", &a.rdf)])?;
-            w.write_fixed_observable(
-                "local_packing_fraction",
-                &[
-                    ("bin_edges", &a.packing_edges),
-                    ("density", &a.packing_density),
-                ],
-            )?;
+            for (name, data) in a.datasets() {
+                w.write_fixed_observable(name, &data)?;
+            }
         }
         self.writer()
             .set_parameter("wall_seconds", &AttrValue::F64(wall_seconds))?;
@@ -817,16 +865,265 @@ pub fn run(
     cfg: &RunConfig,
     progress: &dyn crate::control::Progress,
 ) -> Result<RunSummary, RunError> {
+    run_to(model, Some(out), cfg, progress, None)
+}
+
+/// The frames of a particle run held in memory: the arrays of the H5MD file [`run`] writes
+/// (row-major; the particle arrays are the file's per-replica datasets stacked over the
+/// replicas, as [`crate::io::h5md::ParticleSamples`] reads them; the per-frame observables are
+/// the file's `[F, M]` datasets):
+///
+/// - `step` \[F\], `time` \[F\] (t = step·Δt, Δt the model's `dt`);
+/// - `position` \[M, F, N, d\]: wrapped into the periodic box \[−L/2, L/2)^d;
+/// - `image` \[M, F, N, d\]: box crossings, so that the unwrapped position is
+///   `position + image·L` (L = the box edge, `model.bx.length`);
+/// - `propulsion` \[M, F, N, c\]: AOUP self-propulsion g (c = d) or ABP unit orientation vectors
+///   (c = d; 2-D angles θ as (cos θ, sin θ)), named by [`FrameRecorder::propulsion_name`];
+/// - `series`: the per-frame observables of [`Observables`] by their output names (`msd`,
+///   `propulsion_autocorrelation` or `orientation_autocorrelation`, `largest_cluster_fraction`),
+///   each \[F, M\];
+/// - `averages`: g(r) and the local packing fraction histogram averaged over frames and
+///   replicas (pair forces, d ≥ 2), set when the run reaches its last frame.
+///
+/// M replicas, F frames, N particles; [`run_to`] fills it. [`FrameRecorder::new`] refuses,
+/// before anything is allocated, a recording larger than the machine's memory
+/// ([`crate::control::memory_budget`]).
+#[derive(Debug, Clone)]
+pub struct FrameRecorder {
+    pub replicas: usize,
+    pub n: usize,
+    pub dim: usize,
+    /// `self_propulsion` (AOUP) or `orientation` (ABP).
+    pub propulsion_name: &'static str,
+    /// Components c per particle of `propulsion`.
+    pub components: usize,
+    pub step: Vec<u64>,
+    pub time: Vec<f64>,
+    pub position: Vec<f64>,
+    pub image: Vec<i32>,
+    pub propulsion: Vec<f64>,
+    /// `(name, values [F, M])` in the order of the output.
+    pub series: Vec<(&'static str, Vec<f64>)>,
+    pub averages: Option<FrameAverages>,
+    /// Frames the particle arrays have room for (the schedule's).
+    planned: usize,
+}
+
+impl FrameRecorder {
+    /// Bytes of a recording of `cfg`'s frames of `model`: F·M·N·(8d + 4d + 8c) for the
+    /// particles and F·(16 + 24·M) for the times and the per-frame observables, F = steps/every + 1.
+    pub fn bytes(model: &ParticleModel, cfg: &RunConfig) -> f64 {
+        let frames = (cfg.steps / cfg.every.max(1)) as f64 + 1.0;
+        let (d, c) = (model.dim, propulsion_output(model).1);
+        let m = cfg.replicas as f64;
+        frames * (m * model.n as f64 * (12 * d + 8 * c) as f64 + 16.0 + 24.0 * m)
+    }
+
+    /// An empty recording for the frames of `cfg` (its schedule checked as [`run`] checks it),
+    /// its particle arrays allocated for all of them; refused with the size named when it would
+    /// exceed [`crate::control::memory_budget`].
+    pub fn new(model: &ParticleModel, cfg: &RunConfig) -> Result<FrameRecorder, RunError> {
+        Self::within(model, cfg, crate::control::memory_budget())
+    }
+
+    /// [`FrameRecorder::new`] with a memory limit of `limit` bytes.
+    pub fn within(
+        model: &ParticleModel,
+        cfg: &RunConfig,
+        limit: u64,
+    ) -> Result<FrameRecorder, RunError> {
+        check_schedule(cfg.steps, cfg.every, cfg.replicas)?;
+        let bytes = Self::bytes(model, cfg);
+        let frames = cfg.steps / cfg.every + 1;
+        let (name, c) = propulsion_output(model);
+        let (m, n, d) = (cfg.replicas, model.n, model.dim);
+        let too_large = || {
+            RunError::Invalid(format!(
+                "the recorded frames would take {} in memory ({} frames × {m} replica(s) × {n} particles), more than the limit of {}: record fewer frames (a larger every) or replicas (the command line streams its frames to the file)",
+                crate::control::human_bytes(bytes),
+                crate::control::human_count(frames as usize),
+                crate::control::human_bytes(limit as f64),
+            ))
+        };
+        if bytes > limit as f64 {
+            return Err(too_large());
+        }
+        fn zeros<T: Clone + Default>(len: usize) -> Option<Vec<T>> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(len).ok()?;
+            v.resize(len, T::default());
+            Some(v)
+        }
+        let f = frames as usize;
+        let mut step = Vec::new();
+        let mut time = Vec::new();
+        step.try_reserve_exact(f).map_err(|_| too_large())?;
+        time.try_reserve_exact(f).map_err(|_| too_large())?;
+        Ok(FrameRecorder {
+            replicas: m,
+            n,
+            dim: d,
+            propulsion_name: name,
+            components: c,
+            step,
+            time,
+            position: zeros(m * f * n * d).ok_or_else(too_large)?,
+            image: zeros(m * f * n * d).ok_or_else(too_large)?,
+            propulsion: zeros(m * f * n * c).ok_or_else(too_large)?,
+            series: Vec::new(),
+            averages: None,
+            planned: f,
+        })
+    }
+
+    /// Frames recorded.
+    pub fn frames(&self) -> usize {
+        self.step.len()
+    }
+
+    /// Appends `frame` and the observables computed for it.
+    pub fn record(
+        &mut self,
+        model: &ParticleModel,
+        frame: &Frame<'_>,
+        obs: &Observables,
+    ) -> Result<(), RunError> {
+        let k = self.frames();
+        let (f, nd, nc) = (self.planned, self.n * self.dim, self.n * self.components);
+        if k >= f || frame.states.len() != self.replicas {
+            return Err(RunError::Invalid(format!(
+                "frame {k} of {} replica(s) for a recording of {f} frames of {} replica(s)",
+                frame.states.len(),
+                self.replicas
+            )));
+        }
+        self.step.push(frame.step);
+        self.time.push(frame.time);
+        for (r, st) in frame.states.iter().enumerate() {
+            let o = r * f + k;
+            self.position[o * nd..(o + 1) * nd].copy_from_slice(&st.x);
+            self.image[o * nd..(o + 1) * nd].copy_from_slice(&st.image);
+            self.propulsion[o * nc..(o + 1) * nc].copy_from_slice(&propulsion_out(model, &st.g));
+        }
+        for (name, values) in frame_series(model, obs) {
+            match self.series.iter_mut().find(|(key, _)| *key == name) {
+                Some((_, v)) => v.extend_from_slice(values),
+                None => self.series.push((name, values.to_vec())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Shrinks the particle arrays to the frames recorded (fewer than planned after a resume).
+    fn close(&mut self) {
+        let (f, k) = (self.planned, self.frames());
+        if k == f {
+            return;
+        }
+        fn compact<T: Copy>(v: &mut Vec<T>, m: usize, f: usize, k: usize, per: usize) {
+            for r in 0..m {
+                v.copy_within(r * f * per..(r * f + k) * per, r * k * per);
+            }
+            v.truncate(m * k * per);
+        }
+        let (m, nd, nc) = (self.replicas, self.n * self.dim, self.n * self.components);
+        compact(&mut self.position, m, f, k, nd);
+        compact(&mut self.image, m, f, k, nd);
+        compact(&mut self.propulsion, m, f, k, nc);
+        self.planned = k;
+    }
+}
+
+/// The observer [`run_to`] drives: the H5MD file (which computes the observables) or bare
+/// [`Observables`], then the recorder, fed with those observables (computed once per frame).
+struct Composed<'a> {
+    file: Option<H5mdOutput>,
+    bare: Observables,
+    recorder: Option<&'a mut FrameRecorder>,
+    frames: usize,
+}
+
+impl Composed<'_> {
+    fn observables(&self) -> &Observables {
+        self.file.as_ref().map_or(&self.bare, |f| &f.observables)
+    }
+}
+
+impl Observer for Composed<'_> {
+    fn frame(&mut self, model: &ParticleModel, frame: &Frame<'_>) -> Result<(), RunError> {
+        match self.file.as_mut() {
+            Some(f) => f.frame(model, frame)?,
+            None => self.bare.frame(model, frame)?,
+        }
+        self.frames += 1;
+        let obs = self.file.as_ref().map_or(&self.bare, |f| &f.observables);
+        if let Some(r) = self.recorder.as_deref_mut() {
+            r.record(model, frame, obs)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, model: &ParticleModel, wall_seconds: f64) -> Result<(), RunError> {
+        if let Some(f) = self.file.as_mut() {
+            f.finish(model, wall_seconds)?;
+        }
+        let averages = self.observables().averages();
+        if let Some(r) = self.recorder.as_mut() {
+            r.averages = averages;
+            r.close();
+        }
+        Ok(())
+    }
+}
+
+/// [`run`] with the output file optional and the frames optionally recorded in memory: `out`
+/// None writes nothing (and cannot `resume`); `recorder` (from [`FrameRecorder::new`] for the
+/// same `cfg`) receives every frame this call records with the observables the file holds —
+/// the same numbers, bit for bit, computed once. After a resume it holds only the frames after
+/// the checkpoint.
+pub fn run_to(
+    model: &ParticleModel,
+    out: Option<&Path>,
+    cfg: &RunConfig,
+    progress: &dyn crate::control::Progress,
+    recorder: Option<&mut FrameRecorder>,
+) -> Result<RunSummary, RunError> {
     // before any file is made
     check_schedule(cfg.steps, cfg.every, cfg.replicas)?;
     let m = cfg.replicas;
     let (n, d) = (model.n, model.dim);
     let gd = model.propulsion_dim();
-    let prop_name = match model.dynamics {
-        Dynamics::Aoup { .. } => "self_propulsion",
-        Dynamics::Abp { .. } => "orientation",
+    let Some(out) = out else {
+        if cfg.resume {
+            return Err(RunError::Invalid(
+                "--resume continues an output file: give one".into(),
+            ));
+        }
+        let mut driver = Driver::new(model, cfg.seed, m, cfg.burn_in_steps, cfg.steps, cfg.every)?;
+        let mut composed = Composed {
+            file: None,
+            bare: Observables::new(None),
+            recorder,
+            frames: 0,
+        };
+        let end = driver.run(
+            model,
+            &mut [&mut composed],
+            &cfg.cancel,
+            progress,
+            cfg.abort_after_frames,
+        )?;
+        return Ok(summary(
+            model,
+            cfg,
+            None,
+            end,
+            composed.frames,
+            None,
+            &composed.bare,
+        ));
     };
-    let out_components = if prop_name == "orientation" { d } else { gd };
+    let (prop_name, out_components) = propulsion_output(model);
     let params = recorded_parameters(model, cfg);
     check_output_size(out, cfg, n, d, out_components)?;
     // held until the file is published (or the run stops): dropped after `output`
@@ -854,7 +1151,7 @@ pub fn run(
         None
     };
 
-    let (mut output, sims, resumed) = if let Some((mut w, ck)) = found {
+    let (output, sims, resumed) = if let Some((mut w, ck)) = found {
         check_same_settings(&w, &params, &partial)?;
         let states = ck.replicas;
         if states.len() != m {
@@ -918,13 +1215,21 @@ pub fn run(
         cfg.every,
         output.frames_written(),
     )?;
-    let end = match driver.run(
+    let mut composed = Composed {
+        file: Some(output),
+        bare: Observables::new(None),
+        recorder,
+        frames: 0,
+    };
+    let result = driver.run(
         model,
-        &mut [&mut output],
+        &mut [&mut composed],
         &cfg.cancel,
         progress,
         cfg.abort_after_frames,
-    ) {
+    );
+    let mut output = composed.file.take().expect("the file observer");
+    let end = match result {
         Ok(end) => end,
         // resumable: the partial file (with its checkpoint) stays, and the message says so
         Err(RunError::Interrupted { frames, .. }) => {
@@ -946,29 +1251,50 @@ pub fn run(
         }
     };
     drop(lock);
+    Ok(summary(
+        model,
+        cfg,
+        Some(out),
+        end,
+        output.frames,
+        resumed,
+        &output.observables,
+    ))
+}
+
+/// The summary of a run that reached its last frame.
+fn summary(
+    model: &ParticleModel,
+    cfg: &RunConfig,
+    out: Option<&Path>,
+    end: DriverEnd,
+    frames: usize,
+    resumed_from_step: Option<u64>,
+    observables: &Observables,
+) -> RunSummary {
     let wall = end.wall_seconds;
-    let ps = (n * m) as f64 * end.steps as f64;
-    Ok(RunSummary {
+    let ps = (model.n * cfg.replicas) as f64 * end.steps as f64;
+    RunSummary {
         system: model.name.clone(),
         model: match model.dynamics {
             Dynamics::Aoup { .. } => "aoup".into(),
             Dynamics::Abp { .. } => "abp".into(),
         },
-        output: out.to_path_buf(),
-        n_particles: n,
-        dimension: d,
-        replicas: m,
+        output: out.map(Path::to_path_buf),
+        n_particles: model.n,
+        dimension: model.dim,
+        replicas: cfg.replicas,
         packing_fraction: model.packing_fraction,
         box_edge: model.bx.length,
         dt: model.dt,
         steps: end.steps,
-        frames: output.frames,
-        resumed_from_step: resumed,
+        frames,
+        resumed_from_step,
         wall_seconds: wall,
         particle_steps_per_second: if wall > 0.0 { ps / wall } else { f64::INFINITY },
         threads: rayon::current_num_threads(),
-        largest_cluster_fraction: output.observables.last_cluster,
-    })
+        largest_cluster_fraction: observables.last_cluster,
+    }
 }
 
 /// `/parameters` of a run: every effective model parameter, then the run's settings. Those but
