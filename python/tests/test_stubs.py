@@ -14,13 +14,16 @@ PKG = ROOT / "python" / "phaseflow"
 
 
 def stub_names(path: pathlib.Path) -> tuple[set[str], dict[str, set[str]]]:
-    """Top-level functions/classes of a stub, and the members of each class."""
+    """Top-level functions, classes and annotated constants of a stub, and the members of each
+    class."""
     tree = ast.parse(path.read_text())
     top: set[str] = set()
     members: dict[str, set[str]] = {}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             top.add(node.name)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            top.add(node.target.id)
         if isinstance(node, ast.ClassDef):
             members[node.name] = {
                 n.name for n in node.body if isinstance(n, ast.FunctionDef)
