@@ -394,11 +394,20 @@ fn recorded_frames_are_the_file_frames() {
     for (name, data) in avg.datasets() {
         for (k, v) in data {
             let w = f
-                .dataset(&format!("observables/{name}/{k}"))
+                .dataset(&format!("analysis/{name}/{k}"))
                 .unwrap()
                 .read_raw::<f64>()
                 .unwrap();
             assert_eq!(bits(v), bits(&w), "{name}/{k}");
+        }
+    }
+    drop(f);
+    let read = phaseflow::io::h5md::read_averages(&out).unwrap();
+    assert_eq!(read.len(), 2);
+    for (name, data) in avg.datasets() {
+        assert_eq!(read[name].len(), data.len());
+        for (k, v) in data {
+            assert_eq!(bits(v), bits(&read[name][k]), "{name}/{k}");
         }
     }
     // no file: the same frames and summary

@@ -25,7 +25,8 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-/// Every dataset under `/particles` and `/observables` (time series), as raw f64/i64 bits.
+/// Every dataset under `/particles`, `/observables` (time series) and `/analysis` (averages),
+/// as raw f64/i64 bits.
 fn datasets(path: &Path) -> Vec<(String, Vec<u64>)> {
     let f = hdf5::File::open(path).unwrap();
     let mut out = Vec::new();
@@ -53,7 +54,7 @@ fn datasets(path: &Path) -> Vec<(String, Vec<u64>)> {
             }
         }
     }
-    for top in ["particles", "observables"] {
+    for top in ["particles", "observables", "analysis"] {
         walk(&f.group(top).unwrap(), &format!("/{top}"), &mut out);
     }
     out
@@ -92,12 +93,36 @@ fn h5md_layout() {
     let boundary: Vec<hdf5::types::VarLenUnicode> =
         bx.attr("boundary").unwrap().read_raw().unwrap();
     assert!(boundary.iter().all(|b| b.as_str() == "periodic"));
-    let edges: Vec<f64> = bx.dataset("edges").unwrap().read_raw().unwrap();
+    // the box edges as a time-dependent element, one row per frame (fixed box)
+    let edges_value = bx.dataset("edges/value").unwrap();
+    assert_eq!(edges_value.shape(), vec![5, 2]);
+    let rows: Vec<f64> = edges_value.read_raw().unwrap();
+    let edges = rows[..2].to_vec();
+    assert!(rows.chunks(2).all(|r| r == edges));
     // trap: N = 64, phi = 0.1, R = 1: L = sqrt(64 pi / 0.1)
     assert!((edges[0] - (64.0 * std::f64::consts::PI / 0.1).sqrt()).abs() < 1e-9);
-    for (el, comps) in [("position", 2), ("image", 2), ("self_propulsion", 2)] {
+    assert_eq!(edges[0], edges[1]);
+    for el in ["position", "image", "self_propulsion"] {
         let v = all.dataset(&format!("{el}/value")).unwrap();
-        assert_eq!(v.shape(), vec![5, 64, comps], "{el}");
+        assert_eq!(v.shape(), vec![5, 64, 2], "{el}");
+    }
+    // step and time of image, self_propulsion and box/edges are those of position (hard links,
+    // H5MD 1.1): one object, four names
+    for el in ["position", "image", "self_propulsion", "box/edges"] {
+        for d in ["step", "time"] {
+            let info = all
+                .dataset(&format!("{el}/{d}"))
+                .unwrap()
+                .loc_info()
+                .unwrap();
+            let of_position = all.dataset(&format!("position/{d}")).unwrap();
+            assert_eq!(
+                info.token,
+                of_position.loc_info().unwrap().token,
+                "{el}/{d}"
+            );
+            assert_eq!(info.num_links, 4, "{el}/{d}");
+        }
         let steps: Vec<i64> = all
             .dataset(&format!("{el}/step"))
             .unwrap()
@@ -113,10 +138,44 @@ fn h5md_layout() {
     }
     let msd = f.dataset("observables/msd/value").unwrap();
     assert_eq!(msd.shape(), vec![5, 1]);
-    assert!(f.dataset("observables/radial_distribution/value").is_ok());
     assert!(f
         .dataset("observables/largest_cluster_fraction/value")
         .is_ok());
+    // units (H5MD units module): reduced, named where MDAnalysis does not translate them
+    let unit = |ds: &str| -> Option<String> {
+        let a = f.dataset(ds).unwrap().attr("unit").ok()?;
+        Some(
+            a.read_scalar::<hdf5::types::VarLenAscii>()
+                .unwrap()
+                .to_string(),
+        )
+    };
+    let units = h5md.group("modules/units").unwrap();
+    let system: hdf5::types::VarLenUnicode = units.attr("system").unwrap().read_scalar().unwrap();
+    assert_eq!(system.as_str(), "reduced");
+    assert_eq!(
+        unit("particles/all/box/edges/value").as_deref(),
+        Some("sigma")
+    );
+    assert_eq!(unit("observables/msd/value").as_deref(), Some("sigma+2"));
+    assert_eq!(unit("observables/msd/time").as_deref(), Some("tau"));
+    assert_eq!(
+        unit("analysis/radial_distribution/r").as_deref(),
+        Some("sigma")
+    );
+    assert_eq!(unit("particles/all/position/value"), None);
+    assert_eq!(unit("particles/all/position/time"), None);
+    // the averages over frames are results without a time axis: /analysis, not /observables
+    assert!(f.dataset("analysis/radial_distribution/value").is_ok());
+    assert!(f.dataset("analysis/local_packing_fraction/density").is_ok());
+    for name in f.group("observables").unwrap().member_names().unwrap() {
+        for d in ["step", "time", "value"] {
+            assert!(
+                f.dataset(&format!("observables/{name}/{d}")).is_ok(),
+                "observables/{name} is not a time-dependent H5MD element"
+            );
+        }
+    }
     let p = f.group("parameters").unwrap();
     assert_eq!(p.attr("seed").unwrap().read_scalar::<u64>().unwrap(), 4);
     assert_eq!(p.attr("v0").unwrap().read_scalar::<f64>().unwrap(), 0.5);

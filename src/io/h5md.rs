@@ -1,20 +1,37 @@
 //! H5MD 1.1 output of particle simulations (de Buyl, Colberg & Höfling, H5MD: a structured,
 //! efficient and portable file format for molecular data, Comput. Phys. Commun. 185 (2014)).
 //!
-//! Layout written here:
+//! Layout written here (T frames, N particles, d dimensions, M replicas; lengths in the model's
+//! length unit σ, times in its time unit τ):
 //!
 //! ```text
-//! /h5md                       attrs version = [1, 1]; groups author (name), creator (name, version)
-//! /particles/<group>/box      attrs dimension, boundary = ["periodic", …]; dataset edges [d]
-//! /particles/<group>/position {step [T] i64, time [T] f64, value [T, N, d] f64}  (wrapped)
-//! /particles/<group>/image    {step, time, value [T, N, d] i32}   (unwrapped = position + image·edges)
-//! /particles/<group>/self_propulsion  {…, value [T, N, d]}   (AOUP g)
-//! /particles/<group>/orientation      {…, value [T, N, d]}   (ABP unit vectors)
-//! /observables/<name>         {step [T], time [T], value [T, M]} per replica, or a fixed dataset
-//! /parameters                 attrs: model parameters, seed, command, definition text
-//! /checkpoint                 while running: the last complete state of every replica and the
-//!                             observers' running sums (removed when the file is complete)
+//! /h5md                        attrs version = [1, 1]; groups author (name), creator (name, version),
+//!                              modules/units (attrs version = [1, 0], system = "reduced")
+//! /particles/<group>/position  {step [T] i64, time [T] f64, value [T, N, d] f64}  (wrapped)
+//! /particles/<group>/box       attrs dimension = d, boundary = ["periodic", …];
+//!                              edges {step, time, value [T, d] f64 (unit "sigma")}
+//! /particles/<group>/image     {step, time, value [T, N, d] i32}   (unwrapped = position + image·edges)
+//! /particles/<group>/self_propulsion  {step, time, value [T, N, d]}   (AOUP g)
+//! /particles/<group>/orientation      {step, time, value [T, N, d]}   (ABP unit vectors)
+//! /observables/<name>          {step [T], time [T] (unit "tau"), value [T, M]}: one value per replica
+//! /analysis/<name>/<dataset>   time-independent results (averages over frames and replicas)
+//! /parameters                  attrs: model parameters, seed, command, definition text
+//! /checkpoint                  while running: the last complete state of every replica and the
+//!                              observers' running sums (removed when the file is complete)
 //! ```
+//!
+//! Within a particle group, `box/edges`, `image` and the propulsion element share the `step` and
+//! `time` datasets of `position` (hard links, as H5MD 1.1 requires of `box` and `image`); the box
+//! is fixed, its edges repeated per frame in the time-dependent form that LAMMPS' `dump h5md`
+//! writes and MDAnalysis' `H5MDReader` reads. `position/value` and the shared `time` carry no
+//! `unit` attribute: MDAnalysis 2.x refuses any unit string outside its table of SI-based units
+//! (also with `convert_units=False`), and reduced units have none; their units are those of
+//! `box/edges/value` and of the observables' `time`. `/observables` holds only time-dependent
+//! elements (MDAnalysis reads every member per frame); results without a time axis (g(r), the
+//! packing fraction histogram) go to `/analysis`, a group H5MD leaves to the application.
+//!
+//! Files written before this layout (a time-independent dataset `box/edges` [d], own `step` and
+//! `time` per element, the averages as groups of `/observables`) are read by the readers here.
 //!
 //! `<group>` is `all` for one replica and `replica_0 … replica_{M-1}` for M replicas (independent
 //! stationary samples). The file is written as `.<name>.partial` next to the destination and
@@ -52,6 +69,9 @@ struct Element {
     step: Dataset,
     time: Dataset,
     value: Dataset,
+    /// Whether `step` and `time` are this element's own; false for an element whose `step` and
+    /// `time` are hard links to those of `position` (written and resized by `position` only).
+    owns_axis: bool,
     pending: std::cell::RefCell<Pending>,
 }
 
@@ -87,7 +107,16 @@ impl Element {
             step,
             time,
             value,
+            owns_axis: true,
             pending: Default::default(),
+        }
+    }
+
+    /// An element whose `step` and `time` are another's (hard links).
+    fn linked(step: Dataset, time: Dataset, value: Dataset) -> Element {
+        Element {
+            owns_axis: false,
+            ..Element::new(step, time, value)
         }
     }
 }
@@ -96,7 +125,47 @@ struct GroupHandles {
     position: Element,
     image: Element,
     propulsion: Element,
+    /// `box/edges`, time-dependent: the (fixed) edges `edge` [d] repeated per frame.
+    edges: Element,
+    edge: Vec<f64>,
     layout: GroupLayout,
+}
+
+/// The unit system named by `/h5md/modules/units`: every length in the model's length unit
+/// (`sigma`: the particle diameter of the ABP models, the unit of R of the AOUP models), every
+/// time in its time unit (`tau`: 1/D_r of the ABP models, the unit of 1/γ of the AOUP models).
+pub const UNIT_SYSTEM: &str = "reduced";
+/// The `unit` of lengths (box edges, radii of g(r)).
+pub const LENGTH_UNIT: &str = "sigma";
+/// The `unit` of times (the observables' `time`).
+pub const TIME_UNIT: &str = "tau";
+
+/// The `unit` of the values of the time-dependent observable `name` (None: dimensionless).
+fn observable_unit(name: &str) -> Option<&'static str> {
+    match name {
+        "msd" => Some("sigma+2"),
+        _ => None,
+    }
+}
+
+/// The `unit` of dataset `dataset` of the result `/analysis/<name>` (None: dimensionless).
+fn analysis_unit(name: &str, dataset: &str) -> Option<&'static str> {
+    match (name, dataset) {
+        ("radial_distribution", "r") => Some(LENGTH_UNIT),
+        _ => None,
+    }
+}
+
+/// Writes the H5MD `unit` attribute (scalar, variable-length ASCII string, as the units module
+/// prescribes) of `ds`.
+fn set_unit(ds: &Dataset, unit: &str, path: &Path) -> Result<()> {
+    let v = hdf5::types::VarLenAscii::from_ascii(unit)
+        .map_err(|e| IoError::invalid(path, format!("unit '{unit}' is not ASCII: {e}")))?;
+    ds.new_attr::<hdf5::types::VarLenAscii>()
+        .shape(())
+        .create("unit")
+        .and_then(|a| a.write_scalar(&v))
+        .map_err(|e| IoError::hdf5(path, "write a unit attribute", e))
 }
 
 /// Streams an H5MD file; see the module docs.
@@ -329,6 +398,12 @@ impl H5mdWriter {
             &AttrValue::Str(env!("CARGO_PKG_VERSION").into()),
             path,
         )?;
+        let units = h5md
+            .create_group("modules")
+            .and_then(|m| m.create_group("units"))
+            .map_err(|e| err("create /h5md/modules/units", e))?;
+        write_attr(&units, "version", &AttrValue::I64s(vec![1, 0]), path)?;
+        write_attr(&units, "system", &AttrValue::Str(UNIT_SYSTEM.into()), path)?;
         let particles = file
             .create_group("particles")
             .map_err(|e| err("create /particles", e))?;
@@ -345,17 +420,19 @@ impl H5mdWriter {
                 &AttrValue::Strs(vec!["periodic".into(); g.dim]),
                 path,
             )?;
-            bx.new_dataset_builder()
-                .with_data(&vec![edge; g.dim])
-                .create("edges")
-                .map_err(|e| err("write box/edges", e))?;
-            let position = element::<f64>(&grp, "position", g.n, g.dim, path)?;
-            let image = element::<i32>(&grp, "image", g.n, g.dim, path)?;
-            let propulsion = element::<f64>(&grp, &g.propulsion.0, g.n, g.propulsion.1, path)?;
+            let position = element_shape::<f64>(&grp, "position", &[g.n, g.dim], path)?;
+            let axis = format!("/particles/{}/position", g.name);
+            let image = linked_element::<i32>(&grp, "image", &[g.n, g.dim], &axis, path)?;
+            let propulsion =
+                linked_element::<f64>(&grp, &g.propulsion.0, &[g.n, g.propulsion.1], &axis, path)?;
+            let edges = linked_element::<f64>(&bx, "edges", &[g.dim], &axis, path)?;
+            set_unit(&edges.value, LENGTH_UNIT, path)?;
             handles.push(GroupHandles {
                 position,
                 image,
                 propulsion,
+                edges,
+                edge: vec![edge; g.dim],
                 layout: g.clone(),
             });
         }
@@ -441,20 +518,46 @@ impl H5mdWriter {
             let grp = particles
                 .group(&name)
                 .map_err(|e| err("open particle group", e))?;
-            let open = |el: &str| -> Result<Element> {
+            // `linked`: step and time are hard links to those of position
+            let open = |el: &str, linked: bool| -> Result<Element> {
                 let e = grp.group(el).map_err(|e| err("open element", e))?;
                 let ds = |n: &str| e.dataset(n).map_err(|e2| err("open dataset", e2));
-                Ok(Element::new(ds("step")?, ds("time")?, ds("value")?))
+                let (step, time, value) = (ds("step")?, ds("time")?, ds("value")?);
+                Ok(if linked {
+                    Element::linked(step, time, value)
+                } else {
+                    Element::new(step, time, value)
+                })
             };
+            if grp.dataset("box/edges").is_ok() {
+                return Err(IoError::invalid(
+                    &partial,
+                    "written by an earlier version of phaseflow (a time-independent box/edges): it cannot be continued by this one; run without --resume to start afresh",
+                ));
+            }
             let prop_name = if grp.group("self_propulsion").is_ok() {
                 "self_propulsion"
             } else {
                 "orientation"
             };
-            let position = open("position")?;
+            let position = open("position", false)?;
             let shape = position.value.shape();
-            let prop = open(prop_name)?;
+            let prop = open(prop_name, true)?;
             let pshape = prop.value.shape();
+            let edges = open("box/edges", true)?;
+            let edge: Vec<f64> = match edges.value.shape()[..] {
+                [t, d] if t >= 1 && d == shape[2] => edges
+                    .value
+                    .read_slice_1d::<f64, _>((0, ..))
+                    .map_err(|e| err("read box/edges", e))?
+                    .to_vec(),
+                _ => {
+                    return Err(IoError::invalid(
+                        &partial,
+                        format!("{name}/box/edges/value is not [T >= 1, {}]", shape[2]),
+                    ))
+                }
+            };
             let layout = GroupLayout {
                 name: name.clone(),
                 n: shape[1],
@@ -463,11 +566,13 @@ impl H5mdWriter {
             };
             let g = GroupHandles {
                 position,
-                image: open("image")?,
+                image: open("image", true)?,
                 propulsion: prop,
+                edges,
+                edge,
                 layout,
             };
-            for el in [&g.position, &g.image, &g.propulsion] {
+            for el in [&g.position, &g.image, &g.propulsion, &g.edges] {
                 truncate(el, frames, &partial)?;
             }
             groups.push(g);
@@ -532,10 +637,15 @@ impl H5mdWriter {
                 truncate(&el, frames, &partial)?;
                 observables.insert(name, el);
             } else {
-                // a fixed observable is written at the end only (not before a checkpoint)
+                // not a time series (never written by this version before the end)
                 obs.unlink(&name)
                     .map_err(|e| err("remove an unfinished observable", e))?;
             }
+        }
+        // the averages are written at the end only (not before a checkpoint)
+        if file.link_exists("analysis") {
+            file.unlink("analysis")
+                .map_err(|e| err("remove unfinished averages", e))?;
         }
         Ok(PartialFile::Resumable(
             Box::new(H5mdWriter {
@@ -604,7 +714,8 @@ impl H5mdWriter {
         append(&g.position, k, step, time, x, &[n, d], &path)?;
         append(&g.image, k, step, time, image, &[n, d], &path)?;
         append(&g.propulsion, k, step, time, propulsion, &[n, c], &path)?;
-        self.pending_bytes += 8 * (x.len() + propulsion.len()) + 4 * image.len() + 48;
+        append(&g.edges, k, step, time, &g.edge, &[d], &path)?;
+        self.pending_bytes += 8 * (x.len() + propulsion.len() + d) + 4 * image.len() + 64;
         Ok(())
     }
 
@@ -623,6 +734,10 @@ impl H5mdWriter {
                 .group("observables")
                 .map_err(|e| IoError::hdf5(&self.path, "open /observables", e))?;
             let el = element_shape::<f64>(&obs, name, &[self.replicas], &self.path)?;
+            set_unit(&el.time, TIME_UNIT, &self.path)?;
+            if let Some(unit) = observable_unit(name) {
+                set_unit(&el.value, unit, &self.path)?;
+            }
             self.observables.insert(name.to_string(), el);
         }
         self.pending_bytes += 8 * values.len() + 16;
@@ -645,6 +760,7 @@ impl H5mdWriter {
             flush(&g.position, &self.path)?;
             flush(&g.image, &self.path)?;
             flush(&g.propulsion, &self.path)?;
+            flush(&g.edges, &self.path)?;
         }
         for el in self.observables.values() {
             flush(el, &self.path)?;
@@ -742,25 +858,35 @@ impl H5mdWriter {
         Ok(())
     }
 
-    /// Writes a fixed (time-independent) observable `/observables/<name>` with named 1-D
-    /// datasets (e.g. `r` and `value` of the radial distribution function).
-    pub fn write_fixed_observable(&mut self, name: &str, data: &[(&str, &[f64])]) -> Result<()> {
+    /// Writes a time-independent result `/analysis/<name>` with named 1-D datasets (e.g. `r`
+    /// and `value` of the radial distribution function averaged over the frames). Not in
+    /// `/observables`, whose members readers such as MDAnalysis read per frame.
+    pub fn write_average(&mut self, name: &str, data: &[(&str, &[f64])]) -> Result<()> {
         let file = self.file.as_ref().expect("open file");
         let err = |op: &str, e: hdf5::Error| IoError::hdf5(&self.path, op, e);
-        let obs = file
-            .group("observables")
-            .map_err(|e| err("open /observables", e))?;
-        if obs.link_exists(name) {
-            obs.unlink(name).map_err(|e| err("replace observable", e))?;
+        let analysis = match file.group("analysis") {
+            Ok(g) => g,
+            Err(_) => file
+                .create_group("analysis")
+                .map_err(|e| err("create /analysis", e))?,
+        };
+        if analysis.link_exists(name) {
+            analysis
+                .unlink(name)
+                .map_err(|e| err("replace an average", e))?;
         }
-        let g = obs
+        let g = analysis
             .create_group(name)
-            .map_err(|e| err("create observable", e))?;
+            .map_err(|e| err("create an average", e))?;
         for (k, v) in data {
-            g.new_dataset_builder()
+            let ds = g
+                .new_dataset_builder()
                 .with_data(v)
                 .create(*k)
-                .map_err(|e| err("write observable", e))?;
+                .map_err(|e| err("write an average", e))?;
+            if let Some(unit) = analysis_unit(name, k) {
+                set_unit(&ds, unit, &self.path)?;
+            }
         }
         Ok(())
     }
@@ -826,16 +952,6 @@ impl Drop for H5mdWriter {
     }
 }
 
-fn element<T: hdf5::H5Type>(
-    grp: &Group,
-    name: &str,
-    n: usize,
-    c: usize,
-    path: &Path,
-) -> Result<Element> {
-    element_shape::<T>(grp, name, &[n, c], path)
-}
-
 fn element_shape<T: hdf5::H5Type>(
     grp: &Group,
     name: &str,
@@ -860,17 +976,45 @@ fn element_shape<T: hdf5::H5Type>(
         .shape(0..)
         .create("time")
         .map_err(|e| err("create time", e))?;
-    let mut chunk = vec![ch];
+    let value = value_dataset::<T>(&g, frame, path)?;
+    Ok(Element::new(step, time, value))
+}
+
+/// A time-dependent element `grp/name` whose `step` and `time` are hard links to those of the
+/// element at the absolute path `axis` (e.g. `/particles/all/position`).
+fn linked_element<T: hdf5::H5Type>(
+    grp: &Group,
+    name: &str,
+    frame: &[usize],
+    axis: &str,
+    path: &Path,
+) -> Result<Element> {
+    let err = |op: &str, e: hdf5::Error| IoError::hdf5(path, op, e);
+    let g = grp
+        .create_group(name)
+        .map_err(|e| err("create element", e))?;
+    for d in ["step", "time"] {
+        g.link_hard(&format!("{axis}/{d}"), d)
+            .map_err(|e| err(&format!("link {name}/{d} to {axis}/{d}"), e))?;
+    }
+    let ds = |d: &str| g.dataset(d).map_err(|e| err("open linked dataset", e));
+    let (step, time) = (ds("step")?, ds("time")?);
+    let value = value_dataset::<T>(&g, frame, path)?;
+    Ok(Element::linked(step, time, value))
+}
+
+/// The `value` dataset [0.., frame…] of an element, chunked by whole frames.
+fn value_dataset<T: hdf5::H5Type>(g: &Group, frame: &[usize], path: &Path) -> Result<Dataset> {
+    let per: usize = frame.iter().product();
+    let mut chunk = vec![frames_chunk(per)];
     chunk.extend_from_slice(frame);
     let mut shape: Vec<hdf5::Extent> = vec![(0..).into()];
     shape.extend(frame.iter().map(|&v| hdf5::Extent::from(v)));
-    let value = g
-        .new_dataset::<T>()
+    g.new_dataset::<T>()
         .chunk(chunk)
         .shape(shape)
         .create("value")
-        .map_err(|e| err("create value", e))?;
-    Ok(Element::new(step, time, value))
+        .map_err(|e| IoError::hdf5(path, "create value", e))
 }
 
 /// Buffers frame `k` of an element (written by [`flush`]).
@@ -914,17 +1058,19 @@ fn flush(el: &Element, path: &Path) -> Result<()> {
     let (first, end) = (p.first, p.first + count);
     let mut shape = el.value.shape();
     shape[0] = end;
-    el.step.resize(end).map_err(|e| err("extend step", e))?;
-    el.time.resize(end).map_err(|e| err("extend time", e))?;
     el.value
         .resize(shape.clone())
         .map_err(|e| err("extend value", e))?;
-    el.step
-        .write_slice(&p.steps, first..end)
-        .map_err(|e| err("write step", e))?;
-    el.time
-        .write_slice(&p.times, first..end)
-        .map_err(|e| err("write time", e))?;
+    if el.owns_axis {
+        el.step.resize(end).map_err(|e| err("extend step", e))?;
+        el.time.resize(end).map_err(|e| err("extend time", e))?;
+        el.step
+            .write_slice(&p.steps, first..end)
+            .map_err(|e| err("write step", e))?;
+        el.time
+            .write_slice(&p.times, first..end)
+            .map_err(|e| err("write time", e))?;
+    }
     let mut dims = shape.clone();
     dims[0] = count;
     let sel: Vec<hdf5::SliceOrIndex> = std::iter::once(hdf5::SliceOrIndex::from(first..end))
@@ -1002,12 +1148,14 @@ fn truncate(el: &Element, frames: usize, path: &Path) -> Result<()> {
     el.value
         .resize(shape)
         .map_err(|e| err("truncate value", e))?;
-    el.step
-        .resize(frames)
-        .map_err(|e| err("truncate step", e))?;
-    el.time
-        .resize(frames)
-        .map_err(|e| err("truncate time", e))?;
+    if el.owns_axis {
+        el.step
+            .resize(frames)
+            .map_err(|e| err("truncate step", e))?;
+        el.time
+            .resize(frames)
+            .map_err(|e| err("truncate time", e))?;
+    }
     Ok(())
 }
 
@@ -1072,10 +1220,7 @@ pub fn read_particle_frame(path: &Path, frame: i64) -> Result<ParticleFrame> {
         .dataset("position/time")
         .and_then(|d| d.read_raw())
         .map_err(|e| err("read time", e))?;
-    let edges: Vec<f64> = grp
-        .dataset("box/edges")
-        .and_then(|d| d.read_raw())
-        .map_err(|e| err("read box/edges", e))?;
+    let edges = read_edges(&grp, Some(k), path)?;
     let (parameters, strings) = read_parameters(&file);
     let system = strings.get("system").cloned().unwrap_or_default();
     Ok(ParticleFrame {
@@ -1168,10 +1313,7 @@ pub fn read_particle_samples(path: &Path) -> Result<ParticleSamples> {
             .dataset("position/time")
             .and_then(|d| d.read_raw())
             .map_err(|e| err("read time", e))?;
-        let edges: Vec<f64> = grp
-            .dataset("box/edges")
-            .and_then(|d| d.read_raw())
-            .map_err(|e| err("read box/edges", e))?;
+        let edges = read_edges(&grp, None, path)?;
         match out.as_mut() {
             None => {
                 out = Some(ParticleSamples {
@@ -1211,6 +1353,83 @@ pub fn read_particle_samples(path: &Path) -> Result<ParticleSamples> {
     s.definition = strings.get("definition").cloned().unwrap_or_default();
     s.definition_path = strings.get("definition_path").cloned().unwrap_or_default();
     Ok(s)
+}
+
+/// The box edges [d] of a particle group: `box/edges/value[k]` of the time-dependent form, or
+/// the time-independent dataset `box/edges` of files written before it. `k` None: the box of
+/// every frame, which must be the same (phaseflow's analyses take the box as fixed).
+fn read_edges(grp: &Group, k: Option<usize>, path: &Path) -> Result<Vec<f64>> {
+    let err = |op: &str, e: hdf5::Error| IoError::hdf5(path, op, e);
+    if let Ok(ds) = grp.dataset("box/edges") {
+        return ds.read_raw().map_err(|e| err("read box/edges", e));
+    }
+    let value = grp
+        .dataset("box/edges/value")
+        .map_err(|e| err("open box/edges (neither a dataset nor an element)", e))?;
+    let shape = value.shape();
+    let [frames, d] = shape[..] else {
+        return Err(IoError::invalid(
+            path,
+            format!("box/edges/value has shape {shape:?}, not [T, d] (a cuboid box)"),
+        ));
+    };
+    let all: Vec<f64> = value.read_raw().map_err(|e| err("read box/edges", e))?;
+    let row = |t: usize| all[t * d..(t + 1) * d].to_vec();
+    match k {
+        Some(t) if t < frames => Ok(row(t)),
+        Some(t) => Err(IoError::invalid(
+            path,
+            format!("box/edges/value holds {frames} frames, frame {t} has none"),
+        )),
+        None if frames == 0 => Err(IoError::invalid(path, "box/edges/value holds no frame")),
+        None => {
+            let first = row(0);
+            match (1..frames).find(|&t| all[t * d..(t + 1) * d] != first[..]) {
+                None => Ok(first),
+                Some(t) => Err(IoError::invalid(
+                    path,
+                    format!(
+                        "the box changes at frame {t} (box/edges/value): phaseflow reads runs in a fixed box only"
+                    ),
+                )),
+            }
+        }
+    }
+}
+
+/// The time-independent results of a particle file by name, each a map of named 1-D datasets:
+/// `radial_distribution` {`r`, `value`} and `local_packing_fraction` {`bin_edges`, `density`}
+/// (averages over frames and replicas, runs with pair forces in d ≥ 2). Read from `/analysis`,
+/// or from the groups of `/observables` that are not time series in files written before
+/// `/analysis`. Empty when the file has none.
+pub fn read_averages(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, Vec<f64>>>> {
+    let err = |op: &str, e: hdf5::Error| IoError::hdf5(path, op, e);
+    let file = super::trajectory::open_read(path).map_err(|e| err("open", e))?;
+    let mut out = BTreeMap::new();
+    let (top, old) = match file.group("analysis") {
+        Ok(g) => (g, false),
+        Err(_) => match file.group("observables") {
+            Ok(g) => (g, true),
+            Err(_) => return Ok(out),
+        },
+    };
+    for name in top.member_names().map_err(|e| err("list results", e))? {
+        let Ok(g) = top.group(&name) else { continue };
+        // a time series of /observables (step, time, value) is not an average
+        if old && g.link_exists("step") {
+            continue;
+        }
+        let mut data = BTreeMap::new();
+        for k in g.member_names().map_err(|e| err("list a result", e))? {
+            let v: Vec<f64> = g
+                .dataset(&k)
+                .and_then(|d| d.read_raw())
+                .map_err(|e| err(&format!("read {name}/{k}"), e))?;
+            data.insert(k, v);
+        }
+        out.insert(name, data);
+    }
+    Ok(out)
 }
 
 /// The attributes of `/parameters`: numbers, and strings (system, definition, command, …).

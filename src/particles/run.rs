@@ -356,7 +356,7 @@ pub type FixedObservable<'a> = (&'static str, Vec<(&'static str, &'a [f64])>);
 impl FrameAverages {
     /// The averages as the output names them: `(observable, [(dataset, values)])` —
     /// `radial_distribution` {`r`, `value`} and `local_packing_fraction` {`bin_edges`,
-    /// `density`} (`/observables/<observable>/<dataset>` of the H5MD file).
+    /// `density`} (`/analysis/<observable>/<dataset>` of the H5MD file).
     pub fn datasets(&self) -> [FixedObservable<'_>; 2] {
         [
             (
@@ -537,7 +537,7 @@ impl Observer for H5mdOutput {
         if let Some(a) = self.observables.averages() {
             let w = self.writer();
             for (name, data) in a.datasets() {
-                w.write_fixed_observable(name, &data)?;
+                w.write_average(name, &data)?;
             }
         }
         self.writer()
