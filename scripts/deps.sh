@@ -4,7 +4,7 @@
 #   (plotters draws text with them);
 #   Python packages (tests and notebooks): numpy, h5py, matplotlib, pandas, nbclient, nbformat,
 #   ipykernel; maturin (builds the Python package, python/) and pytest (its tests); dysts 0.96
-#   (python/tests/test_dysts_parity.py compares with it).
+#   (python/tests/test_dysts_parity.py compares with it); MDAnalysis 2.x (python/tests/test_mdanalysis.py).
 # `deps.sh --build-only`: the Debian packages only (what building and running the binary needs;
 # scripts/example.sh), no Python.
 set -euo pipefail
@@ -55,4 +55,12 @@ if ! python3 -c "import importlib.metadata as m; assert m.version('dysts') == '0
     || python3 -m pip install -q --break-system-packages "${dysts_needs[@]}"
   python3 -m pip install -q --disable-pip-version-check --no-deps dysts==0.96 gluonts==0.17.0 \
     || python3 -m pip install -q --break-system-packages --no-deps dysts==0.96 gluonts==0.17.0
+fi
+
+# MDAnalysis 2.x for python/tests/test_mdanalysis.py (reads phaseflow's particle H5MD files; its
+# H5MD reader needs h5py, installed above)
+if ! python3 -c "import MDAnalysis; assert MDAnalysis.__version__.startswith('2.')" >/dev/null 2>&1; then
+  echo "deps: installing MDAnalysis (python/tests/test_mdanalysis.py)" >&2
+  python3 -m pip install -q --disable-pip-version-check 'MDAnalysis>=2.8,<3' \
+    || python3 -m pip install -q --break-system-packages 'MDAnalysis>=2.8,<3'
 fi

@@ -48,14 +48,15 @@ class ParticleRun:
             dx = (v0 g + F − A x) dt + √(2ε) dW, dg = −γ g dt + √(2γ) dB; or the ABP unit
             orientation e (c = d; 2-D angles θ as (cos θ, sin θ)) of dx = (v0 e + μ F) dt + √(2 D_T) dW.
         propulsion_name: `"self_propulsion"` (AOUP) or `"orientation"` (ABP), its H5MD name.
-        box: (d,) box edges L (periodic in every direction).
-        observables: the file's `/observables`: per-frame series (F, M) — `msd` (mean-squared
+        box: (d,) box edges L (periodic in every direction; fixed: every row of the file's
+            `box/edges/value`).
+        observables: the file's `/observables` and `/analysis`: per-frame series (F, M) — `msd` (mean-squared
             displacement of the mobile particles from frame 0, unwrapped, summed over the d
             components), `propulsion_autocorrelation` ((1/(N d)) Σ g(t)·g(0), AOUP) or
             `orientation_autocorrelation` ((1/N) Σ e(t)·e(0), ABP), `largest_cluster_fraction`
             (pair forces, d ≥ 2) — and, with pair forces in d ≥ 2, the averages over frames and
             replicas `radial_distribution` {`r`, `value`} and `local_packing_fraction`
-            {`bin_edges`, `density`} (dicts of 1-D arrays).
+            {`bin_edges`, `density`} (dicts of 1-D arrays; `/analysis/<name>/<dataset>`).
         summary: the run summary `phaseflow simulate --json` prints (system, model, output,
             n_particles, dimension, replicas, packing_fraction, box_edge, dt, steps, frames,
             wall_seconds, particle_steps_per_second, threads, largest_cluster_fraction, …).

@@ -44,10 +44,18 @@ def cli_run(phaseflow_bin, tmp_path, model, sets, *args):
 
 
 def datasets(path):
-    """Every dataset of an HDF5 file: name -> array."""
+    """Every dataset of an HDF5 file by every name (hard links included): name -> array."""
     out = {}
+
+    def walk(group, prefix):
+        for name, obj in group.items():
+            if isinstance(obj, h5py.Group):
+                walk(obj, f"{prefix}{name}/")
+            else:
+                out[f"{prefix}{name}"] = obj[()]
+
     with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        walk(f, "")
     return out
 
 
@@ -78,15 +86,17 @@ def test_arrays_equal_the_cli_file_bit_for_bit(phaseflow_bin, tmp_path, case):
         assert exact(run.image[r], cli[f"{g}/image/value"])
         assert exact(run.propulsion[r], cli[f"{g}/{run.propulsion_name}/value"])
         assert exact(run.step, cli[f"{g}/position/step"]) and exact(run.time, cli[f"{g}/position/time"])
-        assert exact(run.box, cli[f"{g}/box/edges"])
-    # every observable of the file, and no other
-    names = {k.split("/")[1] for k in cli if k.startswith("observables/")}
+        # the box of every frame (a fixed box, stored per frame)
+        assert all(exact(run.box, edges) for edges in cli[f"{g}/box/edges/value"])
+        assert len(cli[f"{g}/box/edges/value"]) == frames
+    # every time series of /observables and average of /analysis of the file, and no other
+    names = {k.split("/")[1] for k in cli if k.startswith(("observables/", "analysis/"))}
     assert set(run.observables) == names
     for name, value in run.observables.items():
         if isinstance(value, dict):
             for k, v in value.items():
-                assert exact(v, cli[f"observables/{name}/{k}"]), (name, k)
-            assert {k.split("/")[2] for k in cli if k.startswith(f"observables/{name}/")} == set(value)
+                assert exact(v, cli[f"analysis/{name}/{k}"]), (name, k)
+            assert {k.split("/")[2] for k in cli if k.startswith(f"analysis/{name}/")} == set(value)
         else:
             assert exact(value, cli[f"observables/{name}/value"]), name
             assert exact(run.step, cli[f"observables/{name}/step"])
