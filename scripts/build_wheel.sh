@@ -3,7 +3,8 @@
 # from source and linked statically (cargo feature `static-hdf5`: the `hdf5-metno-src` crate,
 # built with CMake >= 3.26 from PyPI), then the remaining shared libraries (fontconfig, freetype,
 # libpng, zlib, ... of the plots) copied into the wheel by auditwheel, which gives it a
-# manylinux tag. Measured here: 15 min on 2 cores from a warm cargo cache; a 9.3 MB
+# manylinux tag. Measured here (profile test-opt, which inherits release): 15 min on 2 cores
+# shared with other builds, crates already downloaded; a 9.3 MB
 # `phaseflow-0.1.0-cp310-abi3-manylinux_2_35_x86_64.whl` that imports and writes HDF5 in a fresh
 # virtualenv with no libhdf5 dependency (`ldd` of the module lists none).
 #
