@@ -4,7 +4,9 @@
 #   (plotters draws text with them);
 #   Python packages (tests and notebooks): numpy, h5py, matplotlib, pandas, nbclient, nbformat,
 #   ipykernel; maturin (builds the Python package, python/) and pytest (its tests); dysts 0.96
-#   (python/tests/test_dysts_parity.py compares with it); MDAnalysis 2.x (python/tests/test_mdanalysis.py).
+#   (python/tests/test_dysts_parity.py compares with it); MDAnalysis, gsd and freud-analysis (the
+#   field's readers and analysis, which check phaseflow's particle files and observables:
+#   python/tests/test_mdanalysis.py, test_gsd.py, test_freud.py).
 # `deps.sh --build-only`: the Debian packages only (what building and running the binary needs;
 # scripts/example.sh), no Python.
 set -euo pipefail
@@ -57,10 +59,24 @@ if ! python3 -c "import importlib.metadata as m; assert m.version('dysts') == '0
     || python3 -m pip install -q --break-system-packages --no-deps dysts==0.96 gluonts==0.17.0
 fi
 
-# MDAnalysis 2.x for python/tests/test_mdanalysis.py (reads phaseflow's particle H5MD files; its
-# H5MD reader needs h5py, installed above)
-if ! python3 -c "import MDAnalysis; assert MDAnalysis.__version__.startswith('2.')" >/dev/null 2>&1; then
-  echo "deps: installing MDAnalysis (python/tests/test_mdanalysis.py)" >&2
-  python3 -m pip install -q --disable-pip-version-check 'MDAnalysis>=2.8,<3' \
-    || python3 -m pip install -q --break-system-packages 'MDAnalysis>=2.8,<3'
+# MDAnalysis 2.x, gsd (HOOMD-blue's format) and freud-analysis 3.x: the readers and the analysis
+# library the particle outputs are checked with (python/tests/test_freud.py recomputes g(r) and the
+# largest-cluster fraction with freud). Tested with MDAnalysis 2.11.0, gsd 5.0.1, freud 3.4.0.
+# numpy and pandas are held at the installed versions (a constraints file): should one of these
+# ever want another numpy, pip fails instead of downgrading it. Into a venv holding only numpy and
+# pandas they pull scipy, matplotlib (with contourpy, pillow, fonttools, ...), MDAnalysis' own
+# GridDataFormats, mrcfile, mmtf-python, msgpack, mda-xdrlib, filelock, tqdm, joblib, and freud's
+# rowan, parsnip-cif: 30 s, 330 MB without a pip cache; after the packages above (scipy,
+# matplotlib already here) about 75 MB (MDAnalysis 51, freud 7, gsd 4).
+if ! python3 -c "import importlib.metadata as m; v = lambda p: int(m.version(p).split('.')[0]); assert v('MDAnalysis') == 2 and v('freud-analysis') == 3 and v('gsd') >= 3; import MDAnalysis, gsd.hoomd, freud" >/dev/null 2>&1; then
+  echo "deps: installing MDAnalysis, gsd, freud-analysis (checks of the particle outputs)" >&2
+  pins=$(mktemp)
+  trap 'rm -f "$pins"' EXIT
+  python3 -c "import importlib.metadata as m
+for p in ('numpy', 'pandas'):
+    try: print(f'{p}=={m.version(p)}')
+    except m.PackageNotFoundError: pass" >"$pins"
+  readers=('MDAnalysis>=2,<3' 'gsd>=3,<6' 'freud-analysis>=3,<4')
+  python3 -m pip install -q --disable-pip-version-check -c "$pins" "${readers[@]}" \
+    || python3 -m pip install -q --break-system-packages -c "$pins" "${readers[@]}"
 fi

@@ -443,7 +443,8 @@ pub enum TableError {
 /// killed run keeps them; `resume` skips the systems already there), and the complete table is
 /// renamed to `output` (never over what is not a regular file). One process at a time writes a
 /// table ([`crate::io::h5md::OutputLock`]: a second run on the same output fails at once, naming
-/// the first). `progress` counts systems; `cancel` stops after the systems in flight.
+/// the first). `progress` counts systems; `cancel` stops the systems in flight at their next
+/// check ([`crate::analysis::invariants::InvariantSettings::cancel`]) and starts no other.
 pub fn invariants_table(
     files: &[PathBuf],
     output: &Path,
@@ -490,6 +491,7 @@ pub fn invariants_table(
     progress.start(todo.len() as u64, 0, "systems");
     let base_settings = crate::analysis::invariants::InvariantSettings {
         correlation_points: args.correlation_points,
+        cancel: cancel.clone(),
         ..crate::analysis::invariants::InvariantSettings::default()
     };
     let failures = std::sync::atomic::AtomicUsize::new(0);
@@ -497,7 +499,7 @@ pub fn invariants_table(
         if cancel.is_cancelled() {
             return;
         }
-        let row = (|| -> std::result::Result<serde_json::Value, String> {
+        let row = (|| -> std::result::Result<Option<serde_json::Value>, String> {
             let sys = CompiledSystem::load(&f.display().to_string(), &Overrides::default())
                 .map_err(|e| e.to_string())?;
             let mut settings = base_settings.clone();
@@ -528,19 +530,25 @@ pub fn invariants_table(
                         v[k] = val.clone();
                     }
                     v["status"] = json!("ok");
-                    Ok(v)
+                    Ok(Some(v))
                 }
+                // stopped midway: no row, so that `resume` computes the system again
+                Err(crate::analysis::invariants::InvariantsError::Interrupted) => Ok(None),
                 Err(e) => {
                     let mut v = base;
                     v["status"] = json!(format!("skipped: {e}"));
-                    Ok(v)
+                    Ok(Some(v))
                 }
             }
         })();
-        let v = row.unwrap_or_else(|e| {
-            failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            json!({"system": f.display().to_string(), "status": format!("error: {e}")})
-        });
+        let v = match row {
+            Ok(Some(v)) => v,
+            Ok(None) => return,
+            Err(e) => {
+                failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                json!({"system": f.display().to_string(), "status": format!("error: {e}")})
+            }
+        };
         let line = INVARIANT_COLUMNS
             .iter()
             .map(|c| csv_field(&v[*c]))

@@ -45,7 +45,22 @@ impl Cancel {
     pub fn reset(&self) {
         self.0.store(false, Ordering::SeqCst);
     }
+    /// `Err(`[`Interrupted`]`)` when the token is cancelled: `cancel.check()?` at a safe point.
+    pub fn check(&self) -> Result<(), Interrupted> {
+        if self.is_cancelled() {
+            Err(Interrupted)
+        } else {
+            Ok(())
+        }
+    }
 }
+
+/// The error of a call that stopped because its [`Cancel`] token was cancelled, for functions
+/// whose only failure is that (e.g. [`crate::analysis::dimension::correlation_sums`]); calls
+/// that fail in other ways too have an `Interrupted` variant in their own error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
 
 /// Progress of a long-running call, reported in units of work (`unit`: "steps", "points",
 /// "systems", "samples", …). Every method has a no-op default; [`NoProgress`] is the silent

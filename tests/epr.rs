@@ -456,3 +456,131 @@ fn a_model_of_another_size_is_an_error() {
         );
     }
 }
+
+/// Cancellation of the sample estimates (library calls): a token set before the call stops it
+/// before the first sample, and one set during the call (here by the progress reporter at the
+/// 5th sample) stops it at the next sample, with `EprError::Interrupted` — the learning-free
+/// reference and the learned EPR of particle samples, the learned EPR of an SDE trajectory, the
+/// stationarity diagnostics; `write_flow` stops inside the probability-flow integration and
+/// writes no file. Models: an MLP 8 trained for 2 steps (only the control flow matters here).
+#[cfg(feature = "learn")]
+#[test]
+fn a_cancelled_token_stops_the_epr_sampling() {
+    use phaseflow::analysis::epr::{self, EprError};
+    use phaseflow::analysis::epr_output::{self, EprOutputError};
+    use phaseflow::control::{Cancel, NoProgress, Progress};
+    use phaseflow::score::evaluate::ScoreModel;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Counts the samples reported and cancels the token at the `at`-th.
+    struct CancelAt {
+        at: u64,
+        seen: AtomicU64,
+        cancel: Cancel,
+    }
+    impl Progress for CancelAt {
+        fn advance(&self, delta: u64) {
+            if self.seen.fetch_add(delta, Ordering::SeqCst) + delta == self.at {
+                self.cancel.cancel();
+            }
+        }
+    }
+    let at = |k: u64| CancelAt {
+        at: k,
+        seen: AtomicU64::new(0),
+        cancel: Cancel::new(),
+    };
+    let cancelled = || {
+        let c = Cancel::new();
+        c.cancel();
+        c
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tiny.toml");
+    std::fs::write(
+        &cfg,
+        "[network]\nkind = \"mlp\"\nhidden = [8]\n\n[loss]\nkind = \"ism\"\n\n[training]\nsteps = 2\nbatch = 16\nwarmup = 1\nlog_every = 1\ncheckpoint_every = 2\nseed = 1\n",
+    )
+    .unwrap();
+    // particle samples (2 AOUPs in a harmonic trap, 4 replicas × 11 frames) and a model of them
+    let data = dir.path().join("trap.h5");
+    common::simulate_trap(&data, &["N=2", "k=0", "dt=0.01"], 4, "1", "50");
+    let model_dir = dir.path().join("m");
+    train(&cfg, &data, &model_dir);
+    let device = phaseflow::score::cpu_device();
+    let sm = ScoreModel::load(&model_dir, &device).unwrap();
+    let samples = phaseflow::io::h5md::read_particle_samples(&data).unwrap();
+    let model = phaseflow::particles::ParticleModel::at_parameters(
+        &samples.definition,
+        Path::new(&samples.definition_path),
+        &samples.parameters,
+        &[],
+    )
+    .unwrap();
+    assert!(samples.replicas * samples.frames > 10);
+    // the reference (no model) and the learned EPR
+    let p = at(u64::MAX);
+    let r = epr::reference_epr(&model, &samples, 4, &cancelled(), &p);
+    assert!(matches!(r, Err(EprError::Interrupted)), "{r:?}");
+    assert_eq!(p.seen.load(Ordering::SeqCst), 0);
+    for sm in [None, Some(&sm)] {
+        let p = at(5);
+        let r = epr::sample_epr(sm, &model, &samples, 4, &p.cancel, &p);
+        assert!(matches!(r, Err(EprError::Interrupted)), "{r:?}");
+        assert_eq!(p.seen.load(Ordering::SeqCst), 5);
+        // not cancelled: the whole data
+        let p = at(u64::MAX);
+        let r = epr::sample_epr(sm, &model, &samples, 4, &p.cancel, &p).unwrap();
+        assert_eq!(r.n_samples, samples.replicas * samples.frames);
+    }
+    let r = epr::diagnostics(&sm, &model, &samples, 100, &cancelled());
+    assert!(matches!(r, Err(EprError::Interrupted)), "{r:?}");
+    assert!(epr::diagnostics(&sm, &model, &samples, 10, &Cancel::new()).is_ok());
+    let flow = dir.path().join("flow.h5");
+    let r = epr_output::write_flow(&flow, &sm, &samples, &model, 0.01, 1000, &cancelled());
+    assert!(matches!(r, Err(EprOutputError::Interrupted)), "{r:?}");
+    assert!(!flow.exists());
+    // a probability flow of 10^9 steps, cancelled after 0.2 s: stops within a second
+    let cancel = Cancel::new();
+    let (r, late) = std::thread::scope(|s| {
+        let setter = s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            cancel.cancel();
+            std::time::Instant::now()
+        });
+        let r = epr_output::write_flow(&flow, &sm, &samples, &model, 0.01, 1_000_000_000, &cancel);
+        let end = std::time::Instant::now();
+        (r, end.saturating_duration_since(setter.join().unwrap()))
+    });
+    assert!(matches!(r, Err(EprOutputError::Interrupted)), "{r:?}");
+    assert!(late < std::time::Duration::from_secs(1), "{late:?}");
+    assert!(!flow.exists());
+    // the trajectory of an SDE flow (bead-spring, 2 members × 101 frames) and a model of it
+    let traj_file = dir.path().join("bs.h5");
+    run(&[
+        "simulate",
+        "systems/linear/bead_spring_2.toml",
+        "--t-end",
+        "50",
+        "--dt-out",
+        "0.5",
+        "--ensemble",
+        "2",
+        "--seed",
+        "1",
+        "-q",
+        "-o",
+        traj_file.to_str().unwrap(),
+    ]);
+    let sde_dir = dir.path().join("sde");
+    train(&cfg, &traj_file, &sde_dir);
+    let sde_model = ScoreModel::load(&sde_dir, &device).unwrap();
+    let traj = phaseflow::io::read_trajectory(&traj_file).unwrap();
+    let sde = phaseflow::score::train::sde_of_trajectory(&traj).unwrap();
+    let p = at(5);
+    let r = epr::trajectory_epr(&sde_model, &sde, &traj, 4, &p.cancel, &p);
+    assert!(matches!(r, Err(EprError::Interrupted)), "{r:?}");
+    assert_eq!(p.seen.load(Ordering::SeqCst), 5);
+    let r = epr::trajectory_epr(&sde_model, &sde, &traj, 4, &Cancel::new(), &NoProgress).unwrap();
+    assert_eq!(r.n_samples, traj.len() * traj.members);
+}

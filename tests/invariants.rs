@@ -3,6 +3,7 @@
 //! λ1 = 0.4192, λ1 + λ2 = ln 0.3; logistic r = 4: ln 2; Kaplan–Yorke of Lorenz ≈ 2.06.
 
 use phaseflow::analysis::lyapunov::{kaplan_yorke, spectrum, SpectrumOptions};
+use phaseflow::control::Cancel;
 use phaseflow::systems::{CompiledSystem, Overrides, SystemSpec};
 use std::path::Path;
 use std::time::Instant;
@@ -137,7 +138,9 @@ fn correlation_dimensions_of_henon_and_lorenz() {
             pts.extend_from_slice(&[x, y]);
         }
     }
-    let c = correlation_dimension(&pts, 2, 0, 0.5).unwrap();
+    let c = correlation_dimension(&pts, 2, 0, 0.5, &Cancel::new())
+        .unwrap()
+        .unwrap();
     println!(
         "Hénon D2 = {} ± {} over {:?}",
         c.dimension, c.error, c.fit_range
@@ -163,7 +166,9 @@ fn correlation_dimensions_of_henon_and_lorenz() {
         },
     )
     .unwrap();
-    let c = correlation_dimension(&traj, 3, 30, 5.0).unwrap();
+    let c = correlation_dimension(&traj, 3, 30, 5.0, &Cancel::new())
+        .unwrap()
+        .unwrap();
     println!(
         "Lorenz D2 = {} ± {} over {:?}",
         c.dimension, c.error, c.fit_range
@@ -456,4 +461,183 @@ fn series_command_on_lorenz_data() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// Cancellation: a token set while [`phaseflow::analysis::invariants::compute`] runs stops it at
+/// its next check with `InvariantsError::Interrupted`, whichever stage it is in — the spectrum of
+/// a flow (variational DOP853; from several initial conditions), of a map, of a delay equation,
+/// the correlation trajectory, the correlation sum. Each setting here runs for minutes
+/// uncancelled; the token is set after 0.3 s and the call must return within 1 s of it (the
+/// checks are milliseconds apart). A token set before the call stops it before any work.
+#[test]
+fn a_cancelled_token_stops_invariants_promptly() {
+    use phaseflow::analysis::dimension::correlation_sums;
+    use phaseflow::analysis::invariants::{compute, InvariantSettings, InvariantsError};
+    use std::time::Duration;
+    let load = |name: &str| CompiledSystem::load(name, &Overrides::default()).unwrap();
+    let after = Duration::from_millis(300);
+    // the time from cancellation to the return of `work`, which must be `Interrupted`
+    fn latency<T: std::fmt::Debug, E: std::fmt::Debug>(
+        cancel: &Cancel,
+        after: Duration,
+        work: impl FnOnce() -> Result<T, E>,
+        interrupted: impl Fn(&E) -> bool,
+    ) -> Duration {
+        std::thread::scope(|s| {
+            let setter = s.spawn(|| {
+                std::thread::sleep(after);
+                cancel.cancel();
+                Instant::now()
+            });
+            let r = work();
+            let end = Instant::now();
+            let at = setter.join().unwrap();
+            match r {
+                Err(e) if interrupted(&e) => end.saturating_duration_since(at),
+                other => panic!("not interrupted: {other:?}"),
+            }
+        })
+    }
+    let cases: [(&str, InvariantSettings); 5] = [
+        (
+            "lorenz",
+            InvariantSettings {
+                span: Some(1e7),
+                correlation_points: 0,
+                ..InvariantSettings::default()
+            },
+        ),
+        (
+            "henon",
+            InvariantSettings {
+                span: Some(1e11),
+                correlation_points: 0,
+                ..InvariantSettings::default()
+            },
+        ),
+        (
+            "mackey_glass",
+            InvariantSettings {
+                span: Some(1e7),
+                ..InvariantSettings::default()
+            },
+        ),
+        (
+            "lorenz",
+            InvariantSettings {
+                span: Some(1e6),
+                ics: 20,
+                correlation_points: 0,
+                ..InvariantSettings::default()
+            },
+        ),
+        (
+            // a short spectrum, then the correlation trajectory of 2·10^6 points (seconds) and
+            // its correlation sum (an hour)
+            "lorenz",
+            InvariantSettings {
+                span: Some(1.0),
+                transient: Some(0.0),
+                correlation_points: 2_000_000,
+                ..InvariantSettings::default()
+            },
+        ),
+    ];
+    for (name, settings) in cases {
+        let sys = load(name);
+        let cancel = Cancel::new();
+        let settings = InvariantSettings {
+            cancel: cancel.clone(),
+            ..settings
+        };
+        let late = latency(
+            &cancel,
+            after,
+            || compute(&sys, &settings),
+            |e| matches!(e, InvariantsError::Interrupted),
+        );
+        println!(
+            "{name} {:?}: stopped {late:?} after the token was set",
+            settings.span
+        );
+        assert!(late < Duration::from_secs(1), "{name}: {late:?}");
+        // set before the call: nothing is computed
+        let t = Instant::now();
+        let r = compute(&sys, &settings);
+        assert!(matches!(r, Err(InvariantsError::Interrupted)), "{r:?}");
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    // the correlation sum on its own: 2·10^5 points in the unit cube with r_max = 0.5 (≈ 10^10
+    // pairs examined uncancelled)
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let pts: Vec<f64> = (0..600_000)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        })
+        .collect();
+    let cancel = Cancel::new();
+    let late = latency(
+        &cancel,
+        after,
+        || correlation_sums(&pts, 3, 0, 0.5, 4.0, 64, &cancel),
+        |_| true,
+    );
+    println!("correlation sum: stopped {late:?} after the token was set");
+    assert!(late < Duration::from_secs(1), "correlation sum: {late:?}");
+}
+
+/// Ctrl-C (SIGINT) to `phaseflow invariants` during a computation of minutes: the command stops
+/// within a second with `error: interrupted` (once) and exit status 1, as `phaseflow simulate`
+/// does; SIGTERM likewise.
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_stops_the_invariants_command() {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    // whether `pid` has installed a handler for `signal` (SigCgt of /proc/PID/status)
+    let catches = |pid: u32, signal: i32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & (1 << (signal - 1)) != 0)
+    };
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+            .args(["invariants", "lorenz", "--t-end", "1e7", "--json"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // the token is connected (the handler installed) just before the computation starts
+        let t = Instant::now();
+        while !catches(child.id(), signal) {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "no handler installed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: sends a signal to the child this test started.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+        let sent = Instant::now();
+        let o = child.wait_with_output().unwrap();
+        let late = sent.elapsed();
+        let err = String::from_utf8_lossy(&o.stderr);
+        println!("signal {signal}: exited {late:?} after it");
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert_eq!(err.trim(), "error: interrupted");
+        assert!(o.stdout.is_empty());
+        assert!(late < Duration::from_secs(1), "{late:?}");
+    }
 }

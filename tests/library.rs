@@ -507,11 +507,11 @@ fn epr_is_the_cli_epr() {
         &[],
     )
     .unwrap();
-    let r = epr::reference_epr(&model, &samples, 20, &NoProgress).unwrap();
+    let r = epr::reference_epr(&model, &samples, 20, &Cancel::new(), &NoProgress).unwrap();
     #[cfg(feature = "learn")]
     {
         // the same as sample_epr without a model
-        let s = epr::sample_epr(None, &model, &samples, 20, &NoProgress).unwrap();
+        let s = epr::sample_epr(None, &model, &samples, 20, &Cancel::new(), &NoProgress).unwrap();
         assert_eq!(s.epr_reference.to_bits(), r.epr_reference.to_bits());
         assert_eq!(
             s.epr_reference_stderr.to_bits(),

@@ -147,6 +147,7 @@ fn lyapunov_stepping_does_not_allocate() {
             blocks: 4,
             rtol: 1e-8,
             atol: 1e-8,
+            cancel: phaseflow::control::Cancel::new(),
         };
         count(|| {
             spectrum(&lorenz, 0.0, &[1.0, 1.0, 1.0], &opts).unwrap();

@@ -6,9 +6,10 @@ Results are the dicts the command line prints with `--json`, with every JSON arr
 as a float64 NumPy array (`null` entries as NaN; integer arrays as int64). Bad input raises
 `PhaseflowError` (a ValueError) with the command line's message, which names settings by their
 command-line spelling (`--t-end` for `t_end`, `--flow-dt` for `flow_dt`, `--set` for
-`parameters`). Calls run with the GIL released; Ctrl-C raises `KeyboardInterrupt` (a training
-stops at its next step with a checkpoint, as the command line does; an invariants or EPR
-computation, which the library cannot stop midway, finishes on its own thread and is discarded).
+`parameters`). Calls run with the GIL released; Ctrl-C stops the library's computation through
+its cancellation token and raises `KeyboardInterrupt` once it has stopped (a training at its next
+step with a checkpoint, as the command line does; an invariants or EPR computation within
+milliseconds, at its next check, writing no output file it had not finished).
 """
 
 from __future__ import annotations

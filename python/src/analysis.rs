@@ -13,10 +13,11 @@
 //!   [`phaseflow::score::train::train`] does (`src/cli/train.rs`), Ctrl-C connected to its
 //!   cancellation token; `train_config`: a training file's text with `[training]` overrides.
 //!
-//! Ctrl-C: training stops at its next step with a checkpoint, as the command line does. The
-//! invariants and the EPR cannot be stopped midway by the library (neither polls a token): Ctrl-C
-//! raises `KeyboardInterrupt` at once and the computation, left to finish on its thread, is
-//! discarded (it writes no file once interrupted).
+//! Ctrl-C: every call runs in [`crate::interruptible`], which cancels the call's
+//! [`phaseflow::control::Cancel`] token and raises `KeyboardInterrupt` once the work has stopped:
+//! training at its next step with a checkpoint, as the command line does; the invariants and the
+//! EPR at the library's next check (milliseconds: every few hundred integration steps, every 8
+//! points of the correlation sum, every sample), writing no file that was not finished before.
 
 use crate::{err, interruptible, resolve, PhaseflowError, PySystem};
 use phaseflow::analysis::invariants as inv;
@@ -30,9 +31,7 @@ use phaseflow::systems::CompiledSystem;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
 
 fn json_err(e: serde_json::Error) -> PyErr {
     PyRuntimeError::new_err(format!("phaseflow: cannot write JSON: {e}"))
@@ -42,47 +41,6 @@ fn json_err(e: serde_json::Error) -> PyErr {
 /// with `anyhow!("{e}")`, dropping its sources).
 fn display_err(e: impl std::fmt::Display) -> PyErr {
     PhaseflowError::new_err(e.to_string())
-}
-
-/// Runs `work` on its own thread while this thread waits with the GIL released, checking
-/// Python's signal handlers every 20 ms. On Ctrl-C the token is cancelled and the signal's
-/// exception (`KeyboardInterrupt`) raised at once, without waiting for `work`: for calls the
-/// library cannot stop midway (`work` checks the token before writing any file).
-fn detached<T: Send + 'static>(
-    py: Python<'_>,
-    cancel: &Cancel,
-    work: impl FnOnce() -> PyResult<T> + Send + 'static,
-) -> PyResult<T> {
-    let (tx, rx) = mpsc::channel();
-    // a Mutex makes the receiver shareable with the closure that waits without the GIL
-    let rx = std::sync::Mutex::new(rx);
-    std::thread::Builder::new()
-        .name("phaseflow-analysis".into())
-        .spawn(move || {
-            let _ = tx.send(work());
-        })
-        .map_err(|e| PyRuntimeError::new_err(format!("phaseflow: cannot start a thread: {e}")))?;
-    loop {
-        let got = py.detach(|| {
-            rx.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .recv_timeout(Duration::from_millis(20))
-        });
-        match got {
-            Ok(r) => return r,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(e) = py.check_signals() {
-                    cancel.cancel();
-                    return Err(e);
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(PyRuntimeError::new_err(
-                    "phaseflow: the computation panicked",
-                ))
-            }
-        }
-    }
 }
 
 /// `system` at parameters `values` (checked as `--set`), leaving `system` itself unchanged.
@@ -128,15 +86,14 @@ fn invariants(
         rtol,
         atol,
         correlation_points,
+        cancel: Cancel::new(),
     };
-    let cancel = Cancel::new();
-    detached(py, &cancel, move || {
-        let result = inv::compute(&sys, &settings).map_err(display_err)?;
-        let report = inv::InvariantsReport::new(&sys, result);
-        // through a JSON value: keys sorted, as the command line prints them
-        let value = serde_json::to_value(&report).map_err(json_err)?;
-        serde_json::to_string(&value).map_err(json_err)
-    })
+    let cancel = settings.cancel.clone();
+    let result = interruptible(py, &cancel, || inv::compute(&sys, &settings))?;
+    let report = inv::InvariantsReport::new(&sys, result.map_err(display_err)?);
+    // through a JSON value: keys sorted, as the command line prints them
+    let value = serde_json::to_value(&report).map_err(json_err)?;
+    serde_json::to_string(&value).map_err(json_err)
 }
 
 /// `phaseflow epr --exact --system SYSTEM --json`: the exact EPR of a linear SDE definition (a
@@ -220,17 +177,13 @@ fn epr_samples(
         Some(s) => Some(resolve(&s)?),
         None => None,
     };
-    let device = device.to_string();
     let cancel = Cancel::new();
-    let stop = cancel.clone();
-    detached(py, &cancel, move || {
+    let stop = &cancel;
+    interruptible(py, &cancel, move || {
         let sm = match &model {
             Some(dir) => Some(
-                ScoreModel::load(
-                    dir,
-                    &phaseflow::score::device(&device).map_err(display_err)?,
-                )
-                .map_err(|e| err(&e))?,
+                ScoreModel::load(dir, &phaseflow::score::device(device).map_err(display_err)?)
+                    .map_err(|e| err(&e))?,
             ),
             None => None,
         };
@@ -250,8 +203,8 @@ fn epr_samples(
             };
             let traj = phaseflow::io::read_trajectory(&data).map_err(display_err)?;
             let sde = phaseflow::score::train::sde_of_trajectory(&traj).map_err(|e| err(&e))?;
-            let r =
-                epr::trajectory_epr(&sm, &sde, &traj, batches, &NoProgress).map_err(|e| err(&e))?;
+            let r = epr::trajectory_epr(&sm, &sde, &traj, batches, stop, &NoProgress)
+                .map_err(|e| err(&e))?;
             return serde_json::to_string(&r).map_err(json_err);
         }
         let samples = phaseflow::io::h5md::read_particle_samples(&data).map_err(display_err)?;
@@ -264,11 +217,14 @@ fn epr_samples(
         };
         let model = ParticleModel::at_parameters(&text, &def_path, &samples.parameters, &ov.values)
             .map_err(display_err)?;
-        let mut r = epr::sample_epr(sm.as_ref(), &model, &samples, batches, &NoProgress)
+        let mut r = epr::sample_epr(sm.as_ref(), &model, &samples, batches, stop, &NoProgress)
             .map_err(|e| err(&e))?;
         if let Some(sm) = &sm {
             if diagnostic_samples > 0 {
-                r.diagnostics = Some(epr::diagnostics(sm, &model, &samples, diagnostic_samples));
+                r.diagnostics = Some(
+                    epr::diagnostics(sm, &model, &samples, diagnostic_samples, stop)
+                        .map_err(|e| err(&e))?,
+                );
             }
         }
         let interrupted = || PhaseflowError::new_err("interrupted");
@@ -286,7 +242,7 @@ fn epr_samples(
             if stop.is_cancelled() {
                 return Err(interrupted());
             }
-            epr_output::write_flow(out, sm, &samples, &model, dt, flow_steps)
+            epr_output::write_flow(out, sm, &samples, &model, dt, flow_steps, stop)
                 .map_err(|e| err(&e))?;
         }
         if let Some(png) = &png {
@@ -307,7 +263,7 @@ fn epr_samples(
             .map_err(display_err)?;
         }
         serde_json::to_string(&r).map_err(json_err)
-    })
+    })?
 }
 
 /// A training file's text with `[training]` overrides `steps` and `seed` (a table `[training]`

@@ -155,17 +155,45 @@ def test_invariants_errors_are_the_clis(phaseflow_bin):
         phaseflow.invariants(3)
 
 
-def test_invariants_ctrl_c_returns_at_once():
-    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
-    start = time.monotonic()
+def threads():
+    """The threads of this process (Linux: /proc/self/task)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def interrupted(call, after=0.3):
+    """`call()` with SIGINT sent to this process `after` seconds in: asserts that it raises
+    KeyboardInterrupt, and returns the seconds from the signal to the exception and the CPU seconds
+    this process spent in the following 0.5 s (the worker stopped: none; one that ran on, as the
+    computation of a call that the library could not stop did, would spend about 0.5)."""
+    sent = []
+    timer = threading.Timer(after, lambda: (sent.append(time.monotonic()), os.kill(os.getpid(), signal.SIGINT)))
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            # about 3 s of work; the interrupt comes without waiting for it
-            phaseflow.invariants("lorenz", t_end=40000, correlation_points=0)
+            call()
     finally:
         timer.cancel()
-    assert time.monotonic() - start < 1.5
+        timer.join()
+    late = time.monotonic() - sent[0]
+    cpu = time.process_time()
+    time.sleep(0.5)
+    return late, time.process_time() - cpu
+
+
+def test_invariants_ctrl_c_stops_the_computation():
+    """Ctrl-C stops the library's computation itself (its token is cancelled): KeyboardInterrupt
+    within a second of the signal, and afterwards the process spends no CPU and has no thread more
+    than before (a computation left running on its thread would spend ~0.5 s of the 0.5 s)."""
+    before = threads()
+    # hours of work uncancelled (the spectrum of 10^7 time units); then 10^6 points of the
+    # correlation trajectory and sum after a short spectrum
+    for settings in (dict(t_end=1e7, correlation_points=0), dict(t_end=1, transient=0, correlation_points=10**6)):
+        late, cpu = interrupted(lambda: phaseflow.invariants("lorenz", **settings))
+        assert late < 1.0, (settings, late)
+        assert cpu < 0.1, (settings, cpu)
+        assert threads() == before
+    # the next call gets a fresh token: it runs to the end
+    assert phaseflow.invariants("lorenz", t_end=20, correlation_points=0)["lyapunov_spectrum"].shape == (3,)
 
 
 # -- exact entropy production -----------------------------------------------------------------
@@ -366,3 +394,21 @@ def test_train_ctrl_c_leaves_a_checkpoint_as_the_cli(phaseflow_bin, data, tmp_pa
     assert "model.bpk" not in files(tmp_path / "py") and "checkpoint/raw.bpk" in files(tmp_path / "py")
     step = json.loads((tmp_path / "py" / "checkpoint" / "progress.json").read_text())["step"]
     assert 0 < step < 10_000_000
+
+
+def test_epr_ctrl_c_stops_the_computation(data, tmp_path):
+    """Ctrl-C inside `write_flow`'s probability-flow integration (a model trained for 2 steps: only
+    the control flow matters): KeyboardInterrupt within a second, the worker stopped (no CPU, no
+    thread left), no output file."""
+    phaseflow.train(data / "train.toml", data / "trap.h5", tmp_path / "model", steps=2)
+    # once, so that the backend's threads exist before they are counted
+    phaseflow.epr(model=tmp_path / "model", data=data / "trap.h5", flow_out=tmp_path / "warm.h5", flow_steps=2,
+                  diagnostic_samples=2)
+    before = threads()
+    # 10^9 steps of the probability flow, stopped inside the integration: no file
+    late, cpu = interrupted(lambda: phaseflow.epr(model=tmp_path / "model", data=data / "trap.h5",
+                                                  flow_out=tmp_path / "flow.h5", flow_steps=10**9,
+                                                  diagnostic_samples=0))
+    assert late < 1.0 and cpu < 0.1, (late, cpu)
+    assert threads() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "warm.h5"]

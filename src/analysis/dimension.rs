@@ -11,6 +11,11 @@
 //! largest spread: only pairs within r_max in that coordinate are examined, O(N · N r_max / L),
 //! far below N² for the small radii of the scaling range. Distances go into logarithmic bins, so
 //! all radii come from one pass.
+//!
+//! The sweep is the long part (seconds for 10⁵ points): it polls a [`Cancel`] token every 8
+//! points and returns [`Interrupted`] when it is set.
+
+use crate::control::{Cancel, Interrupted};
 
 /// Lower end of the fitted range of the correlation sum.
 pub const C_LOW: f64 = 1e-4;
@@ -32,7 +37,8 @@ pub struct CorrelationDimension {
 }
 
 /// Correlation sums at `bins` log-spaced radii over [r_max·10^{−decades}, r_max] for the `n`
-/// points of dimension `d` in `x` (row-major), excluding pairs with |i − j| ≤ `theiler`.
+/// points of dimension `d` in `x` (row-major), excluding pairs with |i − j| ≤ `theiler`;
+/// [`Interrupted`] once `cancel` is set.
 pub fn correlation_sums(
     x: &[f64],
     d: usize,
@@ -40,7 +46,8 @@ pub fn correlation_sums(
     r_max: f64,
     decades: f64,
     bins: usize,
-) -> (Vec<f64>, Vec<f64>) {
+    cancel: &Cancel,
+) -> Result<(Vec<f64>, Vec<f64>), Interrupted> {
     let n = x.len() / d;
     // coordinate of largest spread
     let spread = |c: usize| {
@@ -68,6 +75,9 @@ pub fn correlation_sums(
     let mut hist = vec![0u64; bins + 1]; // bin 0 collects everything below r_min
     let r2max = r_max * r_max;
     for (a, &i) in order.iter().enumerate() {
+        if a.is_multiple_of(8) {
+            cancel.check()?;
+        }
         let xi = &x[i * d..(i + 1) * d];
         for &j in &order[a + 1..] {
             let xj = &x[j * d..(j + 1) * d];
@@ -101,19 +111,21 @@ pub fn correlation_sums(
         radii.push((ln_min + b as f64 * width).exp());
         sums.push(cum as f64 / total);
     }
-    (radii, sums)
+    Ok((radii, sums))
 }
 
 /// Grassberger–Procaccia correlation dimension of the `n` points (dimension `d`, row-major) with
 /// Theiler window `theiler`; `r_max` should exceed the radius where C reaches [`C_HIGH`] (e.g.
-/// a quarter of the attractor's extent).
+/// a quarter of the attractor's extent). `Ok(None)`: too few radii in the scaling range for a
+/// fit; [`Interrupted`] once `cancel` is set.
 pub fn correlation_dimension(
     x: &[f64],
     d: usize,
     theiler: usize,
     r_max: f64,
-) -> Option<CorrelationDimension> {
-    let (radii, sums) = correlation_sums(x, d, theiler, r_max, 4.0, 64);
+    cancel: &Cancel,
+) -> Result<Option<CorrelationDimension>, Interrupted> {
+    let (radii, sums) = correlation_sums(x, d, theiler, r_max, 4.0, 64, cancel)?;
     let pts: Vec<(f64, f64)> = radii
         .iter()
         .zip(&sums)
@@ -121,16 +133,18 @@ pub fn correlation_dimension(
         .map(|(r, c)| (r.ln(), c.ln()))
         .collect();
     if pts.len() < 4 {
-        return None;
+        return Ok(None);
     }
-    let (slope, error) = super::stats::linear_fit(&pts)?;
-    Some(CorrelationDimension {
+    let Some((slope, error)) = super::stats::linear_fit(&pts) else {
+        return Ok(None);
+    };
+    Ok(Some(CorrelationDimension {
         dimension: slope,
         error,
         fit_range: (pts[0].0.exp(), pts[pts.len() - 1].0.exp()),
         radii,
         sums,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -148,7 +162,9 @@ mod tests {
             (s >> 11) as f64 / (1u64 << 53) as f64
         };
         let sq: Vec<f64> = (0..2 * 20000).map(|_| next()).collect();
-        let c = correlation_dimension(&sq, 2, 0, 0.1).unwrap();
+        let c = correlation_dimension(&sq, 2, 0, 0.1, &Cancel::new())
+            .unwrap()
+            .unwrap();
         assert!((c.dimension - 2.0).abs() < 0.05, "square {}", c.dimension);
         let line: Vec<f64> = (0..20000)
             .flat_map(|_| {
@@ -156,7 +172,20 @@ mod tests {
                 [t, 0.5 * t]
             })
             .collect();
-        let c = correlation_dimension(&line, 2, 0, 0.1).unwrap();
+        let c = correlation_dimension(&line, 2, 0, 0.1, &Cancel::new())
+            .unwrap()
+            .unwrap();
         assert!((c.dimension - 1.0).abs() < 0.05, "line {}", c.dimension);
+    }
+
+    #[test]
+    fn a_cancelled_token_stops_the_sweep() {
+        let pts: Vec<f64> = (0..2000).map(|k| (k as f64 * 0.37).sin()).collect();
+        let cancel = Cancel::new();
+        cancel.cancel();
+        assert_eq!(
+            correlation_dimension(&pts, 2, 0, 0.5, &cancel).unwrap_err(),
+            Interrupted
+        );
     }
 }

@@ -14,7 +14,13 @@
 //!   SDE dz = Az dt + √(2D) dW (Lyapunov equation AΣ + ΣAᵀ + 2D = 0; F = A + DΣ⁻¹ is the flow
 //!   matrix, v = Fz, EPR = tr(Fᵀ D⁺ F Σ)), per coordinate as well.
 //! - [`BatchMean`]: means with batch-means standard errors, for the sample estimates.
+//!
+//! Cancellation: the sample estimates ([`sample_epr`], [`reference_epr`], [`trajectory_epr`],
+//! [`diagnostics`]) poll a [`Cancel`] token at every sample, and
+//! [`probability_flow_trajectory`] at every step; they return [`EprError::Interrupted`] once it
+//! is set.
 
+use crate::control::Cancel;
 use crate::systems::System;
 use nalgebra::DMatrix;
 
@@ -24,6 +30,9 @@ use nalgebra::DMatrix;
 pub enum EprError {
     #[error("{0}")]
     Invalid(String),
+    /// The call's [`Cancel`] token was set before it ended.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// A linear SDE dz = A z dt + √(2D) dW (D diagonal).
@@ -388,13 +397,15 @@ pub fn reference_sample(drift: &crate::particles::ParticleDrift, z: &[f64]) -> f
 /// Evaluates the learned EPR (and everything in [`SampleEpr`]) over every frame of every
 /// replica of `samples`, with the drift of `model`; `batches` for the standard errors. Without a
 /// model (`sm = None`) only the learning-free reference is computed (the learned fields are NaN),
-/// as [`reference_epr`] does in builds without the `learn` feature.
+/// as [`reference_epr`] does in builds without the `learn` feature. `cancel` is polled at every
+/// sample ([`EprError::Interrupted`]); `progress` counts samples.
 #[cfg(feature = "learn")]
 pub fn sample_epr(
     sm: Option<&crate::score::evaluate::ScoreModel>,
     model: &crate::particles::ParticleModel,
     samples: &crate::io::h5md::ParticleSamples,
     batches: usize,
+    cancel: &Cancel,
     progress: &dyn crate::control::Progress,
 ) -> Result<SampleEpr, EprError> {
     sample_epr_of(
@@ -402,9 +413,9 @@ pub fn sample_epr(
         model,
         samples,
         batches,
+        cancel,
         progress,
     )
-    .map_err(EprError::Invalid)
 }
 
 /// The learning-free reference of particle samples (everything in [`SampleEpr`] that needs no
@@ -414,9 +425,10 @@ pub fn reference_epr(
     model: &crate::particles::ParticleModel,
     samples: &crate::io::h5md::ParticleSamples,
     batches: usize,
+    cancel: &Cancel,
     progress: &dyn crate::control::Progress,
 ) -> Result<SampleEpr, EprError> {
-    sample_epr_of(None, model, samples, batches, progress).map_err(EprError::Invalid)
+    sample_epr_of(None, model, samples, batches, cancel, progress)
 }
 
 /// What `sample_epr` needs of a trained score model: a check that it fits the particle
@@ -444,21 +456,23 @@ fn sample_epr_of(
     model: &crate::particles::ParticleModel,
     samples: &crate::io::h5md::ParticleSamples,
     batches: usize,
+    cancel: &Cancel,
     progress: &dyn crate::control::Progress,
-) -> Result<SampleEpr, String> {
+) -> Result<SampleEpr, EprError> {
     use crate::particles::{Dynamics, ParticleDrift};
+    let bad = |m: String| Err(EprError::Invalid(m));
     if batches == 0 {
-        return Err("--batches must be at least 1 (the standard errors are batch means)".into());
+        return bad("--batches must be at least 1 (the standard errors are batch means)".into());
     }
     let (eps, gamma) = match model.dynamics {
         Dynamics::Aoup { eps, gamma, .. } => (eps, gamma),
         Dynamics::Abp { .. } => {
-            return Err("EPR of ABP models (orientations) is not supported yet: the score networks learn AOUP self-propulsion".into())
+            return bad("EPR of ABP models (orientations) is not supported yet: the score networks learn AOUP self-propulsion".into())
         }
     };
     let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
     if (n, d, c) != (model.n, model.dim, model.propulsion_dim()) {
-        return Err(format!(
+        return bad(format!(
             "the data has N = {n}, d = {d}, c = {c} but the system has N = {}, d = {}, c = {}",
             model.n,
             model.dim,
@@ -466,7 +480,7 @@ fn sample_epr_of(
         ));
     }
     if let Some(sm) = sm {
-        sm.check_model(model)?;
+        sm.check_model(model).map_err(EprError::Invalid)?;
     }
     let drift = ParticleDrift::new(model.clone());
     let dz = drift.diffusion();
@@ -478,6 +492,9 @@ fn sample_epr_of(
     let mut particle_samples = Vec::with_capacity(samples.replicas * samples.frames * n);
     for r in 0..samples.replicas {
         for f in 0..samples.frames {
+            if cancel.is_cancelled() {
+                return Err(EprError::Interrupted);
+            }
             progress.advance(1);
             let (x, g) = model.configuration(samples, r, f);
             let mut z = x.clone();
@@ -523,7 +540,7 @@ fn sample_epr_of(
     }
     let count = reference.len();
     if count == 0 {
-        return Err("the data holds no frames".into());
+        return bad("the data holds no frames".into());
     }
     if sm.is_none() {
         // reference only: the learned quantities are undefined (null in JSON)
@@ -697,13 +714,15 @@ pub struct Diagnostics {
 }
 
 /// See [`Diagnostics`]; evaluated on up to `max_samples` samples spread evenly over the data.
+/// `cancel` is polled at every sample ([`EprError::Interrupted`], the only error).
 #[cfg(feature = "learn")]
 pub fn diagnostics(
     sm: &crate::score::evaluate::ScoreModel,
     model: &crate::particles::ParticleModel,
     samples: &crate::io::h5md::ParticleSamples,
     max_samples: usize,
-) -> Diagnostics {
+    cancel: &Cancel,
+) -> Result<Diagnostics, EprError> {
     use crate::particles::{Dynamics, ParticleDrift};
     let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
     let eps = match model.dynamics {
@@ -725,6 +744,9 @@ pub fn diagnostics(
         sx.into_iter().chain(sg).collect()
     };
     for k in 0..take {
+        if cancel.is_cancelled() {
+            return Err(EprError::Interrupted);
+        }
         let idx = k * total / take;
         let (r, f) = (idx / samples.frames, idx % samples.frames);
         let (x, g) = model.configuration(samples, r, f);
@@ -801,7 +823,7 @@ pub fn diagnostics(
         }
         (Some(rm.mean), Some(rm.stderr), edges, counts)
     };
-    Diagnostics {
+    Ok(Diagnostics {
         samples: take,
         divergence: if exact { "exact" } else { "hutchinson" }.into(),
         residual_mean,
@@ -810,7 +832,7 @@ pub fn diagnostics(
         residual_counts,
         fisher_identity: fm.mean,
         fisher_identity_stderr: fm.stderr,
-    }
+    })
 }
 
 /// The EPR of an SDE flow's trajectory with a learned score: what `phaseflow epr --model …
@@ -836,32 +858,24 @@ pub struct SdeEpr {
     pub convention: String,
 }
 
-/// See [`SdeEpr`]; every frame of every ensemble member of `traj`.
+/// See [`SdeEpr`]; every frame of every ensemble member of `traj`. `cancel` is polled at every
+/// sample ([`EprError::Interrupted`]); `progress` counts samples.
 #[cfg(feature = "learn")]
 pub fn trajectory_epr(
     sm: &crate::score::evaluate::ScoreModel,
     sde: &crate::score::train::SdeSystem,
     traj: &crate::io::Trajectory,
     batches: usize,
+    cancel: &Cancel,
     progress: &dyn crate::control::Progress,
 ) -> Result<SdeEpr, EprError> {
-    trajectory_epr_inner(sm, sde, traj, batches, progress).map_err(EprError::Invalid)
-}
-
-#[cfg(feature = "learn")]
-fn trajectory_epr_inner(
-    sm: &crate::score::evaluate::ScoreModel,
-    sde: &crate::score::train::SdeSystem,
-    traj: &crate::io::Trajectory,
-    batches: usize,
-    progress: &dyn crate::control::Progress,
-) -> Result<SdeEpr, String> {
+    let bad = |m: String| Err(EprError::Invalid(m));
     if batches == 0 {
-        return Err("--batches must be at least 1 (the standard errors are batch means)".into());
+        return bad("--batches must be at least 1 (the standard errors are batch means)".into());
     }
     let n = sde.system.dim();
     if traj.dim != n || sm.shapes.propulsion != n || sm.shapes.dim != 0 {
-        return Err(format!(
+        return bad(format!(
             "the model was trained on a different state (N = {}, d = {}, c = {}) than the data's {n} variables",
             sm.shapes.n, sm.shapes.dim, sm.shapes.propulsion
         ));
@@ -872,6 +886,9 @@ fn trajectory_epr_inner(
     let mut per = vec![0.0; n];
     let mut b = vec![0.0; n];
     for k in 0..frames {
+        if cancel.is_cancelled() {
+            return Err(EprError::Interrupted);
+        }
         progress.advance(1);
         let z = &traj.state[k * n..(k + 1) * n];
         sde.system.rhs(0.0, z, &mut b);
@@ -889,7 +906,7 @@ fn trajectory_epr_inner(
         reference.push(bb + crate::score::train::sde_divergence(&sde.system, z));
     }
     if frames == 0 {
-        return Err("the data holds no frames".into());
+        return bad("the data holds no frames".into());
     }
     let e = BatchMean::of(&total, batches);
     let r = BatchMean::of(&reference, batches);
@@ -920,10 +937,14 @@ fn trajectory_epr_inner(
     })
 }
 
+/// One state (x N·d, g N·c) of a probability-flow trajectory.
+pub type FlowState = (Vec<f64>, Vec<f64>);
+
 /// Integrates the probability flow dz/dt = v(z) (v = b − D s, the learned velocity) from the
 /// configuration (x0, g0) with the classical RK4 scheme, `steps` steps of `dt`; returns the
 /// `steps + 1` states, each (x N·d, g N·c). Deterministic transport of the stationary density:
-/// samples stay samples (for a Gaussian, zᵀΣ⁻¹z is conserved exactly).
+/// samples stay samples (for a Gaussian, zᵀΣ⁻¹z is conserved exactly). `cancel` is polled at
+/// every step ([`EprError::Interrupted`], the only error).
 #[cfg(feature = "learn")]
 pub fn probability_flow_trajectory(
     sm: &crate::score::evaluate::ScoreModel,
@@ -932,7 +953,8 @@ pub fn probability_flow_trajectory(
     g0: &[f64],
     dt: f64,
     steps: usize,
-) -> Vec<(Vec<f64>, Vec<f64>)> {
+    cancel: &Cancel,
+) -> Result<Vec<FlowState>, EprError> {
     let nx = x0.len();
     let v = |z: &[f64]| -> Vec<f64> {
         let (vx, vg) = sm.velocity(model, &z[..nx], &z[nx..]);
@@ -944,6 +966,9 @@ pub fn probability_flow_trajectory(
         z.iter().zip(k).map(|(u, w)| u + a * w).collect()
     };
     for _ in 0..steps {
+        if cancel.is_cancelled() {
+            return Err(EprError::Interrupted);
+        }
         let k1 = v(&z);
         let k2 = v(&axpy(&z, &k1, 0.5 * dt));
         let k3 = v(&axpy(&z, &k2, 0.5 * dt));
@@ -953,5 +978,5 @@ pub fn probability_flow_trajectory(
         }
         out.push((z[..nx].to_vec(), z[nx..].to_vec()));
     }
-    out
+    Ok(out)
 }

@@ -15,6 +15,9 @@ pub enum EprOutputError {
     Io(#[from] crate::io::IoError),
     #[error("{0}")]
     Invalid(String),
+    /// The call's cancellation token was set before it ended (nothing was written).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// The exact EPR of a linear SDE with the names of its coordinates; its serde form is
@@ -198,7 +201,8 @@ pub fn write_maps(
 /// `phaseflow epr --flow-out`: the probability-flow trajectory dx/dt = v_x, dg/dt = v_g of the
 /// learned velocity from the first frame of every replica, `steps` Euler steps of `dt`:
 /// `/flow/position` [R, K+1, N, d], `/flow/propulsion` [R, K+1, N, c], `/flow/time` [K+1];
-/// written atomically. Needs the `learn` feature (score networks).
+/// written atomically. `cancel` is polled at every step; once it is set nothing is written
+/// ([`EprOutputError::Interrupted`]). Needs the `learn` feature (score networks).
 #[cfg(feature = "learn")]
 pub fn write_flow(
     out: &Path,
@@ -207,6 +211,7 @@ pub fn write_flow(
     model: &ParticleModel,
     dt: f64,
     steps: usize,
+    cancel: &crate::control::Cancel,
 ) -> Result<(), EprOutputError> {
     if !(dt.is_finite() && dt > 0.0) {
         return Err(EprOutputError::Invalid(format!(
@@ -219,7 +224,13 @@ pub fn write_flow(
     let mut gs = Vec::new();
     for rep in 0..samples.replicas {
         let (x0, g0) = model.configuration(samples, rep, 0);
-        for (x, g) in epr::probability_flow_trajectory(sm, model, &x0, g0, dt, k) {
+        let flow = epr::probability_flow_trajectory(sm, model, &x0, g0, dt, k, cancel).map_err(
+            |e| match e {
+                epr::EprError::Interrupted => EprOutputError::Interrupted,
+                e => EprOutputError::Invalid(e.to_string()),
+            },
+        )?;
+        for (x, g) in flow {
             xs.extend(x);
             gs.extend(g);
         }

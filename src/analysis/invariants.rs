@@ -4,12 +4,18 @@
 //! Kaplan–Yorke dimension, Pesin bound, correlation dimension ([`super::dimension`]), sample and
 //! multiscale entropy ([`super::timeseries`]), dominant period ([`super::stats`]), beside the
 //! reference values stored in the system's file (literature, and dysts' with a `_dysts` suffix).
+//!
+//! Cancellation: [`InvariantSettings::cancel`] is polled throughout (inside the spectrum and
+//! two-trajectory integrations, the correlation trajectory and the correlation sum; between the
+//! stages) and [`compute`] returns [`InvariantsError::Interrupted`] once it is set. The entropies
+//! and periods are bounded (≤ 3000 and 4000 samples, milliseconds) and run between two checks.
 
 use super::dimension::correlation_dimension;
 use super::lyapunov::{
     kaplan_yorke, max_exponent_two_trajectories, pesin_entropy, spectrum, SpectrumOptions,
 };
-use crate::integrate::SolverOptions;
+use crate::control::Cancel;
+use crate::integrate::{IntegrationError, SolverOptions};
 use crate::simulate;
 use crate::systems::{CompiledSystem, Kind};
 
@@ -31,6 +37,9 @@ pub struct InvariantSettings {
     pub atol: f64,
     /// Points of the correlation-dimension estimate (0 skips it).
     pub correlation_points: usize,
+    /// Cancellation (e.g. Ctrl-C, connected by the front end): [`compute`] stops at its next
+    /// check with [`InvariantsError::Interrupted`].
+    pub cancel: Cancel,
 }
 
 impl Default for InvariantSettings {
@@ -45,6 +54,7 @@ impl Default for InvariantSettings {
             rtol: 1e-9,
             atol: 1e-9,
             correlation_points: 20000,
+            cancel: Cancel::new(),
         }
     }
 }
@@ -158,6 +168,15 @@ pub enum InvariantsError {
         system: String,
         error: crate::integrate::IntegrationError,
     },
+    /// [`InvariantSettings::cancel`] was set before the computation ended.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl From<crate::control::Interrupted> for InvariantsError {
+    fn from(_: crate::control::Interrupted) -> InvariantsError {
+        InvariantsError::Interrupted
+    }
 }
 
 /// Refuses given settings out of range before any work: the span, the QR interval and the
@@ -207,10 +226,12 @@ pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants
         blocks: 10,
         rtol: s.rtol,
         atol: s.atol,
+        cancel: s.cancel.clone(),
     };
     let ics: Vec<Vec<f64>> = if s.ics == 1 {
         vec![m.initial_condition.clone()]
     } else {
+        s.cancel.check()?;
         simulate::attractor_initial_conditions(sys, &SolverOptions::default(), s.ics, s.seed)
             .map_err(InvariantsError::Attractor)?
     };
@@ -224,6 +245,9 @@ pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants
         for x0 in &ics {
             match spectrum(sys, m.t0, x0, &opts) {
                 Ok(r) => runs.push(r),
+                Err(IntegrationError::Interrupted { .. }) => {
+                    return Err(InvariantsError::Interrupted)
+                }
                 Err(e) if attempt < 2 => {
                     let _ = e;
                     opts.qr_interval /= 4.0;
@@ -253,7 +277,10 @@ pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants
             })
             .unzip()
     };
-    let two = max_exponent_two_trajectories(sys, m.t0, &m.initial_condition, &opts).ok();
+    let two = match max_exponent_two_trajectories(sys, m.t0, &m.initial_condition, &opts) {
+        Err(IntegrationError::Interrupted { .. }) => return Err(InvariantsError::Interrupted),
+        r => r.ok(),
+    };
     let mut first_coordinate: Vec<f64> = Vec::new();
     let mut columns: Vec<Vec<f64>> = Vec::new();
     let mut sample_dt = 1.0;
@@ -271,9 +298,12 @@ pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants
             )
         };
         let ro = simulate::RunOptions::new(SolverOptions::default());
-        simulate::trajectory(sys, &ro, &m.initial_condition, &sampling)
-            .ok()
-            .and_then(|rec| {
+        let rec = simulate::record(sys, &ro, &m.initial_condition, &sampling, &mut |_| {
+            !s.cancel.is_cancelled()
+        });
+        s.cancel.check()?;
+        rec.ok()
+            .map(|rec| {
                 let d = rec.dim;
                 first_coordinate = rec.state.iter().step_by(d).copied().collect();
                 let rows = (rec.state.len() / d).min(4000);
@@ -287,11 +317,14 @@ pub fn compute(sys: &CompiledSystem, s: &InvariantSettings) -> Result<Invariants
                 };
                 let stds = super::stats::column_stds(&rec.state, d);
                 let size = stds.iter().map(|v| v * v).sum::<f64>().sqrt();
-                correlation_dimension(&rec.state, d, theiler, 0.5 * size)
+                correlation_dimension(&rec.state, d, theiler, 0.5 * size, &s.cancel)
             })
+            .transpose()?
+            .flatten()
     } else {
         None
     };
+    s.cancel.check()?;
     let head = &first_coordinate[..first_coordinate.len().min(3000)];
     let (sample_entropy, multiscale_entropy) = if head.len() >= 100 {
         let mse = super::timeseries::multiscale_entropy(head, 2, 0.2, 5);
@@ -355,11 +388,15 @@ fn dde_invariants(
         blocks: 10,
         rtol: s.rtol.min(1e-11),
         atol: s.atol.min(1e-11),
+        cancel: s.cancel.clone(),
     };
     let sp = super::lyapunov::dde_spectrum(sys, m.t0, &m.initial_condition, &opts, 100).map_err(
-        |error| InvariantsError::Integration {
-            system: m.name.clone(),
-            error,
+        |error| match error {
+            IntegrationError::Interrupted { .. } => InvariantsError::Interrupted,
+            error => InvariantsError::Integration {
+                system: m.name.clone(),
+                error,
+            },
         },
     )?;
     let (l, e) = (sp.exponents[0], sp.errors[0]);

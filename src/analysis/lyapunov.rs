@@ -14,7 +14,13 @@
 //!
 //! Identity checked by the tests: Σ_i ln R_ii = ln |det Φ| = ∫ tr J dt, so for k = D the sum of
 //! the exponents equals the time average of tr J exactly (−(σ + 1 + β) for Lorenz).
+//!
+//! Cancellation: every computation here polls [`SpectrumOptions::cancel`] (flows every 256
+//! attempted steps, maps every 1024 iterations, two-trajectory renormalisation every interval of
+//! a flow and every 1024 of a map, delay equations every integrated window) and returns [`IntegrationError::Interrupted`] at the
+//! time reached once it is set.
 
+use crate::control::Cancel;
 use crate::integrate::{
     integrate_adaptive, AdaptiveStepper, Dop853, IntegrationError, SolverOptions,
 };
@@ -37,6 +43,9 @@ pub struct SpectrumOptions {
     /// Tolerances of the augmented integration.
     pub rtol: f64,
     pub atol: f64,
+    /// Cancellation (e.g. Ctrl-C, connected by the front end): the computation stops at its next
+    /// check with [`IntegrationError::Interrupted`].
+    pub cancel: Cancel,
 }
 
 impl Default for SpectrumOptions {
@@ -49,6 +58,7 @@ impl Default for SpectrumOptions {
             blocks: 10,
             rtol: 1e-9,
             atol: 1e-9,
+            cancel: Cancel::new(),
         }
     }
 }
@@ -260,34 +270,43 @@ pub fn spectrum<S: Jacobian + ?Sized>(
         let mut next = vec![0.0; d];
         let mut q_next = vec![0.0; d * k];
         let mut since = 0u64;
-        for n in 0..transient + span {
-            let t = t0 + n as f64;
-            let (x, q) = z.split_at_mut(d);
-            sys.jacobian(t, x, &mut jac);
-            sys.rhs(t, x, &mut next);
-            if next.iter().any(|v| !v.is_finite()) {
-                return Err(IntegrationError::BlowUp {
-                    t,
-                    index: next.iter().position(|v| !v.is_finite()).unwrap_or(0),
-                    value: f64::NAN,
+        // the token is polled between blocks of 1024 iterations, outside the iteration itself
+        let total = transient + span;
+        for block in (0..total).step_by(1024) {
+            if opts.cancel.is_cancelled() {
+                return Err(IntegrationError::Interrupted {
+                    t: t0 + block as f64,
                 });
             }
-            for c in 0..k {
-                for r in 0..d {
-                    q_next[c * d + r] = (0..d).map(|j| jac[r * d + j] * q[c * d + j]).sum();
+            for n in block..(block + 1024).min(total) {
+                let t = t0 + n as f64;
+                let (x, q) = z.split_at_mut(d);
+                sys.jacobian(t, x, &mut jac);
+                sys.rhs(t, x, &mut next);
+                if next.iter().any(|v| !v.is_finite()) {
+                    return Err(IntegrationError::BlowUp {
+                        t,
+                        index: next.iter().position(|v| !v.is_finite()).unwrap_or(0),
+                        value: f64::NAN,
+                    });
                 }
-            }
-            q.copy_from_slice(&q_next);
-            x.copy_from_slice(&next);
-            since += 1;
-            if since == every || n + 1 == transient + span {
-                orthonormalise(q, d, k, &mut log_r);
-                if n >= transient {
-                    let done = (n + 1 - transient) as f64;
-                    let b = ((done - 0.5) / span as f64 * opts.blocks as f64) as usize;
-                    acc.add(b, since as f64, &log_r);
+                for c in 0..k {
+                    for r in 0..d {
+                        q_next[c * d + r] = (0..d).map(|j| jac[r * d + j] * q[c * d + j]).sum();
+                    }
                 }
-                since = 0;
+                q.copy_from_slice(&q_next);
+                x.copy_from_slice(&next);
+                since += 1;
+                if since == every || n + 1 == total {
+                    orthonormalise(q, d, k, &mut log_r);
+                    if n >= transient {
+                        let done = (n + 1 - transient) as f64;
+                        let b = ((done - 0.5) / span as f64 * opts.blocks as f64) as usize;
+                        acc.add(b, since as f64, &log_r);
+                    }
+                    since = 0;
+                }
             }
         }
         return Ok(acc.spectrum());
@@ -314,6 +333,9 @@ pub fn spectrum<S: Jacobian + ?Sized>(
         let h_try = h.min(t_end - t);
         if h_try <= h_min_rel * t.abs().max(1.0) {
             return Err(IntegrationError::StepSizeTooSmall { t, h: h_try });
+        }
+        if steps.is_multiple_of(256) && opts.cancel.is_cancelled() {
+            return Err(IntegrationError::Interrupted { t });
         }
         let err = stepper.try_step(&var, t, &z, h_try);
         steps += 1;
@@ -417,7 +439,12 @@ pub fn max_exponent_two_trajectories<S: System + ?Sized>(
         x.copy_from_slice(&end);
         Ok(())
     };
+    // maps: one interval is a few iterations, so the token is polled every 1024 of them
+    let poll_mask = if discrete { 1023 } else { 0 };
     for s in 0..steps {
+        if s & poll_mask == 0 && opts.cancel.is_cancelled() {
+            return Err(IntegrationError::Interrupted { t });
+        }
         let t_next = (t0 + (s + 1) as f64 * interval).min(t0 + total);
         advance(&mut a, t, t_next)?;
         advance(&mut b, t, t_next)?;
@@ -541,7 +568,15 @@ pub fn dde_spectrum<S: crate::integrate::DelaySystem + ?Sized>(
     let mut t = t0;
     let mut wref: Vec<f64> = x0.iter().cycle().take(n).copied().collect();
     let transient_windows = (opts.transient / tau).ceil() as usize;
+    let stop = |t: f64| {
+        if opts.cancel.is_cancelled() {
+            Err(IntegrationError::Interrupted { t })
+        } else {
+            Ok(())
+        }
+    };
     for _ in 0..transient_windows {
+        stop(t)?;
         wref = advance(&wref, t)?;
         t += tau;
     }
@@ -559,8 +594,10 @@ pub fn dde_spectrum<S: crate::integrate::DelaySystem + ?Sized>(
     let mut acc = Accumulator::new(opts.blocks.min(windows), k);
     let mut diff = vec![0.0; n * k];
     for win in 0..windows {
+        stop(t)?;
         let next_ref = advance(&wref, t)?;
         for j in 0..k {
+            stop(t)?;
             let comp: Vec<f64> = wref
                 .iter()
                 .zip(&q[j * n..(j + 1) * n])

@@ -188,7 +188,10 @@ pub fn analyse(
         .flat_map(|i| (0..m).map(move |c| (i, c)))
         .map(|(i, c)| xs[i + c * lag])
         .collect();
-    let corr = dimension::correlation_dimension(&emb, m, w, sd * (m as f64).sqrt());
+    // at most 12,000 points (seconds): run without a cancellation token
+    let never = crate::control::Cancel::new();
+    let corr = dimension::correlation_dimension(&emb, m, w, sd * (m as f64).sqrt(), &never)
+        .unwrap_or(None);
     let mse = timeseries::multiscale_entropy(&xs[..n.min(3000)], 2, 0.2, 5);
     Ok(SeriesInvariants {
         samples: x.len(),

@@ -150,27 +150,36 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
         &ov.values,
     )
     .map_err(|e| anyhow!("{e}"))?;
+    // Ctrl-C (SIGTERM, SIGHUP) stops the sampling at its next sample: `error: interrupted`, and
+    // no output file is begun after it
+    let cancel = cancel_token();
+    let interrupted = || -> Result<()> {
+        if cancel.is_cancelled() {
+            bail!(epr::EprError::Interrupted);
+        }
+        Ok(())
+    };
     let frames = (samples.replicas * samples.frames) as u64;
     let bar = IndicatifProgress::counting(args.quiet || args.json, "frames");
     bar.start(frames, 0, "frames");
     #[cfg(feature = "learn")]
-    let mut r = epr::sample_epr(sm.as_ref(), &model, &samples, args.batches, &bar)
-        .map_err(|e| anyhow!(e))?;
+    let r = epr::sample_epr(sm.as_ref(), &model, &samples, args.batches, &cancel, &bar);
     #[cfg(not(feature = "learn"))]
-    let r = epr::reference_epr(&model, &samples, args.batches, &bar).map_err(|e| anyhow!(e))?;
+    let r = epr::reference_epr(&model, &samples, args.batches, &cancel, &bar);
     bar.finish();
+    #[cfg_attr(not(feature = "learn"), allow(unused_mut))]
+    let mut r = r.map_err(|e| anyhow!(e))?;
     #[cfg(feature = "learn")]
     if let Some(sm) = &sm {
         if args.diagnostic_samples > 0 {
-            r.diagnostics = Some(epr::diagnostics(
-                sm,
-                &model,
-                &samples,
-                args.diagnostic_samples,
-            ));
+            r.diagnostics = Some(
+                epr::diagnostics(sm, &model, &samples, args.diagnostic_samples, &cancel)
+                    .map_err(|e| anyhow!(e))?,
+            );
         }
     }
     if let Some(out) = &args.maps {
+        interrupted()?;
         crate::analysis::epr_output::write_maps(out, &samples, &model, &r, args.bins.max(1))?;
     }
     if let Some(out) = &args.flow_out {
@@ -179,11 +188,20 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
             .ok_or_else(|| anyhow!("--flow-out needs --model DIR"))?;
         let dt = args.flow_dt.unwrap_or(model.dt);
         #[cfg(feature = "learn")]
-        crate::analysis::epr_output::write_flow(out, sm, &samples, &model, dt, args.flow_steps)?;
+        crate::analysis::epr_output::write_flow(
+            out,
+            sm,
+            &samples,
+            &model,
+            dt,
+            args.flow_steps,
+            &cancel,
+        )?;
         #[cfg(not(feature = "learn"))]
         let _ = (out, sm, dt);
     }
     if let Some(png) = &args.png {
+        interrupted()?;
         let frame = crate::io::h5md::read_particle_frame(data, -1).map_err(|e| anyhow!("{e}"))?;
         let n = r.particles;
         let last = (samples.frames - 1) * n;
@@ -253,8 +271,9 @@ fn sde_epr(args: &EprArgs, data: &Path, sm: &crate::score::evaluate::ScoreModel)
     let sde = crate::score::train::sde_of_trajectory(&traj)?;
     let bar = IndicatifProgress::counting(args.quiet || args.json, "samples");
     bar.start((traj.len() * traj.members) as u64, 0, "samples");
-    let r = epr::trajectory_epr(sm, &sde, &traj, args.batches, &bar).map_err(|e| anyhow!(e))?;
+    let r = epr::trajectory_epr(sm, &sde, &traj, args.batches, &cancel_token(), &bar);
     bar.finish();
+    let r = r.map_err(|e| anyhow!(e))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

@@ -57,6 +57,8 @@ pub(super) fn invariants(args: &InvariantsArgs) -> Result<()> {
         rtol: args.rtol,
         atol: args.atol,
         correlation_points: args.correlation_points,
+        // Ctrl-C (SIGTERM, SIGHUP) stops the computation at its next check: `error: interrupted`
+        cancel: cancel_token(),
     };
     let inv = crate::analysis::invariants::compute(&sys, &settings).map_err(|e| anyhow!("{e}"))?;
     let spec = &sys.info().spec;
