@@ -56,3 +56,10 @@ if ! python3 -c "import importlib.metadata as m; assert m.version('dysts') == '0
   python3 -m pip install -q --disable-pip-version-check --no-deps dysts==0.96 gluonts==0.17.0 \
     || python3 -m pip install -q --break-system-packages --no-deps dysts==0.96 gluonts==0.17.0
 fi
+
+# gsd (HOOMD-blue's GSD reader): python/tests/test_gsd.py reads phaseflow's GSD output with it
+if ! python3 -c "import gsd.hoomd, gsd.fl" >/dev/null 2>&1; then
+  echo "deps: installing gsd (python/tests/test_gsd.py)" >&2
+  python3 -m pip install -q --disable-pip-version-check 'gsd==5.0.1' \
+    || python3 -m pip install -q --break-system-packages 'gsd==5.0.1'
+fi
