@@ -4,7 +4,8 @@
 #   (plotters draws text with them);
 #   Python packages (tests and notebooks): numpy, h5py, matplotlib, pandas, nbclient, nbformat,
 #   ipykernel; maturin (builds the Python package, python/) and pytest (its tests); dysts 0.96
-#   (python/tests/test_dysts_parity.py compares with it).
+#   (python/tests/test_dysts_parity.py compares with it); gsd 5.0.1 (python/tests/test_gsd.py reads
+#   phaseflow's GSD files with it).
 # `deps.sh --build-only`: the Debian packages only (what building and running the binary needs;
 # scripts/example.sh), no Python.
 set -euo pipefail

@@ -49,9 +49,12 @@ fn abp3(dir: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
 
+/// A chunk: type code, N, M, bytes.
+type Chunk = (u8, u64, u32, Vec<u8>);
+
 /// Every chunk of a GSD file: (frame, name) → (type code, N, M, bytes), the metadata's
 /// run-time parameters (command, wall time) removed.
-fn chunks(path: &Path) -> BTreeMap<(u64, String), (u8, u64, u32, Vec<u8>)> {
+fn chunks(path: &Path) -> BTreeMap<(u64, String), Chunk> {
     let mut f = GsdFile::open(path).unwrap();
     let mut out = BTreeMap::new();
     let names = f.names().to_vec();
@@ -81,7 +84,7 @@ fn assert_same_chunks(a: &Path, b: &Path) {
     for (k, v) in &ca {
         let w = &cb[k];
         if v != w {
-            let show = |x: &(u8, u64, u32, Vec<u8>)| {
+            let show = |x: &Chunk| {
                 format!(
                     "type {} {} × {}: {}",
                     x.0,
@@ -95,9 +98,11 @@ fn assert_same_chunks(a: &Path, b: &Path) {
     }
 }
 
-/// The largest |x − f32(x)| for |x| ≤ L/2: half an f32 ulp at L/2 (2^-24 · L/2 · 2 = L·2^-24).
+/// The largest shift of a position stored as f32: rounding moves |x| ≤ L/2 by at most half an
+/// ulp, (L/2)·2^-24 = L·2^-25; a value rounded onto the face L₃₂/2 (L₃₂ = f32(L), within L·2^-25
+/// of L/2) goes one ulp (L·2^-24) below it. Together less than L·2^-23.
 fn f32_tolerance(edge: f64) -> f64 {
-    edge * 2f64.powi(-24)
+    edge * 2f64.powi(-23)
 }
 
 #[test]

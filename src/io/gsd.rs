@@ -753,7 +753,8 @@ impl GsdFile {
 pub fn quaternion_from_unit(u: [f64; 3]) -> [f64; 4] {
     let w = 1.0 + u[0];
     let norm2 = w * w + u[1] * u[1] + u[2] * u[2];
-    if !(norm2 > 1e-300) {
+    // also NaN
+    if norm2.is_nan() || norm2 <= 1e-300 {
         return [0.0, 0.0, 0.0, 1.0];
     }
     let s = 1.0 / norm2.sqrt();
@@ -764,7 +765,7 @@ pub fn quaternion_from_unit(u: [f64; 3]) -> [f64; 4] {
 /// zero quaternion gives (1, 0, 0)).
 pub fn unit_from_quaternion(q: [f64; 4]) -> [f64; 3] {
     let n2 = q.iter().map(|v| v * v).sum::<f64>();
-    if !(n2 > 0.0) || !n2.is_finite() {
+    if n2.is_nan() || n2 <= 0.0 || !n2.is_finite() {
         return [1.0, 0.0, 0.0];
     }
     let [w, x, y, z] = q.map(|v| v / n2.sqrt());

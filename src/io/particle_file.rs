@@ -824,7 +824,11 @@ impl GsdParticles {
             _ => bx[..dim].to_vec(),
         };
         let tilt = bx[3..].iter().any(|t| *t != 0.0);
-        if tilt || edges.iter().any(|e| *e != edges[0] || !(*e > 0.0)) {
+        if tilt
+            || edges
+                .iter()
+                .any(|e| *e != edges[0] || e.is_nan() || *e <= 0.0)
+        {
             return Err(bad(format!(
                 "box {:?}: phaseflow reads cubic boxes only (equal positive edges, no tilt)",
                 &bx[..]
