@@ -405,6 +405,31 @@ fn gsd_input_to_plot_and_epr() {
     };
     let (a, b) = (epr(&h5), epr(&gsd));
     assert!(a > 1.0 && ((a - b) / a).abs() < 1e-5, "{a} vs {b}");
+    // training data: the same configurations (to f32 rounding), split and model
+    #[cfg(feature = "learn")]
+    {
+        use phaseflow::score::train::{load_dataset, TrainingConfig};
+        let t = TrainingConfig::default();
+        let (da, pa) = load_dataset(&h5, &t).unwrap();
+        let (db, pb) = load_dataset(&gsd, &t).unwrap();
+        assert_eq!(
+            (da.n, da.dim, da.c, da.x.len()),
+            (db.n, db.dim, db.c, db.x.len())
+        );
+        assert_eq!(
+            (&da.train, &da.valid, da.eps, da.gamma),
+            (&db.train, &db.valid, db.eps, db.gamma)
+        );
+        assert_eq!(
+            (pa.definition, pa.parameters, pa.replicas, pa.frames),
+            (pb.definition, pb.parameters, pb.replicas, pb.frames)
+        );
+        let tol = f32_tolerance(particle_file::read_particle_samples(&h5).unwrap().edges[0]);
+        for (p, q) in da.x.iter().zip(&db.x) {
+            assert!(p.iter().zip(q).all(|(u, v)| (u - v).abs() <= tol));
+        }
+        assert_eq!(da.g, db.g, "AOUP g is stored as f64");
+    }
 }
 
 #[test]

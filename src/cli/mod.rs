@@ -78,7 +78,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Integrate a system and write its trajectory to HDF5 (/time [T], /state [T, D]); particle models (systems/active/) write H5MD 1.1.
+    /// Integrate a system and write its trajectory to HDF5 (/time [T], /state [T, D]); particle models (systems/active/) write H5MD 1.1, and GSD (HOOMD schema) with --gsd FILE or -o NAME.gsd.
     Simulate(Box<SimulateArgs>),
     /// Convert a particle file between H5MD (phaseflow's format) and GSD (HOOMD-blue's, read by
     /// OVITO and freud): `phaseflow export run.h5 run.gsd`, or back; the formats are told by
@@ -99,7 +99,7 @@ pub enum Command {
     /// number per line (time step from --dt).
     Series(SeriesArgs),
     /// Train a score network (burn) on stationary samples from `phaseflow simulate` (particle
-    /// H5MD files, or trajectories of SDE files): denoising or implicit score matching (with the
+    /// H5MD or GSD files, or trajectories of SDE files): denoising or implicit score matching (with the
     /// Fokker–Planck residual and global constraints), or the model-free probability-flow loss
     /// on consecutive snapshots; RAdam/Adam with warm-up + cosine schedule, clipping, EMA;
     /// checkpoints (every K steps and on Ctrl-C), `--resume` continues bit for bit; writes

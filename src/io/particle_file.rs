@@ -382,10 +382,14 @@ impl H5mdSource {
                         .and_then(|d| d.read_raw())
                         .map_err(|e| err("read box/edges", e))?;
                     let first = edges.get(..s.2).unwrap_or(&[]);
-                    if first.is_empty() || first.iter().any(|v| *v != first[0]) {
+                    if first.is_empty()
+                        || first.iter().any(|v| *v != first[0])
+                        || !first[0].is_finite()
+                        || first[0] <= 0.0
+                    {
                         return Err(IoError::invalid(
                             path,
-                            format!("box edges {first:?}: phaseflow's periodic boxes are cubic"),
+                            format!("box edges {first:?}: phaseflow's periodic boxes are cubic, of a positive edge"),
                         ));
                     }
                     edge = first[0];
