@@ -225,7 +225,7 @@ fn gsd_beside_h5md_holds_the_same_run() {
     }
 }
 
-/// `/observables` and `/parameters` of two H5MD files are equal (datasets bit for bit, every
+/// `/observables`, `/analysis` and `/parameters` of two H5MD files are equal (datasets bit for bit, every
 /// attribute with its type).
 fn same_observables_and_parameters(a: &Path, b: &Path) {
     let (fa, fb) = (hdf5::File::open(a).unwrap(), hdf5::File::open(b).unwrap());
@@ -255,9 +255,24 @@ fn same_observables_and_parameters(a: &Path, b: &Path) {
         }
     }
     let (mut oa, mut ob) = (BTreeMap::new(), BTreeMap::new());
-    walk(&fa.group("observables").unwrap(), "", &mut oa);
-    walk(&fb.group("observables").unwrap(), "", &mut ob);
-    assert!(!oa.is_empty());
+    for top in ["observables", "analysis"] {
+        if let (Ok(ga), Ok(gb)) = (fa.group(top), fb.group(top)) {
+            walk(&ga, top, &mut oa);
+            walk(&gb, top, &mut ob);
+        }
+    }
+    // the per-frame series and the frame averages (every case here has pair forces)
+    for name in [
+        "msd/value",
+        "radial_distribution/value",
+        "local_packing_fraction/density",
+    ] {
+        assert!(
+            oa.keys().any(|k| k.ends_with(name)),
+            "{name} in {:?}",
+            oa.keys()
+        );
+    }
     assert_eq!(oa, ob);
     let (pa, pb) = (
         fa.group("parameters").unwrap(),

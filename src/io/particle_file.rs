@@ -24,7 +24,7 @@
 //! | `log/phaseflow/time` | `f64` 1×1 | all | t = step·Δt |
 //! | `log/phaseflow/replica` | `u32` 1×1 | all | r |
 //! | `log/phaseflow/<observable>` | `f64` 1×1 | all | the per-frame observables of the H5MD file (`msd`, `…_autocorrelation`, `largest_cluster_fraction`) of replica r |
-//! | `phaseflow/observables/<name>/<dataset>` | `f64` K×1 | 0 | the time-independent observables of the H5MD file (g(r), the packing histogram) |
+//! | `phaseflow/analysis/<name>/<dataset>` | `f64` K×1 | 0 | the time-independent results of the H5MD file (g(r), the packing histogram: `/analysis`, or groups of `/observables` in files of the earlier layout) |
 //! | `phaseflow/metadata` | `u8` B×1 | 0 | UTF-8 JSON: `format` = `"phaseflow-gsd"`, `format_version`, `replicas`, `frames`, `particles`, `dimension`, `box_edges` (`f64`), `propulsion`, `n_fixed`, `parameters` (every attribute of `/parameters`, typed) |
 //!
 //! What GSD loses against H5MD: positions and orientations are rounded to `f32` (the box edge
@@ -64,7 +64,7 @@ pub const GSD_METADATA_FORMAT: &str = "phaseflow-gsd";
 /// `format_version` of that metadata.
 pub const GSD_METADATA_VERSION: u64 = 1;
 const META: &str = "phaseflow/metadata";
-const FIXED_PREFIX: &str = "phaseflow/observables/";
+const FIXED_PREFIX: &str = "phaseflow/analysis/";
 const LOG_PREFIX: &str = "log/phaseflow/";
 const LOG_TIME: &str = "log/phaseflow/time";
 const LOG_REPLICA: &str = "log/phaseflow/replica";
@@ -265,7 +265,7 @@ pub fn gsd_to_h5md(input: &Path, lock: &OutputLock) -> Result<ExportSummary> {
             by_name.entry(name).or_default().push((ds, v));
         }
         for (name, data) in by_name {
-            w.write_fixed_observable(name, &data)?;
+            write_average(&mut w, name, &data)?;
         }
         Ok(())
     })();
@@ -292,6 +292,12 @@ pub fn gsd_to_h5md(input: &Path, lock: &OutputLock) -> Result<ExportSummary> {
         dimension: d,
         dropped,
     })
+}
+
+/// Writes a time-independent result (`radial_distribution` {r, value}, …) of an H5MD file being
+/// written, where the H5MD writer puts such results.
+fn write_average(w: &mut H5mdWriter, name: &str, data: &[(&str, &[f64])]) -> Result<()> {
+    w.write_fixed_observable(name, data)
 }
 
 /// An H5MD particle file opened for a frame-by-frame conversion: the particle datasets of every
@@ -425,6 +431,19 @@ impl H5mdSource {
         let mut series = Vec::new();
         let mut fixed = Vec::new();
         let mut dropped = Vec::new();
+        // time-independent results: /analysis (H5MD files of the current layout) or groups of
+        // plain datasets in /observables (the earlier layout)
+        if let Ok(an) = file.group("analysis") {
+            scan_observables(
+                &an,
+                "",
+                (frames, m),
+                path,
+                &mut series,
+                &mut fixed,
+                &mut dropped,
+            )?;
+        }
         if let Ok(obs) = file.group("observables") {
             scan_observables(
                 &obs,
