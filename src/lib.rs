@@ -27,7 +27,7 @@
 //! | layer | modules | role |
 //! |---|---|---|
 //! | 0 | [`control`], [`dynamics`], [`seeds`] | cancellation and progress; the traits at the seams ([`dynamics::System`], [`dynamics::Jacobian`], [`dynamics::DelaySystem`]); random-stream seeds |
-//! | 1 | [`io`], [`systems`], [`integrate`] | HDF5/H5MD files and plots; definition files → compiled systems, the catalogue index ([`systems::Catalogue`]); integrators of any [`dynamics::System`] |
+//! | 1 | [`io`], [`systems`], [`integrate`] | HDF5/H5MD and GSD files and plots; definition files → compiled systems, the catalogue index ([`systems::Catalogue`]); integrators of any [`dynamics::System`] |
 //! | 2 | [`particles`] | the particle engine: models, forces, the driver and its observers |
 //! | 3 | [`simulate`], [`score`] | one loader for every file ([`simulate::Definition`]) and the run builder of equation systems ([`simulate::Run`]); score networks (burn): training, evaluation (feature `learn`) |
 //! | 4 | [`analysis`] | invariants, Lyapunov spectra, series analysis, entropy production |

@@ -146,7 +146,7 @@ def epr(
       `[diffusion]` table (`"systems/linear/bead_spring_2.toml"`, a path, definition text or a
       system object) or a particle model with a linear drift (`"systems/active/trap.toml"`).
       Keys `epr`, `epr_exact`, `per_dof` ({coordinate: value}), `lyapunov_residual`, ….
-    - `data` (a particle H5MD file from `phaseflow simulate`) with `model` (a directory from
+    - `data` (a particle file from `phaseflow simulate`: H5MD, or GSD) with `model` (a directory from
       `phaseflow train` / `phaseflow.train`): the learned EPR with batch-means errors over
       `batches` contiguous batches, the learning-free reference ⟨|b_x|²⟩/ε + ⟨∇_x·b_x⟩, the exact
       value for a linear drift, `per_particle` (array (N,)), the stationarity diagnostics on

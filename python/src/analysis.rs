@@ -192,8 +192,8 @@ fn epr_samples(
                 "--maps and --png show the learned EPR: they need --model DIR",
             ));
         }
-        phaseflow::io::probe_hdf5(&data).map_err(|e| err(&e))?;
-        if !phaseflow::io::h5md::is_h5md(&data) {
+        if !phaseflow::io::particle_file::is_particle_file(&data) {
+            phaseflow::io::probe_hdf5(&data).map_err(|e| err(&e))?;
             let Some(sm) = sm else {
                 phaseflow::io::read_trajectory(&data).map_err(|e| err(&e))?;
                 return Err(PhaseflowError::new_err(format!(
@@ -207,7 +207,8 @@ fn epr_samples(
                 .map_err(|e| err(&e))?;
             return serde_json::to_string(&r).map_err(json_err);
         }
-        let samples = phaseflow::io::h5md::read_particle_samples(&data).map_err(display_err)?;
+        let samples =
+            phaseflow::io::particle_file::read_particle_samples(&data).map_err(display_err)?;
         let (text, def_path) = match definition {
             Some(d) => d,
             None => (
@@ -246,7 +247,8 @@ fn epr_samples(
                 .map_err(|e| err(&e))?;
         }
         if let Some(png) = &png {
-            let frame = phaseflow::io::h5md::read_particle_frame(&data, -1).map_err(display_err)?;
+            let frame = phaseflow::io::particle_file::read_particle_frame(&data, -1)
+                .map_err(display_err)?;
             let n = r.particles;
             let last = (samples.frames - 1) * n;
             if stop.is_cancelled() {

@@ -20,7 +20,7 @@ pub struct EprArgs {
     /// Model directory written by `phaseflow train`.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Samples (H5MD particle file from `phaseflow simulate`).
+    /// Samples (particle file from `phaseflow simulate`: H5MD or GSD).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Contiguous batches for the batch-means standard errors.
@@ -114,9 +114,9 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
     if sm.is_none() && (args.maps.is_some() || args.png.is_some()) {
         bail!("--maps and --png show the learned EPR: they need --model DIR");
     }
-    // a missing, non-HDF5 or truncated file is named as such, not taken for a trajectory
-    crate::io::probe_hdf5(data)?;
-    if !crate::io::h5md::is_h5md(data) {
+    if !crate::io::particle_file::is_particle_file(data) {
+        // a missing, non-HDF5 or truncated file is named as such, not taken for a trajectory
+        crate::io::probe_hdf5(data)?;
         // the trajectory of an SDE flow (a definition with a [diffusion] table)
         let Some(sm) = sm else {
             // a file that is not a trajectory either says so (read_trajectory names why)
@@ -128,7 +128,8 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
         };
         return sde_epr(args, data, &sm);
     }
-    let samples = crate::io::h5md::read_particle_samples(data).map_err(|e| anyhow!("{e}"))?;
+    let samples =
+        crate::io::particle_file::read_particle_samples(data).map_err(|e| anyhow!("{e}"))?;
     // the system's definition (given, or the one stored with the data) at the data's
     // parameters, then --set
     let (text, def_path) = match &args.system {
@@ -202,7 +203,8 @@ pub(super) fn epr(args: &EprArgs) -> Result<()> {
     }
     if let Some(png) = &args.png {
         interrupted()?;
-        let frame = crate::io::h5md::read_particle_frame(data, -1).map_err(|e| anyhow!("{e}"))?;
+        let frame =
+            crate::io::particle_file::read_particle_frame(data, -1).map_err(|e| anyhow!("{e}"))?;
         let n = r.particles;
         let last = (samples.frames - 1) * n;
         crate::io::plot::plot_particles(

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 mod catalogue;
 mod epr;
+mod export;
 pub mod forecast;
 mod info;
 mod invariants;
@@ -27,6 +28,7 @@ mod train;
 
 pub use catalogue::{CatalogueInvariantsArgs, CheckArgs};
 pub use epr::EprArgs;
+pub use export::ExportArgs;
 pub use invariants::InvariantsArgs;
 pub use progress::{cancel_token, IndicatifProgress};
 pub use series::SeriesArgs;
@@ -76,8 +78,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Integrate a system and write its trajectory to HDF5 (/time [T], /state [T, D]); particle models (systems/active/) write H5MD 1.1.
+    /// Integrate a system and write its trajectory to HDF5 (/time [T], /state [T, D]); particle models (systems/active/) write H5MD 1.1, and GSD (HOOMD schema) with --gsd FILE or -o NAME.gsd.
     Simulate(Box<SimulateArgs>),
+    /// Convert a particle file between H5MD (phaseflow's format) and GSD (HOOMD-blue's, read by
+    /// OVITO and freud): `phaseflow export run.h5 run.gsd`, or back; the formats are told by
+    /// content (input) and by name (output: .gsd or .h5). GSD keeps positions and orientations in
+    /// single precision.
+    Export(ExportArgs),
     /// Catalogue-wide operations.
     Catalogue {
         #[command(subcommand)]
@@ -92,7 +99,7 @@ pub enum Command {
     /// number per line (time step from --dt).
     Series(SeriesArgs),
     /// Train a score network (burn) on stationary samples from `phaseflow simulate` (particle
-    /// H5MD files, or trajectories of SDE files): denoising or implicit score matching (with the
+    /// H5MD or GSD files, or trajectories of SDE files): denoising or implicit score matching (with the
     /// Fokker–Planck residual and global constraints), or the model-free probability-flow loss
     /// on consecutive snapshots; RAdam/Adam with warm-up + cosine schedule, clipping, EMA;
     /// checkpoints (every K steps and on Ctrl-C), `--resume` continues bit for bit; writes
@@ -113,7 +120,8 @@ pub enum Command {
         action: forecast::ForecastCommand,
     },
     /// Plot a trajectory file: 2-D projection, or the first three coordinates in perspective;
-    /// for a particle (H5MD) file, a snapshot of one frame coloured by local packing fraction.
+    /// for a particle file (H5MD or GSD), a snapshot of one frame coloured by local packing
+    /// fraction.
     Plot {
         /// Trajectory file written by `phaseflow simulate`.
         input: PathBuf,
@@ -129,7 +137,7 @@ pub enum Command {
         /// Image height in pixels.
         #[arg(long, default_value_t = 800)]
         height: u32,
-        /// Particle (H5MD) files: the frame to draw, negative from the end (-1 = last);
+        /// Particle (H5MD or GSD) files: the frame to draw, negative from the end (-1 = last);
         /// particles are coloured by their local packing fraction
         #[arg(long, allow_hyphen_values = true, default_value_t = -1)]
         frame: i64,
@@ -158,6 +166,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::train(&args),
         Command::Score(args) => train::score(&args),
         Command::Epr(args) => epr::epr(&args),
+        Command::Export(args) => export::export(&args),
         Command::Forecast { action } => forecast::run(&action),
         Command::Catalogue {
             action: CatalogueCommand::Check(args),
@@ -173,7 +182,7 @@ pub fn run(cli: Cli) -> Result<()> {
             height,
             frame,
         } => {
-            if crate::io::h5md::is_h5md(&input) {
+            if crate::io::particle_file::is_particle_file(&input) {
                 plot::plot_particles(&input, &output, frame, width, height)
             } else {
                 plot::plot(&input, &output, axes, width, height)

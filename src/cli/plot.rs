@@ -11,7 +11,7 @@ pub(super) fn plot_particles(
     width: u32,
     height: u32,
 ) -> Result<()> {
-    let fr = io::h5md::read_particle_frame(input, frame)?;
+    let fr = io::particle_file::read_particle_frame(input, frame)?;
     let (phi, diameter) = crate::particles::observables::frame_packing(&fr);
     io::plot_particles(&fr, &phi, "local φ", diameter, output, (width, height))?;
     eprintln!(

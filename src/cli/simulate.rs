@@ -109,6 +109,12 @@ pub struct SimulateArgs {
     pub abort_after_frames: Option<usize>,
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Particle models: also write the run as a GSD file (HOOMD schema, for HOOMD-blue, OVITO
+    /// and freud) beside the H5MD output; `-o NAME.gsd` writes GSD only. GSD holds positions and
+    /// orientations in single precision and is written when the run completes: H5MD stays the
+    /// resumable format (with `-o NAME.gsd`, in the hidden `.NAME.gsd.h5md`, removed at the end)
+    #[arg(long, value_name = "FILE")]
+    pub gsd: Option<PathBuf>,
     /// Print a machine-readable summary.
     #[arg(long)]
     pub json: bool,
@@ -150,10 +156,19 @@ fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
         (args.replicas != 1, "--replicas"),
         (args.resume, "--resume"),
         (args.checkpoint_interval.is_some(), "--checkpoint-interval"),
+        (args.gsd.is_some(), "--gsd"),
     ] {
         if given {
             bail!("{name} applies to particle models (kind = \"particles\") only");
         }
+    }
+    if crate::io::particle_file::format_of_name(&args.output)
+        == Some(crate::io::particle_file::ParticleFormat::Gsd)
+    {
+        bail!(
+            "-o {}: GSD output is for particle models (kind = \"particles\"); flows, maps and delay equations write HDF5 (.h5)",
+            args.output.display()
+        );
     }
     if args.t_end.is_some() != args.dt_out.is_some() {
         bail!("--t-end and --dt-out go together for flows, maps and delay equations");
@@ -204,13 +219,29 @@ fn simulate_particles(args: &SimulateArgs, model: crate::particles::ParticleMode
         checkpoint_interval,
         warn: |w| eprintln!("warning: {w}"),
     };
+    let gsd = GsdOutput::plan(args, &model)?;
+    let h5md_out = gsd.as_ref().map_or(&args.output, |g| &g.h5md);
     let bar = IndicatifProgress::counting(args.quiet || args.json, "steps");
-    let summary = crate::particles::run::run(&model, &args.output, &cfg, &bar)?;
+    let mut summary = crate::particles::run::run(&model, h5md_out, &cfg, &bar)?;
+    let mut json = serde_json::to_value(&summary)?;
+    if let Some(g) = gsd {
+        g.write(args.quiet || args.json)?;
+        if g.only {
+            summary.output = Some(g.path.clone());
+            json["output"] = json!(g.path.display().to_string());
+        } else {
+            json["gsd"] = json!(g.path.display().to_string());
+        }
+    }
     if args.json {
-        println!("{}", summary.to_json());
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else if !args.quiet {
+        let also = match &args.gsd {
+            Some(g) => format!(" and {}", g.display()),
+            None => String::new(),
+        };
         eprintln!(
-            "wrote {} ({} frames of {} particles × {} replica(s), φ = {:.3}, box {:.3}; {} steps in {:.2} s, {:.3e} particle-steps/s on {} threads)",
+            "wrote {}{also} ({} frames of {} particles × {} replica(s), φ = {:.3}, box {:.3}; {} steps in {:.2} s, {:.3e} particle-steps/s on {} threads)",
             args.output.display(),
             summary.frames,
             summary.n_particles,
@@ -224,6 +255,97 @@ fn simulate_particles(args: &SimulateArgs, model: crate::particles::ParticleMode
         );
     }
     Ok(())
+}
+
+/// The GSD output of a particle run (`--gsd FILE`, or `-o NAME.gsd`): written from the
+/// finished H5MD file ([`crate::io::particle_file::h5md_to_gsd`]), so that a resumed run gives
+/// the GSD file of an uninterrupted one. With `-o NAME.gsd` the H5MD file is the hidden
+/// `.NAME.gsd.h5md` next to it (its partial file is what `--resume` continues), removed once the
+/// GSD file is written.
+struct GsdOutput {
+    path: PathBuf,
+    /// The H5MD file the run writes.
+    h5md: PathBuf,
+    /// GSD only (`-o NAME.gsd`).
+    only: bool,
+    /// Held from before the run until the GSD file is in place.
+    lock: crate::io::h5md::OutputLock,
+}
+
+impl GsdOutput {
+    fn plan(
+        args: &SimulateArgs,
+        model: &crate::particles::ParticleModel,
+    ) -> Result<Option<GsdOutput>> {
+        use crate::io::particle_file::{format_of_name, ParticleFormat};
+        let only = format_of_name(&args.output) == Some(ParticleFormat::Gsd);
+        let (path, h5md) = match (only, &args.gsd) {
+            (true, Some(_)) => bail!(
+                "-o {} is a GSD file already: --gsd names a GSD file beside an H5MD output (-o NAME.h5)",
+                args.output.display()
+            ),
+            (true, None) => {
+                let name = args
+                    .output
+                    .file_name()
+                    .ok_or_else(|| anyhow!("-o {}: not a file name", args.output.display()))?;
+                let hidden = format!(".{}.h5md", name.to_string_lossy());
+                (args.output.clone(), args.output.with_file_name(hidden))
+            }
+            (false, Some(g)) => (g.clone(), args.output.clone()),
+            (false, None) => return Ok(None),
+        };
+        if model.dim == 1 {
+            bail!(
+                "{}: GSD (the HOOMD schema) holds 2-D and 3-D systems; this model is 1-D: write H5MD (-o NAME.h5)",
+                path.display()
+            );
+        }
+        if !only && format_of_name(&path) != Some(ParticleFormat::Gsd) {
+            bail!("--gsd {}: name the GSD file NAME.gsd", path.display());
+        }
+        if let (Ok(a), Ok(b)) = (
+            std::path::absolute(&path),
+            std::path::absolute(&args.output),
+        ) {
+            if !only && a == b {
+                bail!("--gsd names the H5MD output itself");
+            }
+        }
+        crate::io::check_output_path(&path)?;
+        let lock = crate::io::h5md::OutputLock::acquire(&path)?;
+        Ok(Some(GsdOutput {
+            path,
+            h5md,
+            only,
+            lock,
+        }))
+    }
+
+    /// Writes the GSD file from the finished H5MD file.
+    fn write(&self, quiet: bool) -> Result<()> {
+        match crate::io::particle_file::h5md_to_gsd(&self.h5md, &self.lock) {
+            Ok(s) => {
+                if !quiet {
+                    for d in &s.dropped {
+                        eprintln!("note: not in {}: {d}", self.path.display());
+                    }
+                }
+                if self.only {
+                    std::fs::remove_file(&self.h5md).with_context(|| {
+                        format!("cannot remove {}", self.h5md.display())
+                    })?;
+                }
+                Ok(())
+            }
+            Err(e) => bail!(
+                "{e}; the run's H5MD file {} is complete: `phaseflow export {} {}` writes the GSD file from it",
+                self.h5md.display(),
+                self.h5md.display(),
+                self.path.display()
+            ),
+        }
+    }
 }
 
 fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {

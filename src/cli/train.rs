@@ -7,7 +7,7 @@ use super::*;
 pub struct TrainArgs {
     /// Training file (TOML: [network], [loss], [training]).
     pub config: PathBuf,
-    /// Samples: an H5MD file written by `phaseflow simulate` for a particle model.
+    /// Samples: an H5MD (or GSD) file written by `phaseflow simulate` for a particle model.
     #[arg(long)]
     pub data: PathBuf,
     /// Model directory to write.
@@ -35,7 +35,7 @@ pub struct TrainArgs {
 pub struct ScoreArgs {
     /// Model directory written by `phaseflow train`.
     pub model: PathBuf,
-    /// Samples (H5MD particle file).
+    /// Samples (H5MD or GSD particle file).
     #[arg(long)]
     pub data: PathBuf,
     /// Output HDF5 file: /score_x [F, N, d], /score_g [F, N, c] and the probability flow

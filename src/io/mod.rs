@@ -25,10 +25,15 @@
 //! [`TrajectoryWriter::finish`]: a run that fails or panics leaves no file behind, and the
 //! destination path never holds a partial file.
 //!
+//! Particle files: H5MD ([`h5md`]) and GSD ([`gsd`]), read and converted through
+//! [`particle_file`] whichever the format.
+//!
 //! Plots ([`plot_trajectory`]) are PNGs drawn with plotters, written the same way (temporary
 //! name + rename).
 
+pub mod gsd;
 pub mod h5md;
+pub mod particle_file;
 pub mod plot;
 mod trajectory;
 pub(crate) use trajectory::open_read;

@@ -523,7 +523,7 @@ fn scalar_attr<T: hdf5::H5Type>(loc: &Location, name: &str, x: &T) -> hdf5::Resu
 
 /// Reads an attribute into an [`AttrValue`]; `Ok(None)` for types without a counterpart
 /// (compound, enum other than bool, fixed-length strings, arrays of more than one dimension, …).
-fn read_attr(loc: &Location, name: &str) -> hdf5::Result<Option<AttrValue>> {
+pub(crate) fn read_attr(loc: &Location, name: &str) -> hdf5::Result<Option<AttrValue>> {
     use TypeDescriptor as T;
     let attr = loc.attr(name)?;
     let desc = attr.dtype()?.to_descriptor()?;

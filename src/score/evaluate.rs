@@ -352,13 +352,13 @@ pub fn score_file(
     progress: &dyn Progress,
 ) -> Result<ScoreSummary, ScoreError> {
     let sm = ScoreModel::load(model_dir, device)?;
-    if !crate::io::h5md::is_h5md(data) {
+    if !crate::io::particle_file::is_particle_file(data) {
         return Err(ScoreError::Data(format!(
-            "{}: not a particle (H5MD) file; for an SDE trajectory use `phaseflow epr --model … --data …`",
+            "{}: not a particle (H5MD or GSD) file; for an SDE trajectory use `phaseflow epr --model … --data …`",
             data.display()
         )));
     }
-    let samples = crate::io::h5md::read_particle_samples(data)?;
+    let samples = crate::io::particle_file::read_particle_samples(data)?;
     let model = model_of_samples(&samples)?;
     let (n, d, c) = (samples.n, samples.dim, samples.propulsion);
     sm.check_model(&model)

@@ -1391,11 +1391,11 @@ pub struct Provenance {
     pub frames: usize,
 }
 
-/// Reads training data: an H5MD particle file, or the trajectory file of an SDE flow (a
+/// Reads training data: a particle file (H5MD or GSD), or the trajectory file of an SDE flow (a
 /// definition with a `[diffusion]` table; ensemble members play the replicas).
 pub fn load_dataset(path: &Path, t: &TrainingConfig) -> Result<(Dataset, Provenance), ScoreError> {
-    if crate::io::h5md::is_h5md(path) {
-        let s = crate::io::h5md::read_particle_samples(path)?;
+    if crate::io::particle_file::is_particle_file(path) {
+        let s = crate::io::particle_file::read_particle_samples(path)?;
         let ds = Dataset::new(&s, t)?;
         return Ok((
             ds,
