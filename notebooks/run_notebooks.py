@@ -29,6 +29,7 @@ def main() -> int:
         subprocess.run([exe, "simulate", str(HERE.parent / "systems" / "lorenz.toml"), "--points", "4000",
                         "--pts-per-period", "200", "--burn-in", "10", "-q", "-o", h5], check=True)
         os.environ["PHASEFLOW_H5"] = h5
+        os.environ["PHASEFLOW_BIN"] = exe  # notebooks that run the command line themselves
         gallery = os.path.join(tmp, "gallery")
         os.makedirs(gallery)
         listing = json.loads(subprocess.run([exe, "list", "--json"], check=True, capture_output=True,
