@@ -30,7 +30,7 @@
 //! elements (MDAnalysis reads every member per frame); results without a time axis (g(r), the
 //! packing fraction histogram) go to `/analysis`, a group H5MD leaves to the application.
 //!
-//! Files written before this layout (a time-independent dataset `box/edges` [d], own `step` and
+//! Files written before this layout (a time-independent dataset `box/edges` \[d\], own `step` and
 //! `time` per element, the averages as groups of `/observables`) are read by the readers here.
 //!
 //! `<group>` is `all` for one replica and `replica_0 … replica_{M-1}` for M replicas (independent
