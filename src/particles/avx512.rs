@@ -536,7 +536,12 @@ unsafe fn block_aoup(
     imgs: &mut [i32],
     gs: &mut [f64],
 ) -> (__m512d, __m512d) {
-    let (Some(super::PairForce::Softplus { k: kf, r0, beta }), Some(list)) = (ctx.pair, ctx.list)
+    let (
+        Some(super::PairForce::Softplus {
+            k: kf, r0, beta, ..
+        }),
+        Some(list),
+    ) = (ctx.pair, ctx.list)
     else {
         unreachable!("chunk2 needs softplus pairs and a neighbour list for AOUPs")
     };

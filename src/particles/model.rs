@@ -18,6 +18,7 @@
 //! A = 0.0
 //! R = 1.0
 //! beta = 7.5                # absent: the hard harmonic force k (2R − r)
+//! tail = 1e-10              # softplus cut-off: largest neglected force per pair / k (default)
 //! ```
 
 use super::cells::PeriodicBox;
@@ -31,8 +32,14 @@ use std::path::Path;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PairForce {
     /// k · softplus_β(r0 − r), softplus_β(u) = log(1 + e^{βu})/β (r0 = 2R): the paper's soft
-    /// repulsion. Cut off at `cutoff`, where the neglected tail is below k·δ (see [`Self::cutoff`]).
-    Softplus { k: f64, r0: f64, beta: f64 },
+    /// repulsion. Cut off at `cutoff`, where the neglected tail is below k·`tail` per pair (see
+    /// [`Self::cutoff`]; `tail` is the parameter `tail`, default [`SOFTPLUS_TAIL`]).
+    Softplus {
+        k: f64,
+        r0: f64,
+        beta: f64,
+        tail: f64,
+    },
     /// k · (r0 − r) for r < r0 (harmonic overlap repulsion).
     Harmonic { k: f64, r0: f64 },
     /// Weeks–Chandler–Andersen: −dU/dr of U = 4ε[(σ/r)^12 − (σ/r)^6] + ε for r < 2^{1/6}σ.
@@ -42,17 +49,19 @@ pub enum PairForce {
 /// 2^{1/6}: the WCA cut-off in units of σ (the minimum of the Lennard-Jones potential).
 pub const WCA_CUT: f64 = 1.122_462_048_309_373;
 
-/// Largest neglected softplus force per pair, in units of k (documented cut-off rule).
+/// Largest neglected softplus force per pair, in units of k (documented cut-off rule): the
+/// default of the parameter `tail` (README, "Active matter": what a looser one buys and costs).
 pub const SOFTPLUS_TAIL: f64 = 1e-10;
 
 impl PairForce {
-    /// Interaction range. Softplus: r_c = r0 + ln(1/(β δ))/β with δ = [`SOFTPLUS_TAIL`], since
+    /// Interaction range. Softplus: r_c = r0 + ln(1/(β δ))/β with δ = `tail` (default
+    /// [`SOFTPLUS_TAIL`]), since
     /// softplus_β(r0 − r) ≤ e^{−β(r − r0)}/β for r > r0: the neglected force is below k·δ per
     /// pair (β = 7.5, r0 = 2: r_c = 4.80).
     pub fn cutoff(&self) -> f64 {
         match *self {
-            PairForce::Softplus { r0, beta, .. } => {
-                r0 + (1.0 / (beta * SOFTPLUS_TAIL)).ln().max(0.0) / beta
+            PairForce::Softplus { r0, beta, tail, .. } => {
+                r0 + (1.0 / (beta * tail)).ln().max(0.0) / beta
             }
             PairForce::Harmonic { r0, .. } => r0,
             PairForce::Wca { sigma, .. } => WCA_CUT * sigma,
@@ -63,7 +72,7 @@ impl PairForce {
     #[inline]
     pub fn magnitude(&self, r: f64) -> f64 {
         match *self {
-            PairForce::Softplus { k, r0, beta } => k * softplus(beta, r0 - r),
+            PairForce::Softplus { k, r0, beta, .. } => k * softplus(beta, r0 - r),
             PairForce::Harmonic { k, r0 } => {
                 if r < r0 {
                     k * (r0 - r)
@@ -102,7 +111,7 @@ impl PairForce {
     #[inline]
     pub fn derivative(&self, r: f64) -> f64 {
         match *self {
-            PairForce::Softplus { k, r0, beta } => -k * logistic(beta * (r0 - r)),
+            PairForce::Softplus { k, r0, beta, .. } => -k * logistic(beta * (r0 - r)),
             PairForce::Harmonic { k, r0 } => {
                 if r < r0 {
                     -k
@@ -393,7 +402,7 @@ impl ParticleModel {
         let model = raw.model.get_ref().as_str();
         let known: &[&str] = match model {
             "aoup" => &[
-                "N", "phi", "L", "v0", "gamma", "eps", "k", "A", "R", "beta", "n_fixed",
+                "N", "phi", "L", "v0", "gamma", "eps", "k", "A", "R", "beta", "tail", "n_fixed",
             ],
             "abp" => &[
                 "N", "phi", "L", "v0", "Pe", "sigma", "D_r", "D_T", "mu", "epsilon", "n_fixed",
@@ -510,10 +519,15 @@ impl ParticleModel {
                     if beta <= 0.0 {
                         return Err(bad("beta", format!("beta must be positive, got {beta}")));
                     }
+                    let tail = get("tail", Some(SOFTPLUS_TAIL))?;
+                    if !(tail > 0.0 && tail < 1.0) {
+                        return Err(bad("tail", format!("tail must lie in (0, 1), got {tail}")));
+                    }
                     Some(PairForce::Softplus {
                         k,
                         r0: 2.0 * r,
                         beta,
+                        tail,
                     })
                 } else {
                     Some(PairForce::Harmonic { k, r0: 2.0 * r })
