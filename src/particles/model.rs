@@ -150,8 +150,8 @@ pub fn softplus(beta: f64, u: f64) -> f64 {
 
 /// ln 2 split for the range reduction of [`exp_nonpositive`] (fdlibm's: the high part has 11
 /// trailing zero bits, so n·LN2_HI is exact for |n| < 2^11).
-pub(crate) const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-pub(crate) const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+pub(crate) const LN2_HI: f64 = 0.693_147_180_369_123_8;
+pub(crate) const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
 /// 1/ln 2.
 pub(crate) const INV_LN2: f64 = std::f64::consts::LOG2_E;
 /// Arguments of [`exp_nonpositive`] are clamped from below here (e^{−700} ≈ 1e-304: 2^n stays
