@@ -137,7 +137,10 @@ def main():
         jax_worker(int(sys.argv[2]), int(sys.argv[3]))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--phaseflow", default="target/release/phaseflow")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--phaseflow", default=os.path.join(repo, "target", "release", "phaseflow"),
+                    help="the phaseflow binary (default: target/release/phaseflow of this "
+                    "repository; build it first with `cargo build --release`)")
     ap.add_argument("--sizes", default="4096,16384")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--steps", type=int, default=2000, help="phaseflow steps per run")
