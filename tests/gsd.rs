@@ -11,6 +11,17 @@ use std::process::{Command, Output};
 use phaseflow::io::gsd::{GsdFile, GsdWriter};
 use phaseflow::io::particle_file::{self, ParticleFormat};
 
+/// The tests of this file run one at a time. HDF5 opens files without `O_CLOEXEC` and locks
+/// them with `flock`, so a `phaseflow` child spawned by one test inherits the descriptor of a
+/// file another test has open in this process — and its lock, for as long as the child runs:
+/// the other test's next open of that file then fails with EAGAIN ("unable to lock file",
+/// seen once in a full run).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn run(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_phaseflow"))
         .args(args)
@@ -106,6 +117,7 @@ fn f32_tolerance(edge: f64) -> f64 {
 
 #[test]
 fn gsd_beside_h5md_holds_the_same_run() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let def3 = abp3(d);
@@ -308,6 +320,7 @@ fn same_observables_and_parameters(a: &Path, b: &Path) {
 
 #[test]
 fn gsd_only_runs_resume_to_the_uninterrupted_file() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let base = [
@@ -370,6 +383,7 @@ fn gsd_only_runs_resume_to_the_uninterrupted_file() {
 
 #[test]
 fn gsd_input_to_plot_and_epr() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let h5 = d.join("m.h5");
@@ -448,6 +462,7 @@ fn gsd_input_to_plot_and_epr() {
 
 #[test]
 fn a_gsd_file_of_another_program_is_read_as_one_replica() {
+    let _serial = serial();
     // a minimal HOOMD file as gsd.hoomd writes one: no phaseflow metadata, 2 frames, the box,
     // N and the types in frame 0 only, frame 1 with position and step
     let dir = tempfile::tempdir().unwrap();
@@ -546,6 +561,7 @@ fn a_gsd_file_of_another_program_is_read_as_one_replica() {
 
 #[test]
 fn bad_inputs_and_outputs_are_named() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let h5 = d.join("a.h5");
