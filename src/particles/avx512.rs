@@ -15,6 +15,7 @@
 //! so that NaN is ignored the same way as `f64::max`), so a run gives the same bits with this
 //! kernel, the AVX2 or the baseline kernel (tested: `wide_and_baseline_kernels_are_bit_identical`).
 
+use super::model;
 use super::rng::{self, CounterRng};
 use super::sim::{step_particle, StepContext};
 use core::arch::x86_64::*;
@@ -22,13 +23,14 @@ use core::arch::x86_64::*;
 /// Particles per register.
 const LANES: usize = 8;
 
-/// Whether [`abp2_wca_chunk`] applies to a step context: 2-D ABP, WCA pairs, a Verlet list.
+/// Whether [`chunk2`] applies to a step context: 2-D ABP with WCA pairs or 2-D AOUP with
+/// softplus pairs (the paper's MIPS), a Verlet list.
 pub(super) fn applies(ctx: &StepContext) -> bool {
-    matches!(ctx.dynamics, super::Dynamics::Abp { .. })
-        && ctx.d == 2
-        && matches!(ctx.pair, Some(super::PairForce::Wca { .. }))
-        && ctx.list.is_some()
-        && !ctx.xb.is_empty()
+    let abp_wca = matches!(ctx.dynamics, super::Dynamics::Abp { .. })
+        && matches!(ctx.pair, Some(super::PairForce::Wca { .. }));
+    let aoup_softplus = matches!(ctx.dynamics, super::Dynamics::Aoup { .. })
+        && matches!(ctx.pair, Some(super::PairForce::Softplus { .. }));
+    (abp_wca || aoup_softplus) && ctx.d == 2 && ctx.list.is_some() && !ctx.xb.is_empty()
 }
 
 /// Storage chunk `chunk` of a step (see `sim::step_chunk`): blocks of eight mobile particles in
@@ -40,7 +42,7 @@ pub(super) fn applies(ctx: &StepContext) -> bool {
 #[target_feature(
     enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd,avx2,fma,sse4.1,bmi1,bmi2,lzcnt"
 )]
-pub(super) unsafe fn abp2_wca_chunk(
+pub(super) unsafe fn chunk2(
     ctx: &StepContext,
     chunk: usize,
     xn: &mut [f64],
@@ -52,6 +54,7 @@ pub(super) unsafe fn abp2_wca_chunk(
     let mut disp = _mm512_setzero_pd();
     let mut fmax = _mm512_setzero_pd();
     let (mut disp_s, mut fmax_s) = (0.0f64, 0.0f64);
+    let aoup = matches!(ctx.dynamics, super::Dynamics::Aoup { .. });
     let mut k = 0;
     while k < m {
         let s0 = first + k;
@@ -67,7 +70,13 @@ pub(super) unsafe fn abp2_wca_chunk(
         }
         // SAFETY: k + 8 ≤ m, so slots s0..s0 + 8 exist in every array; the CPU features are
         // enabled by this function's contract.
-        let (d8, f8) = unsafe { block(ctx, s0, k, xn, imgs, gs) };
+        let (d8, f8) = unsafe {
+            if aoup {
+                block_aoup(ctx, s0, k, xn, imgs, gs)
+            } else {
+                block(ctx, s0, k, xn, imgs, gs)
+            }
+        };
         disp = _mm512_max_pd(d8, disp);
         fmax = _mm512_max_pd(f8, fmax);
         k += LANES;
@@ -287,10 +296,10 @@ unsafe fn block(
     gs: &mut [f64],
 ) -> (__m512d, __m512d) {
     let (Some(super::PairForce::Wca { eps, sigma }), Some(list)) = (ctx.pair, ctx.list) else {
-        unreachable!("abp2_wca_chunk needs WCA pairs and a neighbour list")
+        unreachable!("chunk2 needs WCA pairs and a neighbour list")
     };
     let super::Dynamics::Abp { v0, mu, .. } = ctx.dynamics else {
-        unreachable!("abp2_wca_chunk needs ABP dynamics")
+        unreachable!("chunk2 needs ABP dynamics")
     };
     let len = _mm512_set1_pd(ctx.bx.length);
     let w = _mm512_set1_pd(0.5 * ctx.bx.length);
@@ -441,6 +450,268 @@ unsafe fn block(
             _mm512_permutex2var_pd(a, odd, b),
         )
     };
+    let ddx = min_image(_mm512_sub_pd(nx, bx), w, neg_w, len);
+    let ddy = min_image(_mm512_sub_pd(ny, by), w, neg_w, len);
+    let d2 = _mm512_add_pd(_mm512_mul_pd(ddx, ddx), _mm512_mul_pd(ddy, ddy));
+    (d2, fm)
+}
+
+/// e^x lane by lane for x ≤ 0, the operations of [`model::exp_nonpositive`].
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn exp_nonpositive(x: __m512d) -> __m512d {
+    // max_pd returns its second operand where x is NaN, as f64::max
+    let x = _mm512_max_pd(x, _mm512_set1_pd(model::EXP_MIN));
+    let n = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(_mm512_add_pd(
+        _mm512_mul_pd(x, _mm512_set1_pd(model::INV_LN2)),
+        _mm512_set1_pd(0.5),
+    ));
+    let r = _mm512_sub_pd(
+        _mm512_sub_pd(x, _mm512_mul_pd(n, _mm512_set1_pd(model::LN2_HI))),
+        _mm512_mul_pd(n, _mm512_set1_pd(model::LN2_LO)),
+    );
+    let p = horner(&model::EXP_TAYLOR, r);
+    let two_n = _mm512_slli_epi64::<52>(_mm512_add_epi64(
+        _mm512_cvttpd_epi64(n),
+        _mm512_set1_epi64(1023),
+    ));
+    _mm512_mul_pd(p, _mm512_castsi512_pd(two_n))
+}
+
+/// ln(1 + t) lane by lane for t ∈ [0, 1], the operations of [`model::log1p_unit`].
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn log1p_unit(t: __m512d) -> __m512d {
+    let big = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(t, _mm512_set1_pd(model::SQRT2_M1));
+    let f = blend(
+        big,
+        _mm512_mul_pd(_mm512_sub_pd(t, _mm512_set1_pd(1.0)), _mm512_set1_pd(0.5)),
+        t,
+    );
+    let s = _mm512_div_pd(f, _mm512_add_pd(_mm512_set1_pd(2.0), f));
+    let l = _mm512_mul_pd(
+        _mm512_mul_pd(_mm512_set1_pd(2.0), s),
+        horner(&model::ATANH_SERIES, _mm512_mul_pd(s, s)),
+    );
+    blend(
+        big,
+        _mm512_add_pd(_mm512_set1_pd(std::f64::consts::LN_2), l),
+        l,
+    )
+}
+
+/// k softplus_β(r0 − r)/r lane by lane from r², the operations of
+/// `PairForce::magnitude_over_r` with [`model::softplus`].
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn softplus_over_r(r2: __m512d, k: __m512d, r0: __m512d, beta: __m512d) -> __m512d {
+    let r = _mm512_sqrt_pd(r2);
+    let u = _mm512_sub_pd(r0, r);
+    let z = _mm512_mul_pd(beta, u);
+    // −|z|: the sign bit set
+    let neg_abs = _mm512_or_pd(z, _mm512_set1_pd(-0.0));
+    let l = _mm512_div_pd(log1p_unit(exp_nonpositive(neg_abs)), beta);
+    let pos = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(z, _mm512_setzero_pd());
+    let sp = blend(pos, _mm512_add_pd(u, l), l);
+    _mm512_div_pd(_mm512_mul_pd(k, sp), r)
+}
+
+/// One step of eight mobile 2-D AOUPs with softplus pairs in storage slots s0..s0 + 8 (chunk
+/// offset k), the operations of `sim::step_particle` lane by lane: the force over each list
+/// (masked to the longest), x ← x + (v0 g + F − A x_unwrapped) Δt + √(2εΔt) ξ, the exact OU
+/// step g ← e^{−γΔt} g + √(1 − e^{−2γΔt}) η (normals 0, 1 for x, 2, 3 for g, as the scalar
+/// code). Returns per lane the squared displacement since the list build and the largest force
+/// component.
+///
+/// # Safety
+/// AVX-512 (x86-64-v4) must be available; slots s0..s0 + 8 must exist and [`applies`] hold.
+#[target_feature(
+    enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd,avx2,fma,sse4.1,bmi1,bmi2,lzcnt"
+)]
+unsafe fn block_aoup(
+    ctx: &StepContext,
+    s0: usize,
+    k: usize,
+    xn: &mut [f64],
+    imgs: &mut [i32],
+    gs: &mut [f64],
+) -> (__m512d, __m512d) {
+    let (
+        Some(super::PairForce::Softplus {
+            k: kf, r0, beta, ..
+        }),
+        Some(list),
+    ) = (ctx.pair, ctx.list)
+    else {
+        unreachable!("chunk2 needs softplus pairs and a neighbour list for AOUPs")
+    };
+    let super::Dynamics::Aoup { v0, trap, .. } = ctx.dynamics else {
+        unreachable!("block_aoup needs AOUP dynamics")
+    };
+    let len = _mm512_set1_pd(ctx.bx.length);
+    let w = _mm512_set1_pd(0.5 * ctx.bx.length);
+    let neg_w = _mm512_set1_pd(-(0.5 * ctx.bx.length));
+    let even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    let odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    let x = ctx.x_old.as_ptr();
+    // SAFETY (all loads and stores below): slots s0..s0 + 8 exist (caller), offsets k..k + 8
+    // exist in the chunk's slices, neighbour indices are storage slots < N, list offsets index
+    // the list.
+    let deinterleave = |p: *const f64| unsafe {
+        let a = _mm512_loadu_pd(p);
+        let b = _mm512_loadu_pd(p.add(8));
+        (
+            _mm512_permutex2var_pd(a, even, b),
+            _mm512_permutex2var_pd(a, odd, b),
+        )
+    };
+    let (xi, yi) = deinterleave(unsafe { x.add(2 * s0) });
+
+    // ---- forces: Σ_j over each particle's list, the longest of the eight lists with a mask
+    let (start, nbr) = list.raw();
+    let (begin, end) = unsafe {
+        (
+            _mm512_cvtepu32_epi64(_mm256_loadu_si256(start.as_ptr().add(s0) as *const __m256i)),
+            _mm512_cvtepu32_epi64(_mm256_loadu_si256(
+                start.as_ptr().add(s0 + 1) as *const __m256i
+            )),
+        )
+    };
+    let count = _mm512_sub_epi64(end, begin);
+    let longest = _mm512_reduce_max_epi64(count);
+    let (kv, r0v, betav, rc2v) = (
+        _mm512_set1_pd(kf),
+        _mm512_set1_pd(r0),
+        _mm512_set1_pd(beta),
+        _mm512_set1_pd(ctx.rc2),
+    );
+    let zero = _mm512_setzero_pd();
+    let (mut fx, mut fy) = (zero, zero);
+    for j in 0..longest {
+        let jv = _mm512_set1_epi64(j);
+        let live = _mm512_cmplt_epi64_mask(jv, count);
+        let (xj, yj) = unsafe {
+            let slot = _mm512_mask_i64gather_epi32::<4>(
+                _mm256_setzero_si256(),
+                live,
+                _mm512_add_epi64(begin, jv),
+                nbr.as_ptr() as *const i32,
+            );
+            let at = _mm512_slli_epi64::<1>(_mm512_cvtepu32_epi64(slot));
+            (
+                _mm512_mask_i64gather_pd::<8>(xi, live, at, x),
+                _mm512_mask_i64gather_pd::<8>(
+                    yi,
+                    live,
+                    _mm512_add_epi64(at, _mm512_set1_epi64(1)),
+                    x,
+                ),
+            )
+        };
+        let dx = min_image(_mm512_sub_pd(xi, xj), w, neg_w, len);
+        let dy = min_image(_mm512_sub_pd(yi, yj), w, neg_w, len);
+        let r2 = _mm512_add_pd(_mm512_mul_pd(dx, dx), _mm512_mul_pd(dy, dy));
+        let inside =
+            _mm512_cmp_pd_mask::<_CMP_LT_OQ>(r2, rc2v) & _mm512_cmp_pd_mask::<_CMP_GT_OQ>(r2, zero);
+        if inside & live == 0 {
+            continue;
+        }
+        let sc = softplus_over_r(blend(inside, r2, rc2v), kv, r0v, betav);
+        let sc = blend(inside, sc, zero);
+        fx = _mm512_mask_add_pd(fx, live, fx, _mm512_mul_pd(sc, dx));
+        fy = _mm512_mask_add_pd(fy, live, fy, _mm512_mul_pd(sc, dy));
+    }
+    let fm = _mm512_max_pd(_mm512_abs_pd(fy), _mm512_max_pd(_mm512_abs_pd(fx), zero));
+
+    // ---- noise: one Philox block per particle (counter: step, particle tag, stream)
+    let tags = &ctx.tag[s0..s0 + LANES];
+    let words = philox(
+        [
+            _mm512_set1_epi64((ctx.step as u32) as i64),
+            _mm512_set1_epi64(((ctx.step >> 32) as u32) as i64),
+            unsafe { _mm512_cvtepu32_epi64(_mm256_loadu_si256(tags.as_ptr() as *const __m256i)) },
+            _mm512_set1_epi64(ctx.rng.stream_word(0) as i64),
+        ],
+        ctx.rng.key(),
+    );
+    let zx = normals(&ctx.rng, ctx.step, tags, words[0], 0);
+    let zy = normals(&ctx.rng, ctx.step, tags, words[1], 1);
+    let hx = normals(&ctx.rng, ctx.step, tags, words[2], 2);
+    let hy = normals(&ctx.rng, ctx.step, tags, words[3], 3);
+
+    // ---- update, in the scalar order of operations
+    let (gx, gy) = deinterleave(unsafe { gs.as_ptr().add(2 * k) });
+    let mut img = [[0.0f64; LANES]; 2];
+    for l in 0..LANES {
+        for (a, v) in img.iter_mut().enumerate() {
+            v[l] = imgs[2 * (k + l) + a] as f64;
+        }
+    }
+    let (imx, imy) = unsafe {
+        (
+            _mm512_loadu_pd(img[0].as_ptr()),
+            _mm512_loadu_pd(img[1].as_ptr()),
+        )
+    };
+    let (v0v, trapv, dt, sx) = (
+        _mm512_set1_pd(v0),
+        _mm512_set1_pd(trap),
+        _mm512_set1_pd(ctx.dt),
+        _mm512_set1_pd(ctx.kicks.sx),
+    );
+    let (decay, sg) = (
+        _mm512_set1_pd(ctx.kicks.decay),
+        _mm512_set1_pd(ctx.kicks.sg),
+    );
+    let update = |p: __m512d, im: __m512d, g: __m512d, f: __m512d, z: __m512d| {
+        let unwrapped = _mm512_add_pd(p, _mm512_mul_pd(im, len));
+        let drift = _mm512_sub_pd(
+            _mm512_add_pd(_mm512_mul_pd(v0v, g), f),
+            _mm512_mul_pd(trapv, unwrapped),
+        );
+        _mm512_add_pd(
+            _mm512_add_pd(p, _mm512_mul_pd(drift, dt)),
+            _mm512_mul_pd(sx, z),
+        )
+    };
+    let (nx, ix) = wrap(update(xi, imx, gx, fx, zx), w, neg_w, len);
+    let (ny, iy) = wrap(update(yi, imy, gy, fy, zy), w, neg_w, len);
+    let gx = _mm512_add_pd(_mm512_mul_pd(decay, gx), _mm512_mul_pd(sg, hx));
+    let gy = _mm512_add_pd(_mm512_mul_pd(decay, gy), _mm512_mul_pd(sg, hy));
+    let lo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    let hi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    unsafe {
+        _mm512_storeu_pd(
+            gs.as_mut_ptr().add(2 * k),
+            _mm512_permutex2var_pd(gx, lo, gy),
+        );
+        _mm512_storeu_pd(
+            gs.as_mut_ptr().add(2 * k + 8),
+            _mm512_permutex2var_pd(gx, hi, gy),
+        );
+        _mm512_storeu_pd(
+            xn.as_mut_ptr().add(2 * k),
+            _mm512_permutex2var_pd(nx, lo, ny),
+        );
+        _mm512_storeu_pd(
+            xn.as_mut_ptr().add(2 * k + 8),
+            _mm512_permutex2var_pd(nx, hi, ny),
+        );
+    }
+    let mut crossed = [[0i32; LANES]; 2];
+    unsafe {
+        _mm256_storeu_si256(crossed[0].as_mut_ptr() as *mut __m256i, ix);
+        _mm256_storeu_si256(crossed[1].as_mut_ptr() as *mut __m256i, iy);
+    }
+    for l in 0..LANES {
+        for (a, c) in crossed.iter().enumerate() {
+            let img = &mut imgs[2 * (k + l) + a];
+            *img = img.saturating_add(c[l]);
+        }
+    }
+
+    // ---- squared displacement since the list build
+    let (bx, by) = deinterleave(unsafe { ctx.xb.as_ptr().add(2 * s0) });
     let ddx = min_image(_mm512_sub_pd(nx, bx), w, neg_w, len);
     let ddy = min_image(_mm512_sub_pd(ny, by), w, neg_w, len);
     let d2 = _mm512_add_pd(_mm512_mul_pd(ddx, ddx), _mm512_mul_pd(ddy, ddy));

@@ -300,7 +300,7 @@ impl Simulation {
                 if wide {
                     // SAFETY: the CPU has AVX-512 (isa comes from isa::detect) and the kernel
                     // applies to this model.
-                    return unsafe { super::avx512::abp2_wca_chunk(&ctx, chunk, xn, imgs, gs) };
+                    return unsafe { super::avx512::chunk2(&ctx, chunk, xn, imgs, gs) };
                 }
                 step_chunk_for(isa, &ctx, chunk, xn, imgs, gs)
             })
