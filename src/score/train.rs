@@ -1603,7 +1603,12 @@ impl Trainer {
         cpu.seed(t.seed);
         let mut net = cfg.network.init(shapes, &cpu)?;
         if *device != cpu {
+            // burn initialises parameters lazily, on first use: a forked parameter nobody else
+            // holds would initialise on the destination from its random stream. A clone sharing
+            // them makes `fork` initialise them here (seeded) and copy them.
+            let shared = net.clone();
             net = net.fork(device);
+            drop(shared);
         }
         let mut optim = optimiser(&t);
         let mut ema = (t.ema > 0.0).then(|| Ema::new(&net, t.ema));
