@@ -153,13 +153,17 @@ pub fn cpu_device() -> burn::tensor::Device {
 
 /// The burn device named `name`, autodiff enabled (`--device` of `phaseflow train`, `score` and
 /// `epr`): `cpu` ([`cpu_device`]), or `cuda` / `wgpu` in builds with that feature.
+///
+/// `wgpu` is cubecl's default adapter: the first high-power GPU wgpu finds, or the adapter named
+/// by `CUBECL_WGPU_DEFAULT_DEVICE` (`Cpu` selects a software Vulkan such as Mesa's lavapipe,
+/// `DiscreteGpu(1)` a second card; see `scripts/lavapipe_check.sh`).
 pub fn device(name: &str) -> Result<burn::tensor::Device, ScoreError> {
     match name {
         "cpu" => Ok(cpu_device()),
         #[cfg(feature = "cuda")]
         "cuda" => Ok(burn::tensor::Device::cuda(0).autodiff()),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(0)).autodiff()),
+        "wgpu" => Ok(burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff()),
         other => Err(ScoreError::Invalid(format!(
             "--device {other}: this build supports `cpu`{}{} (GPU backends need `cargo build --features cuda` or `--features wgpu`)",
             if cfg!(feature = "cuda") { ", `cuda`" } else { "" },

@@ -1597,8 +1597,19 @@ impl Trainer {
         if !run.resume {
             std::fs::create_dir_all(dir).map_err(|e| ScoreError::file(dir, "cannot create", e))?;
         }
-        device.seed(t.seed);
-        let mut net = cfg.network.init(shapes, device)?;
+        // parameters drawn on the CPU and then moved: every backend starts from the same weights
+        // (each backend has its own random stream), so loss traces can be compared across devices
+        let cpu = super::cpu_device();
+        cpu.seed(t.seed);
+        let mut net = cfg.network.init(shapes, &cpu)?;
+        if *device != cpu {
+            // burn initialises parameters lazily, on first use: a forked parameter nobody else
+            // holds would initialise on the destination from its random stream. A clone sharing
+            // them makes `fork` initialise them here (seeded) and copy them.
+            let shared = net.clone();
+            net = net.fork(device);
+            drop(shared);
+        }
         let mut optim = optimiser(&t);
         let mut ema = (t.ema > 0.0).then(|| Ema::new(&net, t.ema));
         let mut start = 0usize;
