@@ -1269,16 +1269,12 @@ impl ParticleSamples {
     }
 }
 
-/// Reads a whole H5MD file written by `phaseflow simulate` for a particle model.
-pub fn read_particle_samples(path: &Path) -> Result<ParticleSamples> {
-    let err = |op: &str, e: hdf5::Error| IoError::hdf5(path, op, e);
-    let file = super::trajectory::open_read(path).map_err(|e| err("open", e))?;
-    let particles = file
-        .group("particles")
-        .map_err(|e| err("open /particles (not a particle file?)", e))?;
+/// The particle groups under `/particles` (`all`, or `replica_0`, `replica_1`, …) in replica
+/// order; an error when there is none.
+pub(crate) fn replica_groups(particles: &hdf5::Group, path: &Path) -> Result<Vec<String>> {
     let mut names = particles
         .member_names()
-        .map_err(|e| err("list /particles", e))?;
+        .map_err(|e| IoError::hdf5(path, "list /particles", e))?;
     names.sort_by_key(|s| {
         s.strip_prefix("replica_")
             .and_then(|v| v.parse::<usize>().ok())
@@ -1287,6 +1283,17 @@ pub fn read_particle_samples(path: &Path) -> Result<ParticleSamples> {
     if names.is_empty() {
         return Err(IoError::invalid(path, "/particles holds no particle group"));
     }
+    Ok(names)
+}
+
+/// Reads a whole H5MD file written by `phaseflow simulate` for a particle model.
+pub fn read_particle_samples(path: &Path) -> Result<ParticleSamples> {
+    let err = |op: &str, e: hdf5::Error| IoError::hdf5(path, op, e);
+    let file = super::trajectory::open_read(path).map_err(|e| err("open", e))?;
+    let particles = file
+        .group("particles")
+        .map_err(|e| err("open /particles (not a particle file?)", e))?;
+    let names = replica_groups(&particles, path)?;
     let mut out: Option<ParticleSamples> = None;
     for name in &names {
         let grp = particles

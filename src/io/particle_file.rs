@@ -330,17 +330,7 @@ impl H5mdSource {
         let particles = file.group("particles").map_err(|_| {
             IoError::invalid(path, "no /particles group: not an H5MD particle file")
         })?;
-        let mut names = particles
-            .member_names()
-            .map_err(|e| err("list /particles", e))?;
-        names.sort_by_key(|s| {
-            s.strip_prefix("replica_")
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0)
-        });
-        if names.is_empty() {
-            return Err(IoError::invalid(path, "/particles holds no particle group"));
-        }
+        let names = h5md::replica_groups(&particles, path)?;
         let mut groups = Vec::new();
         let mut shape: Option<(usize, usize, usize, usize)> = None;
         let mut propulsion = String::new();
