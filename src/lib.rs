@@ -42,6 +42,7 @@
 //! the library never installs signal handlers (the binary connects Ctrl-C to one token).
 
 pub mod analysis;
+pub mod block_cache;
 pub mod catalogue;
 pub mod cli;
 pub mod control;

@@ -1,5 +1,10 @@
 //! The `phaseflow` binary. See `phaseflow --help`.
 
+/// The system allocator, with freed large blocks kept for reuse once a network command switches
+/// the cache on (see `phaseflow::block_cache`).
+#[global_allocator]
+static ALLOCATOR: phaseflow::block_cache::BlockCache = phaseflow::block_cache::BlockCache;
+
 fn main() {
     // `phaseflow … | head`: end quietly when the reader closes the pipe, as Unix tools do,
     // instead of panicking in println! (Rust ignores SIGPIPE by default).

@@ -228,7 +228,13 @@ const WITHOUT_LEARN: &str =
     "this build has no score networks: rebuild with the default feature `learn`";
 
 /// The burn device named on the command line (autodiff enabled): [`crate::score::device`].
+/// Also switches on the binary's cache of freed large blocks ([`crate::block_cache`]: the
+/// network commands free and reallocate the same large tensors at every step) unless
+/// `PHASEFLOW_BLOCK_CACHE=0`.
 #[cfg(feature = "learn")]
 fn burn_device(name: &str) -> Result<burn::tensor::Device> {
+    if std::env::var_os("PHASEFLOW_BLOCK_CACHE").is_none_or(|v| v != "0") {
+        crate::block_cache::enable(crate::block_cache::default_budget());
+    }
     crate::score::device(name).map_err(|e| anyhow!("{e}"))
 }
