@@ -76,6 +76,12 @@ pub struct NetworkConfig {
     /// Neighbours k of the local transformer.
     #[serde(default = "default_neighbours")]
     pub neighbours: usize,
+    /// Hidden widths of the local transformer's token embeddings MLP_x and MLP_g (each
+    /// d → hidden → width/2; default: one hidden layer of width/2). The paper's MIPS network:
+    /// `[256, 256, 256, 256]` (then 2 308 866 parameters at width 256, 4 blocks, read-out
+    /// `hidden = [256, 256, 256, 256]`, as the authors' code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embed_hidden: Option<Vec<usize>>,
     /// MLP: `none` or `odd` (antisymmetrise: s(z) = ½(f(z) − f(−z))).
     #[serde(default = "default_symmetry")]
     pub symmetry: Symmetry,
@@ -263,6 +269,17 @@ impl NetworkConfig {
         if self.hidden.contains(&0) {
             return invalid("network.hidden: widths must be positive".into());
         }
+        if let Some(eh) = &self.embed_hidden {
+            if self.kind != NetworkKind::LocalTransformer {
+                return invalid(format!(
+                    "network.embed_hidden applies to kind = \"local_transformer\" (this is \"{}\")",
+                    self.kind
+                ));
+            }
+            if eh.contains(&0) {
+                return invalid("network.embed_hidden: widths must be positive".into());
+            }
+        }
         Ok(())
     }
 
@@ -287,9 +304,10 @@ impl NetworkConfig {
             NetworkKind::LocalTransformer => {
                 let half = self.width / 2;
                 let dim_x = if shapes.learn_x { d } else { 0 };
+                let embed_hidden = self.embed_hidden.clone().unwrap_or_else(|| vec![half]);
                 ScoreNet::Local(LocalTransformer {
-                    embed_x: Mlp::new(d, &[half], half, device),
-                    embed_g: Mlp::new(c, &[half], half, device),
+                    embed_x: Mlp::new(d, &embed_hidden, half, device),
+                    embed_g: Mlp::new(c, &embed_hidden, half, device),
                     encoder: encoder(self, device),
                     readout: Mlp::new(self.width, &self.hidden, dim_x + c, device),
                     dim_x,
