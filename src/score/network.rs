@@ -316,3 +316,62 @@ impl NetworkConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shapes() -> Shapes {
+        Shapes {
+            n: 1024,
+            dim: 2,
+            propulsion: 2,
+            learn_x: false,
+            scale_x: 1.0,
+            scale_g: 1.0,
+            velocity: false,
+        }
+    }
+
+    /// `benches/configs/mips_paper.toml` has the authors' parameter count: per embedding
+    /// 2·256+256 + 3·(256²+256) + 256·128+128 = 231 040, per block 4·(256²+256) (attention) +
+    /// 2·(256²+256) (feed-forward) + 2·512 (LayerNorms) = 395 776, read-out 4·(256²+256) + 256·2+2
+    /// = 263 682: 2·231 040 + 4·395 776 + 263 682 = 2 308 866. Without `embed_hidden` the
+    /// embeddings are 2 → 128 → 128 as before (1 880 578 in all).
+    #[test]
+    fn paper_network_has_the_authors_parameter_count() {
+        let cfg = crate::score::train::TrainConfig::from_toml(include_str!(
+            "../../benches/configs/mips_paper.toml"
+        ))
+        .unwrap();
+        let device = crate::score::cpu_device();
+        device.seed(0);
+        let net = cfg.network.init(shapes(), &device).unwrap();
+        assert_eq!(net.num_params(), 2_308_866);
+        let mut old = cfg.network.clone();
+        old.embed_hidden = None;
+        assert_eq!(old.init(shapes(), &device).unwrap().num_params(), 1_880_578);
+    }
+
+    #[test]
+    fn embed_hidden_is_checked() {
+        let mut cfg = crate::score::train::TrainConfig::from_toml(include_str!(
+            "../../benches/configs/mips_paper.toml"
+        ))
+        .unwrap()
+        .network;
+        cfg.embed_hidden = Some(vec![256, 0]);
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("embed_hidden"));
+        cfg.embed_hidden = Some(vec![8]);
+        cfg.kind = NetworkKind::Transformer;
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("embed_hidden"));
+    }
+}
