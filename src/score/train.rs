@@ -908,6 +908,47 @@ pub fn forward(
     (sx.map(|v| v.div_scalar(kx)), sg.div_scalar(kg))
 }
 
+/// The network on the + and the − side of an antithetic pair. Token sets (the local
+/// transformer) go through one forward pass over both sides' 2P particles — half the kernel
+/// calls, each on twice the rows — and the outputs are split; other inputs, one pass per side.
+/// Measured on the paper-size network (2 steps, 2 cores, load 6, A/B twice): 1–4 % less wall
+/// time, and the same loss to the last bit.
+fn both_sides(
+    net: &ScoreNet,
+    inputs: &[Inputs; 2],
+    shapes: Shapes,
+    device: &Device,
+) -> [(Option<Tensor<2>>, Tensor<2>); 2] {
+    if let [Inputs::Local {
+        p: p0,
+        rel: r0,
+        gn: g0,
+    }, Inputs::Local {
+        p: p1,
+        rel: r1,
+        gn: g1,
+    }] = inputs
+    {
+        let both = Inputs::Local {
+            p: p0 + p1,
+            rel: [r0.as_slice(), r1].concat(),
+            gn: [g0.as_slice(), g1].concat(),
+        };
+        let (sx, sg) = forward(net, &both, shapes, device);
+        let split = |t: Tensor<2>| (t.clone().narrow(0, 0, *p0), t.narrow(0, *p0, *p1));
+        let (g_plus, g_minus) = split(sg);
+        let (x_plus, x_minus) = match sx.map(split) {
+            Some((a, b)) => (Some(a), Some(b)),
+            None => (None, None),
+        };
+        return [(x_plus, g_plus), (x_minus, g_minus)];
+    }
+    [
+        forward(net, &inputs[0], shapes, device),
+        forward(net, &inputs[1], shapes, device),
+    ]
+}
+
 /// The denoising loss of a batch (a scalar tensor, differentiable in the parameters).
 pub fn dsm_loss(
     net: &ScoreNet,
@@ -922,8 +963,8 @@ pub fn dsm_loss(
     let zg = tensor(&batch.zeta_g, [r, c], device);
     let zx = learn_x.then(|| tensor(&batch.zeta_x, [r, d], device));
     let mut total: Option<Tensor<1>> = None;
-    for (side, sgn) in [(0usize, 1.0f64), (1, -1.0)] {
-        let (mut sx, mut sg) = forward(net, &batch.inputs[side], shapes, device);
+    let outputs = both_sides(net, &batch.inputs, shapes, device);
+    for ((side, sgn), (mut sx, mut sg)) in [(0usize, 1.0f64), (1, -1.0)].into_iter().zip(outputs) {
         if let Some(sh) = &batch.shift {
             sg = sg + tensor(&sh[side].1, [r, c], device);
             if learn_x && sh[side].0.len() == r * d {
