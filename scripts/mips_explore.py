@@ -4,7 +4,10 @@
 For every point (N, phi, v0, gamma, eps; the rest as the file: k = 1, beta = 7.5, dt = 0.1) it
 simulates a training run (seed S) and, with --train, a held-out run (seed S + 1), records the
 largest dense cluster's share over the recorded frames (mean, min, the means of the first and the
-second half: phase separated when >= 0.5 and stable), the learning-free EPR per particle
+second half), the shares of particles whose local packing fraction is below 0.4 (dilute) and above
+0.75 (dense) — phase separated when the largest cluster stays >= 0.5 and both phases hold
+particles (>= 10 % dilute, >= 30 % dense: the cluster threshold 0.65 alone also counts a
+homogeneous fluid at phi >= 0.65), the learning-free EPR per particle
 (`phaseflow epr --data --json`: <|b_x|^2>/eps + <div_x b_x>, or -<div_x b_x> for eps = 0), and with
 --train CONFIG a trained model's EPR on the held-out frames against that run's reference, with the
 stationarity diagnostics; the CPU minutes of each stage. Each point appends one row to the CSV
@@ -28,7 +31,7 @@ import numpy as np
 
 FIELDS = ["N", "phi", "v0", "gamma", "eps", "pe", "burn_in", "t_end", "frames", "seed",
           "cluster_mean", "cluster_min", "cluster_first_half", "cluster_second_half",
-          "separated", "reference_per_particle", "reference_stderr",
+          "dilute_share", "dense_share", "separated", "reference_per_particle", "reference_stderr",
           "learned_per_particle", "learned_stderr", "heldout_reference_per_particle",
           "heldout_reference_stderr", "learned_over_reference", "diag_v_dot_s",
           "diag_fp_residual", "train_config", "sim_cpu_min", "train_cpu_min", "note"]
@@ -85,6 +88,14 @@ def main() -> int:
         with h5py.File(data, "r") as f:
             cl = f["observables/largest_cluster_fraction/value"][:, 0]
             n = f["particles/all/position/value"].shape[1]
+            # local packing fractions over the recorded frames: coexistence shows as weight
+            # both well below and well above the mean (dilute < 0.4, dense > 0.75)
+            edges = f["analysis/local_packing_fraction/bin_edges"][:]
+            dens = f["analysis/local_packing_fraction/density"][:]
+        w = dens * np.diff(edges)
+        w = w / w.sum()
+        mid = 0.5 * (edges[1:] + edges[:-1])
+        dilute, dense = float(w[mid < 0.4].sum()), float(w[mid > 0.75].sum())
         half = len(cl) // 2
         ref = json.loads(run([exe, "epr", "--data", data, "--json", "--quiet"]))
         row = {
@@ -94,7 +105,8 @@ def main() -> int:
             "burn_in": args.burn_in, "t_end": args.t_end, "frames": len(cl), "seed": args.seed,
             "cluster_mean": cl.mean(), "cluster_min": cl.min(),
             "cluster_first_half": cl[:half].mean(), "cluster_second_half": cl[half:].mean(),
-            "separated": bool(cl.min() >= 0.5),
+            "dilute_share": dilute, "dense_share": dense,
+            "separated": bool(cl.min() >= 0.5 and dilute >= 0.1 and dense >= 0.3),
             "reference_per_particle": ref["epr_reference"] / n,
             "reference_stderr": ref["epr_reference_stderr"] / n,
             "sim_cpu_min": sim_cpu / 60, "note": args.note,
