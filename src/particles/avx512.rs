@@ -7,7 +7,10 @@
 //! every one of those operations is done for eight particles at once: neighbour positions are
 //! gathered, the force loop runs to the longest of the eight lists with a lane mask, Philox runs
 //! in 64-bit lanes (`vpmuludq`), the ziggurat fast path gathers its tables, and the rare
-//! ziggurat rejections fall back to the scalar code lane by lane.
+//! ziggurat rejections fall back to the scalar code lane by lane. 2-D AOUPs with softplus pairs
+//! (the paper's MIPS, [`block_aoup`]) instead compact the pairs inside the cut-off into a
+//! [`PairBuffer`] and evaluate the softplus eight pairs at a time, since there the pair term, not
+//! the per-particle work, dominates.
 //!
 //! **Bit-identical to the scalar kernel.** Every lane performs exactly the operations of
 //! [`super::sim`]'s per-particle code, in the same order (each particle's force is still summed
@@ -458,6 +461,20 @@ unsafe fn block(
     (d2, fm)
 }
 
+/// A 16-entry table (the low four bits of each 64-bit index pick the entry).
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn lookup16(table: &[f64; 16], idx: __m512i) -> __m512d {
+    // SAFETY: the table holds 16 f64, read as two registers of eight.
+    let (a, b) = unsafe {
+        (
+            _mm512_loadu_pd(table.as_ptr()),
+            _mm512_loadu_pd(table.as_ptr().add(8)),
+        )
+    };
+    _mm512_permutex2var_pd(a, idx, b)
+}
+
 /// e^x lane by lane for x ≤ 0, the operations of [`model::exp_nonpositive`].
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
 #[inline]
@@ -465,40 +482,48 @@ fn exp_nonpositive(x: __m512d) -> __m512d {
     // max_pd returns its second operand where x is NaN, as f64::max
     let x = _mm512_max_pd(x, _mm512_set1_pd(model::EXP_MIN));
     let n = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(_mm512_add_pd(
-        _mm512_mul_pd(x, _mm512_set1_pd(model::INV_LN2)),
+        _mm512_mul_pd(x, _mm512_set1_pd(model::INV_LN2_16)),
         _mm512_set1_pd(0.5),
     ));
     let r = _mm512_sub_pd(
-        _mm512_sub_pd(x, _mm512_mul_pd(n, _mm512_set1_pd(model::LN2_HI))),
-        _mm512_mul_pd(n, _mm512_set1_pd(model::LN2_LO)),
+        _mm512_sub_pd(x, _mm512_mul_pd(n, _mm512_set1_pd(model::LN2_16_HI))),
+        _mm512_mul_pd(n, _mm512_set1_pd(model::LN2_16_LO)),
     );
-    let p = horner(&model::EXP_TAYLOR, r);
-    let two_n = _mm512_slli_epi64::<52>(_mm512_add_epi64(
-        _mm512_cvttpd_epi64(n),
+    let q = _mm512_mul_pd(r, horner(&model::EXPM1_TAYLOR, r));
+    let ni = _mm512_cvttpd_epi64(n);
+    let (hi, lo) = (
+        lookup16(&model::EXP2_16_HI, ni),
+        lookup16(&model::EXP2_16_LO, ni),
+    );
+    let t = _mm512_add_pd(hi, _mm512_add_pd(_mm512_mul_pd(hi, q), lo));
+    let two_m = _mm512_slli_epi64::<52>(_mm512_add_epi64(
+        _mm512_srai_epi64::<4>(ni),
         _mm512_set1_epi64(1023),
     ));
-    _mm512_mul_pd(p, _mm512_castsi512_pd(two_n))
+    _mm512_mul_pd(t, _mm512_castsi512_pd(two_m))
 }
 
 /// ln(1 + t) lane by lane for t ∈ [0, 1], the operations of [`model::log1p_unit`].
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
 #[inline]
 fn log1p_unit(t: __m512d) -> __m512d {
-    let big = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(t, _mm512_set1_pd(model::SQRT2_M1));
-    let f = blend(
-        big,
-        _mm512_mul_pd(_mm512_sub_pd(t, _mm512_set1_pd(1.0)), _mm512_set1_pd(0.5)),
-        t,
+    let i = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(_mm512_add_pd(
+        _mm512_mul_pd(t, _mm512_set1_pd(8.0)),
+        _mm512_set1_pd(0.5),
+    ));
+    let c1 = _mm512_mul_pd(i, _mm512_set1_pd(0.125));
+    let s = _mm512_div_pd(
+        _mm512_sub_pd(t, c1),
+        _mm512_add_pd(_mm512_add_pd(_mm512_set1_pd(2.0), c1), t),
     );
-    let s = _mm512_div_pd(f, _mm512_add_pd(_mm512_set1_pd(2.0), f));
     let l = _mm512_mul_pd(
         _mm512_mul_pd(_mm512_set1_pd(2.0), s),
         horner(&model::ATANH_SERIES, _mm512_mul_pd(s, s)),
     );
-    blend(
-        big,
-        _mm512_add_pd(_mm512_set1_pd(std::f64::consts::LN_2), l),
-        l,
+    let ii = _mm512_cvttpd_epi64(i);
+    _mm512_add_pd(
+        lookup16(&model::LN1P_8_HI, ii),
+        _mm512_add_pd(lookup16(&model::LN1P_8_LO, ii), l),
     )
 }
 
@@ -506,16 +531,33 @@ fn log1p_unit(t: __m512d) -> __m512d {
 /// `PairForce::magnitude_over_r` with [`model::softplus`].
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
 #[inline]
-fn softplus_over_r(r2: __m512d, k: __m512d, r0: __m512d, beta: __m512d) -> __m512d {
+fn softplus_over_r(r2: __m512d, c: &Softplus8) -> __m512d {
+    let Softplus8 {
+        k,
+        r0,
+        beta,
+        inv_beta,
+        ..
+    } = *c;
     let r = _mm512_sqrt_pd(r2);
     let u = _mm512_sub_pd(r0, r);
     let z = _mm512_mul_pd(beta, u);
     // −|z|: the sign bit set
     let neg_abs = _mm512_or_pd(z, _mm512_set1_pd(-0.0));
-    let l = _mm512_div_pd(log1p_unit(exp_nonpositive(neg_abs)), beta);
+    let l = _mm512_mul_pd(log1p_unit(exp_nonpositive(neg_abs)), inv_beta);
     let pos = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(z, _mm512_setzero_pd());
     let sp = blend(pos, _mm512_add_pd(u, l), l);
     _mm512_div_pd(_mm512_mul_pd(k, sp), r)
+}
+
+/// The softplus pair force's constants, broadcast: k, r0 = 2R, β, 1/β, r_c².
+#[derive(Clone, Copy)]
+struct Softplus8 {
+    k: __m512d,
+    r0: __m512d,
+    beta: __m512d,
+    inv_beta: __m512d,
+    rc2: __m512d,
 }
 
 /// Pair entries [`PairBuffer`] holds (a multiple of eight).
@@ -604,7 +646,8 @@ impl PairBuffer {
     /// buffer (the sums stay).
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
     #[inline]
-    fn flush(&mut self, k: __m512d, r0: __m512d, beta: __m512d, rc2: __m512d) {
+    fn flush(&mut self, c: &Softplus8) {
+        let rc2 = c.rc2;
         let zero = _mm512_setzero_pd();
         let mut g = 0;
         while g < self.len {
@@ -614,7 +657,7 @@ impl PairBuffer {
                 let r2 = _mm512_loadu_pd(self.r2.as_ptr().add(g));
                 let inside = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(r2, rc2)
                     & _mm512_cmp_pd_mask::<_CMP_GT_OQ>(r2, zero);
-                let sc = softplus_over_r(blend(inside, r2, rc2), k, r0, beta);
+                let sc = softplus_over_r(blend(inside, r2, rc2), c);
                 let sc = blend(inside, sc, zero);
                 let dx = self.dx.as_mut_ptr().add(g);
                 let dy = self.dy.as_mut_ptr().add(g);
@@ -701,12 +744,14 @@ unsafe fn block_aoup(
     // contribute; softplus_over_r of those, eight pairs at a time in every lane; each
     // particle's sum over its entries in list order
     let (start, nbr) = list.raw();
-    let (kv, r0v, betav, rc2v) = (
-        _mm512_set1_pd(kf),
-        _mm512_set1_pd(r0),
-        _mm512_set1_pd(beta),
-        _mm512_set1_pd(ctx.rc2),
-    );
+    let sp8 = Softplus8 {
+        k: _mm512_set1_pd(kf),
+        r0: _mm512_set1_pd(r0),
+        beta: _mm512_set1_pd(beta),
+        inv_beta: _mm512_set1_pd(1.0 / beta),
+        rc2: _mm512_set1_pd(ctx.rc2),
+    };
+    let rc2v = sp8.rc2;
     let zero = _mm512_setzero_pd();
     let inf = _mm512_set1_pd(f64::INFINITY);
     let mut xs = [0.0f64; LANES];
@@ -752,7 +797,7 @@ unsafe fn block_aoup(
                     | _mm512_cmp_pd_mask::<_CMP_NLT_UQ>(r2, inf));
             if keep != 0 {
                 if buf.len + LANES > PAIR_BUF {
-                    buf.flush(kv, r0v, betav, rc2v);
+                    buf.flush(&sp8);
                     buf.open(l);
                 }
                 buf.push(keep, dx, dy, r2);
@@ -760,7 +805,7 @@ unsafe fn block_aoup(
             j += LANES;
         }
     }
-    buf.flush(kv, r0v, betav, rc2v);
+    buf.flush(&sp8);
     let (fx, fy) = unsafe {
         (
             _mm512_loadu_pd(buf.fx.as_ptr()),
