@@ -461,6 +461,40 @@ unsafe fn block(
     (d2, fm)
 }
 
+/// c0 + c1 x, lane by lane.
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn linear(c0: f64, c1: f64, x: __m512d) -> __m512d {
+    _mm512_add_pd(_mm512_set1_pd(c0), _mm512_mul_pd(_mm512_set1_pd(c1), x))
+}
+
+/// [`model::expm1_poly`] lane by lane (Estrin's scheme, the same operations).
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn expm1_poly(r: __m512d) -> __m512d {
+    let c = &model::EXPM1_TAYLOR;
+    let r2 = _mm512_mul_pd(r, r);
+    let inner = _mm512_add_pd(
+        linear(c[4], c[5], r),
+        _mm512_mul_pd(r2, _mm512_set1_pd(c[6])),
+    );
+    let mid = _mm512_add_pd(linear(c[2], c[3], r), _mm512_mul_pd(r2, inner));
+    _mm512_add_pd(linear(c[0], c[1], r), _mm512_mul_pd(r2, mid))
+}
+
+/// [`model::atanh_poly`] lane by lane (Estrin's scheme, the same operations).
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn atanh_poly(y: __m512d) -> __m512d {
+    let c = &model::ATANH_SERIES;
+    let y2 = _mm512_mul_pd(y, y);
+    let mid = _mm512_add_pd(
+        linear(c[2], c[3], y),
+        _mm512_mul_pd(y2, linear(c[4], c[5], y)),
+    );
+    _mm512_add_pd(linear(c[0], c[1], y), _mm512_mul_pd(y2, mid))
+}
+
 /// A 16-entry table (the low four bits of each 64-bit index pick the entry).
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
 #[inline]
@@ -489,7 +523,7 @@ fn exp_nonpositive(x: __m512d) -> __m512d {
         _mm512_sub_pd(x, _mm512_mul_pd(n, _mm512_set1_pd(model::LN2_16_HI))),
         _mm512_mul_pd(n, _mm512_set1_pd(model::LN2_16_LO)),
     );
-    let q = _mm512_mul_pd(r, horner(&model::EXPM1_TAYLOR, r));
+    let q = _mm512_mul_pd(r, expm1_poly(r));
     let ni = _mm512_cvttpd_epi64(n);
     let (hi, lo) = (
         lookup16(&model::EXP2_16_HI, ni),
@@ -518,7 +552,7 @@ fn log1p_unit(t: __m512d) -> __m512d {
     );
     let l = _mm512_mul_pd(
         _mm512_mul_pd(_mm512_set1_pd(2.0), s),
-        horner(&model::ATANH_SERIES, _mm512_mul_pd(s, s)),
+        atanh_poly(_mm512_mul_pd(s, s)),
     );
     let ii = _mm512_cvttpd_epi64(i);
     _mm512_add_pd(
