@@ -173,7 +173,7 @@ pub(crate) const EXP2_16_HI: [f64; 16] = [
     1.241_857_812_073_484,
     1.296_839_554_651_009_6,
     1.354_255_546_936_892_7,
-    1.414_213_562_373_095_1,
+    std::f64::consts::SQRT_2,
     1.476_826_145_939_499_3,
     1.542_210_825_407_940_7,
     1.610_490_331_949_254_3,
@@ -224,7 +224,7 @@ pub(crate) const LN1P_8_HI: [f64; 16] = [
     0.485_507_815_781_700_8,
     0.559_615_787_935_422_7,
     0.628_608_659_422_374_1,
-    0.693_147_180_559_945_3,
+    std::f64::consts::LN_2,
     0.0,
     0.0,
     0.0,
@@ -276,13 +276,13 @@ pub(crate) fn atanh_poly(y: f64) -> f64 {
     (c[0] + c[1] * y) + y2 * ((c[2] + c[3] * y) + y2 * (c[4] + c[5] * y))
 }
 
-/// e^x for x ≤ 0 (x < −700 is taken as −700; NaN too, as by `f64::max`): x = (16m + j) ln2/16
-/// + r with 16m + j = ⌊16x/ln2 + ½⌋, 0 ≤ j < 16, |r| ≤ ln2/32 (Cody–Waite), then
-/// e^x = 2^m · 2^{j/16} e^r with 2^{j/16} = hi + lo from a table, e^r − 1 = q by its Taylor
-/// polynomial: 2^m · (hi + (hi·q + lo)), 2^m built from its bits. Within 1.2e-16 (relative) of
-/// the exact value (checked against 50-digit arithmetic on [−700, 0]); only +, −, ×, floor and
-/// table look-ups, so the vector kernel repeats it bit for bit. (Replaced a degree-13
-/// polynomial on |r| ≤ ln2/2: half the multiply-adds, half the latency of the chain.)
+/// e^x for x ≤ 0 (x < −700 is taken as −700; NaN too, as by `f64::max`): with
+/// 16m + j = ⌊16x/ln2 + ½⌋, 0 ≤ j < 16, x = (16m + j) ln2/16 + r, |r| ≤ ln2/32 (Cody–Waite),
+/// so e^x = 2^m · 2^{j/16} e^r with 2^{j/16} = hi + lo from a table and e^r − 1 = q by its
+/// Taylor polynomial: 2^m · (hi + (hi·q + lo)), 2^m built from its bits. Within 1.2e-16
+/// (relative) of the exact value (checked against 50-digit arithmetic on [−700, 0]); only +, −,
+/// ×, floor and table look-ups, so the vector kernel repeats it bit for bit. (Replaced a
+/// degree-13 polynomial on |r| ≤ ln2/2: half the multiply-adds, a shorter dependency chain.)
 #[inline(always)]
 pub fn exp_nonpositive(x: f64) -> f64 {
     let x = x.max(EXP_MIN);
