@@ -10,7 +10,7 @@ which takes any N) -- as a CSV table and a figure.
 Usage:
   python3 scripts/mips_transfer.py --phaseflow target/release/phaseflow -o transfer/ [--model DIR]
       [--sizes 4096,8192,16384,32768] [--phis 0.1,0.25,0.5,0.75,0.9] [--burn-in 40000]
-      [--t-end 2000] [--every 2000] [--threads 2]
+      [--t-end 2000] [--every 2000] [--threads 2] [--set NAME=VALUE ...]
 
 Cost on 2 cores: N = 4096 to 4.4e5 steps took 29 min on one thread (1.0e6 particle-steps/s, the
 other core busy with other jobs); larger systems take proportionally longer per step and coarsen
@@ -44,6 +44,8 @@ def main() -> int:
     ap.add_argument("--every", type=int, default=2000, help="steps between frames")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="further parameters of every run (the regime: v0, gamma, eps, ...)")
     args = ap.parse_args()
     exe = str(pathlib.Path(args.phaseflow).resolve())
     out = pathlib.Path(args.out)
@@ -54,11 +56,13 @@ def main() -> int:
     series_phi = [(sizes[0], float(v)) for v in args.phis.split(",")]
     rows = []
     for n, phi in series_n + [c for c in series_phi if c not in series_n]:
-        h5 = out / f"mips_N{n}_phi{phi}.h5"
+        regime = "".join(f"_{kv.replace('=', '')}" for kv in args.set)
+        h5 = out / f"mips_N{n}_phi{phi}{regime}.h5"
         summary = h5.with_suffix(".json")
         if not (h5.exists() and summary.exists()):
             sim = subprocess.run([exe, "simulate", str(root / "systems/active/mips.toml"),
                                   "--set", f"N={n}", "--set", f"phi={phi}",
+                                  *[a for kv in args.set for a in ("--set", kv)],
                                   "--burn-in", str(args.burn_in), "--t-end", str(args.t_end),
                                   "--every", str(args.every), "--seed", str(args.seed),
                                   "--threads", str(args.threads), "--json", "-o", str(h5)],

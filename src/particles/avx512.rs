@@ -7,7 +7,10 @@
 //! every one of those operations is done for eight particles at once: neighbour positions are
 //! gathered, the force loop runs to the longest of the eight lists with a lane mask, Philox runs
 //! in 64-bit lanes (`vpmuludq`), the ziggurat fast path gathers its tables, and the rare
-//! ziggurat rejections fall back to the scalar code lane by lane.
+//! ziggurat rejections fall back to the scalar code lane by lane. 2-D AOUPs with softplus pairs
+//! (the paper's MIPS, [`block_aoup`]) instead compact the pairs inside the cut-off into a
+//! [`PairBuffer`] and evaluate the softplus eight pairs at a time, since there the pair term, not
+//! the per-particle work, dominates.
 //!
 //! **Bit-identical to the scalar kernel.** Every lane performs exactly the operations of
 //! [`super::sim`]'s per-particle code, in the same order (each particle's force is still summed
@@ -55,6 +58,8 @@ pub(super) unsafe fn chunk2(
     let mut fmax = _mm512_setzero_pd();
     let (mut disp_s, mut fmax_s) = (0.0f64, 0.0f64);
     let aoup = matches!(ctx.dynamics, super::Dynamics::Aoup { .. });
+    // on the stack: no allocation in the step (zeroed once per chunk: 9 kB)
+    let mut buf = PairBuffer::new();
     let mut k = 0;
     while k < m {
         let s0 = first + k;
@@ -72,7 +77,7 @@ pub(super) unsafe fn chunk2(
         // enabled by this function's contract.
         let (d8, f8) = unsafe {
             if aoup {
-                block_aoup(ctx, s0, k, xn, imgs, gs)
+                block_aoup(ctx, s0, k, xn, imgs, gs, &mut buf)
             } else {
                 block(ctx, s0, k, xn, imgs, gs)
             }
@@ -456,6 +461,54 @@ unsafe fn block(
     (d2, fm)
 }
 
+/// c0 + c1 x, lane by lane.
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn linear(c0: f64, c1: f64, x: __m512d) -> __m512d {
+    _mm512_add_pd(_mm512_set1_pd(c0), _mm512_mul_pd(_mm512_set1_pd(c1), x))
+}
+
+/// [`model::expm1_poly`] lane by lane (Estrin's scheme, the same operations).
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn expm1_poly(r: __m512d) -> __m512d {
+    let c = &model::EXPM1_TAYLOR;
+    let r2 = _mm512_mul_pd(r, r);
+    let inner = _mm512_add_pd(
+        linear(c[4], c[5], r),
+        _mm512_mul_pd(r2, _mm512_set1_pd(c[6])),
+    );
+    let mid = _mm512_add_pd(linear(c[2], c[3], r), _mm512_mul_pd(r2, inner));
+    _mm512_add_pd(linear(c[0], c[1], r), _mm512_mul_pd(r2, mid))
+}
+
+/// [`model::atanh_poly`] lane by lane (Estrin's scheme, the same operations).
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn atanh_poly(y: __m512d) -> __m512d {
+    let c = &model::ATANH_SERIES;
+    let y2 = _mm512_mul_pd(y, y);
+    let mid = _mm512_add_pd(
+        linear(c[2], c[3], y),
+        _mm512_mul_pd(y2, linear(c[4], c[5], y)),
+    );
+    _mm512_add_pd(linear(c[0], c[1], y), _mm512_mul_pd(y2, mid))
+}
+
+/// A 16-entry table (the low four bits of each 64-bit index pick the entry).
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+#[inline]
+fn lookup16(table: &[f64; 16], idx: __m512i) -> __m512d {
+    // SAFETY: the table holds 16 f64, read as two registers of eight.
+    let (a, b) = unsafe {
+        (
+            _mm512_loadu_pd(table.as_ptr()),
+            _mm512_loadu_pd(table.as_ptr().add(8)),
+        )
+    };
+    _mm512_permutex2var_pd(a, idx, b)
+}
+
 /// e^x lane by lane for x ≤ 0, the operations of [`model::exp_nonpositive`].
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
 #[inline]
@@ -463,40 +516,48 @@ fn exp_nonpositive(x: __m512d) -> __m512d {
     // max_pd returns its second operand where x is NaN, as f64::max
     let x = _mm512_max_pd(x, _mm512_set1_pd(model::EXP_MIN));
     let n = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(_mm512_add_pd(
-        _mm512_mul_pd(x, _mm512_set1_pd(model::INV_LN2)),
+        _mm512_mul_pd(x, _mm512_set1_pd(model::INV_LN2_16)),
         _mm512_set1_pd(0.5),
     ));
     let r = _mm512_sub_pd(
-        _mm512_sub_pd(x, _mm512_mul_pd(n, _mm512_set1_pd(model::LN2_HI))),
-        _mm512_mul_pd(n, _mm512_set1_pd(model::LN2_LO)),
+        _mm512_sub_pd(x, _mm512_mul_pd(n, _mm512_set1_pd(model::LN2_16_HI))),
+        _mm512_mul_pd(n, _mm512_set1_pd(model::LN2_16_LO)),
     );
-    let p = horner(&model::EXP_TAYLOR, r);
-    let two_n = _mm512_slli_epi64::<52>(_mm512_add_epi64(
-        _mm512_cvttpd_epi64(n),
+    let q = _mm512_mul_pd(r, expm1_poly(r));
+    let ni = _mm512_cvttpd_epi64(n);
+    let (hi, lo) = (
+        lookup16(&model::EXP2_16_HI, ni),
+        lookup16(&model::EXP2_16_LO, ni),
+    );
+    let t = _mm512_add_pd(hi, _mm512_add_pd(_mm512_mul_pd(hi, q), lo));
+    let two_m = _mm512_slli_epi64::<52>(_mm512_add_epi64(
+        _mm512_srai_epi64::<4>(ni),
         _mm512_set1_epi64(1023),
     ));
-    _mm512_mul_pd(p, _mm512_castsi512_pd(two_n))
+    _mm512_mul_pd(t, _mm512_castsi512_pd(two_m))
 }
 
 /// ln(1 + t) lane by lane for t ∈ [0, 1], the operations of [`model::log1p_unit`].
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
 #[inline]
 fn log1p_unit(t: __m512d) -> __m512d {
-    let big = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(t, _mm512_set1_pd(model::SQRT2_M1));
-    let f = blend(
-        big,
-        _mm512_mul_pd(_mm512_sub_pd(t, _mm512_set1_pd(1.0)), _mm512_set1_pd(0.5)),
-        t,
+    let i = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(_mm512_add_pd(
+        _mm512_mul_pd(t, _mm512_set1_pd(8.0)),
+        _mm512_set1_pd(0.5),
+    ));
+    let c1 = _mm512_mul_pd(i, _mm512_set1_pd(0.125));
+    let s = _mm512_div_pd(
+        _mm512_sub_pd(t, c1),
+        _mm512_add_pd(_mm512_add_pd(_mm512_set1_pd(2.0), c1), t),
     );
-    let s = _mm512_div_pd(f, _mm512_add_pd(_mm512_set1_pd(2.0), f));
     let l = _mm512_mul_pd(
         _mm512_mul_pd(_mm512_set1_pd(2.0), s),
-        horner(&model::ATANH_SERIES, _mm512_mul_pd(s, s)),
+        atanh_poly(_mm512_mul_pd(s, s)),
     );
-    blend(
-        big,
-        _mm512_add_pd(_mm512_set1_pd(std::f64::consts::LN_2), l),
-        l,
+    let ii = _mm512_cvttpd_epi64(i);
+    _mm512_add_pd(
+        lookup16(&model::LN1P_8_HI, ii),
+        _mm512_add_pd(lookup16(&model::LN1P_8_LO, ii), l),
     )
 }
 
@@ -504,21 +565,165 @@ fn log1p_unit(t: __m512d) -> __m512d {
 /// `PairForce::magnitude_over_r` with [`model::softplus`].
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
 #[inline]
-fn softplus_over_r(r2: __m512d, k: __m512d, r0: __m512d, beta: __m512d) -> __m512d {
+fn softplus_over_r(r2: __m512d, c: &Softplus8) -> __m512d {
+    let Softplus8 {
+        k,
+        r0,
+        beta,
+        inv_beta,
+        ..
+    } = *c;
     let r = _mm512_sqrt_pd(r2);
     let u = _mm512_sub_pd(r0, r);
     let z = _mm512_mul_pd(beta, u);
     // −|z|: the sign bit set
     let neg_abs = _mm512_or_pd(z, _mm512_set1_pd(-0.0));
-    let l = _mm512_div_pd(log1p_unit(exp_nonpositive(neg_abs)), beta);
+    let l = _mm512_mul_pd(log1p_unit(exp_nonpositive(neg_abs)), inv_beta);
     let pos = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(z, _mm512_setzero_pd());
     let sp = blend(pos, _mm512_add_pd(u, l), l);
     _mm512_div_pd(_mm512_mul_pd(k, sp), r)
 }
 
+/// The softplus pair force's constants, broadcast: k, r0 = 2R, β, 1/β, r_c².
+#[derive(Clone, Copy)]
+struct Softplus8 {
+    k: __m512d,
+    r0: __m512d,
+    beta: __m512d,
+    inv_beta: __m512d,
+    rc2: __m512d,
+}
+
+/// Pair entries [`PairBuffer`] holds (a multiple of eight).
+const PAIR_BUF: usize = 256;
+
+/// The pairs of one block of eight particles that contribute to their forces, between the
+/// passes of [`block_aoup`]: separations (Δx, Δy, r²) of the kept list entries, lane by lane
+/// in list order (a lane's entries are contiguous: `seg_begin[i]..` up to the next segment or
+/// `len` belong to lane `seg_lane[i]`), then their products f(r)/r·Δ; the force sums of the
+/// eight lanes so far. A full buffer is evaluated and summed (`flush`) and refilled; a lane's
+/// sum goes on where it stopped, so the order of additions is each list's order.
+///
+/// Why: the softplus costs a square root, three divisions and ~35 multiply-adds; run lane by
+/// lane over the eight lists it did so to the longest list, for every entry of it, also where
+/// only some lanes were inside r_c. Here every evaluated lane is a pair inside r_c.
+#[repr(C, align(64))]
+pub(super) struct PairBuffer {
+    dx: [f64; PAIR_BUF],
+    dy: [f64; PAIR_BUF],
+    /// r², then f(r)/r.
+    r2: [f64; PAIR_BUF],
+    fx: [f64; LANES],
+    fy: [f64; LANES],
+    len: usize,
+    segs: usize,
+    seg_lane: [usize; LANES + 1],
+    seg_begin: [usize; LANES + 1],
+}
+
+impl PairBuffer {
+    fn new() -> PairBuffer {
+        PairBuffer {
+            dx: [0.0; PAIR_BUF],
+            dy: [0.0; PAIR_BUF],
+            r2: [0.0; PAIR_BUF],
+            fx: [0.0; LANES],
+            fy: [0.0; LANES],
+            len: 0,
+            segs: 0,
+            seg_lane: [0; LANES + 1],
+            seg_begin: [0; LANES + 1],
+        }
+    }
+
+    /// Empties the buffer and zeroes the sums (a new block).
+    fn clear(&mut self) {
+        self.len = 0;
+        self.segs = 0;
+        self.fx = [0.0; LANES];
+        self.fy = [0.0; LANES];
+    }
+
+    /// Entries pushed from now on belong to lane `l`.
+    fn open(&mut self, l: usize) {
+        self.seg_lane[self.segs] = l;
+        self.seg_begin[self.segs] = self.len;
+        self.segs += 1;
+    }
+
+    /// Appends the lanes `keep` of (Δx, Δy, r²), in lane order (needs len + 8 ≤ PAIR_BUF).
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+    #[inline]
+    fn push(&mut self, keep: __mmask8, dx: __m512d, dy: __m512d, r2: __m512d) {
+        debug_assert!(self.len + LANES <= PAIR_BUF);
+        // SAFETY: len + 8 ≤ PAIR_BUF (caller), so the eight stores stay inside the arrays.
+        unsafe {
+            let at = self.len;
+            _mm512_storeu_pd(
+                self.dx.as_mut_ptr().add(at),
+                _mm512_maskz_compress_pd(keep, dx),
+            );
+            _mm512_storeu_pd(
+                self.dy.as_mut_ptr().add(at),
+                _mm512_maskz_compress_pd(keep, dy),
+            );
+            _mm512_storeu_pd(
+                self.r2.as_mut_ptr().add(at),
+                _mm512_maskz_compress_pd(keep, r2),
+            );
+        }
+        self.len += keep.count_ones() as usize;
+    }
+
+    /// f(r)/r (zero outside 0 < r² < r_c², as the scalar code) of every entry, eight at a
+    /// time, its products with Δx and Δy added to the lanes' sums in entry order; empties the
+    /// buffer (the sums stay).
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd")]
+    #[inline]
+    fn flush(&mut self, c: &Softplus8) {
+        let rc2 = c.rc2;
+        let zero = _mm512_setzero_pd();
+        let mut g = 0;
+        while g < self.len {
+            // SAFETY: g < len ≤ PAIR_BUF and PAIR_BUF is a multiple of eight: g + 8 ≤ PAIR_BUF.
+            // Entries from len to g + 8 are stale (finite or not): computed, never used.
+            unsafe {
+                let r2 = _mm512_loadu_pd(self.r2.as_ptr().add(g));
+                let inside = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(r2, rc2)
+                    & _mm512_cmp_pd_mask::<_CMP_GT_OQ>(r2, zero);
+                let sc = softplus_over_r(blend(inside, r2, rc2), c);
+                let sc = blend(inside, sc, zero);
+                let dx = self.dx.as_mut_ptr().add(g);
+                let dy = self.dy.as_mut_ptr().add(g);
+                _mm512_storeu_pd(dx, _mm512_mul_pd(sc, _mm512_loadu_pd(dx)));
+                _mm512_storeu_pd(dy, _mm512_mul_pd(sc, _mm512_loadu_pd(dy)));
+            }
+            g += LANES;
+        }
+        for s in 0..self.segs {
+            let l = self.seg_lane[s];
+            let b = self.seg_begin[s];
+            let e = if s + 1 < self.segs {
+                self.seg_begin[s + 1]
+            } else {
+                self.len
+            };
+            let (mut ax, mut ay) = (self.fx[l], self.fy[l]);
+            for (px, py) in self.dx[b..e].iter().zip(&self.dy[b..e]) {
+                ax += px;
+                ay += py;
+            }
+            self.fx[l] = ax;
+            self.fy[l] = ay;
+        }
+        self.len = 0;
+        self.segs = 0;
+    }
+}
+
 /// One step of eight mobile 2-D AOUPs with softplus pairs in storage slots s0..s0 + 8 (chunk
 /// offset k), the operations of `sim::step_particle` lane by lane: the force over each list
-/// (masked to the longest), x ← x + (v0 g + F − A x_unwrapped) Δt + √(2εΔt) ξ, the exact OU
+/// (through a [`PairBuffer`]: only pairs inside r_c are evaluated, eight at a time), x ← x + (v0 g + F − A x_unwrapped) Δt + √(2εΔt) ξ, the exact OU
 /// step g ← e^{−γΔt} g + √(1 − e^{−2γΔt}) η (normals 0, 1 for x, 2, 3 for g, as the scalar
 /// code). Returns per lane the squared displacement since the list build and the largest force
 /// component.
@@ -535,6 +740,7 @@ unsafe fn block_aoup(
     xn: &mut [f64],
     imgs: &mut [i32],
     gs: &mut [f64],
+    buf: &mut PairBuffer,
 ) -> (__m512d, __m512d) {
     let (
         Some(super::PairForce::Softplus {
@@ -567,60 +773,79 @@ unsafe fn block_aoup(
     };
     let (xi, yi) = deinterleave(unsafe { x.add(2 * s0) });
 
-    // ---- forces: Σ_j over each particle's list, the longest of the eight lists with a mask
+    // ---- forces, in three passes over a buffer of pairs (see [`PairBuffer`]): the distances
+    // of each particle's list, eight entries at a time, keeping only the entries that can
+    // contribute; softplus_over_r of those, eight pairs at a time in every lane; each
+    // particle's sum over its entries in list order
     let (start, nbr) = list.raw();
-    let (begin, end) = unsafe {
+    let sp8 = Softplus8 {
+        k: _mm512_set1_pd(kf),
+        r0: _mm512_set1_pd(r0),
+        beta: _mm512_set1_pd(beta),
+        inv_beta: _mm512_set1_pd(1.0 / beta),
+        rc2: _mm512_set1_pd(ctx.rc2),
+    };
+    let rc2v = sp8.rc2;
+    let zero = _mm512_setzero_pd();
+    let inf = _mm512_set1_pd(f64::INFINITY);
+    let mut xs = [0.0f64; LANES];
+    let mut ys = [0.0f64; LANES];
+    unsafe {
+        _mm512_storeu_pd(xs.as_mut_ptr(), xi);
+        _mm512_storeu_pd(ys.as_mut_ptr(), yi);
+    }
+    buf.clear();
+    for l in 0..LANES {
+        let (b, e) = (start[s0 + l] as usize, start[s0 + l + 1] as usize);
+        let (xl, yl) = (_mm512_set1_pd(xs[l]), _mm512_set1_pd(ys[l]));
+        buf.open(l);
+        let mut j = b;
+        while j < e {
+            let live: __mmask8 = if e - j >= LANES {
+                0xff
+            } else {
+                (1u8 << (e - j)) - 1
+            };
+            let (xj, yj) = unsafe {
+                let slot = _mm256_maskz_loadu_epi32(live, nbr.as_ptr().add(j) as *const i32);
+                let at = _mm512_slli_epi64::<1>(_mm512_cvtepu32_epi64(slot));
+                (
+                    _mm512_mask_i64gather_pd::<8>(xl, live, at, x),
+                    _mm512_mask_i64gather_pd::<8>(
+                        yl,
+                        live,
+                        _mm512_add_epi64(at, _mm512_set1_epi64(1)),
+                        x,
+                    ),
+                )
+            };
+            let dx = min_image(_mm512_sub_pd(xl, xj), w, neg_w, len);
+            let dy = min_image(_mm512_sub_pd(yl, yj), w, neg_w, len);
+            let r2 = _mm512_add_pd(_mm512_mul_pd(dx, dx), _mm512_mul_pd(dy, dy));
+            // an entry contributes inside the cut-off, or with a non-finite separation (where the
+            // scalar code's 0·Δ is NaN); any other adds ±0, which leaves a sum that started at +0
+            // unchanged (it is never −0), so dropping it keeps the bits
+            let keep = live
+                & ((_mm512_cmp_pd_mask::<_CMP_LT_OQ>(r2, rc2v)
+                    & _mm512_cmp_pd_mask::<_CMP_GT_OQ>(r2, zero))
+                    | _mm512_cmp_pd_mask::<_CMP_NLT_UQ>(r2, inf));
+            if keep != 0 {
+                if buf.len + LANES > PAIR_BUF {
+                    buf.flush(&sp8);
+                    buf.open(l);
+                }
+                buf.push(keep, dx, dy, r2);
+            }
+            j += LANES;
+        }
+    }
+    buf.flush(&sp8);
+    let (fx, fy) = unsafe {
         (
-            _mm512_cvtepu32_epi64(_mm256_loadu_si256(start.as_ptr().add(s0) as *const __m256i)),
-            _mm512_cvtepu32_epi64(_mm256_loadu_si256(
-                start.as_ptr().add(s0 + 1) as *const __m256i
-            )),
+            _mm512_loadu_pd(buf.fx.as_ptr()),
+            _mm512_loadu_pd(buf.fy.as_ptr()),
         )
     };
-    let count = _mm512_sub_epi64(end, begin);
-    let longest = _mm512_reduce_max_epi64(count);
-    let (kv, r0v, betav, rc2v) = (
-        _mm512_set1_pd(kf),
-        _mm512_set1_pd(r0),
-        _mm512_set1_pd(beta),
-        _mm512_set1_pd(ctx.rc2),
-    );
-    let zero = _mm512_setzero_pd();
-    let (mut fx, mut fy) = (zero, zero);
-    for j in 0..longest {
-        let jv = _mm512_set1_epi64(j);
-        let live = _mm512_cmplt_epi64_mask(jv, count);
-        let (xj, yj) = unsafe {
-            let slot = _mm512_mask_i64gather_epi32::<4>(
-                _mm256_setzero_si256(),
-                live,
-                _mm512_add_epi64(begin, jv),
-                nbr.as_ptr() as *const i32,
-            );
-            let at = _mm512_slli_epi64::<1>(_mm512_cvtepu32_epi64(slot));
-            (
-                _mm512_mask_i64gather_pd::<8>(xi, live, at, x),
-                _mm512_mask_i64gather_pd::<8>(
-                    yi,
-                    live,
-                    _mm512_add_epi64(at, _mm512_set1_epi64(1)),
-                    x,
-                ),
-            )
-        };
-        let dx = min_image(_mm512_sub_pd(xi, xj), w, neg_w, len);
-        let dy = min_image(_mm512_sub_pd(yi, yj), w, neg_w, len);
-        let r2 = _mm512_add_pd(_mm512_mul_pd(dx, dx), _mm512_mul_pd(dy, dy));
-        let inside =
-            _mm512_cmp_pd_mask::<_CMP_LT_OQ>(r2, rc2v) & _mm512_cmp_pd_mask::<_CMP_GT_OQ>(r2, zero);
-        if inside & live == 0 {
-            continue;
-        }
-        let sc = softplus_over_r(blend(inside, r2, rc2v), kv, r0v, betav);
-        let sc = blend(inside, sc, zero);
-        fx = _mm512_mask_add_pd(fx, live, fx, _mm512_mul_pd(sc, dx));
-        fy = _mm512_mask_add_pd(fy, live, fy, _mm512_mul_pd(sc, dy));
-    }
     let fm = _mm512_max_pd(_mm512_abs_pd(fy), _mm512_max_pd(_mm512_abs_pd(fx), zero));
 
     // ---- noise: one Philox block per particle (counter: step, particle tag, stream)

@@ -270,7 +270,9 @@ impl ScoreModel {
                     }
                 })
                 .collect();
-            (vx, vg) = (ox, og);
+            // no x head (ε = 0, a local transformer trained with output = "velocity"): v_x = b_x
+            vx = if ox.len() == nd { ox } else { b[..nd].to_vec() };
+            vg = og;
         } else {
             let net_cfg = &self.config.network;
             let mut s_x = if ox.len() == nd { ox } else { vec![0.0; nd] };

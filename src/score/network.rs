@@ -43,6 +43,19 @@ named_setting!(
 );
 
 named_setting!(
+    /// `network.output`: what the heads stand for.
+    Output, "network.output", {
+        /// `score`: the heads are the score s (plus the equilibrium shift when enabled).
+        Score = "score",
+        /// `velocity`: the heads are a velocity u, and the score on the noisy coordinates is
+        /// s = D⁻¹(b̂ − u) (s_x = (b̂_x − u_x)/ε, s_g = −g − u_g/γ for AOUPs), b̂ the drift
+        /// (see [`NetworkConfig::output`]); at the optimum u is the probability flow velocity
+        /// v = b − Ds.
+        Velocity = "velocity",
+    }
+);
+
+named_setting!(
     /// `network.symmetry` of the MLP.
     Symmetry, "network.symmetry", {
         /// `none`: s = f(z).
@@ -88,6 +101,20 @@ pub struct NetworkConfig {
     /// Add the equilibrium score (s_x += b_x/ε, s_g −= g).
     #[serde(default)]
     pub equilibrium_shift: bool,
+    /// `score` (default) or `velocity`: the heads give u and the score trained by denoising
+    /// score matching is s = D⁻¹(b̂ − u), the equilibrium shift with its output measured in the
+    /// units of the drift — u is O(v0) where the score is O(v0/ε) or O(EPR/γ), which is what
+    /// makes small ε and γ trainable. b̂ is the drift of the whole configuration (MLP, global
+    /// transformer) or, for the local transformer, the drift its tokens determine,
+    /// v0 g_i + k Σ_{tokens j} F(x_i − x_j) (partners beyond the k nearest are left to u: the
+    /// softplus tail there is below 1e-8·k at the paper's densities with k ≥ 16). A model
+    /// trained so is evaluated as a velocity model: v = u.
+    #[serde(default = "default_output")]
+    pub output: Output,
+}
+
+fn default_output() -> Output {
+    Output::Score
 }
 
 fn default_hidden() -> Vec<usize> {

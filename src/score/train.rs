@@ -27,7 +27,7 @@
 //! committed crash-safely, see [`Trainer::save`].
 
 use super::flow::{flow_loss, make_flow_batch};
-use super::network::{NetworkConfig, NetworkKind, ScoreNet, Shapes};
+use super::network::{NetworkConfig, NetworkKind, Output, ScoreNet, Shapes};
 use super::optim::{learning_rate, Ema, RAdam};
 use super::stationarity::{stationarity_terms, DriftTerms};
 use super::ScoreError;
@@ -242,6 +242,14 @@ impl TrainConfig {
         cfg.network.validate()?;
         let t = &cfg.training;
         let (kind, net) = (cfg.loss.kind, cfg.network.kind);
+        if cfg.network.output == Output::Velocity {
+            if cfg.network.equilibrium_shift {
+                return invalid("network.output = \"velocity\" already measures the heads from the equilibrium score (s = D⁻¹(b̂ − u)): leave network.equilibrium_shift out".into());
+            }
+            if kind != LossKind::Dsm {
+                return invalid(format!("network.output = \"velocity\" is trained with loss.kind = \"dsm\" (loss.kind = \"{kind}\": {})", if kind == LossKind::ProbabilityFlow { "that loss learns the velocity itself, with no score to parametrise" } else { "implicit score matching takes the score heads as they are" }));
+            }
+        }
         if kind == LossKind::ProbabilityFlow && cfg.network.equilibrium_shift {
             return invalid("network.equilibrium_shift shifts a score; loss.kind = \"probability_flow\" learns the velocity v itself (v = 0 at detailed balance needs no shift)".into());
         }
@@ -679,6 +687,9 @@ pub struct Batch {
     pub zeta_g: Vec<f32>,
     /// Equilibrium shift for ±: rows × d (b_x/ε) and rows × c (−g̃), when enabled.
     pub shift: Option<[(Vec<f32>, Vec<f32>); 2]>,
+    /// `network.output = "velocity"`: the factors (−1/ε, −1/γ) that turn the heads u into the
+    /// score's departure from the shift, s = shift − D⁻¹u.
+    pub velocity_scale: Option<(f64, f64)>,
 }
 
 /// Host-side network inputs.
@@ -730,13 +741,29 @@ pub fn make_batch(
     rng: &mut impl Rng,
 ) -> Batch {
     let (n, d, c) = (ds.n, ds.dim, ds.c);
-    let shift_on = net.equilibrium_shift;
+    let shift_on = net.equilibrium_shift || net.output == Output::Velocity;
+    let velocity_scale = (net.output == Output::Velocity).then(|| {
+        let inv = |v: f64| if v > 0.0 { -1.0 / v } else { 0.0 };
+        (inv(ds.eps), inv(ds.gamma))
+    });
     let mut zeta_x = Vec::new();
     let mut zeta_g = Vec::new();
     let normal = |rng: &mut dyn rand::RngCore| -> f64 { rng.sample(StandardNormal) };
     if net.kind == NetworkKind::LocalTransformer {
         let k = net.neighbours;
-        let bx = ds.system.particles().expect("particle data").bx;
+        let model = ds.system.particles().expect("particle data");
+        let bx = model.bx;
+        // b̂_x of the velocity output: v0 g_i + Σ_tokens F (see NetworkConfig::output)
+        let token_drift = (net.output == Output::Velocity && ds.learn_x).then(|| {
+            let Dynamics::Aoup { v0, .. } = model.dynamics else {
+                unreachable!("checked by Trainer::new")
+            };
+            (
+                v0,
+                model.pair,
+                model.pair.map_or(0.0, |p| p.cutoff().powi(2)),
+            )
+        });
         let mut rel = [Vec::new(), Vec::new()];
         let mut gn = [Vec::new(), Vec::new()];
         let mut shifts = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
@@ -749,31 +776,69 @@ pub fn make_batch(
                 bx.wrap(v);
             }
             let grid = super::features::KnnGrid::new(&xw, &bx, 4.0);
-            let nb = grid.nearest(&xw, &bx, i, k);
-            // noise for the particle's own token and each neighbour token
-            let tokens: Vec<usize> = std::iter::once(i).chain(nb.iter().copied()).collect();
-            let zx: Vec<f64> = (0..tokens.len() * d).map(|_| normal(rng)).collect();
-            let zg: Vec<f64> = (0..tokens.len() * c).map(|_| normal(rng)).collect();
+            // candidates: the k + PERTURBED_CANDIDATES nearest of the clean configuration, each
+            // with its noise (slot 0: the particle itself); the tokens are the k nearest of the
+            // perturbed configuration, in its canonical order
+            let cand: Vec<usize> = std::iter::once(i)
+                .chain(grid.nearest(&xw, &bx, i, k + super::features::PERTURBED_CANDIDATES))
+                .collect();
+            let zx: Vec<f64> = (0..cand.len() * d).map(|_| normal(rng)).collect();
+            let zg: Vec<f64> = (0..cand.len() * c).map(|_| normal(rng)).collect();
             for (sgn, side) in [(1.0, 0usize), (-1.0, 1usize)] {
                 let xi: Vec<f64> = (0..d)
                     .map(|a| xw[i * d + a] + sgn * sigma * zx[a])
                     .collect();
-                for t in 0..=k {
-                    let slot = t.min(tokens.len() - 1);
-                    let j = if t < tokens.len() { tokens[t] } else { i };
-                    let slot = if t < tokens.len() { slot } else { 0 };
+                let perturbed = |m: usize| -> [f64; 3] {
+                    let mut r = [0.0f64; 3];
                     for a in 0..d {
-                        let xj = xw[j * d + a] + sgn * sigma * zx[slot * d + a];
-                        rel[side].push(bx.min_image_wrapped(xi[a] - xj) as f32);
+                        let xj = xw[cand[m] * d + a] + sgn * sigma * zx[m * d + a];
+                        r[a] = bx.min_image_wrapped(xi[a] - xj);
+                    }
+                    r
+                };
+                let mut order: Vec<(f64, [f64; 3], usize)> = (1..cand.len())
+                    .map(|m| {
+                        let r = perturbed(m);
+                        (r[..d].iter().map(|v| v * v).sum(), r, m)
+                    })
+                    .collect();
+                order.sort_by(|a, b| {
+                    super::features::token_order((a.0, &a.1[..d]), (b.0, &b.1[..d]))
+                });
+                let mut force = [0.0f64; 3];
+                for t in 0..=k {
+                    // slot of token t (missing neighbours repeat the particle itself)
+                    let (slot, r) = match t.checked_sub(1).and_then(|m| order.get(m)) {
+                        Some(&(_, r, m)) => (m, r),
+                        None => (0, [0.0; 3]),
+                    };
+                    let j = cand[slot];
+                    for &v in &r[..d] {
+                        rel[side].push(v as f32);
                     }
                     for a in 0..c {
                         gn[side].push((g[j * c + a] + sgn * sigma * zg[slot * c + a]) as f32);
                     }
+                    if let Some((_, Some(pair), rc2)) = token_drift {
+                        let r2: f64 = r[..d].iter().map(|v| v * v).sum();
+                        if r2 > 0.0 && r2 < rc2 {
+                            let f = pair.magnitude_over_r(r2);
+                            for a in 0..d {
+                                force[a] += f * r[a];
+                            }
+                        }
+                    }
                 }
                 if shift_on {
-                    shifts[side]
-                        .0
-                        .extend(std::iter::repeat_n(0.0f32, if ds.learn_x { d } else { 0 }));
+                    match token_drift {
+                        // s_x shift b̂_x/ε, b̂_x = v0 g̃_i + Σ_tokens F
+                        Some((v0, _, _)) => shifts[side].0.extend((0..d).map(|a| {
+                            ((v0 * (g[i * c + a] + sgn * sigma * zg[a]) + force[a]) / ds.eps) as f32
+                        })),
+                        None => shifts[side]
+                            .0
+                            .extend(std::iter::repeat_n(0.0f32, if ds.learn_x { d } else { 0 })),
+                    }
                     shifts[side]
                         .1
                         .extend((0..c).map(|a| -(g[i * c + a] + sgn * sigma * zg[a]) as f32));
@@ -803,6 +868,7 @@ pub fn make_batch(
             zeta_x,
             zeta_g,
             shift: shift_on.then_some(shifts),
+            velocity_scale,
         };
     }
     let drift =
@@ -854,6 +920,7 @@ pub fn make_batch(
         zeta_x,
         zeta_g,
         shift: shift_on.then_some(shifts),
+        velocity_scale,
     }
 }
 
@@ -965,6 +1032,11 @@ pub fn dsm_loss(
     let mut total: Option<Tensor<1>> = None;
     let outputs = both_sides(net, &batch.inputs, shapes, device);
     for ((side, sgn), (mut sx, mut sg)) in [(0usize, 1.0f64), (1, -1.0)].into_iter().zip(outputs) {
+        if let Some((to_x, to_g)) = batch.velocity_scale {
+            // heads u: s = shift − D⁻¹u (the shift is added below)
+            sx = sx.map(|v| v.mul_scalar(to_x));
+            sg = sg.mul_scalar(to_g);
+        }
         if let Some(sh) = &batch.shift {
             sg = sg + tensor(&sh[side].1, [r, c], device);
             if learn_x && sh[side].0.len() == r * d {
@@ -1630,6 +1702,24 @@ impl Trainer {
         if flow {
             shapes.velocity = true;
             shapes.learn_x = true;
+        }
+        if cfg.network.output == Output::Velocity {
+            let Some(model) = ds.system.particles() else {
+                return Err(ScoreError::Data(
+                    "network.output = \"velocity\" is defined for particle models only".into(),
+                ));
+            };
+            match model.dynamics {
+                Dynamics::Aoup { trap, .. } => {
+                    if trap > 0.0 && cfg.network.kind == NetworkKind::LocalTransformer {
+                        return Err(ScoreError::Data(format!("network.output = \"velocity\" with the local transformer: {} has a trap (A = {trap}), whose force −A x_i the local transformer cannot see (relative positions only)", run.data_path.display())));
+                    }
+                }
+                Dynamics::Abp { .. } => {
+                    return Err(ScoreError::Data(format!("network.output = \"velocity\" needs AOUP dynamics (s_g = −g − u_g/γ); {} holds active Brownian particles", run.data_path.display())));
+                }
+            }
+            shapes.velocity = true;
         }
         let device = &run.device;
         let dir = &run.out_dir;
