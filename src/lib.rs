@@ -26,7 +26,7 @@
 //!
 //! | layer | modules | role |
 //! |---|---|---|
-//! | 0 | [`control`], [`dynamics`], [`seeds`] | cancellation and progress; the traits at the seams ([`dynamics::System`], [`dynamics::Jacobian`], [`dynamics::DelaySystem`]); random-stream seeds |
+//! | 0 | [`control`], [`dynamics`], [`seeds`], [`block_cache`] | cancellation and progress; the traits at the seams ([`dynamics::System`], [`dynamics::Jacobian`], [`dynamics::DelaySystem`]); random-stream seeds; the binary's allocator (reuse of large blocks) |
 //! | 1 | [`io`], [`systems`], [`integrate`] | HDF5/H5MD and GSD files and plots; definition files → compiled systems, the catalogue index ([`systems::Catalogue`]); integrators of any [`dynamics::System`] |
 //! | 2 | [`particles`] | the particle engine: models, forces, the driver and its observers |
 //! | 3 | [`simulate`], [`score`] | one loader for every file ([`simulate::Definition`]) and the run builder of equation systems ([`simulate::Run`]); score networks (burn): training, evaluation (feature `learn`) |

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// (layer, modules): bottom first.
 const LAYERS: &[(usize, &[&str])] = &[
-    (0, &["control", "dynamics", "seeds"]),
+    (0, &["control", "dynamics", "seeds", "block_cache"]),
     (1, &["io", "systems", "integrate"]),
     (2, &["particles"]),
     (3, &["simulate", "score"]),
