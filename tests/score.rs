@@ -843,6 +843,18 @@ fn settings_errors_name_the_file_the_field_and_the_expected_values() {
             "[network]\nkind = \"transformer\"\nwidth = 6\n",
             "network.width = 6 must be a positive multiple of network.heads = 4",
         ),
+        (
+            "[network]\nkind = \"mlp\"\noutput = \"velocity\"\nequilibrium_shift = true\n",
+            "leave network.equilibrium_shift out",
+        ),
+        (
+            "[network]\nkind = \"mlp\"\noutput = \"velocity\"\n[loss]\nkind = \"ism\"\n",
+            "network.output = \"velocity\" is trained with loss.kind = \"dsm\" (loss.kind = \"ism\"",
+        ),
+        (
+            "[network]\nkind = \"mlp\"\noutput = \"velocity\"\n[loss]\nkind = \"probability_flow\"\n",
+            "that loss learns the velocity itself",
+        ),
     ] {
         let p = write(dir.path(), "t.toml", text);
         match TrainConfig::load(&p) {
@@ -970,4 +982,64 @@ fn velocity_output_learns_free_and_passive_aoup_flows() {
     let passive = epr(&model, &data);
     println!("passive soft disks: learned EPR {passive:.4}");
     assert!((0.0..0.02 * exact).contains(&passive), "{passive}");
+}
+
+/// Training refuses, before any step and with the data file named once, active Brownian particle
+/// data (score training is defined for AOUP propulsion g), and `network.output = "velocity"`
+/// refuses a trapped system with the local transformer (whose tokens see relative positions only,
+/// not the trap force −A x_i in b̂).
+#[test]
+fn velocity_output_refuses_abp_data_and_a_trap_with_the_local_transformer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "v.toml",
+        "[network]\nkind = \"local_transformer\"\nwidth = 8\nheads = 2\nblocks = 1\nneighbours = 4\nhidden = [8]\noutput = \"velocity\"\n[training]\nsteps = 2\nbatch = 4\n",
+    );
+    // 200 steps, a frame every 100
+    let sim = |name: &str, file: &str, set: &[&str], t_end: &str| {
+        let out = dir.path().join(name);
+        let mut args = vec!["simulate", file];
+        for s in set {
+            args.extend(["--set", s]);
+        }
+        args.extend(["--t-end", t_end, "--every", "100", "--quiet", "-o"]);
+        args.push(out.to_str().unwrap());
+        run(&args);
+        out
+    };
+    let abp = sim("abp.h5", "systems/active/abp_mips.toml", &["N=16"], "0.01");
+    let trap = sim(
+        "trap.h5",
+        "systems/active/trap.toml",
+        &["N=4", "phi=0.005"],
+        "0.2",
+    );
+    for (data, want) in [
+        (&abp, "hold active Brownian particles"),
+        (&trap, "has a trap (A = 0.05)"),
+    ] {
+        let model = dir.path().join("m");
+        let o = common::phaseflow(&[
+            "train",
+            cfg.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "-o",
+            model.to_str().unwrap(),
+            "--quiet",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{err}");
+        assert!(
+            err.contains(want) && err.contains(&*data.to_string_lossy()),
+            "{err}"
+        );
+        assert_eq!(err.matches(want).count(), 1, "{err}");
+        assert!(
+            !model.exists(),
+            "a refused training left {}",
+            model.display()
+        );
+    }
 }

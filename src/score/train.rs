@@ -568,7 +568,7 @@ impl Dataset {
             Dynamics::Aoup { eps, gamma, .. } => (eps, gamma),
             Dynamics::Abp { .. } => {
                 return Err(ScoreError::Data(
-                    "score training supports AOUP models (self-propulsion g); ABP orientations are not supported yet"
+                    "score training supports AOUP models (self-propulsion g); these samples hold active Brownian particles (orientations), which it does not support yet"
                         .into(),
                 ))
             }
@@ -1509,7 +1509,13 @@ pub struct Provenance {
 pub fn load_dataset(path: &Path, t: &TrainingConfig) -> Result<(Dataset, Provenance), ScoreError> {
     if crate::io::particle_file::is_particle_file(path) {
         let s = crate::io::particle_file::read_particle_samples(path)?;
-        let ds = Dataset::new(&s, t)?;
+        // the samples' own errors do not know the file: name it once
+        let ds = Dataset::new(&s, t).map_err(|e| match e {
+            ScoreError::Data(m) if !m.contains(&*path.to_string_lossy()) => {
+                ScoreError::Data(format!("{}: {m}", path.display()))
+            }
+            e => e,
+        })?;
         return Ok((
             ds,
             Provenance {
