@@ -37,6 +37,21 @@ FIELDS = ["N", "phi", "v0", "gamma", "eps", "pe", "burn_in", "t_end", "frames", 
           "diag_fp_residual", "train_config", "sim_cpu_min", "train_cpu_min", "note"]
 
 
+def train_minutes(model: pathlib.Path) -> float:
+    """Wall minutes of a finished training from its log.csv (steps x batch / samples per second
+    over each logged interval; the batch from the model's config.toml)."""
+    import tomllib
+    batch = tomllib.loads((model / "config.toml").read_text())["training"]["batch"]
+    with (model / "log.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    total, prev = 0.0, 0
+    for r in rows:
+        step = int(r["step"])
+        total += (step - prev) * batch / float(r["samples_per_second"])
+        prev = step
+    return total / 60
+
+
 def children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -116,7 +131,11 @@ def main() -> int:
             t1 = children_cpu()
             if not (model / "model.bpk").exists():
                 run([exe, "train", args.train, "--data", data, "-o", model, "--quiet"])
-            row["train_cpu_min"] = (children_cpu() - t1) / 60
+                row["train_cpu_min"] = (children_cpu() - t1) / 60
+            else:
+                # a model trained before (by this script or by hand): its training time from its
+                # log (wall time of the logged intervals, all threads)
+                row["train_cpu_min"] = train_minutes(model)
             row["train_config"] = pathlib.Path(args.train).name
             r = json.loads(run([exe, "epr", "--model", model, "--data", held, "--json",
                                 "--quiet"]))
@@ -126,8 +145,10 @@ def main() -> int:
                 "heldout_reference_per_particle": r["epr_reference"] / n,
                 "heldout_reference_stderr": r["epr_reference_stderr"] / n,
                 "learned_over_reference": r["epr"] / r["epr_reference"],
-                "diag_v_dot_s": r["diagnostics"].get("mean_flow_score"),
-                "diag_fp_residual": r["diagnostics"].get("fokker_planck_residual_mean"),
+                # stationarity identities of the exact score, for the whole configuration:
+                # E[v.s] = 0 and E[div v + v.s] = 0 (their errors: `phaseflow epr --json`)
+                "diag_v_dot_s": r["mean_v_dot_s"],
+                "diag_fp_residual": r["diagnostics"].get("residual_mean"),
             })
         with table.open("a", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=FIELDS)

@@ -363,7 +363,8 @@ mod tests {
     /// `benches/configs/mips_paper.toml` has the authors' parameter count: per embedding
     /// 2·256+256 + 3·(256²+256) + 256·128+128 = 231 040, per block 4·(256²+256) (attention) +
     /// 2·(256²+256) (feed-forward) + 2·512 (LayerNorms) = 395 776, read-out 4·(256²+256) + 256·2+2
-    /// = 263 682: 2·231 040 + 4·395 776 + 263 682 = 2 308 866. Without `embed_hidden` the
+    /// = 263 682: 2·231 040 + 4·395 776 + 263 682 = 2 308 866 (also for
+    /// `notebooks/configs/mips_paper.toml`, the training ready to run at the paper's point). Without `embed_hidden` the
     /// embeddings are 2 → 128 → 128 as before (1 880 578 in all).
     #[test]
     fn paper_network_has_the_authors_parameter_count() {
@@ -375,6 +376,13 @@ mod tests {
         device.seed(0);
         let net = cfg.network.init(shapes(), &device).unwrap();
         assert_eq!(net.num_params(), 2_308_866);
+        // the training file ready to run at the paper's point is the same network
+        let ready = crate::score::train::TrainConfig::from_toml(include_str!(
+            "../../notebooks/configs/mips_paper.toml"
+        ))
+        .unwrap();
+        let ready_net = ready.network.init(shapes(), &device).unwrap();
+        assert_eq!(ready_net.num_params(), 2_308_866);
         let mut old = cfg.network.clone();
         old.embed_hidden = None;
         assert_eq!(old.init(shapes(), &device).unwrap().num_params(), 1_880_578);
