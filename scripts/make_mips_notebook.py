@@ -92,7 +92,9 @@ for s, (r, _) in results.items():
 md(r"""
 **Not yet within 5 %.** This model gives 0.91–0.92 of the learning-free reference on held-out
 seeds (and on its own training seed, so it is not overfitting). Training twice as many samples
-lowered the validation loss (−800 → −832) without moving the ratio, and the learning-free
+lowered the validation loss (−800 → −832) without moving the ratio, nor did a smaller σ or heads
+that learn only the correction to free flight (all 0.90–0.92; `notebooks/mips_exploration.csv`),
+and the learning-free
 reference does not move with Δt (0.919 at Δt = 0.05 too). The shortfall is in the x-part (the
 g-part is ~10⁻³ per particle), and the stationarity identity E[v·s] = 0 of the exact score measures
 it: the learned E[v·s] per particle below is about the missing EPR per particle, because
