@@ -104,6 +104,11 @@ pub struct SimulateArgs {
     /// Worker threads (default: all cores); results do not depend on it
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Particle models under MPI (`mpirun -np K`, a build with the `mpi` feature): the rank grid
+    /// over the box, ranks per direction as PxQ (2-D) or PxQxR (3-D), product K (default: the
+    /// factorisation with the thickest sub-boxes)
+    #[arg(long, value_name = "PxQ[xR]")]
+    pub ranks_grid: Option<String>,
     /// Testing aid: stop after this many frames as if the run had been killed
     #[arg(long, hide = true)]
     pub abort_after_frames: Option<usize>,
@@ -140,7 +145,10 @@ fn parse_ic(items: &[String]) -> Result<Vec<f64>> {
 }
 
 pub(super) fn simulate(args: &SimulateArgs) -> Result<()> {
-    crate::control::with_threads(args.threads, || simulate_in_pool(args)).map_err(|e| anyhow!(e))?
+    crate::control::with_threads(args.threads.or_else(threads_per_mpi_rank), || {
+        simulate_in_pool(args)
+    })
+    .map_err(|e| anyhow!(e))?
 }
 
 fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
@@ -157,6 +165,7 @@ fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
         (args.resume, "--resume"),
         (args.checkpoint_interval.is_some(), "--checkpoint-interval"),
         (args.gsd.is_some(), "--gsd"),
+        (args.ranks_grid.is_some(), "--ranks-grid"),
     ] {
         if given {
             bail!("{name} applies to particle models (kind = \"particles\") only");
@@ -219,10 +228,22 @@ fn simulate_particles(args: &SimulateArgs, model: crate::particles::ParticleMode
         checkpoint_interval,
         warn: |w| eprintln!("warning: {w}"),
     };
+    let grid = args.ranks_grid.as_deref().map(parse_grid).transpose()?;
+    let run = MpiRun::start(&model, grid.as_deref())?;
+    if !run.is_root() {
+        // a rank other than the root: takes its part, then ends the process (the root reports)
+        run.run(
+            &model,
+            &args.output,
+            &cfg,
+            &IndicatifProgress::counting(true, "steps"),
+        )?;
+        return Ok(());
+    }
     let gsd = GsdOutput::plan(args, &model)?;
     let h5md_out = gsd.as_ref().map_or(&args.output, |g| &g.h5md);
     let bar = IndicatifProgress::counting(args.quiet || args.json, "steps");
-    let mut summary = crate::particles::run::run(&model, h5md_out, &cfg, &bar)?;
+    let mut summary = run.run(&model, h5md_out, &cfg, &bar)?;
     let mut json = serde_json::to_value(&summary)?;
     if let Some(g) = gsd {
         g.write(args.quiet || args.json)?;
@@ -255,6 +276,122 @@ fn simulate_particles(args: &SimulateArgs, model: crate::particles::ParticleMode
         );
     }
     Ok(())
+}
+
+/// `--ranks-grid 2x1`: ranks per direction.
+fn parse_grid(s: &str) -> Result<Vec<usize>> {
+    s.split(['x', 'X'])
+        .map(|p| match p.trim().parse::<usize>() {
+            Ok(v) if v >= 1 => Ok(v),
+            _ => bail!("--ranks-grid {s}: expected ranks per direction as PxQ or PxQxR (each at least 1), '{p}' is not"),
+        })
+        .collect()
+}
+
+/// Rayon threads per process when several MPI ranks share this machine and `--threads` is not
+/// given: the cores divided among the ranks (MPICH's launcher sets `MPI_LOCALNRANKS`), so that
+/// `mpirun -np 2` on two cores runs one thread per rank rather than four on two cores.
+fn threads_per_mpi_rank() -> Option<usize> {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return None;
+    }
+    let local: usize = std::env::var("MPI_LOCALNRANKS")
+        .or_else(|_| std::env::var("OMPI_COMM_WORLD_LOCAL_SIZE"))
+        .ok()?
+        .parse()
+        .ok()?;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    (local > 1).then(|| (cores / local).max(1))
+}
+
+/// Whether this process was started by an MPI launcher (`mpirun`/`mpiexec`: MPICH's Hydra or
+/// Open MPI), which is when `phaseflow simulate` decomposes a particle run over the ranks.
+pub fn launched_by_mpi() -> bool {
+    ["PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
+/// How a particle run is executed: in this process, or (feature `mpi`, under `mpirun`) over the
+/// ranks of MPI_COMM_WORLD — the root writes the output and reports, the others take their part
+/// and end the process.
+enum MpiRun {
+    One,
+    #[cfg(feature = "mpi")]
+    Ranks(mpi::environment::Universe, crate::particles::mpi::Mpi),
+}
+
+impl MpiRun {
+    /// One process, or (under `mpirun`) MPI initialised and the rank grid chosen and checked
+    /// (every rank finds the same error; the root reports it, the others end with status 1).
+    fn start(model: &crate::particles::ParticleModel, grid: Option<&[usize]>) -> Result<MpiRun> {
+        if !launched_by_mpi() {
+            if grid.is_some() {
+                bail!("--ranks-grid applies to runs started with mpirun -np K");
+            }
+            return Ok(MpiRun::One);
+        }
+        #[cfg(feature = "mpi")]
+        {
+            use mpi::traits::Communicator;
+            let universe = mpi::initialize()
+                .ok_or_else(|| anyhow!("MPI was initialised already in this process"))?;
+            let world = universe.world();
+            let root = world.rank() == 0;
+            let engine = match crate::particles::mpi::Mpi::new(world, model, grid) {
+                Ok(e) => e,
+                // every rank finds the same error: the root says it
+                Err(e) if root => bail!("{e}"),
+                Err(_) => std::process::exit(1),
+            };
+            Ok(MpiRun::Ranks(universe, engine))
+        }
+        #[cfg(not(feature = "mpi"))]
+        {
+            let _ = model;
+            bail!(
+                "started by mpirun, but this phaseflow was built without MPI: build it with `cargo build --release --features mpi` (MPICH: apt-get install libmpich-dev mpich libclang-dev), or run it without mpirun"
+            )
+        }
+    }
+
+    /// This process writes the output and reports.
+    fn is_root(&self) -> bool {
+        match self {
+            MpiRun::One => true,
+            #[cfg(feature = "mpi")]
+            MpiRun::Ranks(_, e) => crate::particles::run::Engine::is_root(e),
+        }
+    }
+
+    /// Runs the simulation; on the root returns its summary, on the other ranks ends the
+    /// process (status 0, or 1 after an error the root reports) once the run is over.
+    fn run(
+        self,
+        model: &crate::particles::ParticleModel,
+        out: &Path,
+        cfg: &crate::particles::run::RunConfig,
+        bar: &IndicatifProgress,
+    ) -> Result<crate::particles::run::RunSummary> {
+        match self {
+            MpiRun::One => Ok(crate::particles::run::run(model, out, cfg, bar)?),
+            #[cfg(feature = "mpi")]
+            MpiRun::Ranks(universe, engine) => {
+                use crate::particles::run::Engine;
+                let root = engine.is_root();
+                let result =
+                    crate::particles::run::run_with(model, Some(out), cfg, bar, None, &engine);
+                drop(engine);
+                drop(universe);
+                match result {
+                    Ok(Some(s)) => Ok(s),
+                    Ok(None) => std::process::exit(0),
+                    Err(e) if root => Err(e.into()),
+                    Err(_) => std::process::exit(1),
+                }
+            }
+        }
+    }
 }
 
 /// The GSD output of a particle run (`--gsd FILE`, or `-o NAME.gsd`): written from the

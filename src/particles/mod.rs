@@ -9,8 +9,11 @@
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod cells;
+pub mod decomposition;
 pub mod isa;
 pub mod model;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod neighbours;
 pub mod observables;
 pub mod rng;

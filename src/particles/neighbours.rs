@@ -101,8 +101,20 @@ impl VerletList {
     /// into place in parallel.
     pub fn build(&mut self, x: &[f64], bx: &PeriodicBox, tag: &[u32]) {
         self.cells.adopt_order();
+        self.build_lists(x, bx, tag, x.len() / bx.dim);
+    }
+
+    /// The lists of the first `listed` slots of `x` (wrapped, any storage order), their
+    /// candidates drawn from all of `x`: a rank's own particles (listed first) among its own
+    /// and its ghosts in a decomposed run. The cell list is built from `x` here; the lists are
+    /// as [`VerletList::build`]'s (sorted by tag, so force sums are those of one process).
+    pub fn build_partial(&mut self, x: &[f64], bx: &PeriodicBox, tag: &[u32], listed: usize) {
+        self.cells.build(x);
+        self.build_lists(x, bx, tag, listed);
+    }
+
+    fn build_lists(&mut self, x: &[f64], bx: &PeriodicBox, tag: &[u32], n: usize) {
         let d = bx.dim;
-        let n = x.len() / d;
         let r2max = (self.cutoff + self.skin).powi(2);
         let cells = &self.cells;
         let isa = self.isa;

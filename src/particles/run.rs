@@ -93,7 +93,10 @@ pub struct RunSummary {
     pub wall_seconds: f64,
     /// N · M · steps / wall time.
     pub particle_steps_per_second: f64,
+    /// Rayon threads per process.
     pub threads: usize,
+    /// Processes (MPI ranks) the run was decomposed over (1 without MPI).
+    pub ranks: usize,
     pub largest_cluster_fraction: Option<f64>,
 }
 
@@ -145,6 +148,8 @@ pub enum RunError {
         step: u64,
         t: f64,
     },
+    #[error("stopped: rank 0 reports the error")]
+    OnAnotherRank,
     #[error("{system}: particle {particle} left the finite range at step {step} (t = {t}): coordinate {coordinate} = {value}; reduce dt; no output written")]
     BlowUp {
         system: String,
@@ -573,8 +578,118 @@ impl Observer for H5mdOutput {
 /// assert_eq!(track.0.len(), 5); // steps 100, 350, 600, 850, 1100
 /// assert_eq!(obs.msd.len(), 2); // one value per replica
 /// ```
-pub struct Driver {
-    sims: Vec<Simulation>,
+/// One replica as the [`Driver`] advances it: a [`Simulation`] in one process, or the ranks'
+/// shares of one ([`super::mpi::Decomposed`], feature `mpi`). Under MPI every method is
+/// collective (all ranks call it in the same order) and its answer is the same on every rank.
+pub trait Replica {
+    /// Advances one step of Δt.
+    fn step(&mut self);
+    /// Steps taken since the initial condition.
+    fn step_count(&self) -> u64;
+    /// Largest displacement a pair force caused in the last step (the blow-up check).
+    fn max_force_displacement(&self) -> f64;
+    /// A particle (id) whose image counter exceeds `limit` in absolute value, with the largest
+    /// such counter.
+    fn image_beyond(&self, limit: i32) -> Option<(usize, i64)>;
+    /// The state in particle order (under MPI gathered on the root rank; the other ranks get
+    /// empty arrays and the step).
+    fn state(&self) -> ParticleState;
+    /// Whether `cancel` is set (under MPI: on any rank).
+    fn cancelled(&self, cancel: &crate::control::Cancel) -> bool {
+        cancel.is_cancelled()
+    }
+    /// Runs `advance` on every replica (in parallel where the replicas allow it), returning its
+    /// results in replica order.
+    fn advance_each<T: Send>(sims: &mut [Self], advance: &(dyn Fn(&mut Self) -> T + Sync)) -> Vec<T>
+    where
+        Self: Sized,
+    {
+        sims.iter_mut().map(advance).collect()
+    }
+}
+
+impl Replica for Simulation {
+    fn step(&mut self) {
+        Simulation::step(self)
+    }
+    fn step_count(&self) -> u64 {
+        Simulation::step_count(self)
+    }
+    fn max_force_displacement(&self) -> f64 {
+        Simulation::max_force_displacement(self)
+    }
+    fn image_beyond(&self, limit: i32) -> Option<(usize, i64)> {
+        Simulation::image_beyond(self, limit)
+    }
+    fn state(&self) -> ParticleState {
+        Simulation::state(self)
+    }
+    /// Small systems with several replicas: one replica per thread (a replica's own step is
+    /// parallel over its particles, which does not pay below ~2048 particles).
+    fn advance_each<T: Send>(
+        sims: &mut [Self],
+        advance: &(dyn Fn(&mut Self) -> T + Sync),
+    ) -> Vec<T> {
+        if sims.len() > 1 && sims[0].model.n < 2048 {
+            sims.par_iter_mut().map(advance).collect()
+        } else {
+            sims.iter_mut().map(advance).collect()
+        }
+    }
+}
+
+/// The processes that run one simulation together, and how they make its replicas: one process
+/// ([`OneProcess`]), or the ranks of an MPI communicator ([`super::mpi::Mpi`], feature `mpi`).
+/// Every decision to stop is taken by all processes together ([`Engine::any`]); files are
+/// written by the root alone.
+pub trait Engine {
+    type Replica: Replica;
+    /// This process writes the output and shows progress.
+    fn is_root(&self) -> bool {
+        true
+    }
+    /// Whether `flag` is set on any process (collective).
+    fn any(&self, flag: bool) -> bool {
+        flag
+    }
+    /// The root's `value`, on every process (collective).
+    fn share(&self, value: u64) -> u64 {
+        value
+    }
+    /// Number of processes.
+    fn ranks(&self) -> usize {
+        1
+    }
+    /// Replica `replica` continuing from `state` (collective: given on the root, `None` on the
+    /// other ranks).
+    fn replica(
+        &self,
+        model: &ParticleModel,
+        state: Option<ParticleState>,
+        seed: u64,
+        replica: u32,
+    ) -> Self::Replica;
+}
+
+/// One process: replicas are [`Simulation`]s on this process's threads.
+pub struct OneProcess;
+
+impl Engine for OneProcess {
+    type Replica = Simulation;
+    fn replica(
+        &self,
+        model: &ParticleModel,
+        state: Option<ParticleState>,
+        seed: u64,
+        replica: u32,
+    ) -> Simulation {
+        let state = state.expect("one process: the state is given");
+        Simulation::from_state(model.clone(), state, seed, replica)
+    }
+}
+
+pub struct Driver<R: Replica = Simulation> {
+    sims: Vec<R>,
     frame_steps: Vec<u64>,
     /// Frames of the schedule already recorded (a resumed run).
     first_frame: usize,
@@ -588,7 +703,7 @@ pub struct DriverEnd {
     pub wall_seconds: f64,
 }
 
-impl Driver {
+impl Driver<Simulation> {
     /// `replicas` fresh replicas (initial conditions from `seed`), frames every `every` steps
     /// over `steps` steps after `burn_in_steps`.
     pub fn new(
@@ -604,21 +719,23 @@ impl Driver {
             .collect();
         Self::from_simulations(sims, burn_in_steps, steps, every, 0)
     }
+}
 
+impl<R: Replica> Driver<R> {
     /// Replicas continuing from given simulations, with the first `recorded` frames of the
     /// schedule already written.
     pub fn from_simulations(
-        sims: Vec<Simulation>,
+        sims: Vec<R>,
         burn_in_steps: u64,
         steps: u64,
         every: u64,
         recorded: usize,
-    ) -> Result<Driver, RunError> {
+    ) -> Result<Self, RunError> {
         check_schedule(steps, every, sims.len())?;
         let frame_steps: Vec<u64> = (0..=steps / every)
             .map(|k| burn_in_steps + k * every)
             .collect();
-        Ok(Driver {
+        Ok(Self {
             sims,
             frame_steps,
             first_frame: recorded,
@@ -639,22 +756,26 @@ impl Driver {
     /// frame; `progress` counts steps. Stops after the frame in progress when `cancel` is set
     /// ([`RunError::Interrupted`]) or after `stop_after_frames` frames of this call
     /// ([`RunError::Aborted`]) — the observers see that frame as closing.
-    pub fn run(
+    ///
+    /// Under MPI (`engine` with several ranks) every rank calls this with the same schedule;
+    /// the observers are the root's (the other ranks pass none), and every stop — a blow-up, a
+    /// cancellation, an observer's error — is agreed by all ranks before any acts on it (the
+    /// other ranks return [`RunError::OnAnotherRank`] where the root reports the error).
+    pub fn run<E: Engine<Replica = R>>(
         &mut self,
         model: &ParticleModel,
+        engine: &E,
         observers: &mut [&mut dyn Observer],
         cancel: &crate::control::Cancel,
         progress: &dyn crate::control::Progress,
         stop_after_frames: Option<usize>,
     ) -> Result<DriverEnd, RunError> {
-        let m = self.sims.len();
-        let (n, d) = (model.n, model.dim);
+        let d = model.dim;
         let total = *self.frame_steps.last().expect("at least one frame");
         progress.start(total, self.sims[0].step_count(), "steps");
         let start = Instant::now();
         let start_step = self.sims[0].step_count();
         let diameter = model.diameter();
-        let parallel_replicas = n < 2048 && m > 1;
         let mut written_here = 0usize;
         let frames = self.frame_steps.len();
         for k in self.first_frame..frames {
@@ -665,9 +786,9 @@ impl Driver {
             // thrown across the periodic box IMAGE_LIMIT times (e.g. an explicit step far beyond
             // the trap's stability limit): stop with the step and particle
             let limit = 0.25 * diameter;
-            let advance = |s: &mut Simulation| -> Option<(u64, Blown)> {
+            let advance = |s: &mut R| -> Option<(u64, Blown)> {
                 while s.step_count() < target {
-                    if s.step_count().is_multiple_of(CANCEL_CHECK_STEPS) && cancel.is_cancelled() {
+                    if s.step_count().is_multiple_of(CANCEL_CHECK_STEPS) && s.cancelled(cancel) {
                         return Some((s.step_count(), Blown::Cancelled));
                     }
                     s.step();
@@ -681,11 +802,7 @@ impl Driver {
                 }
                 None
             };
-            let blown: Vec<Option<(u64, Blown)>> = if parallel_replicas {
-                self.sims.par_iter_mut().map(advance).collect()
-            } else {
-                self.sims.iter_mut().map(advance).collect()
-            };
+            let blown: Vec<Option<(u64, Blown)>> = R::advance_each(&mut self.sims, &advance);
             // a replica that blew up before the others saw the cancellation is reported as such
             let unstable = blown.iter().enumerate().find_map(|(r, b)| {
                 b.filter(|(_, w)| !matches!(w, Blown::Cancelled))
@@ -728,23 +845,25 @@ impl Driver {
             }
             progress.set_position(target);
             let states: Vec<ParticleState> = self.sims.iter().map(|s| s.state()).collect();
-            // blow-up check
-            for (s, st) in self.sims.iter().zip(&states) {
-                if let Some(pos) = st.x.iter().position(|v| !v.is_finite()) {
-                    return Err(RunError::BlowUp {
-                        system: model.name.clone(),
-                        particle: pos / d,
-                        coordinate: pos % d,
-                        step: st.step,
-                        t: s.time(),
-                        value: st.x[pos],
-                    });
-                }
+            // blow-up check (on the root's gathered states under MPI, agreed by all ranks)
+            let blow_up = states.iter().find_map(|st| {
+                let pos = st.x.iter().position(|v| !v.is_finite())?;
+                Some(RunError::BlowUp {
+                    system: model.name.clone(),
+                    particle: pos / d,
+                    coordinate: pos % d,
+                    step: st.step,
+                    t: st.step as f64 * model.dt,
+                    value: st.x[pos],
+                })
+            });
+            if engine.any(blow_up.is_some()) {
+                return Err(blow_up.unwrap_or(RunError::OnAnotherRank));
             }
             written_here += 1;
             let last = k + 1 == frames;
             let stop = stop_after_frames == Some(written_here) && !last;
-            let ctrl_c = cancel.is_cancelled() && !last;
+            let ctrl_c = engine.any(cancel.is_cancelled()) && !last;
             let frame = Frame {
                 index: k,
                 step: target,
@@ -752,8 +871,11 @@ impl Driver {
                 states: &states,
                 closing: last || stop || ctrl_c,
             };
-            for o in observers.iter_mut() {
-                o.frame(model, &frame)?;
+            let observed = observers
+                .iter_mut()
+                .try_for_each(|o| o.frame(model, &frame));
+            if engine.any(observed.is_err()) {
+                return Err(observed.err().unwrap_or(RunError::OnAnotherRank));
             }
             if ctrl_c {
                 return Err(RunError::Interrupted {
@@ -770,8 +892,9 @@ impl Driver {
         }
         let wall = start.elapsed().as_secs_f64();
         progress.finish();
-        for o in observers.iter_mut() {
-            o.finish(model, wall)?;
+        let finished = observers.iter_mut().try_for_each(|o| o.finish(model, wall));
+        if engine.any(finished.is_err()) {
+            return Err(finished.err().unwrap_or(RunError::OnAnotherRank));
         }
         Ok(DriverEnd {
             steps: self.sims[0].step_count() - start_step,
@@ -1088,45 +1211,172 @@ pub fn run_to(
     progress: &dyn crate::control::Progress,
     recorder: Option<&mut FrameRecorder>,
 ) -> Result<RunSummary, RunError> {
+    Ok(run_with(model, out, cfg, progress, recorder, &OneProcess)?
+        .expect("one process is the root"))
+}
+
+/// [`run_to`] on the processes of `engine`: with [`OneProcess`] exactly [`run_to`]; with the
+/// ranks of an MPI communicator ([`super::mpi::Mpi`]) every rank calls it, the root alone
+/// touches the file (lock, resume, frames, checkpoints), and every rank gets the same outcome —
+/// the root the summary (`Some`), the others `None`, or all an error. The datasets written do
+/// not depend on the number of ranks, and a run interrupted with one rank count resumes with
+/// another to the same file.
+pub fn run_with<E: Engine>(
+    model: &ParticleModel,
+    out: Option<&Path>,
+    cfg: &RunConfig,
+    progress: &dyn crate::control::Progress,
+    recorder: Option<&mut FrameRecorder>,
+    engine: &E,
+) -> Result<Option<RunSummary>, RunError> {
     // before any file is made
     check_schedule(cfg.steps, cfg.every, cfg.replicas)?;
     let m = cfg.replicas;
-    let (n, d) = (model.n, model.dim);
-    let gd = model.propulsion_dim();
-    let Some(out) = out else {
-        if cfg.resume {
-            return Err(RunError::Invalid(
-                "--resume continues an output file: give one".into(),
-            ));
-        }
-        let mut driver = Driver::new(model, cfg.seed, m, cfg.burn_in_steps, cfg.steps, cfg.every)?;
-        let mut composed = Composed {
-            file: None,
-            bare: Observables::new(None),
-            recorder,
-            frames: 0,
-        };
-        let end = driver.run(
+    let root = engine.is_root();
+    if out.is_none() && cfg.resume {
+        return Err(RunError::Invalid(
+            "--resume continues an output file: give one".into(),
+        ));
+    }
+    // the root prepares the file (or resumes it) and the initial states
+    let prepared = if root {
+        prepare(model, out, cfg).map(Some)
+    } else {
+        Ok(None)
+    };
+    if engine.any(prepared.is_err()) {
+        return Err(prepared.err().unwrap_or(RunError::OnAnotherRank));
+    }
+    let mut prepared = prepared.expect("checked");
+    let recorded = engine.share(prepared.as_ref().map_or(0, |p| p.recorded as u64)) as usize;
+    let resumed = match engine.share(
+        prepared
+            .as_ref()
+            .and_then(|p| p.resumed)
+            .map_or(0, |s| s + 1),
+    ) {
+        0 => None,
+        s => Some(s - 1),
+    };
+    let mut states = prepared
+        .as_mut()
+        .map(|p| std::mem::take(&mut p.states).into_iter());
+    let sims: Vec<E::Replica> = (0..m)
+        .map(|r| {
+            let st = states.as_mut().and_then(|s| s.next());
+            engine.replica(model, st, cfg.seed, r as u32)
+        })
+        .collect();
+    let mut driver = Driver::<E::Replica>::from_simulations(
+        sims,
+        cfg.burn_in_steps,
+        cfg.steps,
+        cfg.every,
+        recorded,
+    )?;
+    let (output, lock) = match prepared {
+        Some(p) => (p.output, p.lock),
+        None => (None, None),
+    };
+    let mut composed = Composed {
+        file: output,
+        bare: Observables::new(None),
+        recorder,
+        frames: 0,
+    };
+    let result = if root {
+        driver.run(
             model,
+            engine,
             &mut [&mut composed],
             &cfg.cancel,
             progress,
             cfg.abort_after_frames,
-        )?;
-        return Ok(summary(
+        )
+    } else {
+        let quiet = crate::control::NoProgress;
+        driver.run(
             model,
-            cfg,
-            None,
-            end,
-            composed.frames,
-            None,
-            &composed.bare,
-        ));
+            engine,
+            &mut [],
+            &cfg.cancel,
+            &quiet,
+            cfg.abort_after_frames,
+        )
+    };
+    let mut output = composed.file.take();
+    let end = match result {
+        Ok(end) => end,
+        // resumable: the partial file (with its checkpoint) stays, and the message says so
+        Err(RunError::Interrupted { frames, .. }) => {
+            return Err(RunError::Interrupted {
+                frames,
+                partial: output.as_ref().and_then(|o| o.partial()),
+            })
+        }
+        Err(RunError::Aborted { frames, .. }) => {
+            return Err(RunError::Aborted {
+                frames,
+                partial: output.as_ref().and_then(|o| o.partial()),
+            })
+        }
+        // for good (blow-up, a write error): nothing is left behind
+        Err(e) => {
+            if let Some(o) = output.as_mut() {
+                o.discard();
+            }
+            return Err(e);
+        }
+    };
+    drop(lock);
+    if !root {
+        return Ok(None);
+    }
+    let mut s = match &output {
+        Some(o) => summary(model, cfg, out, end, o.frames, resumed, &o.observables),
+        None => summary(model, cfg, None, end, composed.frames, None, &composed.bare),
+    };
+    s.ranks = engine.ranks();
+    Ok(Some(s))
+}
+
+/// What the root sets up before a run: the output (created, or opened to resume, with its lock
+/// held until the file is published), the replicas' states, the frames already recorded.
+struct Prepared {
+    output: Option<H5mdOutput>,
+    lock: Option<OutputLock>,
+    states: Vec<ParticleState>,
+    recorded: usize,
+    resumed: Option<u64>,
+}
+
+/// The root's side of [`run_with`] before the first step: checks, the output file, the states.
+fn prepare(
+    model: &ParticleModel,
+    out: Option<&Path>,
+    cfg: &RunConfig,
+) -> Result<Prepared, RunError> {
+    let m = cfg.replicas;
+    let (n, d) = (model.n, model.dim);
+    let gd = model.propulsion_dim();
+    let fresh = || -> Vec<ParticleState> {
+        (0..m)
+            .map(|r| super::sim::initial_state(model, cfg.seed, r as u32))
+            .collect()
+    };
+    let Some(out) = out else {
+        return Ok(Prepared {
+            output: None,
+            lock: None,
+            states: fresh(),
+            recorded: 0,
+            resumed: None,
+        });
     };
     let (prop_name, out_components) = propulsion_output(model);
     let params = recorded_parameters(model, cfg);
     check_output_size(out, cfg, n, d, out_components)?;
-    // held until the file is published (or the run stops): dropped after `output`
+    // held until the file is published (or the run stops)
     let lock = OutputLock::acquire(out)?;
     let partial = crate::io::h5md::partial_path(out)?;
     let found = if cfg.resume {
@@ -1151,18 +1401,18 @@ pub fn run_to(
         None
     };
 
-    let (output, sims, resumed) = if let Some((mut w, ck)) = found {
+    if let Some((mut w, ck)) = found {
         check_same_settings(&w, &params, &partial)?;
-        let states = ck.replicas;
-        if states.len() != m {
+        let saved = ck.replicas;
+        if saved.len() != m {
             return Err(RunError::Invalid(format!(
                 "the partial file holds {} replicas, the command asks for {m}",
-                states.len()
+                saved.len()
             )));
         }
-        let mut sims = Vec::new();
+        let mut states = Vec::new();
         let mut refs = Vec::new();
-        for (r, s) in states.into_iter().enumerate() {
+        for s in saved {
             if s.x.len() != n * d || s.g.len() != n * gd {
                 return Err(RunError::Invalid(
                     "the partial file does not match this model (N, dimension)".into(),
@@ -1173,24 +1423,25 @@ pub fn run_to(
                 unwrapped: s.ref_unwrapped.clone(),
                 g: s.ref_g.clone(),
             });
-            let st = ParticleState {
+            states.push(ParticleState {
                 x: s.x,
                 image: s.image,
                 g: s.g,
                 step: s.step,
-            };
-            sims.push(Simulation::from_state(
-                model.clone(),
-                st,
-                cfg.seed,
-                r as u32,
-            ));
+            });
         }
-        let from = sims[0].step_count();
+        let from = states[0].step;
         w.set_checkpoint_interval(cfg.checkpoint_interval);
         let mut output = H5mdOutput::new(w, Some(refs));
         output.observables.restore_accumulators(&ck.accumulators)?;
-        (output, sims, Some(from))
+        let recorded = output.frames_written();
+        Ok(Prepared {
+            output: Some(output),
+            lock: Some(lock),
+            states,
+            recorded,
+            resumed: Some(from),
+        })
     } else {
         let layouts: Vec<GroupLayout> = (0..m)
             .map(|r| GroupLayout {
@@ -1203,63 +1454,14 @@ pub fn run_to(
         let mut w =
             H5mdWriter::create(&lock, &layouts, model.bx.length, "phaseflow user", &params)?;
         w.set_checkpoint_interval(cfg.checkpoint_interval);
-        let sims: Vec<Simulation> = (0..m)
-            .map(|r| Simulation::new(model.clone(), cfg.seed, r as u32))
-            .collect();
-        (H5mdOutput::new(w, None), sims, None)
-    };
-    let mut driver = Driver::from_simulations(
-        sims,
-        cfg.burn_in_steps,
-        cfg.steps,
-        cfg.every,
-        output.frames_written(),
-    )?;
-    let mut composed = Composed {
-        file: Some(output),
-        bare: Observables::new(None),
-        recorder,
-        frames: 0,
-    };
-    let result = driver.run(
-        model,
-        &mut [&mut composed],
-        &cfg.cancel,
-        progress,
-        cfg.abort_after_frames,
-    );
-    let mut output = composed.file.take().expect("the file observer");
-    let end = match result {
-        Ok(end) => end,
-        // resumable: the partial file (with its checkpoint) stays, and the message says so
-        Err(RunError::Interrupted { frames, .. }) => {
-            return Err(RunError::Interrupted {
-                frames,
-                partial: output.partial(),
-            })
-        }
-        Err(RunError::Aborted { frames, .. }) => {
-            return Err(RunError::Aborted {
-                frames,
-                partial: output.partial(),
-            })
-        }
-        // for good (blow-up, a write error): nothing is left behind
-        Err(e) => {
-            output.discard();
-            return Err(e);
-        }
-    };
-    drop(lock);
-    Ok(summary(
-        model,
-        cfg,
-        Some(out),
-        end,
-        output.frames,
-        resumed,
-        &output.observables,
-    ))
+        Ok(Prepared {
+            output: Some(H5mdOutput::new(w, None)),
+            lock: Some(lock),
+            states: fresh(),
+            recorded: 0,
+            resumed: None,
+        })
+    }
 }
 
 /// The summary of a run that reached its last frame.
@@ -1293,6 +1495,7 @@ fn summary(
         wall_seconds: wall,
         particle_steps_per_second: if wall > 0.0 { ps / wall } else { f64::INFINITY },
         threads: rayon::current_num_threads(),
+        ranks: 1,
         largest_cluster_fraction: observables.last_cluster,
     }
 }

@@ -35,16 +35,16 @@ pub struct ParticleState {
 pub struct Simulation {
     pub model: ParticleModel,
     /// Positions in storage order (slot s holds particle tag[s]); `x_next` is the write buffer.
-    x: Vec<f64>,
-    x_next: Vec<f64>,
-    image: Vec<i32>,
-    g: Vec<f64>,
-    tag: Vec<u32>,
-    step: u64,
+    pub(super) x: Vec<f64>,
+    pub(super) x_next: Vec<f64>,
+    pub(super) image: Vec<i32>,
+    pub(super) g: Vec<f64>,
+    pub(super) tag: Vec<u32>,
+    pub(super) step: u64,
     /// Noise stream of this replica's dynamics.
     rng: CounterRng,
-    nlist: Option<VerletList>,
-    max_force: f64,
+    pub(super) nlist: Option<VerletList>,
+    pub(super) max_force: f64,
     /// Largest squared displacement of a particle since the last neighbour-list build (∞ when
     /// unknown).
     max_disp2: f64,
@@ -255,6 +255,21 @@ impl Simulation {
     /// ABP orientation), the exact Ornstein–Uhlenbeck step for the AOUP propulsion.
     pub fn step(&mut self) {
         self.refresh_neighbours();
+        let n = self.model.n;
+        let (disp, fmax) = self.advance_slots(n);
+        self.max_force = fmax;
+        if self.nlist.as_ref().is_some_and(|l| l.is_built()) {
+            self.max_disp2 = self.max_disp2.max(disp);
+        }
+    }
+
+    /// The step kernel over the first `owned` storage slots (all of them in a single-process
+    /// run; a rank's own particles, ahead of its ghosts, in a decomposed one — the ghosts are
+    /// read, not moved): forces from the old positions through the current neighbour list,
+    /// positions written into the second buffer, buffers swapped, step counter advanced.
+    /// Returns (largest squared displacement since the list build, largest force component)
+    /// over those slots.
+    pub(super) fn advance_slots(&mut self, owned: usize) -> (f64, f64) {
         let m = &self.model;
         let (d, dt, n_mobile) = (m.dim, m.dt, (m.n - m.n_fixed) as u32);
         let gd = m.propulsion_dim();
@@ -267,7 +282,7 @@ impl Simulation {
         let x_old = &self.x;
         let tag = &self.tag;
         // 16 work items per thread for small systems (results do not depend on it)
-        let chunk_len = super::work_item_len(m.n, 16, CHUNK);
+        let chunk_len = super::work_item_len(owned, 16, CHUNK);
         let ctx = StepContext {
             dynamics: m.dynamics,
             kicks: NoiseAmplitudes::new(&m.dynamics, dt),
@@ -289,11 +304,10 @@ impl Simulation {
         let isa = self.isa;
         #[cfg(target_arch = "x86_64")]
         let wide = isa == Isa::Avx512 && super::avx512::applies(&ctx);
-        let (disp, fmax) = self
-            .x_next
+        let (disp, fmax) = self.x_next[..owned * d]
             .par_chunks_mut(chunk_len * d)
-            .zip(self.image.par_chunks_mut(chunk_len * d))
-            .zip(self.g.par_chunks_mut(chunk_len * gd))
+            .zip(self.image[..owned * d].par_chunks_mut(chunk_len * d))
+            .zip(self.g[..owned * gd].par_chunks_mut(chunk_len * gd))
             .enumerate()
             .map(|(chunk, ((xn, imgs), gs))| {
                 #[cfg(target_arch = "x86_64")]
@@ -306,11 +320,8 @@ impl Simulation {
             })
             .reduce(|| (0.0, 0.0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
         std::mem::swap(&mut self.x, &mut self.x_next);
-        self.max_force = fmax;
-        if !xb.is_empty() {
-            self.max_disp2 = self.max_disp2.max(disp);
-        }
         self.step += 1;
+        (disp, fmax)
     }
 }
 
@@ -545,7 +556,7 @@ struct Scratch {
 }
 
 /// `v[k] = v_old[order[k]]` for blocks of `per` values, through the buffer `out` (swapped in).
-fn permute<T: Copy + Default + Send + Sync>(
+pub(super) fn permute<T: Copy + Default + Send + Sync>(
     v: &mut Vec<T>,
     order: &[u32],
     per: usize,
@@ -583,7 +594,7 @@ fn noise_pair(z: &[f64; 4], z2: &[f64; 4], c: usize, d: usize) -> (f64, f64) {
 }
 
 /// Skin of the Verlet list: 0.3 particle diameters (a rebuild every ~0.15 σ of motion).
-fn skin(model: &ParticleModel, _pair: &PairForce) -> f64 {
+pub(super) fn skin(model: &ParticleModel, _pair: &PairForce) -> f64 {
     0.3 * model.diameter()
 }
 

@@ -1,0 +1,496 @@
+//! Particle runs over MPI ranks (feature `mpi`): `mpirun -np K phaseflow simulate MODEL …`.
+//!
+//! The box is cut into a Cartesian grid of sub-boxes ([`Grid`]), one per rank. A rank's
+//! [`Decomposed`] replica holds its own particles (storage slots `0..owned`, in cell order) and,
+//! behind them, ghost copies of the other ranks' particles within cut-off + skin of its sub-box.
+//! Per step (LAMMPS's `forward_comm`): the ghosts' positions arrive from their owners (one
+//! message per neighbouring rank and direction), the rank steps its own particles with the
+//! single-process kernel, and one `MPI_Allreduce` (max) of three numbers gives every rank the
+//! largest displacement since the list build, the largest force and the largest image counter.
+//! At a neighbour-list rebuild (the single-process trigger: some particle moved more than half
+//! the skin — the same steps, since the maximum is global) particles migrate to the rank owning
+//! their position and the ghost lists are rebuilt (`exchange` and `borders`, two
+//! `MPI_Alltoallv`). No force is sent back: each owned particle gathers its force from its list.
+//!
+//! **Bit-identical to one process.** A particle's noise is a function of (seed, replica, step,
+//! id), its force the sum over its list neighbours in particle-id order (pairs beyond the cut-off
+//! add exact zeros), and its update the single-process kernel: the positions, images and
+//! propulsion after any number of steps are those of a one-process run, bit for bit, whatever
+//! K and the grid. The root gathers each frame and writes the H5MD file as one process does
+//! (measured in `benches/mpi_scaling.sh`: the gather is a small part of a frame interval), so
+//! the file is the same as well.
+
+use super::cells::CellList;
+use super::decomposition::Grid;
+use super::model::ParticleModel;
+use super::run::{Engine, Replica};
+use super::sim::{permute, skin, ParticleState, Simulation};
+use mpi::collective::SystemOperation;
+use mpi::datatype::{Partition, PartitionMut};
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use mpi::Count;
+
+/// The ranks of an MPI communicator as an [`Engine`]: replicas are [`Decomposed`] over the
+/// grid chosen (and checked) by [`Mpi::new`].
+pub struct Mpi {
+    comm: SimpleCommunicator,
+    grid: Grid,
+    width: f64,
+}
+
+impl Mpi {
+    /// The engine for `model` on `comm`'s ranks: the rank grid from the rank count and the box
+    /// (or `grid`, P_1 × … × P_d), refused — on every rank, before any step — when a sub-box
+    /// would be thinner than the ghost layer (cut-off + skin).
+    pub fn new(
+        comm: SimpleCommunicator,
+        model: &ParticleModel,
+        grid: Option<&[usize]>,
+    ) -> Result<Mpi, String> {
+        let width = model.pair.map_or(0.0, |p| p.cutoff() + skin(model, &p));
+        let g = Grid::new(
+            comm.size() as usize,
+            model.dim,
+            model.bx.length,
+            width,
+            grid,
+        )?;
+        Ok(Mpi {
+            comm,
+            grid: g,
+            width,
+        })
+    }
+
+    /// The rank grid (ranks per direction).
+    pub fn grid(&self) -> &Grid {
+        &self.grid
+    }
+}
+
+impl Engine for Mpi {
+    type Replica = Decomposed;
+
+    fn is_root(&self) -> bool {
+        self.comm.rank() == 0
+    }
+
+    fn any(&self, flag: bool) -> bool {
+        let mut out = 0u8;
+        self.comm
+            .all_reduce_into(&(flag as u8), &mut out, SystemOperation::max());
+        out != 0
+    }
+
+    fn share(&self, value: u64) -> u64 {
+        let mut v = value;
+        self.comm.process_at_rank(0).broadcast_into(&mut v);
+        v
+    }
+
+    fn ranks(&self) -> usize {
+        self.comm.size() as usize
+    }
+
+    fn replica(
+        &self,
+        model: &ParticleModel,
+        state: Option<ParticleState>,
+        seed: u64,
+        replica: u32,
+    ) -> Decomposed {
+        Decomposed::new(
+            self.comm.duplicate(),
+            self.grid.clone(),
+            self.width,
+            model,
+            state,
+            seed,
+            replica,
+        )
+    }
+}
+
+/// Values per migrating particle: id, position (d), image (d), propulsion (gd).
+fn migrant_len(d: usize, gd: usize) -> usize {
+    1 + 2 * d + gd
+}
+
+/// One rank's share of a replica (see the module documentation).
+pub struct Decomposed {
+    comm: SimpleCommunicator,
+    grid: Grid,
+    rank: usize,
+    /// Local storage: own particles in slots `0..owned`, ghosts after them (positions and ids
+    /// only; images and propulsion are kept for own particles).
+    sim: Simulation,
+    owned: usize,
+    /// Ghost-layer width: cut-off + skin (0 without pair forces).
+    width: f64,
+    skin: f64,
+    /// The other ranks of the 3^d stencil (ascending).
+    neighbours: Vec<usize>,
+    /// Per neighbour: own slots whose positions it needs every step, and the buffer they are
+    /// packed into.
+    send: Vec<Vec<u32>>,
+    send_buf: Vec<Vec<f64>>,
+    /// Per neighbour: the ghost slots `a..b` its particles fill.
+    recv: Vec<(usize, usize)>,
+    /// Largest squared displacement of any particle since the last build, over all ranks
+    /// (∞: rebuild before the next step).
+    disp2: f64,
+    force_max: f64,
+    image_max: f64,
+    /// The cell order of own particles at a rebuild (memory locality of the force loop).
+    cells: Option<CellList>,
+    scratch: (Vec<f64>, Vec<i32>, Vec<f64>, Vec<u32>),
+}
+
+impl Decomposed {
+    /// This rank's share of a replica at `state` (collective: given on rank 0, broadcast).
+    fn new(
+        comm: SimpleCommunicator,
+        grid: Grid,
+        width: f64,
+        model: &ParticleModel,
+        state: Option<ParticleState>,
+        seed: u64,
+        replica: u32,
+    ) -> Decomposed {
+        let (n, d, gd) = (model.n, model.dim, model.propulsion_dim());
+        let root = comm.process_at_rank(0);
+        let mut full = state.unwrap_or_else(|| ParticleState {
+            x: vec![0.0; n * d],
+            image: vec![0; n * d],
+            g: vec![0.0; n * gd],
+            step: 0,
+        });
+        root.broadcast_into(&mut full.x[..]);
+        root.broadcast_into(&mut full.image[..]);
+        root.broadcast_into(&mut full.g[..]);
+        root.broadcast_into(&mut full.step);
+        let rank = comm.rank() as usize;
+        let mine: Vec<usize> = (0..n)
+            .filter(|&i| grid.owner(&full.x[i * d..(i + 1) * d]) == rank)
+            .collect();
+        let mut local = ParticleState {
+            x: Vec::with_capacity(mine.len() * d),
+            image: Vec::with_capacity(mine.len() * d),
+            g: Vec::with_capacity(mine.len() * gd),
+            step: full.step,
+        };
+        for &i in &mine {
+            local.x.extend_from_slice(&full.x[i * d..(i + 1) * d]);
+            local
+                .image
+                .extend_from_slice(&full.image[i * d..(i + 1) * d]);
+            local.g.extend_from_slice(&full.g[i * gd..(i + 1) * gd]);
+        }
+        drop(full);
+        let mut sim = Simulation::from_state(model.clone(), local, seed, replica);
+        sim.tag = mine.iter().map(|&i| i as u32).collect();
+        sim.x_next = vec![0.0; sim.x.len()];
+        let skin = sim.nlist.as_ref().map_or(0.0, |l| l.skin);
+        let cells = model.pair.map(|_| CellList::new(&model.bx, width));
+        let neighbours = grid.neighbours(rank);
+        let k = neighbours.len();
+        Decomposed {
+            comm,
+            rank,
+            owned: mine.len(),
+            sim,
+            width,
+            skin,
+            send: vec![Vec::new(); k],
+            send_buf: vec![Vec::new(); k],
+            recv: vec![(0, 0); k],
+            neighbours,
+            grid,
+            disp2: f64::INFINITY,
+            force_max: 0.0,
+            image_max: 0.0,
+            cells,
+            scratch: Default::default(),
+        }
+    }
+
+    /// Own particles of this rank.
+    pub fn owned(&self) -> usize {
+        self.owned
+    }
+
+    /// Ghost particles held by this rank.
+    pub fn ghosts(&self) -> usize {
+        self.sim.tag.len() - self.owned
+    }
+
+    /// Sends `out[q]` (values, grouped by destination rank) to every rank q and returns what
+    /// arrived, grouped by source rank, with the count from each (one `MPI_Alltoall` of the
+    /// counts and one `MPI_Alltoallv`).
+    fn exchange(&self, out: &[Vec<f64>]) -> (Vec<f64>, Vec<Count>) {
+        let size = self.comm.size() as usize;
+        let counts: Vec<Count> = out.iter().map(|v| v.len() as Count).collect();
+        let mut rcounts = vec![0 as Count; size];
+        self.comm.all_to_all_into(&counts[..], &mut rcounts[..]);
+        let displs = prefix(&counts);
+        let rdispls = prefix(&rcounts);
+        let send: Vec<f64> = out.concat();
+        let total: usize = rcounts.iter().map(|&c| c as usize).sum();
+        let mut recv = vec![0.0f64; total];
+        {
+            let sp = Partition::new(&send[..], &counts[..], &displs[..]);
+            let mut rp = PartitionMut::new(&mut recv[..], &rcounts[..], &rdispls[..]);
+            self.comm.all_to_all_varcount_into(&sp, &mut rp);
+        }
+        (recv, rcounts)
+    }
+
+    /// Migration, re-sort into cell order, ghost lists and the neighbour list (at a rebuild).
+    fn rebuild(&mut self) {
+        let m = &self.sim.model;
+        let (d, gd) = (m.dim, m.propulsion_dim());
+        let size = self.comm.size() as usize;
+        let rec = migrant_len(d, gd);
+        // migration: own particles whose position now lies in another rank's sub-box
+        let mut out = vec![Vec::new(); size];
+        let (mut x, mut image, mut g, mut tag) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for s in 0..self.owned {
+            let xs = &self.sim.x[s * d..(s + 1) * d];
+            let o = self.grid.owner(xs);
+            if o == self.rank {
+                x.extend_from_slice(xs);
+                image.extend_from_slice(&self.sim.image[s * d..(s + 1) * d]);
+                g.extend_from_slice(&self.sim.g[s * gd..(s + 1) * gd]);
+                tag.push(self.sim.tag[s]);
+            } else {
+                let v = &mut out[o];
+                v.push(self.sim.tag[s] as f64);
+                v.extend_from_slice(xs);
+                v.extend(self.sim.image[s * d..(s + 1) * d].iter().map(|&i| i as f64));
+                v.extend_from_slice(&self.sim.g[s * gd..(s + 1) * gd]);
+            }
+        }
+        let (arrived, _) = self.exchange(&out);
+        for p in arrived.chunks_exact(rec) {
+            tag.push(p[0] as u32);
+            x.extend_from_slice(&p[1..1 + d]);
+            image.extend(p[1 + d..1 + 2 * d].iter().map(|&v| v as i32));
+            g.extend_from_slice(&p[1 + 2 * d..]);
+        }
+        self.owned = tag.len();
+        // own particles in cell order (the order does not change the results: forces are
+        // summed in id order, the noise is drawn by id)
+        if let Some(cells) = self.cells.as_mut() {
+            cells.build(&x);
+            let order = &cells.order;
+            let sc = &mut self.scratch;
+            permute(&mut x, order, d, &mut sc.0);
+            permute(&mut image, order, d, &mut sc.1);
+            permute(&mut g, order, gd, &mut sc.2);
+            permute(&mut tag, order, 1, &mut sc.3);
+        }
+        // ghosts: own particles within the ghost width of a neighbour's sub-box
+        let mut out = vec![Vec::new(); size];
+        if self.width > 0.0 {
+            for (&nb, send) in self.neighbours.iter().zip(&mut self.send) {
+                send.clear();
+                for s in 0..self.owned {
+                    let xs = &x[s * d..(s + 1) * d];
+                    if self.grid.near(xs, nb, self.width) {
+                        send.push(s as u32);
+                        out[nb].push(tag[s] as f64);
+                        out[nb].extend_from_slice(xs);
+                    }
+                }
+            }
+        }
+        let (arrived, rcounts) = self.exchange(&out);
+        let mut at = self.owned;
+        let mut starts = vec![0usize; size + 1];
+        for (r, &c) in rcounts.iter().enumerate() {
+            starts[r + 1] = starts[r] + c as usize / (1 + d);
+        }
+        for (q, &nb) in self.neighbours.iter().enumerate() {
+            let cnt = starts[nb + 1] - starts[nb];
+            self.recv[q] = (at, at + cnt);
+            at += cnt;
+        }
+        debug_assert_eq!(at - self.owned, arrived.len() / (1 + d));
+        for p in arrived.chunks_exact(1 + d) {
+            tag.push(p[0] as u32);
+            x.extend_from_slice(&p[1..]);
+        }
+        self.sim.x_next.resize(x.len(), 0.0);
+        self.sim.x = x;
+        self.sim.image = image;
+        self.sim.g = g;
+        self.sim.tag = tag;
+        let bx = self.sim.model.bx;
+        if let Some(list) = self.sim.nlist.as_mut() {
+            list.build_partial(&self.sim.x, &bx, &self.sim.tag, self.owned);
+        }
+        self.disp2 = 0.0;
+    }
+
+    /// The ghosts' current positions from their owners (one message per neighbouring rank each
+    /// way; nothing where no ghost is shared).
+    fn forward(&mut self) {
+        let d = self.sim.model.dim;
+        for (send, buf) in self.send.iter().zip(&mut self.send_buf) {
+            buf.clear();
+            for &s in send {
+                let s = s as usize;
+                buf.extend_from_slice(&self.sim.x[s * d..(s + 1) * d]);
+            }
+        }
+        let comm = &self.comm;
+        let (neighbours, bufs, recv) = (&self.neighbours, &self.send_buf, &self.recv);
+        let x = &mut self.sim.x;
+        mpi::request::scope(|scope| {
+            let mut pending = Vec::with_capacity(neighbours.len());
+            for (&nb, buf) in neighbours.iter().zip(bufs) {
+                if !buf.is_empty() {
+                    pending.push(
+                        comm.process_at_rank(nb as i32)
+                            .immediate_send(scope, &buf[..]),
+                    );
+                }
+            }
+            for (&nb, &(a, b)) in neighbours.iter().zip(recv) {
+                if b > a {
+                    comm.process_at_rank(nb as i32)
+                        .receive_into(&mut x[a * d..b * d]);
+                }
+            }
+            for p in pending {
+                p.wait();
+            }
+        });
+    }
+}
+
+fn prefix(counts: &[Count]) -> Vec<Count> {
+    counts
+        .iter()
+        .scan(0 as Count, |acc, &c| {
+            let at = *acc;
+            *acc += c;
+            Some(at)
+        })
+        .collect()
+}
+
+impl Replica for Decomposed {
+    fn step(&mut self) {
+        if self.disp2 > 0.25 * self.skin * self.skin {
+            self.rebuild();
+        } else {
+            self.forward();
+        }
+        let (disp, fmax) = self.sim.advance_slots(self.owned);
+        let d = self.sim.model.dim;
+        let images = self.sim.image[..self.owned * d]
+            .iter()
+            .fold(0u32, |m, v| m.max(v.unsigned_abs()));
+        let local = [disp, fmax, images as f64];
+        let mut global = [0.0f64; 3];
+        self.comm
+            .all_reduce_into(&local[..], &mut global[..], SystemOperation::max());
+        if self.sim.nlist.is_some() {
+            self.disp2 = self.disp2.max(global[0]);
+        } else {
+            // no pair forces: no list, no ghosts, nothing to rebuild
+            self.disp2 = 0.0;
+        }
+        self.force_max = global[1];
+        self.image_max = global[2];
+    }
+
+    fn step_count(&self) -> u64 {
+        self.sim.step_count()
+    }
+
+    fn cancelled(&self, cancel: &crate::control::Cancel) -> bool {
+        let mut any = 0u8;
+        self.comm.all_reduce_into(
+            &(cancel.is_cancelled() as u8),
+            &mut any,
+            SystemOperation::max(),
+        );
+        any != 0
+    }
+
+    fn max_force_displacement(&self) -> f64 {
+        let mu = match self.sim.model.dynamics {
+            super::model::Dynamics::Abp { mu, .. } => mu,
+            super::model::Dynamics::Aoup { .. } => 1.0,
+        };
+        self.force_max * mu * self.sim.model.dt
+    }
+
+    fn image_beyond(&self, limit: i32) -> Option<(usize, i64)> {
+        if self.image_max <= limit.unsigned_abs() as f64 {
+            return None;
+        }
+        let d = self.sim.model.dim;
+        let lim = limit.unsigned_abs();
+        let local = self.sim.image[..self.owned * d]
+            .iter()
+            .position(|v| v.unsigned_abs() > lim)
+            .map_or(u64::MAX, |k| self.sim.tag[k / d] as u64);
+        let mut first = 0u64;
+        self.comm
+            .all_reduce_into(&local, &mut first, SystemOperation::min());
+        Some((first as usize, self.image_max as i64))
+    }
+
+    fn state(&self) -> ParticleState {
+        let m = &self.sim.model;
+        let (n, d, gd) = (m.n, m.dim, m.propulsion_dim());
+        let rec = migrant_len(d, gd);
+        let mut pack = Vec::with_capacity(self.owned * rec);
+        for s in 0..self.owned {
+            pack.push(self.sim.tag[s] as f64);
+            pack.extend_from_slice(&self.sim.x[s * d..(s + 1) * d]);
+            pack.extend(self.sim.image[s * d..(s + 1) * d].iter().map(|&i| i as f64));
+            pack.extend_from_slice(&self.sim.g[s * gd..(s + 1) * gd]);
+        }
+        let root = self.comm.process_at_rank(0);
+        let step = self.sim.step_count();
+        if self.comm.rank() != 0 {
+            root.gather_into(&(pack.len() as Count));
+            root.gather_varcount_into(&pack[..]);
+            return ParticleState {
+                x: Vec::new(),
+                image: Vec::new(),
+                g: Vec::new(),
+                step,
+            };
+        }
+        let size = self.comm.size() as usize;
+        let mut counts = vec![0 as Count; size];
+        root.gather_into_root(&(pack.len() as Count), &mut counts[..]);
+        let displs = prefix(&counts);
+        let mut all = vec![0.0f64; counts.iter().map(|&c| c as usize).sum()];
+        {
+            let mut p = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+            root.gather_varcount_into_root(&pack[..], &mut p);
+        }
+        let mut st = ParticleState {
+            x: vec![0.0; n * d],
+            image: vec![0; n * d],
+            g: vec![0.0; n * gd],
+            step,
+        };
+        for p in all.chunks_exact(rec) {
+            let i = p[0] as usize;
+            st.x[i * d..(i + 1) * d].copy_from_slice(&p[1..1 + d]);
+            for c in 0..d {
+                st.image[i * d + c] = p[1 + d + c] as i32;
+            }
+            st.g[i * gd..(i + 1) * gd].copy_from_slice(&p[1 + 2 * d..]);
+        }
+        st
+    }
+}
