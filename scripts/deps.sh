@@ -9,14 +9,19 @@
 #   python/tests/test_mdanalysis.py, test_gsd.py, test_freud.py).
 # `deps.sh --build-only`: the Debian packages only (what building and running the binary needs;
 # scripts/example.sh), no Python.
+# `deps.sh --mpi`: also MPICH and libclang (the `mpi` feature: `cargo build --features mpi`,
+# particle runs over `mpirun -np K`; scripts/test.sh asks for it).
 set -euo pipefail
 
 build_only=false
-case "${1:-}" in
-  "") ;;
-  --build-only) build_only=true ;;
-  *) echo "usage: $0 [--build-only]" >&2; exit 2 ;;
-esac
+with_mpi=false
+for arg in "$@"; do
+  case "$arg" in
+    --build-only) build_only=true ;;
+    --mpi) with_mpi=true ;;
+    *) echo "usage: $0 [--build-only] [--mpi]" >&2; exit 2 ;;
+  esac
+done
 
 SUDO=""
 if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
@@ -26,6 +31,12 @@ pkg_ok() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok i
 for p in libhdf5-dev pkg-config libfontconfig1-dev fonts-dejavu-core; do
   pkg_ok "$p" || missing+=("$p")
 done
+if $with_mpi; then
+  # MPICH (its mpirun runs as root without extra flags), libclang for the mpi crate's bindings
+  for p in libmpich-dev mpich libclang-dev; do
+    pkg_ok "$p" || missing+=("$p")
+  done
+fi
 # python3 may come from elsewhere (pyenv): only ask apt for it when there is none
 if ! $build_only; then
   command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip python3-venv)

@@ -6,7 +6,7 @@
 # notebooks executed against freshly simulated output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/deps.sh
+./scripts/deps.sh --mpi
 for tool in rustfmt clippy; do
   if ! cargo "${tool/rustfmt/fmt}" --version >/dev/null 2>&1; then
     rustup component add "$tool" || { echo "test: cargo $tool is missing and cannot be installed" >&2; exit 1; }
@@ -16,8 +16,9 @@ cargo fmt --all --check
 # --workspace: the Python crate too; its features unify with the tests' (see python/Cargo.toml,
 # feature test-artifacts), so the wheel below reuses the library built here
 cargo clippy --profile test-opt --locked --workspace --all-targets -- -D warnings
-# the build of the example (scripts/example.sh: without the default feature `learn`) too
-cargo clippy --profile test-opt --locked --no-default-features --all-targets -- -D warnings
+# the build of the example (scripts/example.sh: without the default feature `learn`) too, with
+# the `mpi` feature (particle runs over MPI ranks)
+cargo clippy --profile test-opt --locked --no-default-features --features mpi --all-targets -- -D warnings
 cargo test --profile test-opt --locked --workspace
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 target_dir="${CARGO_TARGET_DIR:-target}"
@@ -32,3 +33,7 @@ python3 -m pip install -q --disable-pip-version-check --force-reinstall --no-dep
 PHASEFLOW_BIN="$target_dir/test-opt/phaseflow" python3 -m pytest -q python/tests
 python3 notebooks/run_notebooks.py --phaseflow "$target_dir/test-opt/phaseflow"
 "$target_dir/test-opt/phaseflow" catalogue check
+# last, because it replaces target/test-opt/phaseflow (which the steps above use) with its own
+# build: particle runs over `mpirun -np 2` against one process (tests/mpi.rs), the binary built
+# with the `mpi` feature (and without `learn`, which these tests do not need: half the build)
+cargo test --profile test-opt --locked --no-default-features --features mpi --test mpi

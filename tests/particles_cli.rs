@@ -5,6 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[allow(dead_code)]
+mod common;
+use common::h5md_datasets as datasets;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_phaseflow"))
 }
@@ -23,41 +27,6 @@ fn stderr(o: &Output) -> String {
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
-}
-
-/// Every dataset under `/particles`, `/observables` (time series) and `/analysis` (averages),
-/// as raw f64/i64 bits.
-fn datasets(path: &Path) -> Vec<(String, Vec<u64>)> {
-    let f = hdf5::File::open(path).unwrap();
-    let mut out = Vec::new();
-    fn walk(g: &hdf5::Group, prefix: &str, out: &mut Vec<(String, Vec<u64>)>) {
-        for name in g.member_names().unwrap() {
-            let full = format!("{prefix}/{name}");
-            if let Ok(sub) = g.group(&name) {
-                walk(&sub, &full, out);
-            } else if let Ok(ds) = g.dataset(&name) {
-                let bits: Vec<u64> = match ds.dtype().unwrap().to_descriptor().unwrap() {
-                    hdf5::types::TypeDescriptor::Float(_) => ds
-                        .read_raw::<f64>()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.to_bits())
-                        .collect(),
-                    _ => ds
-                        .read_raw::<i64>()
-                        .unwrap()
-                        .iter()
-                        .map(|v| *v as u64)
-                        .collect(),
-                };
-                out.push((full, bits));
-            }
-        }
-    }
-    for top in ["particles", "observables", "analysis"] {
-        walk(&f.group(top).unwrap(), &format!("/{top}"), &mut out);
-    }
-    out
 }
 
 fn simulate(extra: &[&str], out: &Path) -> Output {

@@ -323,7 +323,7 @@ enum MpiRun {
 
 impl MpiRun {
     /// One process, or (under `mpirun`) MPI initialised and the rank grid chosen and checked
-    /// (every rank finds the same error; the root reports it, the others end with status 1).
+    /// (every rank finds the same error; the root reports it, the others end quietly).
     fn start(model: &crate::particles::ParticleModel, grid: Option<&[usize]>) -> Result<MpiRun> {
         if !launched_by_mpi() {
             if grid.is_some() {
@@ -340,9 +340,15 @@ impl MpiRun {
             let root = world.rank() == 0;
             let engine = match crate::particles::mpi::Mpi::new(world, model, grid) {
                 Ok(e) => e,
-                // every rank finds the same error: the root says it
+                // every rank finds the same error: the root says it and ends with status 1
+                // (mpirun's status); the others end quietly — with status 0, because MPICH's
+                // launcher stops every rank as soon as one fails, which could cut the root off
+                // before it has said why
                 Err(e) if root => bail!("{e}"),
-                Err(_) => std::process::exit(1),
+                Err(_) => {
+                    drop(universe);
+                    std::process::exit(0)
+                }
             };
             Ok(MpiRun::Ranks(universe, engine))
         }
@@ -364,8 +370,8 @@ impl MpiRun {
         }
     }
 
-    /// Runs the simulation; on the root returns its summary, on the other ranks ends the
-    /// process (status 0, or 1 after an error the root reports) once the run is over.
+    /// Runs the simulation; on the root returns its summary (or the error), on the other ranks
+    /// ends the process once the run is over (status 0: the root reports).
     fn run(
         self,
         model: &crate::particles::ParticleModel,
@@ -387,7 +393,8 @@ impl MpiRun {
                     Ok(Some(s)) => Ok(s),
                     Ok(None) => std::process::exit(0),
                     Err(e) if root => Err(e.into()),
-                    Err(_) => std::process::exit(1),
+                    // the root reports the error and sets mpirun's status (see `start`)
+                    Err(_) => std::process::exit(0),
                 }
             }
         }

@@ -90,7 +90,7 @@ impl Grid {
                 Some((f, _)) => f,
                 None => {
                     return Err(format!(
-                        "{k} ranks cannot tile this box: every grid of {k} ranks has sub-boxes thinner than the ghost layer (cut-off + skin = {ghost_width:.4}); at most {most} ranks fit along each of the {dim} directions (L = {length}), i.e. at most {} ranks, in grids whose sizes multiply to the rank count",
+                        "{k} ranks cannot tile this box: every grid of {k} ranks has sub-boxes thinner than the ghost layer (cut-off + skin = {ghost_width:.4}); the box (L = {length:.4}) holds at most {most} sub-box(es) per direction, {} rank(s) in all",
                         most.saturating_pow(dim as u32)
                     ))
                 }

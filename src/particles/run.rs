@@ -579,7 +579,7 @@ impl Observer for H5mdOutput {
 /// assert_eq!(obs.msd.len(), 2); // one value per replica
 /// ```
 /// One replica as the [`Driver`] advances it: a [`Simulation`] in one process, or the ranks'
-/// shares of one ([`super::mpi::Decomposed`], feature `mpi`). Under MPI every method is
+/// shares of one (`particles::mpi::Decomposed`, feature `mpi`). Under MPI every method is
 /// collective (all ranks call it in the same order) and its answer is the same on every rank.
 pub trait Replica {
     /// Advances one step of Δt.
@@ -639,7 +639,7 @@ impl Replica for Simulation {
 }
 
 /// The processes that run one simulation together, and how they make its replicas: one process
-/// ([`OneProcess`]), or the ranks of an MPI communicator ([`super::mpi::Mpi`], feature `mpi`).
+/// ([`OneProcess`]), or the ranks of an MPI communicator (`particles::mpi::Mpi`, feature `mpi`).
 /// Every decision to stop is taken by all processes together ([`Engine::any`]); files are
 /// written by the root alone.
 pub trait Engine {
@@ -1216,7 +1216,7 @@ pub fn run_to(
 }
 
 /// [`run_to`] on the processes of `engine`: with [`OneProcess`] exactly [`run_to`]; with the
-/// ranks of an MPI communicator ([`super::mpi::Mpi`]) every rank calls it, the root alone
+/// ranks of an MPI communicator (`particles::mpi::Mpi`, feature `mpi`) every rank calls it, the root alone
 /// touches the file (lock, resume, frames, checkpoints), and every rank gets the same outcome —
 /// the root the summary (`Some`), the others `None`, or all an error. The datasets written do
 /// not depend on the number of ranks, and a run interrupted with one rank count resumes with

@@ -1,5 +1,6 @@
-//! Helpers shared by the integration tests that drive the `phaseflow` binary through score
-//! training and entropy production (tests/score.rs, tests/epr.rs).
+//! Helpers shared by the integration tests that drive the `phaseflow` binary (score training
+//! and entropy production: tests/score.rs, tests/epr.rs; particle runs: tests/particles_cli.rs,
+//! tests/mpi.rs).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -60,4 +61,43 @@ pub fn train(cfg: &Path, data: &Path, model: &Path) {
         model.to_str().unwrap(),
         "--quiet",
     ]);
+}
+
+/// Every dataset under `/particles`, `/observables` (time series) and `/analysis` (averages),
+/// as raw f64/i64 bits.
+pub fn h5md_datasets(path: &Path) -> Vec<(String, Vec<u64>)> {
+    let f = hdf5::File::open(path).unwrap();
+    let mut out = Vec::new();
+    fn walk(g: &hdf5::Group, prefix: &str, out: &mut Vec<(String, Vec<u64>)>) {
+        for name in g.member_names().unwrap() {
+            let full = format!("{prefix}/{name}");
+            if let Ok(sub) = g.group(&name) {
+                walk(&sub, &full, out);
+            } else if let Ok(ds) = g.dataset(&name) {
+                let bits: Vec<u64> = match ds.dtype().unwrap().to_descriptor().unwrap() {
+                    hdf5::types::TypeDescriptor::Float(_) => ds
+                        .read_raw::<f64>()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect(),
+                    _ => ds
+                        .read_raw::<i64>()
+                        .unwrap()
+                        .iter()
+                        .map(|v| *v as u64)
+                        .collect(),
+                };
+                out.push((full, bits));
+            }
+        }
+    }
+    // (/analysis holds g(r) and packing histograms: models with pair forces in d ≥ 2)
+    for top in ["particles", "observables", "analysis"] {
+        if top == "analysis" && !f.link_exists(top) {
+            continue;
+        }
+        walk(&f.group(top).unwrap(), &format!("/{top}"), &mut out);
+    }
+    out
 }
