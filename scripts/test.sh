@@ -35,5 +35,6 @@ python3 notebooks/run_notebooks.py --phaseflow "$target_dir/test-opt/phaseflow"
 "$target_dir/test-opt/phaseflow" catalogue check
 # last, because it replaces target/test-opt/phaseflow (which the steps above use) with its own
 # build: particle runs over `mpirun -np 2` against one process (tests/mpi.rs), the binary built
-# with the `mpi` feature (and without `learn`, which these tests do not need: half the build)
-cargo test --profile test-opt --locked --no-default-features --features mpi --test mpi
+# with the `mpi` feature (and without `learn`, which these tests do not need: half the build);
+# one test at a time: each runs two MPI ranks, which busy-poll, on the two cores
+cargo test --profile test-opt --locked --no-default-features --features mpi --test mpi -- --test-threads=1

@@ -59,21 +59,31 @@ impl PeriodicBox {
 /// A cell list over a periodic box: cells of edge ≥ the interaction cut-off, particles sorted by
 /// cell with a counting sort (stable, so the order within a cell is the particle order and every
 /// neighbour loop is deterministic). Rebuilt in O(N) whenever positions change.
+///
+/// Over the whole box ([`CellList::new`]) or over a region of it ([`CellList::new_region`]: a
+/// rank's sub-box with its ghost layer in a decomposed run, so that a rank's cells number as its
+/// particles do, not as the whole box's).
 #[derive(Debug, Clone)]
 pub struct CellList {
     dim: usize,
-    /// Cells per direction (≥ 3 in every direction, or the list degenerates to one cell with an
-    /// all-pairs search).
-    n: usize,
-    cell_len: f64,
+    /// Cells per direction (1 beyond `dim`). Over a periodic direction ≥ 3, or 1 (then one cell
+    /// spans the direction: all pairs along it, still minimum image).
+    n: [usize; 3],
+    cell_len: [f64; 3],
+    /// Lower edge of the cells per direction (−L/2 over the whole box).
+    origin: [f64; 3],
+    /// Box edge L (positions are wrapped; offsets from `origin` are taken modulo L).
+    length: f64,
     /// Particle indices sorted by cell.
     pub order: Vec<u32>,
-    /// `order[start[c]..start[c + 1]]` are the particles of cell c.
+    /// `order[start[c]..start[c + 1]]` are the particles of cell c; the extra cell `cells` is
+    /// always empty (it pads the neighbour table where a region's edge clips the stencil).
     pub start: Vec<u32>,
     cell_of: Vec<u32>,
     /// Cell of the k-th particle in sorted order.
     pub sorted_cell: Vec<u32>,
-    /// Neighbouring cells of each cell (itself included), 3^d per cell, each listed once.
+    /// Neighbouring cells of each cell (itself included), `per_cell` per cell, each listed once
+    /// (padded with the empty cell).
     neighbours: Vec<u32>,
     per_cell: usize,
     /// Next free slot per cell during a build (kept: rebuilds do not allocate).
@@ -87,36 +97,97 @@ impl CellList {
     pub fn new(bx: &PeriodicBox, cutoff: f64) -> CellList {
         let fit = (bx.length / cutoff).floor() as usize;
         let n = if fit >= 3 { fit } else { 1 };
-        let cells = n.pow(bx.dim as u32);
-        let per_cell = if n == 1 { 1 } else { 3usize.pow(bx.dim as u32) };
+        let mut dims = [1usize; 3];
+        dims[..bx.dim].iter_mut().for_each(|v| *v = n);
+        Self::with_cells(bx, dims, [-bx.half(); 3], [bx.length; 3], [true; 3])
+    }
+
+    /// Cell list over the region `lo[k] ≤ x_k < hi[k]` (taken on the periodic circle; `hi − lo`
+    /// below L) in the directions where `clipped[k]`, over the whole box in the others: cells of
+    /// edge ≥ `cutoff`, the stencil clipped at the region's edges. Positions given to
+    /// [`CellList::build`] must lie in the region (they are clamped into its edge cells).
+    pub fn new_region(
+        bx: &PeriodicBox,
+        cutoff: f64,
+        lo: [f64; 3],
+        hi: [f64; 3],
+        clipped: [bool; 3],
+    ) -> CellList {
+        let mut dims = [1usize; 3];
+        let mut origin = [-bx.half(); 3];
+        let mut extent = [bx.length; 3];
+        let mut periodic = [true; 3];
+        for k in 0..bx.dim {
+            if clipped[k] && hi[k] - lo[k] < bx.length {
+                origin[k] = lo[k];
+                extent[k] = hi[k] - lo[k];
+                periodic[k] = false;
+                dims[k] = ((extent[k] / cutoff).floor() as usize).max(1);
+            } else {
+                let fit = (bx.length / cutoff).floor() as usize;
+                dims[k] = if fit >= 3 { fit } else { 1 };
+            }
+        }
+        Self::with_cells(bx, dims, origin, extent, periodic)
+    }
+
+    fn with_cells(
+        bx: &PeriodicBox,
+        n: [usize; 3],
+        origin: [f64; 3],
+        extent: [f64; 3],
+        periodic: [bool; 3],
+    ) -> CellList {
+        let dim = bx.dim;
+        let cells: usize = n.iter().product();
+        let empty = cells as u32;
+        let offsets = 3usize.pow(dim as u32);
+        let per_cell = if n[..dim].iter().all(|&v| v == 1) {
+            1
+        } else {
+            offsets
+        };
         let mut neighbours = Vec::with_capacity(cells * per_cell);
         for c in 0..cells {
-            let coords = unflatten(c, n, bx.dim);
-            if n == 1 {
-                neighbours.push(0);
-                continue;
-            }
-            let offsets = 3usize.pow(bx.dim as u32);
+            let coords = [c % n[0], (c / n[0]) % n[1], c / (n[0] * n[1])];
+            let mut list = Vec::with_capacity(per_cell);
             for o in 0..offsets {
                 let mut flat = 0usize;
                 let mut stride = 1usize;
                 let mut oo = o;
-                for &ck in coords.iter().take(bx.dim) {
+                let mut inside = true;
+                for k in 0..dim {
                     let off = (oo % 3) as i64 - 1;
                     oo /= 3;
-                    let v = (ck as i64 + off).rem_euclid(n as i64) as usize;
-                    flat += v * stride;
-                    stride *= n;
+                    let mut v = coords[k] as i64 + off;
+                    if periodic[k] {
+                        v = v.rem_euclid(n[k] as i64);
+                    } else if v < 0 || v >= n[k] as i64 {
+                        inside = false;
+                    }
+                    flat += v.max(0) as usize * stride;
+                    stride *= n[k];
                 }
-                neighbours.push(flat as u32);
+                // a direction with one cell: its −1, 0, +1 are the same cell, listed once
+                if inside && !list.contains(&(flat as u32)) {
+                    list.push(flat as u32);
+                }
             }
+            list.resize(per_cell, empty);
+            neighbours.extend_from_slice(&list);
+        }
+        let mut cell_len = [1.0f64; 3];
+        for k in 0..3 {
+            cell_len[k] = extent[k] / n[k] as f64;
         }
         CellList {
-            dim: bx.dim,
+            dim,
             n,
-            cell_len: bx.length / n as f64,
+            cell_len,
+            origin,
+            length: bx.length,
             order: Vec::new(),
-            start: vec![0; cells + 1],
+            start: vec![0; cells + 2],
             cell_of: Vec::new(),
             sorted_cell: Vec::new(),
             neighbours,
@@ -125,21 +196,28 @@ impl CellList {
         }
     }
 
-    /// Number of cells per direction.
+    /// Number of cells per direction (the first direction's; a whole-box list has the same
+    /// number in every direction).
     pub fn cells_per_side(&self) -> usize {
-        self.n
+        self.n[0]
     }
 
-    /// Cell of a wrapped position (components in [−w, w)).
+    /// Cell of a wrapped position (components in [−L/2, L/2); clamped into the region).
     #[inline]
     pub fn cell_of_position(&self, x: &[f64]) -> usize {
-        let half = 0.5 * self.cell_len * self.n as f64;
         let mut flat = 0usize;
         let mut stride = 1usize;
-        for &xk in x.iter().take(self.dim) {
-            let c = (((xk + half) / self.cell_len) as usize).min(self.n - 1);
+        for (k, &xk) in x.iter().take(self.dim).enumerate() {
+            // the offset from the region's lower edge on the circle, in [0, L)
+            let mut u = xk - self.origin[k];
+            if u < 0.0 {
+                u += self.length;
+            } else if u >= self.length {
+                u -= self.length;
+            }
+            let c = ((u / self.cell_len[k]) as usize).min(self.n[k] - 1);
             flat += c * stride;
-            stride *= self.n;
+            stride *= self.n[k];
         }
         flat
     }
@@ -147,7 +225,7 @@ impl CellList {
     /// Sorts the particles (positions `x`, N·d values, wrapped into the box) into cells.
     pub fn build(&mut self, x: &[f64]) {
         let np = x.len() / self.dim;
-        let cells = self.start.len() - 1;
+        let cells = self.start.len() - 2;
         self.cell_of.resize(np, 0);
         self.order.resize(np, 0);
         self.start.iter_mut().for_each(|s| *s = 0);
@@ -172,6 +250,8 @@ impl CellList {
         for c in 0..cells {
             self.start[c + 1] += self.start[c];
         }
+        // the padding cell stays empty
+        self.start[cells + 1] = self.start[cells];
         // stable placement: walk particles in order, each goes to the next free slot of its cell
         let fill = &mut self.fill;
         fill.clear();
@@ -241,15 +321,6 @@ impl CellList {
     }
 }
 
-fn unflatten(mut c: usize, n: usize, dim: usize) -> [usize; 3] {
-    let mut out = [0; 3];
-    for o in out.iter_mut().take(dim) {
-        *o = c % n;
-        c /= n;
-    }
-    out
-}
-
 /// `if c { a } else { b }` by bit masking, without a branch.
 #[inline(always)]
 pub fn select(c: bool, a: f64, b: f64) -> f64 {
@@ -272,6 +343,57 @@ mod tests {
         assert!((x - 2.5).abs() < 1e-12);
         assert!((bx.min_image(9.0) - (-1.0)).abs() < 1e-12);
         assert!((bx.min_image(-6.0) - 4.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn region_candidates_cover_all_pairs_within_cutoff_once() {
+        use rand::{Rng, SeedableRng};
+        // a region across the periodic edge in direction 0, the whole box in direction 1 (as a
+        // rank's sub-box with its ghost layer, decomposed along 0 only), and a box too small
+        // for three cells in direction 1
+        for (dim, length, clipped) in [
+            (1, 12.0, [true, false, false]),
+            (2, 12.0, [true, false, false]),
+            (2, 6.0, [true, false, false]),
+            (3, 12.0, [true, true, false]),
+        ] {
+            let bx = PeriodicBox::new(dim, length);
+            let cutoff = 2.2;
+            let (lo, hi) = ([3.0, -2.0, 0.0], [3.0 + 7.5, 3.0, 0.0]);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(7 + dim as u64);
+            let np = 400;
+            let mut x = Vec::new();
+            while x.len() < np * dim {
+                let p: Vec<f64> = (0..dim)
+                    .map(|k| {
+                        if clipped[k] {
+                            let mut v = rng.random_range(lo[k]..hi[k]);
+                            bx.wrap(&mut v);
+                            v
+                        } else {
+                            rng.random_range(-0.5 * length..0.5 * length)
+                        }
+                    })
+                    .collect();
+                x.extend(p);
+            }
+            let mut cl = CellList::new_region(&bx, cutoff, lo, hi, clipped);
+            cl.build(&x);
+            for i in 0..np {
+                let mut seen = vec![0u32; np];
+                cl.for_each_candidate(i, |j| seen[j] += 1);
+                for j in 0..np {
+                    let r2: f64 = (0..dim)
+                        .map(|k| bx.min_image(x[i * dim + k] - x[j * dim + k]).powi(2))
+                        .sum();
+                    assert!(seen[j] <= 1, "visited twice");
+                    if r2 < cutoff * cutoff {
+                        assert_eq!(seen[j], 1, "dim {dim}, L {length}: ({i}, {j}) missed");
+                    }
+                }
+                assert_eq!(cl.candidate_count(i), seen.iter().sum::<u32>() as usize);
+            }
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@
 use super::cells::CellList;
 use super::decomposition::Grid;
 use super::model::ParticleModel;
+use super::neighbours::VerletList;
 use super::run::{Engine, Replica};
 use super::sim::{permute, skin, ParticleState, Simulation};
 use mpi::collective::SystemOperation;
@@ -188,11 +189,27 @@ impl Decomposed {
             local.g.extend_from_slice(&full.g[i * gd..(i + 1) * gd]);
         }
         drop(full);
-        let mut sim = Simulation::from_state(model.clone(), local, seed, replica);
+        // cells over this rank's sub-box and ghost layer only (not the whole box: a rank's
+        // memory and rebuild time scale with its particles)
+        let (mut lo, mut hi) = grid.bounds(rank);
+        let mut clipped = [false; 3];
+        for k in 0..model.dim {
+            lo[k] -= width;
+            hi[k] += width;
+            clipped[k] = grid.ranks[k] > 1;
+        }
+        let skin = model.pair.map_or(0.0, |p| skin(model, &p));
+        let nlist = model
+            .pair
+            .map(|p| VerletList::new_region(&model.bx, p.cutoff(), skin, lo, hi, clipped));
+        let mut sim = Simulation::with_list(model.clone(), local, seed, replica, nlist);
         sim.tag = mine.iter().map(|&i| i as u32).collect();
         sim.x_next = vec![0.0; sim.x.len()];
-        let skin = sim.nlist.as_ref().map_or(0.0, |l| l.skin);
-        let cells = model.pair.map(|_| CellList::new(&model.bx, width));
+        // (forces of all N particles are kept only for ParticleDrift; not needed here)
+        sim.force = Vec::new();
+        let cells = model
+            .pair
+            .map(|_| CellList::new_region(&model.bx, width, lo, hi, clipped));
         let neighbours = grid.neighbours(rank);
         let k = neighbours.len();
         Decomposed {

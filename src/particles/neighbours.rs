@@ -48,9 +48,32 @@ impl VerletList {
     /// cutoff + skin fit across the box, the cell list degenerates to all pairs (still exact).
     pub fn new(bx: &PeriodicBox, cutoff: f64, skin: f64) -> VerletList {
         VerletList {
+            cells: CellList::new(bx, cutoff + skin),
+            ..Self::empty(cutoff, skin)
+        }
+    }
+
+    /// List whose candidates come from a cell list over a region of the box (a rank's sub-box
+    /// with its ghost layer; see [`CellList::new_region`]): for [`VerletList::build_partial`].
+    pub fn new_region(
+        bx: &PeriodicBox,
+        cutoff: f64,
+        skin: f64,
+        lo: [f64; 3],
+        hi: [f64; 3],
+        clipped: [bool; 3],
+    ) -> VerletList {
+        VerletList {
+            cells: CellList::new_region(bx, cutoff + skin, lo, hi, clipped),
+            ..Self::empty(cutoff, skin)
+        }
+    }
+
+    fn empty(cutoff: f64, skin: f64) -> VerletList {
+        VerletList {
             skin,
             cutoff,
-            cells: CellList::new(bx, cutoff + skin),
+            cells: CellList::new(&PeriodicBox::new(1, 1.0), 1.0),
             start: Vec::new(),
             nbr: Vec::new(),
             x_build: Vec::new(),

@@ -49,7 +49,7 @@ pub struct Simulation {
     /// unknown).
     max_disp2: f64,
     /// Pair forces of the last [`Simulation::compute_forces`], particle order.
-    force: Vec<f64>,
+    pub(super) force: Vec<f64>,
     /// Instruction set of the step kernel (detected; the results do not depend on it).
     isa: Isa,
     scratch: Scratch,
@@ -82,8 +82,21 @@ impl Simulation {
         let nlist = model
             .pair
             .map(|p| VerletList::new(&model.bx, p.cutoff(), skin(&model, &p)));
-        let n = model.n;
+        Self::with_list(model, state, seed, replica, nlist)
+    }
+
+    /// [`Simulation::from_state`] with the given neighbour list (a decomposed run's list over
+    /// its region of the box).
+    pub(super) fn with_list(
+        model: ParticleModel,
+        state: ParticleState,
+        seed: u64,
+        replica: u32,
+        nlist: Option<VerletList>,
+    ) -> Simulation {
+        // (all N particles, or a rank's own)
         let d = model.dim;
+        let n = state.x.len() / d;
         let mut sim = Simulation {
             rng: CounterRng::new(seed, stream(replica, 0)),
             nlist,
@@ -112,7 +125,7 @@ impl Simulation {
         self.image = state.image;
         self.g = state.g;
         self.step = state.step;
-        self.tag = (0..self.model.n as u32).collect();
+        self.tag = (0..(self.x.len() / self.model.dim) as u32).collect();
         self.max_disp2 = f64::INFINITY;
     }
 
