@@ -65,6 +65,7 @@ pub fn train(cfg: &Path, data: &Path, model: &Path) {
 
 /// Every dataset under `/particles`, `/observables` (time series) and `/analysis` (averages),
 /// as raw f64/i64 bits.
+#[allow(dead_code)] // (used by the particle tests, not by score and epr)
 pub fn h5md_datasets(path: &Path) -> Vec<(String, Vec<u64>)> {
     let f = hdf5::File::open(path).unwrap();
     let mut out = Vec::new();
