@@ -24,7 +24,7 @@ use super::cells::CellList;
 use super::decomposition::Grid;
 use super::model::ParticleModel;
 use super::neighbours::VerletList;
-use super::run::{Engine, Replica};
+use super::run::{Engine, Replica, Traffic};
 use super::sim::{permute, skin, ParticleState, Simulation};
 use mpi::collective::SystemOperation;
 use mpi::datatype::{Partition, PartitionMut};
@@ -138,6 +138,8 @@ pub struct Decomposed {
     send_buf: Vec<Vec<f64>>,
     /// Per neighbour: the ghost slots `a..b` its particles fill.
     recv: Vec<(usize, usize)>,
+    /// Rebuilds so far.
+    rebuilds: u64,
     /// Largest squared displacement of any particle since the last build, over all ranks
     /// (∞: rebuild before the next step).
     disp2: f64,
@@ -149,7 +151,8 @@ pub struct Decomposed {
 }
 
 impl Decomposed {
-    /// This rank's share of a replica at `state` (collective: given on rank 0, broadcast).
+    /// This rank's share of a replica at `state` (collective: given on rank 0, which sends each
+    /// rank the particles its sub-box holds).
     fn new(
         comm: SimpleCommunicator,
         grid: Grid,
@@ -159,36 +162,56 @@ impl Decomposed {
         seed: u64,
         replica: u32,
     ) -> Decomposed {
-        let (n, d, gd) = (model.n, model.dim, model.propulsion_dim());
-        let root = comm.process_at_rank(0);
-        let mut full = state.unwrap_or_else(|| ParticleState {
-            x: vec![0.0; n * d],
-            image: vec![0; n * d],
-            g: vec![0.0; n * gd],
-            step: 0,
-        });
-        root.broadcast_into(&mut full.x[..]);
-        root.broadcast_into(&mut full.image[..]);
-        root.broadcast_into(&mut full.g[..]);
-        root.broadcast_into(&mut full.step);
+        let (d, gd) = (model.dim, model.propulsion_dim());
         let rank = comm.rank() as usize;
-        let mine: Vec<usize> = (0..n)
-            .filter(|&i| grid.owner(&full.x[i * d..(i + 1) * d]) == rank)
-            .collect();
+        let rec = migrant_len(d, gd);
+        // the root sends each rank its particles (one MPI_Scatterv: only the root holds all N)
+        let root = comm.process_at_rank(0);
+        let mut count: Count = 0;
+        let mut mine: Vec<f64>;
+        let mut step = 0u64;
+        if let Some(full) = state {
+            let size = comm.size() as usize;
+            let mut out = vec![Vec::new(); size];
+            for i in 0..model.n {
+                let xi = &full.x[i * d..(i + 1) * d];
+                let v = &mut out[grid.owner(xi)];
+                v.push(i as f64);
+                v.extend_from_slice(xi);
+                v.extend(full.image[i * d..(i + 1) * d].iter().map(|&k| k as f64));
+                v.extend_from_slice(&full.g[i * gd..(i + 1) * gd]);
+            }
+            let counts: Vec<Count> = out.iter().map(|v| v.len() as Count).collect();
+            root.scatter_into_root(&counts[..], &mut count);
+            mine = vec![0.0; count as usize];
+            let displs = prefix(&counts);
+            let all = out.concat();
+            let p = Partition::new(&all[..], &counts[..], &displs[..]);
+            root.scatter_varcount_into_root(&p, &mut mine[..]);
+            step = full.step;
+        } else {
+            root.scatter_into(&mut count);
+            mine = vec![0.0; count as usize];
+            root.scatter_varcount_into(&mut mine[..]);
+        }
+        root.broadcast_into(&mut step);
+        let owned = mine.len() / rec;
         let mut local = ParticleState {
-            x: Vec::with_capacity(mine.len() * d),
-            image: Vec::with_capacity(mine.len() * d),
-            g: Vec::with_capacity(mine.len() * gd),
-            step: full.step,
+            x: Vec::with_capacity(owned * d),
+            image: Vec::with_capacity(owned * d),
+            g: Vec::with_capacity(owned * gd),
+            step,
         };
-        for &i in &mine {
-            local.x.extend_from_slice(&full.x[i * d..(i + 1) * d]);
+        let mut tags = Vec::with_capacity(owned);
+        for p in mine.chunks_exact(rec) {
+            tags.push(p[0] as u32);
+            local.x.extend_from_slice(&p[1..1 + d]);
             local
                 .image
-                .extend_from_slice(&full.image[i * d..(i + 1) * d]);
-            local.g.extend_from_slice(&full.g[i * gd..(i + 1) * gd]);
+                .extend(p[1 + d..1 + 2 * d].iter().map(|&v| v as i32));
+            local.g.extend_from_slice(&p[1 + 2 * d..]);
         }
-        drop(full);
+        drop(mine);
         // cells over this rank's sub-box and ghost layer only (not the whole box: a rank's
         // memory and rebuild time scale with its particles)
         let (mut lo, mut hi) = grid.bounds(rank);
@@ -203,7 +226,7 @@ impl Decomposed {
             .pair
             .map(|p| VerletList::new_region(&model.bx, p.cutoff(), skin, lo, hi, clipped));
         let mut sim = Simulation::with_list(model.clone(), local, seed, replica, nlist);
-        sim.tag = mine.iter().map(|&i| i as u32).collect();
+        sim.tag = tags;
         sim.x_next = vec![0.0; sim.x.len()];
         // (forces of all N particles are kept only for ParticleDrift; not needed here)
         sim.force = Vec::new();
@@ -215,7 +238,7 @@ impl Decomposed {
         Decomposed {
             comm,
             rank,
-            owned: mine.len(),
+            owned,
             sim,
             width,
             skin,
@@ -224,6 +247,7 @@ impl Decomposed {
             recv: vec![(0, 0); k],
             neighbours,
             grid,
+            rebuilds: 0,
             disp2: f64::INFINITY,
             force_max: 0.0,
             image_max: 0.0,
@@ -348,6 +372,7 @@ impl Decomposed {
             list.build_partial(&self.sim.x, &bx, &self.sim.tag, self.owned);
         }
         self.disp2 = 0.0;
+        self.rebuilds += 1;
     }
 
     /// The ghosts' current positions from their owners (one message per neighbouring rank each
@@ -426,6 +451,24 @@ impl Replica for Decomposed {
 
     fn step_count(&self) -> u64 {
         self.sim.step_count()
+    }
+
+    fn traffic(&self) -> Option<Traffic> {
+        let d = self.sim.model.dim;
+        let sent: usize = self.send.iter().map(|s| s.len()).sum();
+        let messages = self.send.iter().filter(|s| !s.is_empty()).count();
+        let local = [self.ghosts() as f64, messages as f64, (sent * d * 8) as f64];
+        let mut total = [0.0f64; 3];
+        self.comm
+            .all_reduce_into(&local[..], &mut total[..], SystemOperation::sum());
+        let k = self.comm.size() as f64;
+        Some(Traffic {
+            grid: self.grid.ranks[..d].to_vec(),
+            rebuilds: self.rebuilds,
+            ghost_fraction: total[0] / self.sim.model.n as f64,
+            messages_per_step: total[1] / k,
+            bytes_per_step: total[2] / k,
+        })
     }
 
     fn cancelled(&self, cancel: &crate::control::Cancel) -> bool {

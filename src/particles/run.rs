@@ -97,6 +97,9 @@ pub struct RunSummary {
     pub threads: usize,
     /// Processes (MPI ranks) the run was decomposed over (1 without MPI).
     pub ranks: usize,
+    /// Under MPI: what replica 0's decomposition exchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
     pub largest_cluster_fraction: Option<f64>,
 }
 
@@ -578,6 +581,22 @@ impl Observer for H5mdOutput {
 /// assert_eq!(track.0.len(), 5); // steps 100, 350, 600, 850, 1100
 /// assert_eq!(obs.msd.len(), 2); // one value per replica
 /// ```
+/// What a decomposed replica exchanges (`phaseflow simulate --json` under `mpirun`: the
+/// measured inputs of the communication model in the README).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Traffic {
+    /// Ranks per direction.
+    pub grid: Vec<usize>,
+    /// Neighbour-list rebuilds (each with a migration and a ghost-list exchange).
+    pub rebuilds: u64,
+    /// Ghost particles over all ranks at the last rebuild, per particle (ghosts / N).
+    pub ghost_fraction: f64,
+    /// Messages a rank sends per step (ghost positions), mean over ranks.
+    pub messages_per_step: f64,
+    /// Bytes a rank sends per step, mean over ranks.
+    pub bytes_per_step: f64,
+}
+
 /// One replica as the [`Driver`] advances it: a [`Simulation`] in one process, or the ranks'
 /// shares of one (`particles::mpi::Decomposed`, feature `mpi`). Under MPI every method is
 /// collective (all ranks call it in the same order) and its answer is the same on every rank.
@@ -594,6 +613,10 @@ pub trait Replica {
     /// The state in particle order (under MPI gathered on the root rank; the other ranks get
     /// empty arrays and the step).
     fn state(&self) -> ParticleState;
+    /// Under MPI, what the decomposition costs (collective); `None` in one process.
+    fn traffic(&self) -> Option<Traffic> {
+        None
+    }
     /// Whether `cancel` is set (under MPI: on any rank).
     fn cancelled(&self, cancel: &crate::control::Cancel) -> bool {
         cancel.is_cancelled()
@@ -1329,6 +1352,7 @@ pub fn run_with<E: Engine>(
         }
     };
     drop(lock);
+    let traffic = driver.sims[0].traffic();
     if !root {
         return Ok(None);
     }
@@ -1337,6 +1361,7 @@ pub fn run_with<E: Engine>(
         None => summary(model, cfg, None, end, composed.frames, None, &composed.bare),
     };
     s.ranks = engine.ranks();
+    s.traffic = traffic;
     Ok(Some(s))
 }
 
@@ -1496,6 +1521,7 @@ fn summary(
         particle_steps_per_second: if wall > 0.0 { ps / wall } else { f64::INFINITY },
         threads: rayon::current_num_threads(),
         ranks: 1,
+        traffic: None,
         largest_cluster_fraction: observables.last_cluster,
     }
 }
