@@ -167,6 +167,12 @@ impl Grid {
     /// decomposed direction (distance on the periodic circle): `rank` needs it as a ghost.
     pub fn near(&self, x: &[f64], rank: usize, width: f64) -> bool {
         let (lo, hi) = self.bounds(rank);
+        self.near_box(x, &lo, &hi, width)
+    }
+
+    /// [`Grid::near`] for the sub-box with edges `lo`, `hi` (from [`Grid::bounds`]).
+    #[inline]
+    pub fn near_box(&self, x: &[f64], lo: &[f64; 3], hi: &[f64; 3], width: f64) -> bool {
         (0..self.dim).all(|k| {
             if self.ranks[k] == 1 {
                 return true;

@@ -140,6 +140,8 @@ pub struct Decomposed {
     recv: Vec<(usize, usize)>,
     /// Rebuilds so far.
     rebuilds: u64,
+    /// Values to send per rank at a rebuild (kept between rebuilds).
+    out: Vec<Vec<f64>>,
     /// Largest squared displacement of any particle since the last build, over all ranks
     /// (∞: rebuild before the next step).
     disp2: f64,
@@ -248,6 +250,7 @@ impl Decomposed {
             neighbours,
             grid,
             rebuilds: 0,
+            out: Vec::new(),
             disp2: f64::INFINITY,
             force_max: 0.0,
             image_max: 0.0,
@@ -293,25 +296,38 @@ impl Decomposed {
         let (d, gd) = (m.dim, m.propulsion_dim());
         let size = self.comm.size() as usize;
         let rec = migrant_len(d, gd);
-        // migration: own particles whose position now lies in another rank's sub-box
-        let mut out = vec![Vec::new(); size];
-        let (mut x, mut image, mut g, mut tag) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // migration: own particles whose position now lies in another rank's sub-box leave;
+        // the others are compacted in place (no allocation once the buffers have their size)
+        let mut out = std::mem::take(&mut self.out);
+        out.resize_with(size, Vec::new);
+        out.iter_mut().for_each(Vec::clear);
+        let (mut x, mut image, mut g, mut tag) = (
+            std::mem::take(&mut self.sim.x),
+            std::mem::take(&mut self.sim.image),
+            std::mem::take(&mut self.sim.g),
+            std::mem::take(&mut self.sim.tag),
+        );
+        let mut kept = 0;
         for s in 0..self.owned {
-            let xs = &self.sim.x[s * d..(s + 1) * d];
-            let o = self.grid.owner(xs);
+            let o = self.grid.owner(&x[s * d..(s + 1) * d]);
             if o == self.rank {
-                x.extend_from_slice(xs);
-                image.extend_from_slice(&self.sim.image[s * d..(s + 1) * d]);
-                g.extend_from_slice(&self.sim.g[s * gd..(s + 1) * gd]);
-                tag.push(self.sim.tag[s]);
+                x.copy_within(s * d..(s + 1) * d, kept * d);
+                image.copy_within(s * d..(s + 1) * d, kept * d);
+                g.copy_within(s * gd..(s + 1) * gd, kept * gd);
+                tag[kept] = tag[s];
+                kept += 1;
             } else {
                 let v = &mut out[o];
-                v.push(self.sim.tag[s] as f64);
-                v.extend_from_slice(xs);
-                v.extend(self.sim.image[s * d..(s + 1) * d].iter().map(|&i| i as f64));
-                v.extend_from_slice(&self.sim.g[s * gd..(s + 1) * gd]);
+                v.push(tag[s] as f64);
+                v.extend_from_slice(&x[s * d..(s + 1) * d]);
+                v.extend(image[s * d..(s + 1) * d].iter().map(|&i| i as f64));
+                v.extend_from_slice(&g[s * gd..(s + 1) * gd]);
             }
         }
+        x.truncate(kept * d);
+        image.truncate(kept * d);
+        g.truncate(kept * gd);
+        tag.truncate(kept);
         let (arrived, _) = self.exchange(&out);
         for p in arrived.chunks_exact(rec) {
             tag.push(p[0] as u32);
@@ -332,13 +348,14 @@ impl Decomposed {
             permute(&mut tag, order, 1, &mut sc.3);
         }
         // ghosts: own particles within the ghost width of a neighbour's sub-box
-        let mut out = vec![Vec::new(); size];
+        out.iter_mut().for_each(Vec::clear);
         if self.width > 0.0 {
             for (&nb, send) in self.neighbours.iter().zip(&mut self.send) {
                 send.clear();
+                let (lo, hi) = self.grid.bounds(nb);
                 for s in 0..self.owned {
                     let xs = &x[s * d..(s + 1) * d];
-                    if self.grid.near(xs, nb, self.width) {
+                    if self.grid.near_box(xs, &lo, &hi, self.width) {
                         send.push(s as u32);
                         out[nb].push(tag[s] as f64);
                         out[nb].extend_from_slice(xs);
@@ -347,6 +364,7 @@ impl Decomposed {
             }
         }
         let (arrived, rcounts) = self.exchange(&out);
+        self.out = out;
         let mut at = self.owned;
         let mut starts = vec![0usize; size + 1];
         for (r, &c) in rcounts.iter().enumerate() {
