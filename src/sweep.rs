@@ -148,7 +148,7 @@ impl Grid {
                         return Err(bad(format!("STOP {stop} is below START {start}")));
                     }
                     let n = ((stop - start) / step + 1e-9).floor();
-                    if !(n < MAX_POINTS as f64) {
+                    if n.is_nan() || n >= MAX_POINTS as f64 {
                         return Err(bad(format!(
                             "more than {MAX_POINTS} values; use a larger STEP"
                         )));
