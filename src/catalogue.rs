@@ -530,6 +530,15 @@ pub fn invariants_table(
     let mut done: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     if args.resume {
         let text = std::fs::read_to_string(&partial).map_err(file_err("nothing to resume"))?;
+        if text.lines().next() != Some(INVARIANT_COLUMNS.join(",").as_str()) {
+            return Err(TableError::File {
+                path: partial.clone(),
+                what: "cannot resume",
+                reason: std::io::Error::other(
+                    "its columns are not this version's (a table of an older phaseflow?): remove it to start afresh",
+                ),
+            });
+        }
         for line in text.lines().skip(1) {
             if let Some(first) = line.split(',').next() {
                 done.insert(first.trim_matches('"').to_string());
@@ -650,7 +659,12 @@ pub fn invariants_table(
     }
     let mine = shard.items(files.len());
     if rows.len() != mine.len() {
-        return Err(TableError::Interrupted);
+        return Err(TableError::Shard(format!(
+            "{}: {} of the {} systems have no row (a system name with a comma?); the partial table is kept",
+            partial.display(),
+            mine.len() - rows.len(),
+            mine.len()
+        )));
     }
     let table = crate::shard::Table {
         command: "catalogue invariants".into(),
