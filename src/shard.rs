@@ -318,6 +318,23 @@ pub fn publish(path: &Path, table: &Table, shard: Option<Shard>) -> Result<Publi
     })
 }
 
+/// A command line as one string for a shell: arguments of letters, digits and `-_=./,:+` as
+/// they are, others in single quotes. The `command_line` attribute of output files.
+pub fn shell_join(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=./,:+".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A shard file as read by [`read_shard`].
 #[derive(Debug, Clone)]
 pub struct ShardFile {
@@ -400,11 +417,23 @@ pub struct Merged {
     pub items: usize,
 }
 
-/// Merges the shard files `inputs` (any order) into `output`, atomically: the bytes the
-/// unsharded run writes. Refuses (naming the files) files that are not shards, shards of
+/// The shard files of one run, checked and put together by [`gather`].
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// The complete table: every item's row.
+    pub table: Table,
+    /// Number of shards.
+    pub shards: usize,
+    /// `sources[k]`: the shard file that held item `k`.
+    pub sources: Vec<PathBuf>,
+}
+
+/// Reads the shard files `inputs` (any order) and checks that they are shards `0 … N−1` of one
+/// run, each exactly once: refuses (naming the files) files that are not shards, shards of
 /// different runs (command, work identity, item count, head or tail), a shard given twice, and
-/// a missing shard.
-pub fn merge(output: &Path, inputs: &[PathBuf]) -> Result<Merged, ShardError> {
+/// a missing shard. Commands whose output is not `head + rows + tail` (`forecast bench`,
+/// `simulate --ensemble`) build it from the [`Gathered`] table themselves.
+pub fn gather(inputs: &[PathBuf]) -> Result<Gathered, ShardError> {
     if inputs.is_empty() {
         return Err(ShardError::Mismatch("merge: no shard files given".into()));
     }
@@ -456,11 +485,30 @@ pub fn merge(output: &Path, inputs: &[PathBuf]) -> Result<Merged, ShardError> {
     }
     let mut table = first.table.clone();
     table.rows = files.iter().flat_map(|f| f.table.rows.clone()).collect();
-    publish(output, &table, None)?;
-    Ok(Merged {
-        command: table.command,
+    table.rows.sort_by_key(|r| r.0);
+    let mut sources = vec![PathBuf::new(); table.items];
+    for (f, p) in files.iter().zip(inputs) {
+        for (k, _) in &f.table.rows {
+            sources[*k] = p.clone();
+        }
+    }
+    Ok(Gathered {
+        table,
         shards: first.shard.count,
-        items: table.items,
+        sources,
+    })
+}
+
+/// Merges the shard files `inputs` (any order, checked by [`gather`]) of a command whose
+/// output is its table (`sweep`, `catalogue invariants`, `catalogue check -o`) into `output`,
+/// atomically: the bytes the unsharded run writes.
+pub fn merge(output: &Path, inputs: &[PathBuf]) -> Result<Merged, ShardError> {
+    let g = gather(inputs)?;
+    publish(output, &g.table, None)?;
+    Ok(Merged {
+        command: g.table.command,
+        shards: g.shards,
+        items: g.table.items,
     })
 }
 

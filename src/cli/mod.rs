@@ -104,8 +104,9 @@ pub enum Command {
     /// Slurm array, then `phaseflow merge`).
     Sweep(SweepArgs),
     /// Merge the shard files of a command run with --shard I/N (catalogue invariants, catalogue
-    /// check -o, sweep) into OUTPUT: the bytes the unsharded run writes. Refuses missing,
-    /// duplicated and foreign shards.
+    /// check -o, sweep, simulate --ensemble, forecast bench: OUTPUT is then its directory) into
+    /// OUTPUT: the bytes the unsharded run writes. Refuses missing, duplicated and foreign
+    /// shards.
     Merge(MergeArgs),
     /// Invariants of a measured scalar series, without equations: maximal Lyapunov exponent
     /// (Rosenstein and Kantz), correlation dimension of the delay embedding, sample and multiscale
@@ -213,18 +214,7 @@ fn load(system: &str, set: &[String]) -> Result<CompiledSystem> {
 }
 
 fn shell_join(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_=./,:+".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::shard::shell_join(args)
 }
 
 /// The files named by `--systems` (names or paths), or every catalogue file.
