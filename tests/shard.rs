@@ -152,6 +152,8 @@ fn help_texts() {
         &["sweep", "--help"][..],
         &["catalogue", "invariants", "--help"],
         &["catalogue", "check", "--help"],
+        &["forecast", "bench", "--help"],
+        &["simulate", "--help"],
     ] {
         let o = common::run(cmd);
         let text = String::from_utf8_lossy(&o.stdout);
@@ -448,4 +450,334 @@ fn sweep_resumes_after_kill_9() {
         stderr(&o)
     );
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&full).unwrap());
+}
+
+/// `phaseflow ARGS` run in `dir` (so that relative output names, and so the recorded command
+/// lines, agree between runs), the Slurm array's variables removed unless given.
+fn phaseflow_in(dir: &Path, args: &[String], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_phaseflow"));
+    c.args(args).current_dir(dir);
+    for v in [
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_COUNT",
+    ] {
+        c.env_remove(v);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn same_bytes(a: &Path, b: &Path, what: &str) {
+    if let Ok(c) = Command::new("cmp").arg(a).arg(b).output() {
+        assert!(
+            c.status.success(),
+            "{what}: cmp {} {} differs",
+            a.display(),
+            b.display()
+        );
+    }
+    assert!(
+        std::fs::read(a).unwrap() == std::fs::read(b).unwrap(),
+        "{what}: {} and {} differ",
+        a.display(),
+        b.display()
+    );
+}
+
+/// Files under `dir`, relative, sorted.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, d: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(dir, dir, &mut v);
+    v.sort();
+    v
+}
+
+/// A tiny benchmark: three flows, three cheap models, short series (well under a second).
+fn bench_args(out: &Path) -> Vec<String> {
+    let mut a = s(&[
+        "forecast",
+        "bench",
+        "--systems",
+        "lorenz,rossler,chua",
+        "--models",
+        "naive,mean,linear",
+        "--train",
+        "300",
+        "--context",
+        "50",
+        "--horizon",
+        "40",
+        "--test-ics",
+        "2",
+        "--per-period",
+        "30",
+        "--no-tune",
+        "-q",
+        "-o",
+    ]);
+    a.push(out.display().to_string());
+    a
+}
+
+/// `forecast bench` as N = 1, 2, 3 shards (each in its own directory, merged in reverse order;
+/// and N = 2 in one shared directory merged in place) gives the unsharded run's directory:
+/// leaderboard, summary, plots and data sets byte for byte, the per-pair results equal but for
+/// their wall time (`seconds`, which differs between any two runs). A shard reports its shard
+/// and counts in --json, and a shard run again reuses its finished pairs.
+#[test]
+fn forecast_bench_merge_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    ok(&phaseflow_env(&bench_args(&full), &[]), "bench");
+    let want = files_under(&full);
+    assert!(want.contains(&PathBuf::from("leaderboard.csv")), "{want:?}");
+    assert!(want.contains(&PathBuf::from("summary.md")), "{want:?}");
+    let compare = |merged: &Path, what: &str| {
+        assert_eq!(files_under(merged), want, "{what}: the files differ");
+        for f in &want {
+            let (a, b) = (full.join(f), merged.join(f));
+            if f.starts_with("results") {
+                let strip = |p: &Path| {
+                    let mut v: serde_json::Value =
+                        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+                    v.as_object_mut().unwrap().remove("seconds");
+                    v
+                };
+                assert_eq!(strip(&a), strip(&b), "{what}: {}", f.display());
+            } else {
+                same_bytes(&a, &b, what);
+            }
+        }
+    };
+    for n in 1..=3usize {
+        let mut shard_files = Vec::new();
+        for i in 0..n {
+            let d = dir.path().join(format!("s{n}-{i}"));
+            let mut a = bench_args(&d);
+            a.extend(["--shard".to_string(), format!("{i}/{n}")]);
+            let o = phaseflow_env(&a, &[]);
+            ok(&o, &format!("bench shard {i}/{n}"));
+            assert!(
+                stderr(&o).contains(&format!("shard {i}/{n}")),
+                "{}",
+                stderr(&o)
+            );
+            assert!(
+                !d.join("leaderboard.csv").exists(),
+                "a shard writes no report"
+            );
+            shard_files.push(d.join(format!("shard-{i}-of-{n}.jsonl")));
+        }
+        shard_files.reverse();
+        let merged = dir.path().join(format!("merged-{n}"));
+        let mut a = vec!["merge".to_string(), merged.display().to_string()];
+        a.extend(shard_files.iter().map(|p| p.display().to_string()));
+        ok(&phaseflow_env(&a, &[]), "merge");
+        compare(&merged, &format!("bench N = {n}"));
+    }
+    // two shards sharing one directory (a cluster's shared file system), merged in place
+    let shared = dir.path().join("shared");
+    for i in 0..2 {
+        let mut a = bench_args(&shared);
+        a.extend(["--shard".to_string(), format!("{i}/2"), "--json".into()]);
+        let o = phaseflow_env(&a, &[]);
+        ok(&o, "bench shard, shared directory");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            v["shard"],
+            serde_json::json!({"index": i, "count": 2}),
+            "{v}"
+        );
+        assert_eq!(v["items"], 3, "{v}");
+        assert_eq!(v["systems"], if i == 0 { 2 } else { 1 }, "{v}");
+    }
+    // run again: every pair of the shard is reused (a killed shard continues the same way)
+    let mut a = bench_args(&shared);
+    a.extend(["--shard".to_string(), "0/2".into(), "--json".into()]);
+    let o = phaseflow_env(&a, &[]);
+    ok(&o, "bench shard again");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["computed"].as_u64(), v["reused"].as_u64()),
+        (Some(0), Some(6)),
+        "{v}"
+    );
+    let a = s(&[
+        "merge",
+        shared.to_str().unwrap(),
+        shared.join("shard-0-of-2.jsonl").to_str().unwrap(),
+        shared.join("shard-1-of-2.jsonl").to_str().unwrap(),
+    ]);
+    ok(&phaseflow_env(&a, &[]), "merge in place");
+    for f in ["shard-0-of-2.jsonl", "shard-1-of-2.jsonl"] {
+        std::fs::remove_file(shared.join(f)).unwrap();
+    }
+    compare(&shared, "bench, shared directory");
+}
+
+/// A small Lorenz ensemble with noise (5 members, short span).
+fn ensemble_args(out: &str) -> Vec<String> {
+    let mut a = s(&[
+        "simulate",
+        "lorenz",
+        "--ensemble",
+        "5",
+        "--t-end",
+        "2",
+        "--dt-out",
+        "0.01",
+        "--noise",
+        "0.1",
+        "--seed",
+        "4",
+        "-o",
+    ]);
+    a.push(out.to_string());
+    a
+}
+
+/// `simulate --ensemble` as N = 1, 2, 3 shards merged (reverse order) equals the unsharded
+/// HDF5 file byte for byte, its recorded command line included: the unsharded run writes
+/// `-o out.h5` in one directory, the merge `out.h5` in another.
+#[test]
+fn ensemble_merge_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    std::fs::create_dir(&whole).unwrap();
+    ok(
+        &phaseflow_in(&whole, &ensemble_args("out.h5"), &[]),
+        "ensemble",
+    );
+    let parts = dir.path().join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    for n in 1..=3usize {
+        let mut shard_files = Vec::new();
+        for i in 0..n {
+            let name = format!("part{i}-of-{n}");
+            let mut a = ensemble_args(&name);
+            a.extend(["--shard".to_string(), format!("{i}/{n}")]);
+            let o = phaseflow_in(&parts, &a, &[]);
+            ok(&o, &format!("ensemble shard {i}/{n}"));
+            assert!(
+                stderr(&o).contains(&format!("shard {i}/{n}")),
+                "{}",
+                stderr(&o)
+            );
+            shard_files.push(parts.join(name));
+        }
+        shard_files.reverse();
+        let merged = dir.path().join(format!("merged-{n}"));
+        std::fs::create_dir(&merged).unwrap();
+        let mut a = vec!["merge".to_string(), "out.h5".to_string()];
+        a.extend(shard_files.iter().map(|p| p.display().to_string()));
+        ok(&phaseflow_in(&merged, &a, &[]), "merge");
+        same_bytes(
+            &whole.join("out.h5"),
+            &merged.join("out.h5"),
+            &format!("ensemble N = {n}"),
+        );
+    }
+    // --json: the shard, its members and the ensemble's size
+    let mut a = ensemble_args("j");
+    a.extend(["--shard".to_string(), "1/2".into(), "--json".into()]);
+    let o = phaseflow_in(&parts, &a, &[]);
+    ok(&o, "ensemble shard --json");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            v["shard"].as_str(),
+            v["members"].as_u64(),
+            v["ensemble_size"].as_u64()
+        ),
+        (Some("1/2"), Some(2), Some(5)),
+        "{v}"
+    );
+}
+
+/// Ensembles: the Slurm array's shard applies to --ensemble runs only; more shards than members,
+/// --shard without --ensemble, and merges of missing, duplicated or foreign shards are refused.
+#[test]
+fn ensemble_shards_refused_and_slurm_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = [
+        ("SLURM_ARRAY_TASK_ID", "1"),
+        ("SLURM_ARRAY_TASK_COUNT", "2"),
+    ];
+    let o = phaseflow_in(d, &ensemble_args("env"), &env);
+    ok(&o, "ensemble under a Slurm array");
+    assert!(
+        stderr(&o).contains("shard 1/2: 2 of 5 members"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(std::fs::read_to_string(d.join("env"))
+        .unwrap()
+        .starts_with("{\"format\":\"phaseflow-shard\""));
+    // a single trajectory ignores the array: an HDF5 file
+    let a = s(&[
+        "simulate", "lorenz", "--t-end", "1", "--dt-out", "0.1", "-o", "one.h5",
+    ]);
+    ok(
+        &phaseflow_in(d, &a, &env),
+        "one trajectory under a Slurm array",
+    );
+    assert!(std::fs::read(d.join("one.h5"))
+        .unwrap()
+        .starts_with(b"\x89HDF"));
+    // --shard needs --ensemble (usage error)
+    let mut a = s(&["simulate", "lorenz", "-o", "x.h5", "--shard", "0/2"]);
+    let o = phaseflow_in(d, &a, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // more shards than members
+    a = ensemble_args("p");
+    a.extend(["--shard".to_string(), "5/6".into()]);
+    let o = phaseflow_in(d, &a, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("has no members"), "{}", stderr(&o));
+    assert!(!d.join("p").exists());
+    // shards 0/2, 1/2 and a foreign 0/2 (another parameter)
+    for (name, shard, set) in [
+        ("a0", "0/2", "rho=28"),
+        ("a1", "1/2", "rho=28"),
+        ("b0", "0/2", "rho=27"),
+    ] {
+        let mut a = ensemble_args(name);
+        a.extend([
+            "--shard".to_string(),
+            shard.into(),
+            "--set".into(),
+            set.into(),
+        ]);
+        ok(&phaseflow_in(d, &a, &[]), name);
+    }
+    for (shards, says) in [
+        (&["a0"][..], "missing shard 1/2"),
+        (&["a0", "a0"], "given twice"),
+        (&["a0", "b0"], "not a shard of the same run"),
+    ] {
+        let mut a = s(&["merge", "m.h5"]);
+        a.extend(shards.iter().map(|x| x.to_string()));
+        let o = phaseflow_in(d, &a, &[]);
+        assert_eq!(o.status.code(), Some(1), "{shards:?}");
+        assert!(stderr(&o).contains(says), "{shards:?}: {}", stderr(&o));
+        assert!(!d.join("m.h5").exists());
+    }
+    ok(
+        &phaseflow_in(d, &s(&["merge", "m.h5", "a1", "a0"]), &[]),
+        "merge",
+    );
 }
