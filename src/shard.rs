@@ -1,6 +1,8 @@
 //! Splitting a command's work list over several processes (Slurm array tasks, hosts) and merging
-//! the parts back: `--shard I/N` of `catalogue invariants`, `catalogue check`, `sweep`, and
-//! `phaseflow merge`.
+//! the parts back: `--shard I/N` of `catalogue invariants`, `catalogue check`, `sweep`,
+//! `forecast bench`, `simulate --ensemble`, and `phaseflow merge` ([`gather`] checks the shards;
+//! [`merge`] writes a table's output; the benchmark and ensembles build theirs from the gathered
+//! records: `crate::forecast::bench::merge_shards`, `crate::simulate::merge_ensemble`).
 //!
 //! # Shards
 //!

@@ -22,7 +22,10 @@
 //! interrupted run resumes; a failed pair, or one whose settings changed, is computed again.
 //! Cancelling [`BenchOptions::cancel`] (Ctrl-C) stops the run: running external programs are
 //! killed, pairs not finished are not written, and the run returns an "interrupted" error.
-//! Finally [`report`] writes `DIR/leaderboard.csv`, `DIR/summary.md` and the plots.
+//! Finally [`finish`] (the records → [`report`]) writes `DIR/leaderboard.csv`, `DIR/summary.md`
+//! and the plots. With [`BenchOptions::shard`] only the shard's systems run and the records go
+//! to a shard file instead; [`merge_shards`] writes the report from the union of the shards'
+//! records through the same [`finish`].
 
 use super::data::{self, Dataset, Protocol};
 use super::external::{External, RequestInfo};
