@@ -3,7 +3,8 @@
 #   Debian packages: HDF5 (libhdf5-dev, for the hdf5-metno crate), pkg-config, fontconfig + a font
 #   (plotters draws text with them);
 #   Python packages (tests and notebooks): numpy, h5py, matplotlib, pandas, nbclient, nbformat,
-#   ipykernel; maturin (builds the Python package, python/) and pytest (its tests); dysts 0.96
+#   ipykernel; maturin (builds the Python package, python/) and pytest (its tests); dask and
+#   distributed (scripts/dask_sweep.py, tested by python/tests/test_dask_sweep.py); dysts 0.96
 #   (python/tests/test_dysts_parity.py compares with it); MDAnalysis, gsd and freud-analysis (the
 #   field's readers and analysis, which check phaseflow's particle files and observables:
 #   python/tests/test_mdanalysis.py, test_gsd.py, test_freud.py).
@@ -51,10 +52,10 @@ if $build_only; then
   exit 0
 fi
 
-if ! python3 -c "import numpy, h5py, matplotlib, pandas, nbclient, nbformat, ipykernel, pytest, maturin" >/dev/null 2>&1; then
+if ! python3 -c "import numpy, h5py, matplotlib, pandas, nbclient, nbformat, ipykernel, pytest, maturin, dask, distributed" >/dev/null 2>&1; then
   echo "deps: installing Python packages" >&2
-  python3 -m pip install -q --disable-pip-version-check numpy h5py matplotlib pandas nbclient nbformat ipykernel pytest 'maturin>=1.16,<2' \
-    || python3 -m pip install -q --break-system-packages numpy h5py matplotlib pandas nbclient nbformat ipykernel pytest 'maturin>=1.16,<2'
+  python3 -m pip install -q --disable-pip-version-check numpy h5py matplotlib pandas nbclient nbformat ipykernel pytest 'maturin>=1.16,<2' dask distributed \
+    || python3 -m pip install -q --break-system-packages numpy h5py matplotlib pandas nbclient nbformat ipykernel pytest 'maturin>=1.16,<2' dask distributed
 fi
 
 # dysts 0.96 for the parity tests. A plain `pip install dysts==0.96` pulls gluonts[arrow], which

@@ -23,6 +23,7 @@
 
 use crate::analysis::stats::{column_means, column_stds, dominant_period};
 use crate::integrate::{Method, SolverOptions};
+use crate::shard::csv_field;
 use crate::simulate::{self, Sampling};
 use crate::systems::{CompiledSystem, Kind, Overrides, SystemSpec};
 use rayon::prelude::*;
@@ -283,6 +284,50 @@ pub fn check_files(
         .collect()
 }
 
+/// The row of `r` in the output file of `catalogue check -o`: one JSON object (keys sorted, no
+/// `wall_seconds`, which is a timing) and a line end.
+pub fn check_row(r: &CheckResult) -> String {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("wall_seconds");
+    }
+    format!("{v}\n")
+}
+
+/// Checks the files of `shard` (all when `None`; file `k` belongs to shard `k mod N`) like
+/// [`check_files`], and returns the results with their table for
+/// [`crate::shard::publish`]: JSON Lines, one [`check_row`] per file in the order of `files`.
+pub fn check_table(
+    files: &[PathBuf],
+    opts: &CheckOptions,
+    shard: Option<crate::shard::Shard>,
+    progress: &(dyn Fn(&CheckResult) + Sync),
+) -> (Vec<CheckResult>, crate::shard::Table) {
+    let s = shard.unwrap_or(crate::shard::Shard::WHOLE);
+    let mine = s.items(files.len());
+    let chosen: Vec<PathBuf> = mine.iter().map(|&k| files[k].clone()).collect();
+    let results = check_files(&chosen, opts, progress);
+    let mut d = format!("catalogue check\n{opts:?}\n").into_bytes();
+    for f in files {
+        d.extend_from_slice(format!("{}\n", f.display()).as_bytes());
+        d.extend_from_slice(&std::fs::read(f).unwrap_or_default());
+        d.push(b'\n');
+    }
+    let table = crate::shard::Table {
+        command: "catalogue check".into(),
+        work: crate::shard::work_id(&d),
+        items: files.len(),
+        head: String::new(),
+        rows: mine
+            .iter()
+            .copied()
+            .zip(results.iter().map(check_row))
+            .collect(),
+        tail: String::new(),
+    };
+    (results, table)
+}
+
 /// Why [`write_phaseflow_reference`] could not update a file (the message names it).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -359,22 +404,12 @@ pub fn write_phaseflow_reference(
     Ok(())
 }
 
-/// One CSV field: arrays space-separated, missing values empty, text quoted.
-fn csv_field(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => String::new(),
-        serde_json::Value::Array(a) => a
-            .iter()
-            .map(|x| x.as_f64().map_or(String::new(), |f| format!("{f}")))
-            .collect::<Vec<_>>()
-            .join(" "),
-        serde_json::Value::String(s) => format!("\"{}\"", s.replace('"', "'")),
-        other => other.to_string(),
-    }
-}
-
 /// Columns of the invariants table.
-pub const INVARIANT_COLUMNS: [&str; 18] = [
+///
+/// The table holds no timing (no `wall_seconds`): it is a function of the definition files and
+/// the settings, rows in the order of the files, so that a run split into shards and merged
+/// ([`crate::shard`]) gives the same bytes as one run.
+pub const INVARIANT_COLUMNS: [&str; 17] = [
     "system",
     "kind",
     "dimension",
@@ -391,7 +426,6 @@ pub const INVARIANT_COLUMNS: [&str; 18] = [
     "pesin_entropy_dysts",
     "maximum_lyapunov_dysts",
     "correlation_dimension_dysts",
-    "wall_seconds",
     "status",
 ];
 
@@ -406,6 +440,9 @@ pub struct TableOptions {
     pub resume: bool,
     /// Also write the results into each file's `[reference]` as `phaseflow_*` values.
     pub write_reference: bool,
+    /// Compute only this shard of the files (file `k` belongs to shard `k mod N`) and write a
+    /// shard file for [`crate::shard::merge`]; `None`: every file, the complete table.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// What [`invariants_table`] did.
@@ -436,12 +473,34 @@ pub enum TableError {
     /// The destination is not a regular file, or another process is writing it.
     #[error(transparent)]
     Output(#[from] crate::io::IoError),
+    /// The shard file could not be made.
+    #[error("{0}")]
+    Shard(String),
+}
+
+/// The identity of an invariants table's work ([`crate::shard::work_id`]): each file's path
+/// and text, and the settings that change a row.
+pub fn table_identity(files: &[PathBuf], args: &TableOptions) -> String {
+    let mut d = format!(
+        "catalogue invariants\nspan {:016x} correlation {}\n",
+        args.span_periods.to_bits(),
+        args.correlation_points
+    )
+    .into_bytes();
+    for f in files {
+        d.extend_from_slice(format!("{}\n", f.display()).as_bytes());
+        d.extend_from_slice(&std::fs::read(f).unwrap_or_default());
+        d.push(b'\n');
+    }
+    crate::shard::work_id(&d)
 }
 
 /// The invariants table of `files` (one CSV row per system, columns [`INVARIANT_COLUMNS`]),
 /// computed in parallel: rows are appended to `.NAME.partial` beside `output` as they finish (a
-/// killed run keeps them; `resume` skips the systems already there), and the complete table is
-/// renamed to `output` (never over what is not a regular file). One process at a time writes a
+/// killed run keeps them; `resume` skips the systems already there), and the complete table,
+/// rows in the order of `files`, is written to `output` atomically (never over what is not a
+/// regular file) and the partial table removed. With [`TableOptions::shard`], only that
+/// shard's files are computed and `output` is a shard file ([`crate::shard`]). One process at a time writes a
 /// table ([`crate::io::h5md::OutputLock`]: a second run on the same output fails at once, naming
 /// the first). `progress` counts systems; `cancel` stops the systems in flight at their next
 /// check ([`crate::analysis::invariants::InvariantSettings::cancel`]) and starts no other.
@@ -458,6 +517,8 @@ pub fn invariants_table(
         .ok_or_else(|| TableError::NotAFile(output.to_path_buf()))?;
     let partial = output.with_file_name(format!(".{}.partial", name.to_string_lossy()));
     let _lock = crate::io::h5md::OutputLock::acquire(output)?;
+    // before --write-reference edits the files
+    let work = table_identity(files, args);
     let file_err = |what: &'static str| {
         let p = partial.clone();
         move |e: std::io::Error| TableError::File {
@@ -469,6 +530,15 @@ pub fn invariants_table(
     let mut done: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     if args.resume {
         let text = std::fs::read_to_string(&partial).map_err(file_err("nothing to resume"))?;
+        if text.lines().next() != Some(INVARIANT_COLUMNS.join(",").as_str()) {
+            return Err(TableError::File {
+                path: partial.clone(),
+                what: "cannot resume",
+                reason: std::io::Error::other(
+                    "its columns are not this version's (a table of an older phaseflow?): remove it to start afresh",
+                ),
+            });
+        }
         for line in text.lines().skip(1) {
             if let Some(first) = line.split(',').next() {
                 done.insert(first.trim_matches('"').to_string());
@@ -484,8 +554,20 @@ pub fn invariants_table(
             .open(&partial)
             .map_err(file_err("open"))?,
     );
+    let shard = args.shard.unwrap_or(crate::shard::Shard::WHOLE);
+    // the names a row of file k can carry: the system's name, or the path (a row `error: …`)
+    let mut index_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (k, f) in files.iter().enumerate().filter(|(k, _)| shard.owns(*k)) {
+        index_of.insert(f.display().to_string(), k);
+        if let Ok(s) = SystemSpec::load(f) {
+            index_of.insert(s.name, k);
+        }
+    }
     let todo: Vec<&PathBuf> = files
         .iter()
+        .enumerate()
+        .filter(|(k, _)| shard.owns(*k))
+        .map(|(_, f)| f)
         .filter(|f| SystemSpec::load(f).map_or(true, |s| !done.contains(&s.name)))
         .collect();
     progress.start(todo.len() as u64, 0, "systems");
@@ -566,7 +648,37 @@ pub fn invariants_table(
     if cancel.is_cancelled() {
         return Err(TableError::Interrupted);
     }
-    crate::io::commit_file(&partial, output)?;
+    // the rows in the order of the files (the last row of a system wins)
+    let text = std::fs::read_to_string(&partial).map_err(file_err("read"))?;
+    let mut rows: std::collections::BTreeMap<usize, String> = std::collections::BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let key = line.split(',').next().unwrap_or("").trim_matches('"');
+        if let Some(&k) = index_of.get(key) {
+            rows.insert(k, format!("{line}\n"));
+        }
+    }
+    let mine = shard.items(files.len());
+    if rows.len() != mine.len() {
+        return Err(TableError::Shard(format!(
+            "{}: {} of the {} systems have no row (a system name with a comma?); the partial table is kept",
+            partial.display(),
+            mine.len() - rows.len(),
+            mine.len()
+        )));
+    }
+    let table = crate::shard::Table {
+        command: "catalogue invariants".into(),
+        work,
+        items: files.len(),
+        head: format!("{}\n", INVARIANT_COLUMNS.join(",")),
+        rows: rows.into_iter().collect(),
+        tail: String::new(),
+    };
+    crate::shard::publish(output, &table, args.shard).map_err(|e| match e {
+        crate::shard::ShardError::Io(e) => TableError::Output(e),
+        other => TableError::Shard(other.to_string()),
+    })?;
+    let _ = std::fs::remove_file(&partial);
     Ok(TableSummary {
         computed: todo.len(),
         reused: done.len(),

@@ -28,10 +28,10 @@
 //! |---|---|---|
 //! | 0 | [`control`], [`dynamics`], [`seeds`], [`block_cache`] | cancellation and progress; the traits at the seams ([`dynamics::System`], [`dynamics::Jacobian`], [`dynamics::DelaySystem`]); random-stream seeds; the binary's allocator (reuse of large blocks) |
 //! | 1 | [`io`], [`systems`], [`integrate`] | HDF5/H5MD and GSD files and plots; definition files → compiled systems, the catalogue index ([`systems::Catalogue`]); integrators of any [`dynamics::System`] |
-//! | 2 | [`particles`] | the particle engine: models, forces, the driver and its observers |
+//! | 2 | [`particles`], [`shard`] | the particle engine: models, forces, the driver and its observers; splitting a work list over processes (`--shard I/N`, Slurm arrays) and merging the parts |
 //! | 3 | [`simulate`], [`score`] | one loader for every file ([`simulate::Definition`]) and the run builder of equation systems ([`simulate::Run`]); score networks (burn): training, evaluation (feature `learn`) |
 //! | 4 | [`analysis`] | invariants, Lyapunov spectra, series analysis, entropy production |
-//! | 5 | [`catalogue`], [`forecast`] | catalogue-wide checks and tables; the forecasting benchmark |
+//! | 5 | [`catalogue`], [`forecast`], [`sweep`] | catalogue-wide checks and tables; the forecasting benchmark; parameter sweeps of the invariants |
 //! | 6 | [`cli`] | the command line: one file per subcommand, parsing and printing only |
 //!
 //! The score networks ([`score`], and what uses them: `phaseflow train`, `score`, `epr --model`,
@@ -54,5 +54,7 @@ pub mod particles;
 #[cfg(feature = "learn")]
 pub mod score;
 pub mod seeds;
+pub mod shard;
 pub mod simulate;
+pub mod sweep;
 pub mod systems;

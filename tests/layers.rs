@@ -9,10 +9,10 @@ use std::path::Path;
 const LAYERS: &[(usize, &[&str])] = &[
     (0, &["control", "dynamics", "seeds", "block_cache"]),
     (1, &["io", "systems", "integrate"]),
-    (2, &["particles"]),
+    (2, &["particles", "shard"]),
     (3, &["simulate", "score"]),
     (4, &["analysis"]),
-    (5, &["catalogue", "forecast"]),
+    (5, &["catalogue", "forecast", "sweep"]),
     (6, &["cli"]),
 ];
 

@@ -556,6 +556,7 @@ fn forecast_bench_is_the_cli_bench() {
         pinned: Vec::new(),
         external_timeout: phaseflow::forecast::external::DEFAULT_TIMEOUT,
         cancel: phaseflow::control::Cancel::new(),
+        shard: None,
     };
     bench::run(&opts, &NoProgress).unwrap();
     for m in ["naive", "mean"] {

@@ -182,6 +182,7 @@ fn forecast_bench<'py>(
         vpt_threshold,
         no_tune: !tune,
         hyper,
+        shard: None,
     };
     let cancel = Cancel::new();
     let progress = Lines {

@@ -23,6 +23,11 @@ pub struct CatalogueInvariantsArgs {
     /// Also write the results into each file's [reference] as phaseflow_* values
     #[arg(long)]
     pub write_reference: bool,
+    /// Compute only shard I of N (0-based; system k belongs to shard k mod N) and write a shard
+    /// file for `phaseflow merge` [default: from SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN and
+    /// SLURM_ARRAY_TASK_COUNT when set]
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// Options of `phaseflow catalogue check`.
@@ -55,12 +60,30 @@ pub struct CheckArgs {
     /// Machine-readable output (one object per system).
     #[arg(long)]
     pub json: bool,
+    /// Also write the results to FILE as JSON Lines (one object per system in catalogue order,
+    /// without wall_seconds: the file depends on the settings only), atomically; with --shard, a
+    /// shard file for `phaseflow merge`
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Check only shard I of N (0-based; system k belongs to shard k mod N); needs --output
+    /// [default: from SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT
+    /// when set]
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// `phaseflow catalogue invariants`: the invariants table of the whole catalogue.
 pub(super) fn catalogue_invariants(args: &CatalogueInvariantsArgs) -> Result<()> {
     use crate::catalogue::{invariants_table, TableOptions};
     let files = selected_files(args.systems.as_deref())?;
+    let shard = crate::shard::Shard::resolve(args.shard)?;
+    if let Some(s) = shard {
+        eprintln!(
+            "shard {s}: {} of {} systems",
+            s.items(files.len()).len(),
+            files.len()
+        );
+    }
     let bar = IndicatifProgress::new(
         false,
         "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} systems {msg}",
@@ -70,6 +93,7 @@ pub(super) fn catalogue_invariants(args: &CatalogueInvariantsArgs) -> Result<()>
         correlation_points: args.correlation_points,
         resume: args.resume,
         write_reference: args.write_reference,
+        shard,
     };
     let t = invariants_table(&files, &args.output, &opts, &bar, &cancel_token())?;
     eprintln!(
@@ -90,7 +114,7 @@ pub(super) fn catalogue_invariants(args: &CatalogueInvariantsArgs) -> Result<()>
 }
 
 pub(super) fn catalogue_check(args: &CheckArgs) -> Result<()> {
-    use crate::catalogue::{check_files, CheckOptions, Verdict};
+    use crate::catalogue::{check_table, CheckOptions, Verdict};
     let files = selected_files(args.systems.as_deref())?;
     if files.is_empty() {
         bail!(
@@ -107,7 +131,18 @@ pub(super) fn catalogue_check(args: &CheckArgs) -> Result<()> {
         per_period: args.pts_per_period,
         tolerance: args.tolerance,
     };
-    let bar = ProgressBar::new(files.len() as u64);
+    let shard = crate::shard::Shard::resolve(args.shard)?;
+    if shard.is_some() && args.output.is_none() {
+        bail!("--shard (or a Slurm array task) needs --output FILE: the shard file for `phaseflow merge`");
+    }
+    if let Some(o) = &args.output {
+        crate::io::check_output_path(o)?;
+    }
+    let mine = shard.map_or(files.len(), |s| s.items(files.len()).len());
+    if let Some(s) = shard {
+        eprintln!("shard {s}: {mine} of {} systems", files.len());
+    }
+    let bar = ProgressBar::new(mine as u64);
     if args.json {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
@@ -118,11 +153,14 @@ pub(super) fn catalogue_check(args: &CheckArgs) -> Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let start = Instant::now();
-    let results = check_files(&files, &opts, &|r| {
+    let (results, table) = check_table(&files, &opts, shard, &|r| {
         bar.set_message(r.system.clone());
         bar.inc(1);
     });
     bar.finish_and_clear();
+    if let Some(o) = &args.output {
+        crate::shard::publish(o, &table, shard)?;
+    }
     let n_fail = results
         .iter()
         .filter(|r| r.verdict == Verdict::Fail)

@@ -14,7 +14,8 @@ pub enum ForecastCommand {
     /// test trajectories from different on-attractor initial conditions), each native model tuned
     /// on a validation split of the training series, then scored on every test trajectory with
     /// all of dysts' metrics and the valid prediction time. Parallel over (system, model) pairs,
-    /// resumable (finished pairs are skipped). Writes DIR/data/*.h5, DIR/results/SYSTEM/MODEL.json,
+    /// resumable (finished pairs are skipped), shardable (--shard I/N or a Slurm array, then
+    /// `phaseflow merge DIR SHARD…`). Writes DIR/data/*.h5, DIR/results/SYSTEM/MODEL.json,
     /// DIR/leaderboard.csv, DIR/summary.md and plots.
     Bench(BenchArgs),
     /// Generate (or check) the data sets of a protocol without running models: DIR/data/*.h5.
@@ -111,6 +112,13 @@ pub struct BenchArgs {
     /// `phaseflow::forecast::models::build`)
     #[arg(long = "hyper", value_name = "MODEL.NAME=VALUE")]
     pub hyper: Vec<String>,
+    /// Run only shard I of N of the systems (0-based; system k belongs to shard k mod N):
+    /// DIR/data and DIR/results as usual (resumable), then DIR/shard-I-of-N.jsonl with the
+    /// shard's records instead of the leaderboard; `phaseflow merge DIR SHARD…` writes the
+    /// report of the whole benchmark, the bytes of an unsharded run [default: from
+    /// SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT when set]
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// Options of `phaseflow forecast data`.
@@ -326,6 +334,7 @@ pub fn bench_options(
         tune: !a.no_tune,
         external_timeout,
         cancel,
+        shard: a.shard,
     })
 }
 
@@ -342,7 +351,14 @@ pub fn check_failed(summary: &bench::BenchSummary) -> Result<()> {
 
 fn run_bench(a: &BenchArgs) -> Result<()> {
     let p = &a.protocol;
-    let opts = bench_options(a, systems_of, super::cancel_token())?;
+    let mut opts = bench_options(a, systems_of, super::cancel_token())?;
+    opts.shard = crate::shard::Shard::resolve(a.shard)?;
+    if let Some(s) = opts.shard {
+        if !p.json {
+            let total = opts.systems.len();
+            eprintln!("shard {s}: {} of {total} systems", s.items(total).len());
+        }
+    }
     let progress = super::IndicatifProgress::new(
         p.quiet || p.json,
         "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}",
@@ -352,8 +368,15 @@ fn run_bench(a: &BenchArgs) -> Result<()> {
     if p.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        let summary_md = p.output.join("summary.md");
-        if let Ok(text) = std::fs::read_to_string(&summary_md) {
+        if let (Some(s), Some(f)) = (summary.shard, &summary.shard_file) {
+            println!(
+                "wrote {} (shard {s}: {} of {} systems; `phaseflow merge {} SHARD…` writes the report)",
+                f.display(),
+                summary.systems,
+                summary.items,
+                p.output.display()
+            );
+        } else if let Ok(text) = std::fs::read_to_string(p.output.join("summary.md")) {
             println!("{text}");
         }
         println!(

@@ -20,19 +20,23 @@ mod export;
 pub mod forecast;
 mod info;
 mod invariants;
+mod merge;
 mod plot;
 pub mod progress;
 mod series;
 mod simulate;
+mod sweep;
 mod train;
 
 pub use catalogue::{CatalogueInvariantsArgs, CheckArgs};
 pub use epr::EprArgs;
 pub use export::ExportArgs;
 pub use invariants::InvariantsArgs;
+pub use merge::MergeArgs;
 pub use progress::{cancel_token, IndicatifProgress};
 pub use series::SeriesArgs;
 pub use simulate::SimulateArgs;
+pub use sweep::SweepArgs;
 pub use train::{ScoreArgs, TrainArgs};
 
 /// phaseflow: chaotic flows and active matter from plain-text definition files.
@@ -93,6 +97,17 @@ pub enum Command {
     /// Lyapunov spectrum (variational equations with the exact Jacobian, QR re-orthonormalisation),
     /// Kaplan–Yorke dimension and Pesin entropy, with error bars, beside the file's reference values.
     Invariants(InvariantsArgs),
+    /// Parameter sweep: the invariants (Lyapunov spectrum, Kaplan–Yorke, Pesin, λ_max,
+    /// correlation dimension) at every point of a grid `--set NAME=START:STOP:STEP …` (product
+    /// of the ranges; `NAME=VALUE` fixes a parameter), as a CSV table one row per point;
+    /// parallel, resumable (run the same command again after a kill), shardable (--shard I/N or a
+    /// Slurm array, then `phaseflow merge`).
+    Sweep(SweepArgs),
+    /// Merge the shard files of a command run with --shard I/N (catalogue invariants, catalogue
+    /// check -o, sweep, simulate --ensemble, forecast bench: OUTPUT is then its directory) into
+    /// OUTPUT: the bytes the unsharded run writes. Refuses missing, duplicated and foreign
+    /// shards.
+    Merge(MergeArgs),
     /// Invariants of a measured scalar series, without equations: maximal Lyapunov exponent
     /// (Rosenstein and Kantz), correlation dimension of the delay embedding, sample and multiscale
     /// entropy, dominant period. Input: a phaseflow trajectory file (.h5) or a text file with one
@@ -163,6 +178,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Simulate(args) => simulate::simulate(&args),
         Command::Invariants(args) => invariants::invariants(&args),
         Command::Series(args) => series::series(&args),
+        Command::Sweep(args) => sweep::sweep(&args),
+        Command::Merge(args) => merge::merge(&args),
         Command::Train(args) => train::train(&args),
         Command::Score(args) => train::score(&args),
         Command::Epr(args) => epr::epr(&args),
@@ -197,18 +214,7 @@ fn load(system: &str, set: &[String]) -> Result<CompiledSystem> {
 }
 
 fn shell_join(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_=./,:+".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::shard::shell_join(args)
 }
 
 /// The files named by `--systems` (names or paths), or every catalogue file.

@@ -52,6 +52,13 @@ pub struct SimulateArgs {
     /// (seeded); `/state` is then [M, T, D].
     #[arg(long, value_name = "M", conflicts_with = "ic")]
     pub ensemble: Option<usize>,
+    /// With --ensemble: integrate only shard I of N of the members (0-based; member k belongs
+    /// to shard k mod N and runs exactly as in the whole ensemble) and write a shard file to -o;
+    /// `phaseflow merge OUT SHARD…` writes the HDF5 file of the unsharded run, its command line
+    /// the shards' without --shard and with `-o OUT` [default: from SLURM_ARRAY_TASK_ID −
+    /// SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT when set]
+    #[arg(long, value_name = "I/N", requires = "ensemble")]
+    pub shard: Option<crate::shard::Shard>,
     /// Ensemble initial conditions from a text file: one state per line, numbers separated by
     /// commas or spaces (`#` starts a comment).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["ic", "ensemble"])]
@@ -546,6 +553,13 @@ fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {
         });
     }
     let cmdline: Vec<String> = std::env::args().collect();
+    let shard = match args.ensemble {
+        Some(_) => crate::shard::Shard::resolve(args.shard)?,
+        None => None,
+    };
+    if let Some(s) = shard {
+        return simulate_ensemble_shard(args, sys, &run, s, &cmdline, started);
+    }
     let extra = [(
         "command_line".to_string(),
         AttrValue::Str(shell_join(&cmdline)),
@@ -582,6 +596,39 @@ fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {
             stats.rejected,
             stats.rhs_evals,
             wall
+        );
+    }
+    Ok(())
+}
+
+/// `simulate --ensemble M --shard I/N`: the shard file of the members of shard I.
+fn simulate_ensemble_shard(
+    args: &SimulateArgs,
+    sys: &CompiledSystem,
+    run: &crate::simulate::Run,
+    s: crate::shard::Shard,
+    cmdline: &[String],
+    started: Instant,
+) -> Result<()> {
+    let m = args.ensemble.unwrap_or(0);
+    if !args.json && !args.quiet {
+        eprintln!("shard {s}: {} of {m} members", s.items(m).len());
+    }
+    let template = crate::simulate::command_template(cmdline);
+    let p = run.write_ensemble_shard(&args.output, s, Some(template))?;
+    let summary = json!({
+        "output": args.output.display().to_string(), "system": sys.name(),
+        "shard": s.to_string(), "members": p.rows, "ensemble_size": p.items,
+        "wall_seconds": started.elapsed().as_secs_f64(),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else if !args.quiet {
+        eprintln!(
+            "wrote {} (shard {s}: {} of {} members; `phaseflow merge OUT SHARD…` writes the ensemble's file)",
+            args.output.display(),
+            p.rows,
+            p.items
         );
     }
     Ok(())

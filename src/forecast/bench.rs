@@ -22,7 +22,10 @@
 //! interrupted run resumes; a failed pair, or one whose settings changed, is computed again.
 //! Cancelling [`BenchOptions::cancel`] (Ctrl-C) stops the run: running external programs are
 //! killed, pairs not finished are not written, and the run returns an "interrupted" error.
-//! Finally [`report`] writes `DIR/leaderboard.csv`, `DIR/summary.md` and the plots.
+//! Finally [`finish`] (the records → [`report`]) writes `DIR/leaderboard.csv`, `DIR/summary.md`
+//! and the plots. With [`BenchOptions::shard`] only the shard's systems run and the records go
+//! to a shard file instead; [`merge_shards`] writes the report from the union of the shards'
+//! records through the same [`finish`].
 
 use super::data::{self, Dataset, Protocol};
 use super::external::{External, RequestInfo};
@@ -84,6 +87,10 @@ pub struct BenchOptions {
     pub external_timeout: std::time::Duration,
     /// Stops the run (and kills running external programs) when cancelled.
     pub cancel: crate::control::Cancel,
+    /// Run only this part of the systems (system `k` of [`BenchOptions::systems`] belongs to
+    /// shard `k mod N`) and write a shard file instead of the leaderboard ([`shard_path`];
+    /// `phaseflow merge` then writes the report from the union of the shards' records).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl BenchOptions {
@@ -465,7 +472,14 @@ pub struct BenchSummary {
     pub reused: usize,
     pub failed: Vec<String>,
     pub seconds: f64,
+    /// The leaderboard (empty for a shard: its report is written by `phaseflow merge`).
     pub leaderboard: Vec<LeaderboardRow>,
+    /// The shard run (`None`: the whole benchmark).
+    pub shard: Option<crate::shard::Shard>,
+    /// Systems of the whole benchmark (all shards).
+    pub items: usize,
+    /// The shard file written (sharded runs).
+    pub shard_file: Option<PathBuf>,
 }
 
 fn results_path(out: &Path, key: &str, model: &str) -> PathBuf {
@@ -553,17 +567,32 @@ fn run_inner(
         all_models.push(n.clone());
     }
     std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
-    let total = opts.systems.len() * (1 + all_models.len());
+    let whole = opts.shard.unwrap_or(crate::shard::Shard::WHOLE);
+    // this run's systems: (index in the whole list, file)
+    let mine: Vec<(usize, &PathBuf)> = whole
+        .items(opts.systems.len())
+        .into_iter()
+        .map(|k| (k, &opts.systems[k]))
+        .collect();
+    for (_, p) in &mine {
+        let key = system_key(p);
+        if key.contains(['\t', '\n']) {
+            return Err(format!(
+                "{}: a definition file name with a tab or line end cannot be benchmarked",
+                p.display()
+            ));
+        }
+    }
+    let total = mine.len() * (1 + all_models.len());
     progress.start(total as u64, 0, "tasks");
     let tick = |msg: &str| {
         progress.message(msg);
         progress.advance(1);
     };
     // data sets, in parallel over systems
-    let datasets: Vec<Result<Dataset, String>> = opts
-        .systems
+    let datasets: Vec<Result<Dataset, String>> = mine
         .par_iter()
-        .map(|p| {
+        .map(|(_, p)| {
             let r = dataset_for_inner(p, &opts.protocol, &opts.out);
             tick(&format!("data {}", system_key(p)));
             r
@@ -571,9 +600,14 @@ fn run_inner(
         .collect();
     let mut failed = Vec::new();
     let mut ok = Vec::new();
-    for (p, d) in opts.systems.iter().zip(datasets) {
+    // the whole-list index of each system in `ok`
+    let mut ok_items = Vec::new();
+    for ((k, p), d) in mine.iter().zip(datasets) {
         match d {
-            Ok(d) => ok.push((system_key(p), d)),
+            Ok(d) => {
+                ok.push((system_key(p), d));
+                ok_items.push(*k);
+            }
             Err(e) => {
                 failed.push(format!("{}: {e}", p.display()));
                 for _ in &all_models {
@@ -631,8 +665,19 @@ fn run_inner(
         ));
     }
     let keys: Vec<String> = ok.iter().map(|(k, _)| k.clone()).collect();
-    let results = load_results(&opts.out, &keys, &all_models)?;
-    let leaderboard = report(&opts.out, &results, &all_models, &opts.protocol)?;
+    let records = read_records(&opts.out, &keys, &all_models)?;
+    let (leaderboard, shard_file) = match opts.shard {
+        None => (
+            finish(&opts.out, &records, &all_models, &opts.protocol)?,
+            None,
+        ),
+        Some(s) => {
+            let path = shard_path(&opts.out, s);
+            let table = shard_table(opts, &all_models, &ok_items, &records);
+            crate::shard::publish(&path, &table, Some(s)).map_err(|e| e.to_string())?;
+            (Vec::new(), Some(path))
+        }
+    };
     Ok(BenchSummary {
         systems: ok.len(),
         models: all_models,
@@ -641,7 +686,220 @@ fn run_inner(
         failed,
         seconds: start.elapsed().as_secs_f64(),
         leaderboard,
+        shard: opts.shard,
+        items: opts.systems.len(),
+        shard_file,
     })
+}
+
+/// The `command` of a benchmark's shard files.
+pub const SHARD_COMMAND: &str = "forecast bench";
+
+/// The shard file of shard `s` in the output directory: `DIR/shard-I-of-N.jsonl`.
+pub fn shard_path(out: &Path, s: crate::shard::Shard) -> PathBuf {
+    out.join(format!("shard-{}-of-{}.jsonl", s.index, s.count))
+}
+
+/// One finished (system, model) pair: the system's key ([`system_key`]), the model, and the
+/// exact text of its `results/KEY/MODEL.json` (a [`SystemResult`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub key: String,
+    pub model: String,
+    pub text: String,
+}
+
+/// The records of the given systems and models, read from `DIR/results` (missing files, e.g.
+/// of an interrupted pair, are skipped), systems first, models in the given order.
+pub fn read_records(out: &Path, keys: &[String], models: &[String]) -> Result<Vec<Record>, String> {
+    let mut v = Vec::new();
+    for k in keys {
+        for m in models {
+            if let Ok(text) = std::fs::read_to_string(results_path(out, k, m)) {
+                v.push(Record {
+                    key: k.clone(),
+                    model: m.clone(),
+                    text,
+                });
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// The report of a benchmark from its records: `DIR/leaderboard.csv`, `DIR/summary.md` and the
+/// plots ([`report`]). The one path from records to the report, taken by an unsharded run and
+/// by `phaseflow merge` of its shards, so that both write the same bytes.
+pub fn finish(
+    out: &Path,
+    records: &[Record],
+    models: &[String],
+    protocol: &Protocol,
+) -> Result<Vec<LeaderboardRow>, String> {
+    let results: Vec<SystemResult> = records
+        .iter()
+        .map(|r| {
+            serde_json::from_str(&r.text)
+                .map_err(|e| format!("{}: {e}", results_path(out, &r.key, &r.model).display()))
+        })
+        .collect::<Result<_, _>>()?;
+    report_inner(out, &results, models, protocol)
+}
+
+/// What the shards of one benchmark share, in the head of their shard files: what [`finish`]
+/// needs besides the records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ShardHead {
+    models: Vec<String>,
+    protocol: Protocol,
+}
+
+/// A shard's table: item `k` is system `k` of the whole list; its row is the system's key on a
+/// line, then one line `MODEL<TAB>RESULT-JSON` per record (empty when its data set failed).
+fn shard_table(
+    opts: &BenchOptions,
+    models: &[String],
+    ok_items: &[usize],
+    records: &[Record],
+) -> crate::shard::Table {
+    let keys: Vec<String> = opts.systems.iter().map(|p| system_key(p)).collect();
+    let whole = opts.shard.unwrap_or(crate::shard::Shard::WHOLE);
+    let mut rows: Vec<(usize, String)> = whole
+        .items(opts.systems.len())
+        .into_iter()
+        .map(|k| (k, String::new()))
+        .collect();
+    for (row, text) in rows.iter_mut() {
+        if ok_items.contains(row) {
+            let key = &keys[*row];
+            text.push_str(key);
+            text.push('\n');
+            for r in records.iter().filter(|r| &r.key == key) {
+                text.push_str(&r.model);
+                text.push('\t');
+                text.push_str(&r.text);
+                text.push('\n');
+            }
+        }
+    }
+    let head = ShardHead {
+        models: models.to_vec(),
+        protocol: opts.protocol.clone(),
+    };
+    let description = serde_json::json!({
+        "systems": keys,
+        "models": models,
+        "external": opts.external,
+        "protocol": opts.protocol,
+        "vpt_threshold": opts.vpt_threshold,
+        "tune": opts.tune,
+        "pinned": opts.pinned,
+    });
+    crate::shard::Table {
+        command: SHARD_COMMAND.into(),
+        work: crate::shard::work_id(description.to_string().as_bytes()),
+        items: opts.systems.len(),
+        head: serde_json::to_string(&head).expect("the head serialises"),
+        rows,
+        tail: String::new(),
+    }
+}
+
+/// What [`merge_shards`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergedBench {
+    /// (system, model) records, written to `OUT/results`.
+    pub records: usize,
+    /// Data sets copied from beside the shard files to `OUT/data`.
+    pub datasets_copied: usize,
+    /// Data sets not found beside their shard file (left where the shards wrote them).
+    pub datasets_missing: Vec<String>,
+}
+
+/// `phaseflow merge OUT SHARD…` of a benchmark: `table` is the complete table of the shards
+/// ([`crate::shard::gather`]) and `sources[k]` the shard file holding item `k`. Writes into the directory `out` every record as `results/KEY/MODEL.json` (the shard's
+/// bytes), copies each data set `data/KEY.h5` found next to its shard file (when `out` is
+/// another directory), and the report through [`finish`]: the bytes an unsharded run writes.
+pub fn merge_shards(
+    out: &Path,
+    table: &crate::shard::Table,
+    sources: &[PathBuf],
+) -> Result<MergedBench, crate::forecast::BenchError> {
+    merge_inner(out, table, sources).map_err(crate::forecast::BenchError::Failed)
+}
+
+fn merge_inner(
+    out: &Path,
+    table: &crate::shard::Table,
+    sources: &[PathBuf],
+) -> Result<MergedBench, String> {
+    if table.command != SHARD_COMMAND {
+        return Err(format!(
+            "shards of `{}`, not of `{SHARD_COMMAND}`",
+            table.command
+        ));
+    }
+    let head: ShardHead = serde_json::from_str(&table.head)
+        .map_err(|e| format!("the shards' head is not a benchmark's: {e}"))?;
+    let mut rows: Vec<&(usize, String)> = table.rows.iter().collect();
+    rows.sort_by_key(|r| r.0);
+    let mut records = Vec::new();
+    let mut merged = MergedBench {
+        records: 0,
+        datasets_copied: 0,
+        datasets_missing: Vec::new(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for (item, text) in rows {
+        let mut lines = text.lines();
+        let Some(key) = lines.next() else {
+            continue; // the data set of this system failed in its shard
+        };
+        for line in lines {
+            let (model, json) = line
+                .split_once('\t')
+                .ok_or_else(|| format!("item {item}: a record without its model"))?;
+            records.push(Record {
+                key: key.to_string(),
+                model: model.to_string(),
+                text: json.to_string(),
+            });
+        }
+        let from_dir = sources
+            .get(*item)
+            .and_then(|f| f.parent())
+            .ok_or_else(|| format!("item {item}: no shard file"))?;
+        let from = from_dir.join("data").join(format!("{key}.h5"));
+        let to = out.join("data").join(format!("{key}.h5"));
+        let same = match (from.canonicalize(), to.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same {
+            continue;
+        }
+        match std::fs::read(&from) {
+            Ok(bytes) => {
+                std::fs::create_dir_all(out.join("data")).map_err(|e| e.to_string())?;
+                crate::io::write_bytes_atomically(&to, &bytes).map_err(|e| e.to_string())?;
+                merged.datasets_copied += 1;
+            }
+            Err(_) => merged.datasets_missing.push(from.display().to_string()),
+        }
+    }
+    for r in &records {
+        let path = results_path(out, &r.key, &r.model);
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == r.text) {
+            continue;
+        }
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        crate::io::write_bytes_atomically(&path, r.text.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    merged.records = records.len();
+    finish(out, &records, &head.models, &head.protocol)?;
+    Ok(merged)
 }
 
 /// Reads the per-system results of the given systems and models (missing files are skipped).

@@ -19,6 +19,7 @@
 //! assert_eq!(tr.attr_str("system"), Some("Lorenz"));
 //! ```
 
+use super::ensemble::{assemble, EnsembleBase, Member};
 use super::{attractor_initial_conditions, Noise, RunError, RunOptions};
 use super::{Recorded, Sampling};
 use crate::control::{human_bytes, human_count, Cancel, NoProgress, Progress};
@@ -724,44 +725,13 @@ impl<'a> Run<'a> {
             );
             (time, state, 1, names, rec.stats, rec.methods)
         } else if let Some(ics) = &ensemble_ics {
-            self.progress.start(ics.len() as u64, 0, "members");
-            let recs: Result<Vec<Recorded>, SimulateError> = ics
-                .par_iter()
-                .enumerate()
-                .map(|(k, x)| {
-                    let r = self.one(&ro.member(k), x, &smp, false);
-                    self.progress.advance(1);
-                    r
-                })
-                .collect();
-            self.progress.finish();
-            let recs = recs?;
-            // [M, T, D], member-major
-            let mut state = Vec::with_capacity(ics.len() * smp.points * d);
-            for r in &recs {
-                state.extend_from_slice(&r.state);
-            }
-            let mut total = recs[0].stats;
-            for r in &recs[1..] {
-                total.accepted += r.stats.accepted;
-                total.rejected += r.stats.rejected;
-                total.rhs_evals += r.stats.rhs_evals;
-            }
-            let mut methods: Vec<&'static str> = Vec::new();
-            for r in &recs {
-                for mm in &r.methods {
-                    if !methods.contains(mm) {
-                        methods.push(mm);
-                    }
-                }
-            }
-            attrs.insert(
-                "initial_conditions".into(),
-                AttrValue::F64s(ics.iter().flatten().copied().collect()),
-            );
-            attrs.insert("ensemble_size".into(), AttrValue::U64(ics.len() as u64));
-            let time = recs[0].time.clone();
-            (time, state, ics.len(), m.components.clone(), total, methods)
+            // the one path from members to an ensemble's output, shared with the merge of its
+            // shards (super::ensemble)
+            let whole = crate::shard::Shard::WHOLE;
+            let (base, members) =
+                self.ensemble_part(&ro, &x0, &smp, &opts, noise.as_ref(), ics, whole)?;
+            let members: Vec<Member> = members.into_iter().map(|(_, m)| m).collect();
+            return Ok(assemble(&base, &members));
         } else {
             self.progress.start(smp.points as u64, 0, "points");
             let rec = self.one(&ro, &x0, &smp, true);
@@ -813,6 +783,98 @@ impl<'a> Run<'a> {
             return Err(SimulateError::Interrupted);
         }
         rec.map_err(SimulateError::Run)
+    }
+
+    /// The members of `shard` of the ensemble from `ics` (member `k` from `ics[k]` with the
+    /// noise stream `k`, in parallel, progress in members) and what all members share.
+    #[allow(clippy::too_many_arguments)]
+    fn ensemble_part(
+        &self,
+        ro: &RunOptions,
+        x0: &[f64],
+        smp: &Sampling,
+        opts: &SolverOptions,
+        noise: Option<&Noise>,
+        ics: &[Vec<f64>],
+        shard: crate::shard::Shard,
+    ) -> Result<(EnsembleBase, Vec<(usize, Member)>), SimulateError> {
+        let own = shard.items(ics.len());
+        if own.is_empty() {
+            return invalid(format!(
+                "shard {shard} has no members: an ensemble of {} is split into at most {} shards",
+                ics.len(),
+                ics.len()
+            ));
+        }
+        self.progress.start(own.len() as u64, 0, "members");
+        let recs: Result<Vec<Recorded>, SimulateError> = own
+            .par_iter()
+            .map(|&k| {
+                let r = self.one(&ro.member(k), &ics[k], smp, false);
+                self.progress.advance(1);
+                r
+            })
+            .collect();
+        self.progress.finish();
+        let recs = recs?;
+        let mut attrs = BTreeMap::new();
+        attrs.insert(
+            "initial_conditions".into(),
+            AttrValue::F64s(ics.iter().flatten().copied().collect()),
+        );
+        attrs.insert("ensemble_size".into(), AttrValue::U64(ics.len() as u64));
+        // the solver's attributes come from the members (assemble)
+        self.provenance(&mut attrs, x0, smp, opts, noise, SolverStats::default(), "");
+        let base = EnsembleBase {
+            time: recs[0].time.clone(),
+            variables: self.sys.model().components.clone(),
+            attrs,
+            sampling: *smp,
+            members: ics.len(),
+        };
+        let members = own
+            .into_iter()
+            .zip(recs)
+            .map(|(k, r)| {
+                (
+                    k,
+                    Member {
+                        state: r.state,
+                        stats: r.stats,
+                        methods: r.methods.iter().map(|m| m.to_string()).collect(),
+                    },
+                )
+            })
+            .collect();
+        Ok((base, members))
+    }
+
+    /// Runs shard `shard` of an ensemble (`--ensemble M` or given initial conditions; member `k`
+    /// belongs to shard `k mod N`, and runs exactly as in the whole ensemble) and writes its
+    /// shard file to `path` (atomically) for [`super::merge_ensemble`], which writes the file
+    /// [`Run::write`] writes for the whole ensemble. `command`: the command line recorded for
+    /// the merged file, as [`super::command_template`] makes it (`None`: no `command_line`
+    /// attribute). Refuses a run that is not an ensemble and a shard without members (N > M).
+    pub fn write_ensemble_shard(
+        &self,
+        path: &Path,
+        shard: crate::shard::Shard,
+        command: Option<Vec<String>>,
+    ) -> Result<crate::shard::Published, SimulateError> {
+        if !matches!(self.start, Start::Attractor(_) | Start::States(_)) {
+            return invalid("--shard splits an ensemble (--ensemble M): this run is not one");
+        }
+        self.check_memory_in_full()?;
+        crate::io::check_output_path(path).map_err(SimulateError::Io)?;
+        let p = self.prepare()?;
+        let ics = p.ensemble_ics.as_deref().unwrap_or_default();
+        let (base, members) =
+            self.ensemble_part(&p.ro, &p.x0, &p.smp, &p.opts, p.noise.as_ref(), ics, shard)?;
+        let table = super::ensemble::shard_table(&base, &members, command);
+        crate::shard::publish(path, &table, Some(shard)).map_err(|e| match e {
+            crate::shard::ShardError::Io(io) => SimulateError::Io(io),
+            other => SimulateError::Invalid(other.to_string()),
+        })
     }
 
     /// The root attributes of the output: the system, its definition and parameters, the

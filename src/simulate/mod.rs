@@ -8,11 +8,16 @@
 
 mod builder;
 mod definition;
+mod ensemble;
 pub use builder::{
     read_initial_conditions, Embed, Grid, NoiseSetting, NoiseUnits, Run, SimulateError, Simulated,
     Start, Written, MAX_POINTS,
 };
 pub use definition::{Definition, DefinitionError};
+pub use ensemble::{
+    assemble, command_template, merge_ensemble, EnsembleBase, Member, MergedEnsemble,
+    ENSEMBLE_SHARD_COMMAND, OUTPUT_MARKER,
+};
 
 use crate::integrate::{self, IntegrationError, SolveReport, SolverOptions, SolverStats};
 use crate::systems::{CompiledSystem, Kind, System};
