@@ -2,7 +2,8 @@
 //! datasets of a one-process run bit for bit — for ABPs at high Péclet number (particles cross
 //! the rank border many times), AOUP MIPS with its long soft cut-off, 3-D ABPs, a trap with
 //! replicas and fixed particles —, a run interrupted under one rank count resumes under another
-//! to the same file, and set-ups the box cannot hold are refused before any step.
+//! to the same file (after a simulated crash, and after Ctrl-C sent to `mpirun`), and set-ups the
+//! box cannot hold are refused before any step.
 //!
 //! Particle count: every dataset holds all N particles at every frame and equals the
 //! one-process run's, so no particle is lost or duplicated in migration.
@@ -333,4 +334,69 @@ fn impossible_decompositions_are_refused_before_any_step() {
         .concat(),
     ));
     assert_eq!(datasets(&a), datasets(&b));
+}
+
+#[test]
+fn ctrl_c_under_mpirun_stops_every_rank_and_the_run_resumes_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = [
+        "simulate",
+        "abp-mips",
+        "--set",
+        "N=4096",
+        "--steps",
+        "40000",
+        "--every",
+        "500",
+        "--seed",
+        "11",
+        "--checkpoint-interval",
+        "0",
+    ];
+    let out = d.join("run.h5");
+    let partial = d.join(".run.h5.partial");
+    let mut child = Command::new("mpirun")
+        .args(["-np", "2", BIN])
+        .args(args)
+        .args(["-o", out.to_str().unwrap(), "--quiet"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ctrl-C once frames are being written: mpirun forwards it to both ranks, which agree to
+    // stop after the frame in progress
+    let start = std::time::Instant::now();
+    while !partial.exists() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: kill(2) on our own child's pid
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    // (40,000 steps of 4096 particles take seconds; the signal comes half a second in)
+    assert!(!out.exists(), "the run was interrupted: {err}");
+    assert_eq!(
+        err.matches("interrupted after").count(),
+        1,
+        "one report: {err}"
+    );
+    assert!(partial.exists(), "the partial file is kept");
+    ok(&launch(
+        0,
+        &[
+            &args[..],
+            &["-o", out.to_str().unwrap(), "--quiet", "--resume"],
+        ]
+        .concat(),
+    ));
+    let whole = d.join("whole.h5");
+    ok(&launch(
+        0,
+        &[&args[..], &["-o", whole.to_str().unwrap(), "--quiet"]].concat(),
+    ));
+    assert_eq!(datasets(&out), datasets(&whole));
 }
