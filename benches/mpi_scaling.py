@@ -19,7 +19,8 @@ Usage:
   cargo build --release --locked --features mpi     # MPICH: scripts/deps.sh --mpi
   python3 benches/mpi_scaling.py                    # N = 65536 per rank, 2000 steps
   python3 benches/mpi_scaling.py --n-per-rank 262144 --steps 500 --json
-Options: --phaseflow PATH (default target/release/phaseflow), --ranks 1,2, --repeats R.
+Options: --phaseflow PATH (default target/release/phaseflow), --ranks 1,2, --repeats R,
+  --bind core (pin the ranks to cores: MPICH's -bind-to core).
 """
 
 import argparse
@@ -30,6 +31,9 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+BIND = []
 
 
 def run(bin_path, n, steps, ranks=None, threads=None):
@@ -43,7 +47,7 @@ def run(bin_path, n, steps, ranks=None, threads=None):
         if threads is not None:
             cmd += ["--threads", str(threads)]
         if ranks is not None:
-            cmd = ["mpirun", "-np", str(ranks)] + cmd
+            cmd = ["mpirun", "-np", str(ranks)] + BIND + cmd
             env.pop("RAYON_NUM_THREADS", None)
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if p.returncode != 0:
@@ -63,8 +67,12 @@ def main():
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--ranks", default="1,2")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--bind", default=None,
+                    help="pin the MPI ranks (MPICH's -bind-to, e.g. core); default: not pinned")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    if a.bind:
+        BIND.extend(["-bind-to", a.bind])
     ranks = [int(k) for k in a.ranks.split(",")]
     rows = []
 
