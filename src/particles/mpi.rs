@@ -50,6 +50,15 @@ impl Mpi {
         grid: Option<&[usize]>,
     ) -> Result<Mpi, String> {
         let width = model.pair.map_or(0.0, |p| p.cutoff() + skin(model, &p));
+        // the root scatters and gathers whole frames with MPI's 32-bit counts
+        let rec = migrant_len(model.dim, model.propulsion_dim());
+        let most = Count::MAX as usize / rec;
+        if model.n > most {
+            return Err(format!(
+                "{} particles: under MPI the root scatters and gathers whole frames of {rec} values per particle, and MPI counts are 32-bit: at most {most} particles",
+                model.n
+            ));
+        }
         let g = Grid::new(
             comm.size() as usize,
             model.dim,
