@@ -356,7 +356,7 @@ fn ctrl_c_under_mpirun_stops_every_rank_and_the_run_resumes_in_one_process() {
     ];
     let out = d.join("run.h5");
     let partial = d.join(".run.h5.partial");
-    let mut child = Command::new("mpirun")
+    let child = Command::new("mpirun")
         .args(["-np", "2", BIN])
         .args(args)
         .args(["-o", out.to_str().unwrap(), "--quiet"])
