@@ -556,31 +556,6 @@ impl Observer for H5mdOutput {
     }
 }
 
-/// The integrator side of a particle run: one [`Simulation`] per replica, the frame schedule
-/// (steps `burn_in + k·every ≤ burn_in + steps`), stability checks; [`Driver::run`] advances the
-/// replicas frame by frame (in parallel for small systems) and hands each frame to the
-/// observers.
-///
-/// ```
-/// use phaseflow::particles::run::{Driver, Frame, Observables, Observer, RunError};
-/// use phaseflow::particles::ParticleModel;
-/// use phaseflow::control::{Cancel, NoProgress};
-/// let file = std::path::Path::new("systems/active/trap.toml");
-/// let model = ParticleModel::load(file, &[("N".into(), 4.0), ("k".into(), 0.0)]).unwrap();
-/// /// Records the first particle's x coordinate of replica 0.
-/// struct Track(Vec<f64>);
-/// impl Observer for Track {
-///     fn frame(&mut self, _m: &ParticleModel, f: &Frame<'_>) -> Result<(), RunError> {
-///         self.0.push(f.states[0].x[0]);
-///         Ok(())
-///     }
-/// }
-/// let mut driver = Driver::new(&model, 7, 2, 100, 1000, 250).unwrap();
-/// let (mut track, mut obs) = (Track(Vec::new()), Observables::new(None));
-/// driver.run(&model, &mut [&mut track, &mut obs], &Cancel::new(), &NoProgress, None).unwrap();
-/// assert_eq!(track.0.len(), 5); // steps 100, 350, 600, 850, 1100
-/// assert_eq!(obs.msd.len(), 2); // one value per replica
-/// ```
 /// What a decomposed replica exchanges (`phaseflow simulate --json` under `mpirun`: the
 /// measured inputs of the communication model in the README).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -711,6 +686,33 @@ impl Engine for OneProcess {
     }
 }
 
+/// The integrator side of a particle run: one [`Replica`] per replica (a [`Simulation`] in one
+/// process), the frame schedule
+/// (steps `burn_in + k·every ≤ burn_in + steps`), stability checks; [`Driver::run`] advances the
+/// replicas frame by frame (in parallel for small systems) and hands each frame to the
+/// observers.
+///
+/// ```
+/// use phaseflow::particles::run::{Driver, Frame, Observables, Observer, OneProcess, RunError};
+/// use phaseflow::particles::ParticleModel;
+/// use phaseflow::control::{Cancel, NoProgress};
+/// let file = std::path::Path::new("systems/active/trap.toml");
+/// let model = ParticleModel::load(file, &[("N".into(), 4.0), ("k".into(), 0.0)]).unwrap();
+/// /// Records the first particle's x coordinate of replica 0.
+/// struct Track(Vec<f64>);
+/// impl Observer for Track {
+///     fn frame(&mut self, _m: &ParticleModel, f: &Frame<'_>) -> Result<(), RunError> {
+///         self.0.push(f.states[0].x[0]);
+///         Ok(())
+///     }
+/// }
+/// let mut driver = Driver::new(&model, 7, 2, 100, 1000, 250).unwrap();
+/// let (mut track, mut obs) = (Track(Vec::new()), Observables::new(None));
+/// let observers: &mut [&mut dyn Observer] = &mut [&mut track, &mut obs];
+/// driver.run(&model, &OneProcess, observers, &Cancel::new(), &NoProgress, None).unwrap();
+/// assert_eq!(track.0.len(), 5); // steps 100, 350, 600, 850, 1100
+/// assert_eq!(obs.msd.len(), 2); // one value per replica
+/// ```
 pub struct Driver<R: Replica = Simulation> {
     sims: Vec<R>,
     frame_steps: Vec<u64>,
