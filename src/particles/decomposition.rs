@@ -1,7 +1,7 @@
 //! Domain decomposition of the periodic box (the geometry of a run over MPI ranks, without the
 //! transport): a Cartesian grid of P_1 × … × P_d equal sub-boxes, one per rank; which rank owns
 //! a position; which ranks neighbour a rank; which of a rank's particles another rank needs as
-//! ghosts. The transport is [`super::mpi`] (feature `mpi`).
+//! ghosts. The transport is `particles::mpi` (feature `mpi`).
 //!
 //! A rank owns the particles whose wrapped position lies in its sub-box at the last neighbour-
 //! list build, and holds as ghosts every particle of another rank within the ghost width
