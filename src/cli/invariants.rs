@@ -10,6 +10,21 @@ pub struct InvariantsArgs {
     /// Override a parameter: NAME=VALUE (repeatable)
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
+    #[command(flatten)]
+    pub settings: InvariantSettingsArgs,
+    /// Points of the correlation-dimension estimate (a trajectory sampled 20 times per period
+    /// after the transient, Theiler window one period; maps: iterates); 0 skips it
+    #[arg(long, default_value_t = 20000)]
+    pub correlation_points: usize,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The settings of the invariants computation that `phaseflow invariants` and `phaseflow sweep`
+/// share (each point of a sweep is computed as `phaseflow invariants` would).
+#[derive(Args, Debug)]
+pub struct InvariantSettingsArgs {
     /// Measured span per initial condition (time units; iterations for maps)
     /// [default: 2000 periods of flows, 1e5 iterations of maps]
     #[arg(long, allow_hyphen_values = true)]
@@ -34,32 +49,36 @@ pub struct InvariantsArgs {
     pub rtol: f64,
     #[arg(long, default_value_t = 1e-9, allow_hyphen_values = true)]
     pub atol: f64,
-    /// Points of the correlation-dimension estimate (a trajectory sampled 20 times per period
-    /// after the transient, Theiler window one period; maps: iterates); 0 skips it
-    #[arg(long, default_value_t = 20000)]
-    pub correlation_points: usize,
-    /// Machine-readable output
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl InvariantSettingsArgs {
+    /// The library's settings, with `correlation_points` (whose default differs between the
+    /// commands) and Ctrl-C (SIGTERM, SIGHUP) connected: the computation stops at its next
+    /// check with `error: interrupted`.
+    pub(super) fn settings(
+        &self,
+        correlation_points: usize,
+    ) -> crate::analysis::invariants::InvariantSettings {
+        crate::analysis::invariants::InvariantSettings {
+            span: self.t_end,
+            transient: self.transient,
+            qr_interval: self.qr_interval,
+            exponents: self.exponents,
+            ics: self.ics,
+            seed: self.seed,
+            rtol: self.rtol,
+            atol: self.atol,
+            correlation_points,
+            cancel: cancel_token(),
+        }
+    }
 }
 
 /// `phaseflow invariants`: Lyapunov spectrum, Kaplan–Yorke dimension, Pesin entropy,
 /// correlation dimension, beside the file's reference values.
 pub(super) fn invariants(args: &InvariantsArgs) -> Result<()> {
     let sys = load(&args.system, &args.set)?;
-    let settings = crate::analysis::invariants::InvariantSettings {
-        span: args.t_end,
-        transient: args.transient,
-        qr_interval: args.qr_interval,
-        exponents: args.exponents,
-        ics: args.ics,
-        seed: args.seed,
-        rtol: args.rtol,
-        atol: args.atol,
-        correlation_points: args.correlation_points,
-        // Ctrl-C (SIGTERM, SIGHUP) stops the computation at its next check: `error: interrupted`
-        cancel: cancel_token(),
-    };
+    let settings = args.settings.settings(args.correlation_points);
     let inv = crate::analysis::invariants::compute(&sys, &settings).map_err(|e| anyhow!("{e}"))?;
     let spec = &sys.info().spec;
     let reference = |key: &str| spec.reference_array(key);

@@ -20,29 +20,8 @@ pub struct SweepArgs {
     /// SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT when set]
     #[arg(long, value_name = "I/N")]
     pub shard: Option<crate::shard::Shard>,
-    /// Measured span per point (time units; iterations for maps) [default: 2000 periods of
-    /// flows, 1e5 iterations of maps]
-    #[arg(long, allow_hyphen_values = true)]
-    pub t_end: Option<f64>,
-    /// Discarded transient [default: 20 periods; 1000 iterations]
-    #[arg(long, allow_hyphen_values = true)]
-    pub transient: Option<f64>,
-    /// Re-orthonormalisation interval [default: period/8; every iteration of maps]
-    #[arg(long, allow_hyphen_values = true)]
-    pub qr_interval: Option<f64>,
-    /// Number of exponents (default: all; delay equations: 3)
-    #[arg(long)]
-    pub exponents: Option<usize>,
-    /// Initial conditions per point (1 = the file's, with block error bars)
-    #[arg(long, default_value_t = 1)]
-    pub ics: usize,
-    /// Seed of the initial-condition sampling
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    #[arg(long, default_value_t = 1e-9, allow_hyphen_values = true)]
-    pub rtol: f64,
-    #[arg(long, default_value_t = 1e-9, allow_hyphen_values = true)]
-    pub atol: f64,
+    #[command(flatten)]
+    pub settings: super::invariants::InvariantSettingsArgs,
     /// Points of the correlation-dimension estimate per grid point; 0 skips it
     #[arg(long, default_value_t = 0)]
     pub correlation_points: usize,
@@ -62,18 +41,7 @@ pub(super) fn sweep(args: &SweepArgs) -> Result<()> {
     use crate::sweep::{run, Grid, SweepOptions};
     let grid = Grid::parse(&args.set)?;
     let shard = crate::shard::Shard::resolve(args.shard)?;
-    let settings = crate::analysis::invariants::InvariantSettings {
-        span: args.t_end,
-        transient: args.transient,
-        qr_interval: args.qr_interval,
-        exponents: args.exponents,
-        ics: args.ics,
-        seed: args.seed,
-        rtol: args.rtol,
-        atol: args.atol,
-        correlation_points: args.correlation_points,
-        cancel: cancel_token(),
-    };
+    let settings = args.settings.settings(args.correlation_points);
     let total = grid.len();
     if let Some(s) = shard {
         if !args.json {
