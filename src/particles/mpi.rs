@@ -87,10 +87,7 @@ impl Engine for Mpi {
     }
 
     fn any(&self, flag: bool) -> bool {
-        let mut out = 0u8;
-        self.comm
-            .all_reduce_into(&(flag as u8), &mut out, SystemOperation::max());
-        out != 0
+        any_rank(&self.comm, flag)
     }
 
     fn share(&self, value: u64) -> u64 {
@@ -127,6 +124,47 @@ fn migrant_len(d: usize, gd: usize) -> usize {
     1 + 2 * d + gd
 }
 
+/// Appends one particle's record (layout of [`migrant_len`]; ids and image counters are exact
+/// in f64) to `out`.
+fn push_record(out: &mut Vec<f64>, id: u32, x: &[f64], image: &[i32], g: &[f64]) {
+    out.push(id as f64);
+    out.extend_from_slice(x);
+    out.extend(image.iter().map(|&i| i as f64));
+    out.extend_from_slice(g);
+}
+
+/// The parts of record `p` in `d` dimensions: (id, position, image counters, propulsion).
+fn split_record(p: &[f64], d: usize) -> (u32, &[f64], impl Iterator<Item = i32> + '_, &[f64]) {
+    let image = p[1 + d..1 + 2 * d].iter().map(|&v| v as i32);
+    (p[0] as u32, &p[1..1 + d], image, &p[1 + 2 * d..])
+}
+
+/// Appends the particles of `records` (whole records) to a rank's slot arrays.
+fn append_records(
+    records: &[f64],
+    d: usize,
+    gd: usize,
+    tag: &mut Vec<u32>,
+    x: &mut Vec<f64>,
+    image: &mut Vec<i32>,
+    g: &mut Vec<f64>,
+) {
+    for p in records.chunks_exact(migrant_len(d, gd)) {
+        let (id, xp, im, gp) = split_record(p, d);
+        tag.push(id);
+        x.extend_from_slice(xp);
+        image.extend(im);
+        g.extend_from_slice(gp);
+    }
+}
+
+/// Whether `flag` is set on any rank of `comm` (collective).
+fn any_rank(comm: &SimpleCommunicator, flag: bool) -> bool {
+    let mut out = 0u8;
+    comm.all_reduce_into(&(flag as u8), &mut out, SystemOperation::max());
+    out != 0
+}
+
 /// One rank's share of a replica (see the module documentation).
 pub struct Decomposed {
     comm: SimpleCommunicator,
@@ -154,7 +192,6 @@ pub struct Decomposed {
     /// Largest squared displacement of any particle since the last build, over all ranks
     /// (∞: rebuild before the next step).
     disp2: f64,
-    force_max: f64,
     image_max: f64,
     /// The cell order of own particles at a rebuild (memory locality of the force loop).
     cells: Option<CellList>,
@@ -186,11 +223,13 @@ impl Decomposed {
             let mut out = vec![Vec::new(); size];
             for i in 0..model.n {
                 let xi = &full.x[i * d..(i + 1) * d];
-                let v = &mut out[grid.owner(xi)];
-                v.push(i as f64);
-                v.extend_from_slice(xi);
-                v.extend(full.image[i * d..(i + 1) * d].iter().map(|&k| k as f64));
-                v.extend_from_slice(&full.g[i * gd..(i + 1) * gd]);
+                push_record(
+                    &mut out[grid.owner(xi)],
+                    i as u32,
+                    xi,
+                    &full.image[i * d..(i + 1) * d],
+                    &full.g[i * gd..(i + 1) * gd],
+                );
             }
             let counts: Vec<Count> = out.iter().map(|v| v.len() as Count).collect();
             root.scatter_into_root(&counts[..], &mut count);
@@ -214,14 +253,8 @@ impl Decomposed {
             step,
         };
         let mut tags = Vec::with_capacity(owned);
-        for p in mine.chunks_exact(rec) {
-            tags.push(p[0] as u32);
-            local.x.extend_from_slice(&p[1..1 + d]);
-            local
-                .image
-                .extend(p[1 + d..1 + 2 * d].iter().map(|&v| v as i32));
-            local.g.extend_from_slice(&p[1 + 2 * d..]);
-        }
+        let (x, image, g) = (&mut local.x, &mut local.image, &mut local.g);
+        append_records(&mine, d, gd, &mut tags, x, image, g);
         drop(mine);
         // cells over this rank's sub-box and ghost layer only (not the whole box: a rank's
         // memory and rebuild time scale with its particles)
@@ -261,7 +294,6 @@ impl Decomposed {
             rebuilds: 0,
             out: Vec::new(),
             disp2: f64::INFINITY,
-            force_max: 0.0,
             image_max: 0.0,
             cells,
             scratch: Default::default(),
@@ -304,7 +336,6 @@ impl Decomposed {
         let m = &self.sim.model;
         let (d, gd) = (m.dim, m.propulsion_dim());
         let size = self.comm.size() as usize;
-        let rec = migrant_len(d, gd);
         // migration: own particles whose position now lies in another rank's sub-box leave;
         // the others are compacted in place (no allocation once the buffers have their size)
         let mut out = std::mem::take(&mut self.out);
@@ -326,11 +357,13 @@ impl Decomposed {
                 tag[kept] = tag[s];
                 kept += 1;
             } else {
-                let v = &mut out[o];
-                v.push(tag[s] as f64);
-                v.extend_from_slice(&x[s * d..(s + 1) * d]);
-                v.extend(image[s * d..(s + 1) * d].iter().map(|&i| i as f64));
-                v.extend_from_slice(&g[s * gd..(s + 1) * gd]);
+                push_record(
+                    &mut out[o],
+                    tag[s],
+                    &x[s * d..(s + 1) * d],
+                    &image[s * d..(s + 1) * d],
+                    &g[s * gd..(s + 1) * gd],
+                );
             }
         }
         x.truncate(kept * d);
@@ -338,12 +371,7 @@ impl Decomposed {
         g.truncate(kept * gd);
         tag.truncate(kept);
         let (arrived, _) = self.exchange(&out);
-        for p in arrived.chunks_exact(rec) {
-            tag.push(p[0] as u32);
-            x.extend_from_slice(&p[1..1 + d]);
-            image.extend(p[1 + d..1 + 2 * d].iter().map(|&v| v as i32));
-            g.extend_from_slice(&p[1 + 2 * d..]);
-        }
+        append_records(&arrived, d, gd, &mut tag, &mut x, &mut image, &mut g);
         self.owned = tag.len();
         // own particles in cell order (the order does not change the results: forces are
         // summed in id order, the noise is drawn by id)
@@ -472,7 +500,8 @@ impl Replica for Decomposed {
             // no pair forces: no list, no ghosts, nothing to rebuild
             self.disp2 = 0.0;
         }
-        self.force_max = global[1];
+        // the global largest force, so the blow-up check sees what one process would
+        self.sim.max_force = global[1];
         self.image_max = global[2];
     }
 
@@ -499,21 +528,11 @@ impl Replica for Decomposed {
     }
 
     fn cancelled(&self, cancel: &crate::control::Cancel) -> bool {
-        let mut any = 0u8;
-        self.comm.all_reduce_into(
-            &(cancel.is_cancelled() as u8),
-            &mut any,
-            SystemOperation::max(),
-        );
-        any != 0
+        any_rank(&self.comm, cancel.is_cancelled())
     }
 
     fn max_force_displacement(&self) -> f64 {
-        let mu = match self.sim.model.dynamics {
-            super::model::Dynamics::Abp { mu, .. } => mu,
-            super::model::Dynamics::Aoup { .. } => 1.0,
-        };
-        self.force_max * mu * self.sim.model.dt
+        self.sim.max_force_displacement()
     }
 
     fn image_beyond(&self, limit: i32) -> Option<(usize, i64)> {
@@ -538,10 +557,13 @@ impl Replica for Decomposed {
         let rec = migrant_len(d, gd);
         let mut pack = Vec::with_capacity(self.owned * rec);
         for s in 0..self.owned {
-            pack.push(self.sim.tag[s] as f64);
-            pack.extend_from_slice(&self.sim.x[s * d..(s + 1) * d]);
-            pack.extend(self.sim.image[s * d..(s + 1) * d].iter().map(|&i| i as f64));
-            pack.extend_from_slice(&self.sim.g[s * gd..(s + 1) * gd]);
+            push_record(
+                &mut pack,
+                self.sim.tag[s],
+                &self.sim.x[s * d..(s + 1) * d],
+                &self.sim.image[s * d..(s + 1) * d],
+                &self.sim.g[s * gd..(s + 1) * gd],
+            );
         }
         let root = self.comm.process_at_rank(0);
         let step = self.sim.step_count();
@@ -571,12 +593,13 @@ impl Replica for Decomposed {
             step,
         };
         for p in all.chunks_exact(rec) {
-            let i = p[0] as usize;
-            st.x[i * d..(i + 1) * d].copy_from_slice(&p[1..1 + d]);
-            for c in 0..d {
-                st.image[i * d + c] = p[1 + d + c] as i32;
+            let (id, xp, im, gp) = split_record(p, d);
+            let i = id as usize;
+            st.x[i * d..(i + 1) * d].copy_from_slice(xp);
+            for (slot, v) in st.image[i * d..(i + 1) * d].iter_mut().zip(im) {
+                *slot = v;
             }
-            st.g[i * gd..(i + 1) * gd].copy_from_slice(&p[1 + 2 * d..]);
+            st.g[i * gd..(i + 1) * gd].copy_from_slice(gp);
         }
         st
     }
