@@ -345,6 +345,33 @@ mod tests {
         assert!((bx.min_image(-6.0) - 4.0).abs() < 1e-12);
     }
 
+    /// Every pair of `x` within `cutoff` (minimum image) is a candidate exactly once, no
+    /// candidate is visited twice, and `candidate_count` counts the visits.
+    fn assert_covers_pairs_once(
+        cl: &CellList,
+        x: &[f64],
+        bx: &PeriodicBox,
+        cutoff: f64,
+        what: &str,
+    ) {
+        let dim = bx.dim;
+        let np = x.len() / dim;
+        for i in 0..np {
+            let mut seen = vec![0u32; np];
+            cl.for_each_candidate(i, |j| seen[j] += 1);
+            for j in 0..np {
+                let r2: f64 = (0..dim)
+                    .map(|k| bx.min_image(x[i * dim + k] - x[j * dim + k]).powi(2))
+                    .sum();
+                assert!(seen[j] <= 1, "{what}: ({i}, {j}) visited twice");
+                if r2 < cutoff * cutoff {
+                    assert_eq!(seen[j], 1, "{what}: pair ({i}, {j}) missed");
+                }
+            }
+            assert_eq!(cl.candidate_count(i), seen.iter().sum::<u32>() as usize);
+        }
+    }
+
     #[test]
     fn region_candidates_cover_all_pairs_within_cutoff_once() {
         use rand::{Rng, SeedableRng};
@@ -379,20 +406,7 @@ mod tests {
             }
             let mut cl = CellList::new_region(&bx, cutoff, lo, hi, clipped);
             cl.build(&x);
-            for i in 0..np {
-                let mut seen = vec![0u32; np];
-                cl.for_each_candidate(i, |j| seen[j] += 1);
-                for j in 0..np {
-                    let r2: f64 = (0..dim)
-                        .map(|k| bx.min_image(x[i * dim + k] - x[j * dim + k]).powi(2))
-                        .sum();
-                    assert!(seen[j] <= 1, "visited twice");
-                    if r2 < cutoff * cutoff {
-                        assert_eq!(seen[j], 1, "dim {dim}, L {length}: ({i}, {j}) missed");
-                    }
-                }
-                assert_eq!(cl.candidate_count(i), seen.iter().sum::<u32>() as usize);
-            }
+            assert_covers_pairs_once(&cl, &x, &bx, cutoff, &format!("dim {dim}, L {length}"));
         }
     }
 
@@ -408,19 +422,7 @@ mod tests {
             let mut cl = CellList::new(&bx, cutoff);
             assert!(cl.cells_per_side() >= 3);
             cl.build(&x);
-            for i in 0..np {
-                let mut seen = vec![0u32; np];
-                cl.for_each_candidate(i, |j| seen[j] += 1);
-                for j in 0..np {
-                    let r2: f64 = (0..dim)
-                        .map(|k| bx.min_image(x[i * dim + k] - x[j * dim + k]).powi(2))
-                        .sum();
-                    assert!(seen[j] <= 1, "visited twice");
-                    if r2 < cutoff * cutoff {
-                        assert_eq!(seen[j], 1, "dim {dim}: pair ({i}, {j}) missed");
-                    }
-                }
-            }
+            assert_covers_pairs_once(&cl, &x, &bx, cutoff, &format!("dim {dim}"));
         }
     }
 }
