@@ -56,8 +56,16 @@ fn definition(dir: &Path, name: &str, edit: &[(&str, &str)]) -> PathBuf {
 }
 
 /// The run `args` (model and settings, without `-o`) in one process (two threads) and with
-/// `mpirun -np K` for each K in `ranks`: identical datasets.
-fn same_as_one_process(dir: &Path, label: &str, args: &[&str], ranks: &[usize]) {
+/// `mpirun -np K` for each K in `ranks`: identical datasets. `on_ranks`: where the pair
+/// statistics of the frames are counted with the most ranks (true: on every rank, added up;
+/// false: on the root; None: the model has none).
+fn same_as_one_process(
+    dir: &Path,
+    label: &str,
+    args: &[&str],
+    ranks: &[usize],
+    on_ranks: Option<bool>,
+) {
     let one = dir.join(format!("{label}-one.h5"));
     ok(&launch(
         0,
@@ -96,6 +104,13 @@ fn same_as_one_process(dir: &Path, label: &str, args: &[&str], ranks: &[usize]) 
             reference,
             "{label}: mpirun -np {k} differs from one process"
         );
+        if k == *ranks.iter().max().unwrap() {
+            assert_eq!(
+                summary["traffic"]["pair_statistics_on_ranks"],
+                serde_json::json!(on_ranks),
+                "{label}: {summary}"
+            );
+        }
     }
 }
 
@@ -112,6 +127,18 @@ fn two_ranks_write_the_datasets_of_one_process() {
             "abp-mips", "--set", "N=512", "--steps", "4000", "--every", "1000", "--seed", "3",
         ],
         &[1, 2],
+        Some(true),
+    );
+    // a box so small that the sub-boxes (3.2 wide) are thinner than the pair statistics' reach
+    // (contact + probe radius, 3.7): the root counts them from the gathered frame
+    same_as_one_process(
+        d,
+        "abp-small",
+        &[
+            "abp-mips", "--set", "N=32", "--steps", "2000", "--every", "500", "--seed", "4",
+        ],
+        &[2],
+        Some(false),
     );
     // AOUP MIPS (softplus pairs out to their long cut-off), faster propulsion so that
     // particles migrate, two replicas
@@ -138,6 +165,7 @@ fn two_ranks_write_the_datasets_of_one_process() {
             "2",
         ],
         &[2],
+        Some(true),
     );
     // 3-D ABP-WCA
     let abp3 = definition(
@@ -150,6 +178,7 @@ fn two_ranks_write_the_datasets_of_one_process() {
         "abp3",
         &[abp3.to_str().unwrap(), "--steps", "2000", "--every", "500"],
         &[2],
+        Some(true),
     );
     // the interacting trap (a force towards the centre, not translation invariant), three
     // replicas
@@ -166,6 +195,7 @@ fn two_ranks_write_the_datasets_of_one_process() {
             "3",
         ],
         &[2],
+        Some(true),
     );
     // fixed particles on a ring (1-D, two sub-boxes)
     let ring = definition(
@@ -182,6 +212,7 @@ fn two_ranks_write_the_datasets_of_one_process() {
         "ring",
         &[ring.to_str().unwrap(), "--steps", "4000", "--every", "1000"],
         &[2],
+        None,
     );
 }
 

@@ -41,7 +41,7 @@ impl Grid {
                 "{k} ranks: between 1 and {MAX_RANKS} are supported"
             ));
         }
-        let fits = |p: usize| p == 1 || length / p as f64 >= ghost_width;
+        let fits = |p: usize| fits_in(length, p, ghost_width);
         let most = if ghost_width > 0.0 {
             ((length / ghost_width).floor() as usize).max(1)
         } else {
@@ -97,6 +97,12 @@ impl Grid {
             }
         };
         Ok(Grid { dim, ranks, length })
+    }
+
+    /// Whether every sub-box is at least `width` wide where the grid cuts the box: a layer of
+    /// that width around a sub-box then reaches no rank beyond its neighbours.
+    pub fn admits(&self, width: f64) -> bool {
+        (0..self.dim).all(|k| fits_in(self.length, self.ranks[k], width))
     }
 
     /// Number of ranks.
@@ -208,6 +214,12 @@ fn for_each_factorisation(k: usize, dim: usize, f: &mut dyn FnMut([usize; 3])) {
     }
     let mut cur = [1usize; 3];
     rec(k, 0, dim.max(1), &mut cur, f);
+}
+
+/// Whether `p` ranks along a direction of length `length` give sub-boxes at least `width` wide
+/// (one rank: the whole periodic direction).
+fn fits_in(length: f64, p: usize, width: f64) -> bool {
+    p == 1 || length / p as f64 >= width
 }
 
 #[cfg(test)]

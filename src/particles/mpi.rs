@@ -24,6 +24,7 @@ use super::cells::CellList;
 use super::decomposition::Grid;
 use super::model::ParticleModel;
 use super::neighbours::VerletList;
+use super::observables::{count_pairs, LocalCounts, PairCounts, PairStatistics, Share};
 use super::run::{Engine, Replica, Traffic};
 use super::sim::{permute, skin, ParticleState, Simulation};
 use mpi::collective::SystemOperation;
@@ -509,6 +510,73 @@ impl Replica for Decomposed {
         self.sim.step_count()
     }
 
+    /// Every rank counts its own particles, with ghost copies of its neighbours' particles
+    /// within [`PairStatistics::reach`] of its sub-box (sent for the frame: one
+    /// `MPI_Alltoallv`); the root gathers the counts and adds them up, joining the dense
+    /// clusters that cross sub-box borders by the ids of their border particles. Integer counts:
+    /// the result is the one-process one exactly. Where a sub-box is thinner than the reach
+    /// (a small box on many ranks), the root counts the gathered frame instead.
+    fn pair_counts(
+        &self,
+        model: &ParticleModel,
+        stats: &PairStatistics,
+        gathered: &ParticleState,
+    ) -> Option<PairCounts> {
+        let root = self.comm.rank() == 0;
+        if !self.grid.admits(stats.reach()) {
+            return root.then(|| PairCounts::of(stats, &model.bx, &gathered.x));
+        }
+        let d = model.dim;
+        let reach = stats.reach();
+        let size = self.comm.size() as usize;
+        let mut out = vec![Vec::new(); size];
+        for &nb in &self.neighbours {
+            let (lo, hi) = self.grid.bounds(nb);
+            for s in 0..self.owned {
+                let xs = &self.sim.x[s * d..(s + 1) * d];
+                if self.grid.near_box(xs, &lo, &hi, reach) {
+                    out[nb].push(self.sim.tag[s] as f64);
+                    out[nb].extend_from_slice(xs);
+                }
+            }
+        }
+        let (arrived, _) = self.exchange(&out);
+        drop(out);
+        let mut x = self.sim.x[..self.owned * d].to_vec();
+        let mut tag = self.sim.tag[..self.owned].to_vec();
+        for p in arrived.chunks_exact(1 + d) {
+            tag.push(p[0] as u32);
+            x.extend_from_slice(&p[1..]);
+        }
+        let share = Share {
+            grid: &self.grid,
+            rank: self.rank,
+            neighbours: &self.neighbours,
+            tag: &tag,
+        };
+        let words = count_pairs(stats, &model.bx, &x, self.owned, Some(&share)).to_words();
+        let at = self.comm.process_at_rank(0);
+        if !root {
+            at.gather_into(&(words.len() as Count));
+            at.gather_varcount_into(&words[..]);
+            return None;
+        }
+        let mut counts = vec![0 as Count; size];
+        at.gather_into_root(&(words.len() as Count), &mut counts[..]);
+        let displs = prefix(&counts);
+        let mut all = vec![0u64; counts.iter().map(|&c| c as usize).sum()];
+        {
+            let mut p = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+            at.gather_varcount_into_root(&words[..], &mut p);
+        }
+        let parts: Vec<LocalCounts> = counts
+            .iter()
+            .zip(&displs)
+            .map(|(&c, &o)| LocalCounts::from_words(&all[o as usize..(o + c) as usize], stats))
+            .collect();
+        Some(LocalCounts::total(&parts))
+    }
+
     fn traffic(&self) -> Option<Traffic> {
         let d = self.sim.model.dim;
         let sent: usize = self.send.iter().map(|s| s.len()).sum();
@@ -524,6 +592,8 @@ impl Replica for Decomposed {
             ghost_fraction: total[0] / self.sim.model.n as f64,
             messages_per_step: total[1] / k,
             bytes_per_step: total[2] / k,
+            pair_statistics_on_ranks: PairStatistics::of_model(&self.sim.model)
+                .map(|st| self.grid.admits(st.reach())),
         })
     }
 

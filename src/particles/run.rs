@@ -241,6 +241,10 @@ pub struct Frame<'a> {
     pub time: f64,
     /// One state per replica (particle order; positions wrapped, with image counters).
     pub states: &'a [ParticleState],
+    /// Per replica, the frame's pair statistics ([`obs::PairCounts`]: g(r), packing-fraction
+    /// and cluster counts) where the model has them ([`obs::PairStatistics::of_model`]);
+    /// counted by every rank and added up under MPI. Empty: the observers count them.
+    pub pairs: &'a [Option<obs::PairCounts>],
     /// The last frame this run records: the schedule's end, or a cancellation or abort after
     /// this frame (writers commit their checkpoint).
     pub closing: bool,
@@ -386,9 +390,7 @@ impl Observer for Observables {
     fn frame(&mut self, model: &ParticleModel, frame: &Frame<'_>) -> Result<(), RunError> {
         let (n, d, gd) = (model.n, model.dim, model.propulsion_dim());
         let states = frame.states;
-        let diameter = model.diameter();
-        let has_pairs = model.pair.is_some();
-        let rdf_max = (5.0 * diameter).min(0.5 * model.bx.length);
+        let stats = obs::PairStatistics::of_model(model);
         if self.references.is_none() {
             self.references = Some(
                 states
@@ -415,19 +417,15 @@ impl Observer for Observables {
                 Dynamics::Aoup { .. } => c / d as f64,
                 Dynamics::Abp { .. } => c,
             });
-            if has_pairs && d >= 2 {
-                // one local-packing pass serves the cluster order parameter and the histogram
-                let phi =
-                    obs::local_packing(&st.x, &model.bx, n, diameter, obs::LOCAL_RADIUS * diameter);
-                self.cluster.push(obs::largest_cluster_fraction(
-                    &st.x,
-                    &model.bx,
-                    &phi,
-                    1.2 * diameter,
-                    obs::DENSE_THRESHOLD,
-                ));
-                let (rr, g) = obs::rdf(&st.x, &model.bx, n, rdf_max, 100);
-                let h = obs::histogram(&phi, 0.0, 1.2, 60);
+            if let Some(stats) = stats.as_ref() {
+                // counted by the driver (on every rank under MPI), else here
+                let counts = match frame.pairs.get(r) {
+                    Some(Some(p)) => std::borrow::Cow::Borrowed(p),
+                    _ => std::borrow::Cow::Owned(obs::PairCounts::of(stats, &model.bx, &st.x)),
+                };
+                self.cluster.push(counts.cluster_fraction(n));
+                let (rr, g) = counts.rdf(stats, &model.bx, n);
+                let h = counts.packing_density(stats, n);
                 match self.rdf_sum.as_mut() {
                     None => {
                         self.rdf_sum = Some((rr, g));
@@ -570,6 +568,10 @@ pub struct Traffic {
     pub messages_per_step: f64,
     /// Bytes a rank sends per step, mean over ranks.
     pub bytes_per_step: f64,
+    /// Whether the frames' pair statistics (g(r), packing fraction, clusters) are counted on
+    /// every rank and added up (true), or on the root from the gathered frame (false: a sub-box
+    /// is thinner than their reach); `None` where the model has none.
+    pub pair_statistics_on_ranks: Option<bool>,
 }
 
 /// One replica as the [`Driver`] advances it: a [`Simulation`] in one process, or the ranks'
@@ -588,6 +590,18 @@ pub trait Replica {
     /// The state in particle order (under MPI gathered on the root rank; the other ranks get
     /// empty arrays and the step).
     fn state(&self) -> ParticleState;
+    /// The pair statistics of this replica's configuration (collective), on the root; `None`
+    /// on the other ranks. `gathered` is what [`Replica::state`] returned on this process. In
+    /// one process (the default) they are counted from `gathered`; under MPI every rank counts
+    /// its own particles and the counts are added up on the root.
+    fn pair_counts(
+        &self,
+        model: &ParticleModel,
+        stats: &obs::PairStatistics,
+        gathered: &ParticleState,
+    ) -> Option<obs::PairCounts> {
+        Some(obs::PairCounts::of(stats, &model.bx, &gathered.x))
+    }
     /// Under MPI, what the decomposition costs (collective); `None` in one process.
     fn traffic(&self) -> Option<Traffic> {
         None
@@ -885,6 +899,16 @@ impl<R: Replica> Driver<R> {
             if engine.any(blow_up.is_some()) {
                 return Err(blow_up.unwrap_or(RunError::OnAnotherRank));
             }
+            // the pair statistics: counted where the particles are (every rank under MPI)
+            let pairs: Vec<Option<obs::PairCounts>> = match obs::PairStatistics::of_model(model) {
+                Some(stats) => self
+                    .sims
+                    .iter()
+                    .zip(&states)
+                    .map(|(s, st)| s.pair_counts(model, &stats, st))
+                    .collect(),
+                None => Vec::new(),
+            };
             written_here += 1;
             let last = k + 1 == frames;
             let stop = stop_after_frames == Some(written_here) && !last;
@@ -894,6 +918,7 @@ impl<R: Replica> Driver<R> {
                 step: target,
                 time: target as f64 * model.dt,
                 states: &states,
+                pairs: &pairs,
                 closing: last || stop || ctrl_c,
             };
             let observed = observers
