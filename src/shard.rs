@@ -32,7 +32,9 @@
 //! writes `head + rows + tail`: the bytes of the unsharded run's output.
 //!
 //! Outputs are written atomically ([`crate::io::write_bytes_atomically`]: a temporary next to
-//! the destination, renamed into place; never over what is not a regular file).
+//! the destination, renamed into place; never over what is not a regular file). While a command
+//! runs, its finished items are kept in a [`PartialFile`] beside the output, from which a killed
+//! run continues (`sweep`, `simulate --ensemble`).
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -318,6 +320,144 @@ pub fn publish(path: &Path, table: &Table, shard: Option<Shard>) -> Result<Publi
         rows: table.rows.len(),
         items: table.items,
     })
+}
+
+/// The resumable record of a long command's finished items, kept beside its output as
+/// `.NAME.partial` (the name of [`crate::io::h5md::partial_path`]) until the output is
+/// published: a first line identifying the work (the command's own format), then one line
+/// `k<TAB>text` per finished item `k`, appended and synced as each finishes (from any thread).
+/// A kill can only cut the last line short; [`PartialFile::read`] drops such a line (that item
+/// runs again). `phaseflow sweep` and `simulate --ensemble` keep one.
+#[derive(Debug)]
+pub struct PartialFile {
+    path: PathBuf,
+    file: std::sync::Mutex<std::fs::File>,
+}
+
+/// What [`PartialFile::read`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialRows {
+    /// The first line, with its line end.
+    pub first_line: String,
+    /// The finished items: `k` and the text after the tab, with its line end.
+    pub rows: std::collections::BTreeMap<usize, String>,
+    /// Length in bytes of the complete lines (what follows is a line cut short by a kill).
+    complete: u64,
+}
+
+impl PartialFile {
+    /// `.NAME.partial` beside `output` (refused for an output that is not a regular file).
+    pub fn path_of(output: &Path) -> Result<PathBuf, ShardError> {
+        Ok(crate::io::h5md::partial_path(output)?)
+    }
+
+    /// The partial file at `path`: `None` when there is none, or when it holds no complete first
+    /// line (a run killed while creating it). Each row must be an item of `shard` of a work list
+    /// of `items`; a last line without its line end is left out.
+    pub fn read(
+        path: &Path,
+        shard: Shard,
+        items: usize,
+    ) -> Result<Option<PartialRows>, ShardError> {
+        let bad = |msg: String| ShardError::File {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(bad(format!("cannot read: {e}"))),
+        };
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let text = String::from_utf8_lossy(&bytes[..complete]);
+        let mut lines = text.split_inclusive('\n');
+        let Some(first_line) = lines.next() else {
+            return Ok(None);
+        };
+        let mut rows = std::collections::BTreeMap::new();
+        for line in lines {
+            let (k, row) = line
+                .split_once('\t')
+                .and_then(|(k, r)| Some((k.parse::<usize>().ok()?, r)))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "not a row of a partial file: '{}'",
+                        line.trim_end()
+                    ))
+                })?;
+            if !shard.owns(k) || k >= items {
+                return Err(bad(format!(
+                    "row {k} is not an item of shard {shard} of {items}"
+                )));
+            }
+            rows.insert(k, row.to_string());
+        }
+        Ok(Some(PartialRows {
+            first_line: first_line.to_string(),
+            rows,
+            complete: complete as u64,
+        }))
+    }
+
+    /// Creates the partial file at `path` (replacing any) with `first_line` (with its line
+    /// end), synced.
+    pub fn create(path: &Path, first_line: &str) -> Result<PartialFile, ShardError> {
+        use std::io::Write;
+        let bad = |what: &str, e: std::io::Error| ShardError::File {
+            path: path.to_path_buf(),
+            msg: format!("cannot {what}: {e}"),
+        };
+        let mut f = std::fs::File::create(path).map_err(|e| bad("create", e))?;
+        f.write_all(first_line.as_bytes())
+            .and_then(|_| f.sync_data())
+            .map_err(|e| bad("write", e))?;
+        Ok(PartialFile {
+            path: path.to_path_buf(),
+            file: std::sync::Mutex::new(f),
+        })
+    }
+
+    /// Continues the partial file at `path` as [`PartialFile::read`] found it: a line cut short
+    /// by a kill is cut off, and rows are appended after the complete ones.
+    pub fn resume(path: &Path, found: &PartialRows) -> Result<PartialFile, ShardError> {
+        let bad = |what: &str, e: std::io::Error| ShardError::File {
+            path: path.to_path_buf(),
+            msg: format!("cannot {what}: {e}"),
+        };
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| bad("open", e))?;
+        f.set_len(found.complete).map_err(|e| bad("truncate", e))?;
+        Ok(PartialFile {
+            path: path.to_path_buf(),
+            file: std::sync::Mutex::new(f),
+        })
+    }
+
+    /// Appends the row of item `k` (`text`: one line, with its line end) and syncs it to disk.
+    pub fn append(&self, k: usize, text: &str) -> Result<(), ShardError> {
+        use std::io::Write;
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        f.write_all(format!("{k}\t{text}").as_bytes())
+            .and_then(|_| f.sync_data())
+            .map_err(|e| ShardError::File {
+                path: self.path.clone(),
+                msg: format!("cannot append: {e}"),
+            })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes and removes the file (once the output it served is published).
+    pub fn remove(self) {
+        let PartialFile { path, file } = self;
+        drop(file);
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// A command line as one string for a shell: arguments of letters, digits and `-_=./,:+` as

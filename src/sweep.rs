@@ -19,8 +19,8 @@
 //!
 //! # Resuming
 //!
-//! Finished rows are appended, each synced to disk, to `.NAME.partial` beside the output, whose
-//! first line records the sweep's identity ([`crate::shard::work_id`]) and shard. A run that
+//! Finished rows are appended, each synced to disk, to `.NAME.partial` beside the output
+//! ([`crate::shard::PartialFile`], shared with `simulate --ensemble`), whose first line records the sweep's identity ([`crate::shard::work_id`]) and shard. A run that
 //! finds the partial file of the same sweep skips the points in it (a line cut short by a kill
 //! is dropped); one of another sweep is refused, naming the file. The complete table (or shard
 //! file) is renamed into place at the end and the partial file removed: an interrupted and
@@ -28,12 +28,11 @@
 
 use crate::analysis::invariants::{compute, InvariantSettings, InvariantsError};
 use crate::control::{Cancel, Progress};
-use crate::shard::{csv_field, publish, work_id, Published, Shard, Table};
+use crate::shard::{csv_field, publish, work_id, PartialFile, Published, Shard, Table};
 use crate::systems::{CompiledSystem, Overrides};
 use rayon::prelude::*;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Largest number of grid points of one sweep.
@@ -244,12 +243,9 @@ pub struct SweepSummary {
     pub skipped: usize,
 }
 
-/// `.NAME.partial` beside `output`.
+/// `.NAME.partial` beside `output` ([`PartialFile::path_of`]).
 pub fn partial_path(output: &Path) -> Result<PathBuf, SweepError> {
-    let name = output
-        .file_name()
-        .ok_or_else(|| SweepError::Invalid(format!("{}: not a file name", output.display())))?;
-    Ok(output.with_file_name(format!(".{}.partial", name.to_string_lossy())))
+    Ok(PartialFile::path_of(output)?)
 }
 
 /// The sweep's identity: the definition file's path and text, the grid (values as bits) and
@@ -341,57 +337,24 @@ pub fn run(
         path: partial.clone(),
         msg,
     };
-    let mut done: BTreeMap<usize, String> = BTreeMap::new();
-    match std::fs::read(&partial) {
-        Ok(bytes) => {
-            let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            let text = String::from_utf8_lossy(&bytes[..complete]);
-            let mut lines = text.split_inclusive('\n');
-            if lines.next() != Some(first_line.as_str()) {
+    let (writer, mut done) = match PartialFile::read(&partial, shard, total)? {
+        Some(found) => {
+            if found.first_line != first_line {
                 return Err(perr(format!(
                     "the partial file of another sweep (or another shard): remove it to start afresh (expected first line '{}')",
                     first_line.trim_end()
                 )));
             }
-            for line in lines {
-                let (k, row) = line
-                    .split_once('\t')
-                    .and_then(|(k, r)| Some((k.parse::<usize>().ok()?, r)))
-                    .ok_or_else(|| perr(format!("not a row of a sweep: '{}'", line.trim_end())))?;
-                if !shard.owns(k) || k >= total {
-                    return Err(perr(format!("row {k} is not a point of shard {shard}")));
-                }
-                done.insert(k, row.to_string());
-            }
-            // drop a line cut short by a kill
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&partial)
-                .map_err(|e| perr(format!("cannot open: {e}")))?;
-            f.set_len(complete as u64)
-                .map_err(|e| perr(format!("cannot truncate: {e}")))?;
+            (PartialFile::resume(&partial, &found)?, found.rows)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut f =
-                std::fs::File::create(&partial).map_err(|e| perr(format!("cannot create: {e}")))?;
-            f.write_all(first_line.as_bytes())
-                .and_then(|_| f.sync_data())
-                .map_err(|e| perr(format!("cannot write: {e}")))?;
-        }
-        Err(e) => return Err(perr(format!("cannot read: {e}"))),
-    }
+        None => (PartialFile::create(&partial, &first_line)?, BTreeMap::new()),
+    };
     let reused = done.len();
     let todo: Vec<usize> = mine
         .iter()
         .copied()
         .filter(|k| !done.contains_key(k))
         .collect();
-    let writer = std::sync::Mutex::new(
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&partial)
-            .map_err(|e| perr(format!("cannot open: {e}")))?,
-    );
     progress.start(mine.len() as u64, reused as u64, "points");
     let settings = InvariantSettings {
         cancel: cancel.clone(),
@@ -413,14 +376,9 @@ pub fn run(
                 Ok(None) => return None,
                 Err(e) => return Some(Err(e)),
             };
-            let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = w
-                .write_all(format!("{k}\t{r}").as_bytes())
-                .and_then(|_| w.sync_data())
-            {
-                return Some(Err(perr(format!("cannot append: {e}"))));
+            if let Err(e) = writer.append(k, &r) {
+                return Some(Err(e.into()));
             }
-            drop(w);
             let n = computed.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             if opts.stop_after.is_some_and(|m| n >= m) {
                 cancel.cancel();
@@ -430,7 +388,6 @@ pub fn run(
         })
         .collect();
     progress.finish();
-    drop(writer);
     for r in new_rows {
         let (k, text) = r?;
         done.insert(k, text);
@@ -457,7 +414,7 @@ pub fn run(
         tail: String::new(),
     };
     let published = publish(output, &table, opts.shard)?;
-    let _ = std::fs::remove_file(&partial);
+    writer.remove();
     Ok(SweepSummary {
         output: output.to_path_buf(),
         published,

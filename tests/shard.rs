@@ -1,7 +1,8 @@
 //! Sharded runs (`--shard I/N`, Slurm job arrays) and `phaseflow merge`: shard specs and the
 //! Slurm environment, byte-identical merges for N = 1, 2, 3 of every sharded command, merges
-//! refused (missing, duplicated, foreign, damaged shards), and `phaseflow sweep` resumed after an
-//! interruption and after `kill -9`.
+//! refused (missing, duplicated, foreign, damaged shards), `phaseflow sweep` resumed after an
+//! interruption and after `kill -9`, and `simulate --ensemble` (whole and sharded) resumed with
+//! `--resume` after an interruption and after `kill -9`.
 
 #[allow(dead_code)] // the particle and training helpers serve other tests
 mod common;
@@ -780,4 +781,186 @@ fn ensemble_shards_refused_and_slurm_default() {
         &phaseflow_in(d, &s(&["merge", "m.h5", "a1", "a0"]), &[]),
         "merge",
     );
+}
+
+/// `simulate --ensemble`, whole and as shard 1/2, stopped after some members (the testing aid:
+/// as if killed after their rows were synced to `.NAME.partial`) with a row torn as a kill
+/// mid-write leaves it: without `--resume` the partial file is refused (kept, not overwritten),
+/// a resume with another setting is refused naming it, and `--resume` writes the bytes of an
+/// uninterrupted run, taking the finished members over, and removes the partial file. Also:
+/// stopped after its last member (nothing left to compute), `--resume` without a partial file,
+/// a partial file whose first line was cut short, and `--resume` of a single trajectory.
+#[test]
+fn ensemble_resumes_after_an_interruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |a: &[String], more: &[&str]| {
+        let mut a = a.to_vec();
+        a.extend(more.iter().map(|x| x.to_string()));
+        a
+    };
+    for (name, shard, stop) in [
+        ("out.h5", None, "2"),
+        ("part", Some("1/2"), "1"),
+        ("all.h5", None, "5"),
+    ] {
+        let mut args = ensemble_args(name);
+        if let Some(sh) = shard {
+            args.extend(["--shard".to_string(), sh.to_string()]);
+        }
+        let case = format!("{name} (shard {shard:?}, stopped after {stop})");
+        let full = dir.path().join(format!("full-{name}"));
+        let cut = dir.path().join(format!("cut-{name}"));
+        std::fs::create_dir(&full).unwrap();
+        std::fs::create_dir(&cut).unwrap();
+        ok(&phaseflow_in(&full, &args, &[]), &case);
+        assert!(!full.join(format!(".{name}.partial")).exists(), "{case}");
+        let partial = cut.join(format!(".{name}.partial"));
+        let o = phaseflow_in(&cut, &with(&args, &["--abort-after-members", stop]), &[]);
+        assert_eq!(o.status.code(), Some(1), "{case}: {}", stderr(&o));
+        for says in ["interrupted", "members are kept in", "--resume"] {
+            assert!(stderr(&o).contains(says), "{case}: {}", stderr(&o));
+        }
+        assert!(!cut.join(name).exists(), "{case}");
+        let kept = std::fs::read_to_string(&partial).unwrap();
+        let stop: usize = stop.parse().unwrap();
+        assert!(kept.lines().count() > stop, "{case}: {kept}");
+        assert!(kept.starts_with("{\"format\":\"phaseflow-ensemble-partial\""));
+        // a row cut short by a kill (member 3 belongs to both the whole run and shard 1/2)
+        std::fs::write(&partial, format!("{kept}3\t{{\"state\":\"3ff00000")).unwrap();
+        // without --resume, the partial file is refused and kept
+        let o = phaseflow_in(&cut, &args, &[]);
+        assert_eq!(o.status.code(), Some(1), "{case}");
+        for says in [".partial", "--resume", "remove the file to start afresh"] {
+            assert!(stderr(&o).contains(says), "{case}: {}", stderr(&o));
+        }
+        // a resume with another setting is refused, naming it
+        for (changed, says) in [
+            (&["--seed", "5"][..], "--seed is 5 here but 4 in it"),
+            (&["--t-end", "3"][..], "--t-end is 3.0 here but 2.0 in it"),
+        ] {
+            let mut a = with(&args, &["--resume"]);
+            let at = a.iter().position(|x| x == changed[0]).unwrap();
+            a[at + 1] = changed[1].to_string();
+            let o = phaseflow_in(&cut, &a, &[]);
+            assert_eq!(o.status.code(), Some(1), "{case}: {changed:?}");
+            for s in ["cannot resume", says, ".partial"] {
+                assert!(
+                    stderr(&o).contains(s),
+                    "{case}: {changed:?}: {}",
+                    stderr(&o)
+                );
+            }
+            assert!(partial.exists() && !cut.join(name).exists(), "{case}");
+        }
+        let o = phaseflow_in(&cut, &with(&args, &["--resume"]), &[]);
+        ok(&o, &format!("{case}, resumed"));
+        assert!(
+            stderr(&o).contains("members taken from the partial file"),
+            "{case}: {}",
+            stderr(&o)
+        );
+        same_bytes(&full.join(name), &cut.join(name), &case);
+        assert!(!partial.exists(), "{case}: the partial file is left");
+        assert!(!cut.join(format!(".{name}.lock")).exists(), "{case}");
+    }
+    // --resume with no partial file runs the whole ensemble (a requeued job's same command)
+    let d = dir.path().join("again");
+    std::fs::create_dir(&d).unwrap();
+    let o = phaseflow_in(&d, &with(&ensemble_args("out.h5"), &["--resume"]), &[]);
+    ok(&o, "--resume without a partial file");
+    assert!(!stderr(&o).contains("partial file"), "{}", stderr(&o));
+    same_bytes(
+        &dir.path().join("full-out.h5").join("out.h5"),
+        &d.join("out.h5"),
+        "--resume without a partial file",
+    );
+    // a partial file without a complete first line (killed while creating it) is replaced
+    std::fs::write(d.join(".new.h5.partial"), "{\"format\":\"phaseflow-ens").unwrap();
+    let o = phaseflow_in(&d, &with(&ensemble_args("new.h5"), &["--json"]), &[]);
+    ok(&o, "a torn first line");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["members_from_partial_file"].as_u64(), Some(0), "{v}");
+    assert!(!d.join(".new.h5.partial").exists());
+    // a single trajectory is not resumable
+    let o = phaseflow_in(
+        &d,
+        &s(&[
+            "simulate", "lorenz", "--t-end", "1", "--dt-out", "0.1", "--resume", "-o", "one.h5",
+        ]),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("a single trajectory is not resumable"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `kill -9` in the middle of an ensemble: the same command with `--resume` continues from the
+/// synced members and writes the bytes of an uninterrupted run.
+#[test]
+fn ensemble_resumes_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &str| {
+        s(&[
+            "simulate",
+            "lorenz",
+            "--ensemble",
+            "24",
+            "--t-end",
+            "300",
+            "--dt-out",
+            "0.1",
+            "--noise",
+            "0.1",
+            "--seed",
+            "2",
+            "-q",
+            "-o",
+            out,
+        ])
+    };
+    let full = dir.path().join("full");
+    let cut = dir.path().join("cut");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::create_dir(&cut).unwrap();
+    ok(&phaseflow_in(&full, &args("e.h5"), &[]), "ensemble");
+    let partial = cut.join(".e.h5.partial");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(args("e.h5"))
+        .current_dir(&cut)
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let rows = std::fs::read_to_string(&partial)
+            .map(|t| t.lines().count().saturating_sub(1))
+            .unwrap_or(0);
+        if rows >= 3 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the ensemble finished before it could be killed: make it longer"
+        );
+        assert!(started.elapsed().as_secs() < 60, "no members after 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !cut.join("e.h5").exists(),
+        "killed before the end, yet an output exists"
+    );
+    let mut again = args("e.h5");
+    again.push("--resume".into());
+    ok(&phaseflow_in(&cut, &again, &[]), "resumed ensemble");
+    same_bytes(
+        &full.join("e.h5"),
+        &cut.join("e.h5"),
+        "ensemble after kill -9",
+    );
+    assert!(!partial.exists());
 }

@@ -99,8 +99,9 @@ pub struct SimulateArgs {
     /// /particles/replica_0 … (one replica: /particles/all)
     #[arg(long, default_value_t = 1)]
     pub replicas: usize,
-    /// Particle models: continue an interrupted run from its partial file (same command: the
-    /// settings recorded in the file are checked)
+    /// Continue an interrupted run from its partial file .NAME.partial (same command: the
+    /// settings recorded in the file are checked): particle models, and ensembles (--ensemble,
+    /// --ic-file; with or without --shard), whose finished members are taken from it
     #[arg(long)]
     pub resume: bool,
     /// Particle models: least wall time between checkpoints of the partial file, in seconds (a
@@ -119,6 +120,9 @@ pub struct SimulateArgs {
     /// Testing aid: stop after this many frames as if the run had been killed
     #[arg(long, hide = true)]
     pub abort_after_frames: Option<usize>,
+    /// Testing aid: stop an ensemble after this many members as if the run had been killed
+    #[arg(long, hide = true)]
+    pub abort_after_members: Option<usize>,
     #[arg(short, long)]
     pub output: PathBuf,
     /// Particle models: also write the run as a GSD file (HOOMD schema, for HOOMD-blue, OVITO
@@ -169,7 +173,6 @@ fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
         (args.steps.is_some(), "--steps"),
         (args.every.is_some(), "--every"),
         (args.replicas != 1, "--replicas"),
-        (args.resume, "--resume"),
         (args.checkpoint_interval.is_some(), "--checkpoint-interval"),
         (args.gsd.is_some(), "--gsd"),
         (args.ranks_grid.is_some(), "--ranks-grid"),
@@ -188,6 +191,11 @@ fn simulate_in_pool(args: &SimulateArgs) -> Result<()> {
     }
     if args.t_end.is_some() != args.dt_out.is_some() {
         bail!("--t-end and --dt-out go together for flows, maps and delay equations");
+    }
+    if args.resume && args.ensemble.is_none() && args.ic_file.is_none() {
+        bail!(
+            "--resume continues a particle run or an ensemble (--ensemble M, --ic-file); a single trajectory is not resumable: run it again"
+        );
     }
     simulate_system(args, &sys)
 }
@@ -522,13 +530,10 @@ fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {
         },
         None => NoiseSetting::FromFile,
     };
+    let ensemble = start_is_ensemble(&start);
     let bar = IndicatifProgress::counting(
-        args.quiet,
-        if start_is_ensemble(&start) {
-            "members"
-        } else {
-            "points"
-        },
+        args.quiet || args.json,
+        if ensemble { "members" } else { "points" },
     );
     let mut run = Run::new(sys)
         .method(args.method)
@@ -542,7 +547,9 @@ fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {
         .raw(args.raw)
         .inverse(args.inverse)
         .progress(&bar)
-        .cancel(cancel_token());
+        .cancel(cancel_token())
+        .resume(args.resume)
+        .stop_after_members(args.abort_after_members);
     if let Some(h) = args.step {
         run = run.step(h);
     }
@@ -552,7 +559,8 @@ fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {
             lag: args.embed_lag,
         });
     }
-    let cmdline: Vec<String> = std::env::args().collect();
+    // without --resume: a resumed ensemble records the command of the uninterrupted run
+    let cmdline = crate::simulate::recorded_command(&std::env::args().collect::<Vec<_>>());
     let shard = match args.ensemble {
         Some(_) => crate::shard::Shard::resolve(args.shard)?,
         None => None,
@@ -573,7 +581,7 @@ fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {
     let frames = out.frames;
     let wall = started.elapsed().as_secs_f64();
     let (stats, smp) = (out.stats, out.sampling);
-    let summary = json!({
+    let mut summary = json!({
         "output": args.output.display().to_string(), "system": sys.name(), "points": frames,
         "dimension": sys.dim(), "t_start": smp.t_start,
         "t_end": smp.t_end(),
@@ -581,11 +589,14 @@ fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {
         "accepted_steps": stats.accepted, "rejected_steps": stats.rejected,
         "rhs_evaluations": stats.rhs_evals, "wall_seconds": wall,
     });
+    if ensemble {
+        summary["members_from_partial_file"] = json!(out.reused_members);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if !args.quiet {
         eprintln!(
-            "wrote {} ({} points × {} variables, t ∈ [{}, {}]; {}: {} steps, {} rejected, {} evaluations; {:.2} s)",
+            "wrote {} ({} points × {} variables, t ∈ [{}, {}]; {}: {} steps, {} rejected, {} evaluations; {:.2} s{})",
             args.output.display(),
             frames,
             sys.dim(),
@@ -595,7 +606,8 @@ fn simulate_system(args: &SimulateArgs, sys: &CompiledSystem) -> Result<()> {
             stats.accepted,
             stats.rejected,
             stats.rhs_evals,
-            wall
+            wall,
+            from_partial(out.reused_members)
         );
     }
     Ok(())
@@ -615,23 +627,33 @@ fn simulate_ensemble_shard(
         eprintln!("shard {s}: {} of {m} members", s.items(m).len());
     }
     let template = crate::simulate::command_template(cmdline);
-    let p = run.write_ensemble_shard(&args.output, s, Some(template))?;
+    let (p, reused) = run.write_ensemble_shard(&args.output, s, Some(template))?;
     let summary = json!({
         "output": args.output.display().to_string(), "system": sys.name(),
         "shard": s.to_string(), "members": p.rows, "ensemble_size": p.items,
+        "members_from_partial_file": reused,
         "wall_seconds": started.elapsed().as_secs_f64(),
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if !args.quiet {
         eprintln!(
-            "wrote {} (shard {s}: {} of {} members; `phaseflow merge OUT SHARD…` writes the ensemble's file)",
+            "wrote {} (shard {s}: {} of {} members{}; `phaseflow merge OUT SHARD…` writes the ensemble's file)",
             args.output.display(),
             p.rows,
-            p.items
+            p.items,
+            from_partial(reused)
         );
     }
     Ok(())
+}
+
+/// `; N members taken from the partial file` of an ensemble that took N members over from its partial file.
+fn from_partial(reused: usize) -> String {
+    match reused {
+        0 => String::new(),
+        n => format!("; {n} members taken from the partial file"),
+    }
 }
 
 fn start_is_ensemble(s: &crate::simulate::Start) -> bool {

@@ -267,6 +267,8 @@ impl TrajectoryWriter {
                 p.libver_v18()
                     .fclose_degree(hdf5::file::FileCloseDegree::Strong)
             })
+            // no times in the root group's header: two runs of one command write the same bytes
+            .with_fcpl(|p| p.obj_track_times(false))
             .create(&self.tmp)
             .map_err(|e| {
                 IoError::hdf5(

@@ -55,6 +55,26 @@ pub enum SimulateError {
     /// The run was cancelled through its [`Cancel`] token.
     #[error("interrupted")]
     Interrupted,
+    /// An ensemble written to a file was cancelled: its finished members are kept in the
+    /// partial file, which [`Run::resume`] continues.
+    #[error("interrupted: {done} of {total} members are kept in {}; continue with --resume (the same command)", .partial.display())]
+    EnsembleInterrupted {
+        /// The partial file.
+        partial: PathBuf,
+        /// Members finished.
+        done: usize,
+        /// Members of this run (of its shard).
+        total: usize,
+    },
+    /// An ensemble's partial file cannot be used (another run's, damaged, or left by an
+    /// unfinished run that this one does not resume).
+    #[error("{}: {msg}", .path.display())]
+    Partial {
+        /// The partial file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
     /// The output would not fit in the memory budget ([`Run::memory_limit`]); nothing was run.
     #[error("{0}")]
     TooLarge(String),
@@ -148,6 +168,8 @@ pub struct Run<'a> {
     progress: &'a dyn Progress,
     cancel: Cancel,
     memory_limit: u64,
+    resume: bool,
+    stop_after_members: Option<usize>,
 }
 
 /// What [`Run::write`] wrote: the number of frames, and how the solver got there.
@@ -161,6 +183,8 @@ pub struct Written {
     pub solver: String,
     /// The recorded grid.
     pub sampling: Sampling,
+    /// Members of an ensemble taken over from its partial file ([`Run::resume`]).
+    pub reused_members: usize,
 }
 
 /// Everything a run needs, checked: [`Run::prepare`].
@@ -209,6 +233,8 @@ impl<'a> Run<'a> {
             progress: &NoProgress,
             cancel: Cancel::new(),
             memory_limit: crate::control::memory_budget(),
+            resume: false,
+            stop_after_members: None,
         }
     }
     /// The most memory (bytes) the recorded output may take when it is held whole: [`Run::run`]
@@ -309,6 +335,22 @@ impl<'a> Run<'a> {
     /// Cancellation token, polled at every recorded point.
     pub fn cancel(mut self, c: Cancel) -> Self {
         self.cancel = c;
+        self
+    }
+    /// An ensemble written to a file ([`Run::write`], [`Run::write_ensemble_shard`]) keeps each
+    /// finished member in the partial file `.NAME.partial` beside it; with `resume`, a run takes
+    /// the members found there (which must have been computed with this run's settings: a
+    /// difference is refused, naming it) and computes the others. Without it, a partial file
+    /// left by an unfinished run is refused rather than overwritten. Default `false`.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+    /// Testing aid: an ensemble written to a file stops (as if killed) after this many members
+    /// computed in this call, keeping them in its partial file.
+    #[doc(hidden)]
+    pub fn stop_after_members(mut self, n: Option<usize>) -> Self {
+        self.stop_after_members = n;
         self
     }
 
@@ -501,13 +543,22 @@ impl<'a> Run<'a> {
     /// only complete (a temporary next to it, renamed into place), and the file holds what
     /// [`Run::run`] followed by [`crate::io::write_trajectory`] would write; a failed,
     /// interrupted or blown-up run, or a full disk, leaves no file and no temporary.
+    ///
+    /// An ensemble's finished members are kept meanwhile, each as it finishes (synced), in the
+    /// partial file `.NAME.partial` beside `path` (one process at a time writes it:
+    /// [`crate::io::h5md::OutputLock`]): an interrupted or killed run leaves it, and a run with
+    /// [`Run::resume`] continues from it and writes the bytes of an uninterrupted run; it is
+    /// removed once the file is in place, or when a member fails.
     pub fn write(
         &self,
         path: &Path,
         extra: &BTreeMap<String, AttrValue>,
     ) -> Result<Written, SimulateError> {
         use crate::io::TrajectoryWriter;
-        if self.embed.is_some() || !matches!(self.start, Start::FileDefault | Start::State(_)) {
+        if matches!(self.start, Start::Attractor(_) | Start::States(_)) {
+            return self.write_ensemble(path, extra);
+        }
+        if self.embed.is_some() {
             self.check_memory_in_full()?;
             // refuse a bad destination before the work
             crate::io::check_output_path(path).map_err(SimulateError::Io)?;
@@ -520,6 +571,7 @@ impl<'a> Run<'a> {
                 stats: out.stats,
                 solver: out.solver,
                 sampling: out.sampling,
+                reused_members: 0,
             });
         }
         let p = self.prepare()?;
@@ -582,6 +634,174 @@ impl<'a> Run<'a> {
             stats,
             solver,
             sampling: smp,
+            reused_members: 0,
+        })
+    }
+
+    /// [`Run::write`] of an ensemble: its members kept in the partial file as they finish
+    /// ([`Run::kept_members`]), the file written from all of them, then the partial file removed.
+    fn write_ensemble(
+        &self,
+        path: &Path,
+        extra: &BTreeMap<String, AttrValue>,
+    ) -> Result<Written, SimulateError> {
+        self.check_memory_in_full()?;
+        // refuse a bad destination before the work
+        crate::io::check_output_path(path).map_err(SimulateError::Io)?;
+        let p = self.prepare()?;
+        let ics = p.ensemble_ics.as_deref().unwrap_or_default();
+        let whole = crate::shard::Shard::WHOLE;
+        // held until the file is published
+        let _lock = crate::io::h5md::OutputLock::acquire(path).map_err(SimulateError::Io)?;
+        let mut kept = self.kept_members(path, ics, None)?;
+        let reused_members = kept.found.len();
+        let (base, members) = self.ensemble_part(&p, whole, Some(&mut kept))?;
+        let members: Vec<Member> = members.into_iter().map(|(_, m)| m).collect();
+        let mut out = assemble(&base, &members);
+        out.trajectory.attrs.extend(extra.clone());
+        let frames =
+            crate::io::write_trajectory(path, &out.trajectory).map_err(SimulateError::Io)?;
+        kept.file.remove();
+        Ok(Written {
+            frames,
+            stats: out.stats,
+            solver: out.solver,
+            sampling: out.sampling,
+            reused_members,
+        })
+    }
+
+    /// What an ensemble's members depend on, named as on the command line, with their values:
+    /// the first line of its partial file, which a resume must match. `shard`: `None` for the
+    /// whole ensemble's file.
+    fn ensemble_settings(
+        &self,
+        ics: &[Vec<f64>],
+        shard: Option<crate::shard::Shard>,
+    ) -> Vec<(String, String)> {
+        let sys = self.sys;
+        let m = sys.model();
+        let spec = &sys.info().spec;
+        let num = |x: f64| format!("{x:?}");
+        let given = |x: Option<f64>| x.map_or("not given".to_string(), num);
+        let (points, per_period, t_end, dt_out) = match self.grid {
+            Some(Grid::Fixed { t_len, dt_out }) => (None, None, Some(t_len), Some(dt_out)),
+            Some(Grid::PerPeriod { points, per_period }) => {
+                (Some(points), Some(per_period), None, None)
+            }
+            None => (Some(1000), Some(100), None, None),
+        };
+        let count = |x: Option<usize>| x.map_or("not given".to_string(), |v| v.to_string());
+        let parameters = m
+            .param_names
+            .iter()
+            .zip(sys.params())
+            .map(|(n, v)| format!("{n}={}", num(*v)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let ic_values: Vec<u8> = ics
+            .iter()
+            .flatten()
+            .flat_map(|v| v.to_bits().to_le_bytes())
+            .collect();
+        let (noise, units) = match &self.noise {
+            NoiseSetting::FromFile => ("the file's [diffusion], if any".to_string(), "-".into()),
+            NoiseSetting::Additive { sigma, units } => (
+                sigma.iter().map(|v| num(*v)).collect::<Vec<_>>().join(","),
+                format!("{units:?}").to_lowercase(),
+            ),
+        };
+        [
+            ("system", spec.path.display().to_string()),
+            ("definition", crate::shard::work_id(spec.source.as_bytes())),
+            ("--set", parameters),
+            ("variables", m.components.join(",")),
+            ("--ensemble", ics.len().to_string()),
+            (
+                "--ic-file",
+                match self.start {
+                    Start::States(_) => format!(
+                        "initial conditions with fingerprint {}",
+                        crate::shard::work_id(&ic_values)
+                    ),
+                    _ => "not given (sampled on the attractor)".into(),
+                },
+            ),
+            ("--seed", self.seed.to_string()),
+            ("--method", self.method.to_string()),
+            ("--rtol", num(self.rtol)),
+            ("--atol", num(self.atol)),
+            ("--step", given(self.step)),
+            ("--max-abs", num(self.max_abs)),
+            ("--points", count(points)),
+            ("--pts-per-period", count(per_period)),
+            ("--t-end", given(t_end)),
+            ("--dt-out", given(dt_out)),
+            ("--burn-in", num(self.burn_in)),
+            ("--noise", noise),
+            ("--noise-units", units),
+            ("--raw", self.raw.to_string()),
+            ("--inverse", self.inverse.to_string()),
+            (
+                "--shard",
+                shard.map_or("not given".into(), |s| s.to_string()),
+            ),
+            ("phaseflow version", env!("CARGO_PKG_VERSION").into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// The partial file of the ensemble written to `path` (see [`Run::resume`]): its members
+    /// read back when resuming, else a new file. Call with the output's lock held.
+    fn kept_members(
+        &self,
+        path: &Path,
+        ics: &[Vec<f64>],
+        shard: Option<crate::shard::Shard>,
+    ) -> Result<Kept, SimulateError> {
+        use crate::shard::PartialFile;
+        let partial = PartialFile::path_of(path).map_err(shard_error)?;
+        let bad = |msg: String| SimulateError::Partial {
+            path: partial.clone(),
+            msg,
+        };
+        let settings = self.ensemble_settings(ics, shard);
+        let first_line = super::ensemble::partial_first_line(&settings);
+        let whole = shard.unwrap_or(crate::shard::Shard::WHOLE);
+        let found = PartialFile::read(&partial, whole, ics.len()).map_err(shard_error)?;
+        let Some(found) = found else {
+            let file = PartialFile::create(&partial, &first_line).map_err(shard_error)?;
+            return Ok(Kept {
+                file,
+                found: BTreeMap::new(),
+            });
+        };
+        if !self.resume {
+            return Err(bad(
+                "an unfinished run of this output kept its finished members here: continue it with --resume (the same command), or remove the file to start afresh".into(),
+            ));
+        }
+        let differences = super::ensemble::settings_differences(&found.first_line, &settings)
+            .map_err(|e| bad(format!("cannot resume: {e}; remove it to start afresh")))?;
+        if !differences.is_empty() {
+            return Err(bad(format!(
+                "cannot resume: this command's settings differ from those of the run that wrote it: {}; give the same settings, or remove the file to start afresh",
+                differences.join("; ")
+            )));
+        }
+        let values = self.sampling()?.points * System::dim(self.sys);
+        let mut members = BTreeMap::new();
+        for (k, text) in &found.rows {
+            let m = super::ensemble::parse_member_row(text, values)
+                .map_err(|e| bad(format!("member {k}: {e}")))?;
+            members.insert(*k, m);
+        }
+        let file = PartialFile::resume(&partial, &found).map_err(shard_error)?;
+        Ok(Kept {
+            file,
+            found: members,
         })
     }
 
@@ -684,13 +904,20 @@ impl<'a> Run<'a> {
         let sys = self.sys;
         let m = sys.model();
         let d = System::dim(sys);
+        if p.ensemble_ics.is_some() {
+            // the one path from members to an ensemble's output, shared with the merge of its
+            // shards (super::ensemble)
+            let (base, members) = self.ensemble_part(&p, crate::shard::Shard::WHOLE, None)?;
+            let members: Vec<Member> = members.into_iter().map(|(_, m)| m).collect();
+            return Ok(assemble(&base, &members));
+        }
         let Prepared {
             x0,
             smp,
             opts,
             noise,
-            ensemble_ics,
             ro,
+            ..
         } = p;
         let mut attrs: BTreeMap<String, AttrValue> = BTreeMap::new();
         let (time, state, members, variables, stats, methods) = if let Some(e) = self.embed {
@@ -724,14 +951,6 @@ impl<'a> Run<'a> {
                 AttrValue::F64(emb.lag_steps as f64 * smp.dt_out),
             );
             (time, state, 1, names, rec.stats, rec.methods)
-        } else if let Some(ics) = &ensemble_ics {
-            // the one path from members to an ensemble's output, shared with the merge of its
-            // shards (super::ensemble)
-            let whole = crate::shard::Shard::WHOLE;
-            let (base, members) =
-                self.ensemble_part(&ro, &x0, &smp, &opts, noise.as_ref(), ics, whole)?;
-            let members: Vec<Member> = members.into_iter().map(|(_, m)| m).collect();
-            return Ok(assemble(&base, &members));
         } else {
             self.progress.start(smp.points as u64, 0, "points");
             let rec = self.one(&ro, &x0, &smp, true);
@@ -785,38 +1004,90 @@ impl<'a> Run<'a> {
         rec.map_err(SimulateError::Run)
     }
 
-    /// The members of `shard` of the ensemble from `ics` (member `k` from `ics[k]` with the
-    /// noise stream `k`, in parallel, progress in members) and what all members share.
-    #[allow(clippy::too_many_arguments)]
+    /// The members of `shard` of the ensemble of `p` (member `k` from `ics[k]` with the noise
+    /// stream `k`, in parallel, progress in members) and what all members share. With `kept`,
+    /// the members found in the partial file are taken over and each one computed is appended
+    /// to it as it finishes: a cancelled run ([`Run::stop_after_members`] included) is then
+    /// [`SimulateError::EnsembleInterrupted`], and a failed one removes the partial file.
     fn ensemble_part(
         &self,
-        ro: &RunOptions,
-        x0: &[f64],
-        smp: &Sampling,
-        opts: &SolverOptions,
-        noise: Option<&Noise>,
-        ics: &[Vec<f64>],
+        p: &Prepared,
         shard: crate::shard::Shard,
+        kept: Option<&mut Kept>,
     ) -> Result<(EnsembleBase, Vec<(usize, Member)>), SimulateError> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (ro, smp) = (&p.ro, &p.smp);
+        let ics = p.ensemble_ics.as_deref().unwrap_or_default();
         let own = shard.items(ics.len());
-        if own.is_empty() {
-            return invalid(format!(
-                "shard {shard} has no members: an ensemble of {} is split into at most {} shards",
-                ics.len(),
-                ics.len()
-            ));
-        }
-        self.progress.start(own.len() as u64, 0, "members");
-        let recs: Result<Vec<Recorded>, SimulateError> = own
+        check_shard_has_members(shard, ics.len())?;
+        let todo: Vec<usize> = own
+            .iter()
+            .copied()
+            .filter(|k| !kept.as_ref().is_some_and(|f| f.found.contains_key(k)))
+            .collect();
+        let reused = own.len() - todo.len();
+        let file = kept.as_ref().map(|k| &k.file);
+        let grid = smp.times();
+        let same_bits = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        let computed = AtomicUsize::new(0);
+        self.progress
+            .start(own.len() as u64, reused as u64, "members");
+        let recs: Result<Vec<Option<(usize, Timed)>>, SimulateError> = todo
             .par_iter()
             .map(|&k| {
-                let r = self.one(&ro.member(k), &ics[k], smp, false);
+                if self.cancel.is_cancelled() {
+                    return Ok(None);
+                }
+                let r = self.one(&ro.member(k), &ics[k], smp, false)?;
+                let time = (!same_bits(&r.time, &grid)).then_some(r.time);
+                let member = Member {
+                    state: r.state,
+                    stats: r.stats,
+                    methods: r.methods.iter().map(|m| m.to_string()).collect(),
+                };
+                if let Some(file) = file {
+                    let row = super::ensemble::member_row(&member, time.as_deref());
+                    file.append(k, &format!("{row}\n")).map_err(shard_error)?;
+                    let n = computed.fetch_add(1, Ordering::SeqCst) + 1;
+                    if self.stop_after_members.is_some_and(|m| n >= m) {
+                        self.cancel.cancel();
+                    }
+                }
                 self.progress.advance(1);
-                r
+                Ok(Some((k, (member, time))))
             })
             .collect();
         self.progress.finish();
-        let recs = recs?;
+        if let Some(file) = file {
+            let interrupted = matches!(recs, Err(SimulateError::Interrupted))
+                || (recs.is_ok() && self.cancel.is_cancelled());
+            if interrupted {
+                return Err(SimulateError::EnsembleInterrupted {
+                    partial: file.path().to_path_buf(),
+                    done: reused + computed.load(Ordering::SeqCst),
+                    total: own.len(),
+                });
+            }
+            if matches!(recs, Err(SimulateError::Run(_))) {
+                // a member failed: running it again fails the same way
+                let _ = std::fs::remove_file(file.path());
+            }
+        }
+        let mut members: BTreeMap<usize, Timed> = BTreeMap::new();
+        for r in recs? {
+            let Some((k, m)) = r else {
+                return Err(SimulateError::Interrupted);
+            };
+            members.insert(k, m);
+        }
+        if let Some(kept) = kept {
+            members.append(&mut kept.found);
+        }
+        if self.cancel.is_cancelled() || members.len() != own.len() {
+            return Err(SimulateError::Interrupted);
+        }
         let mut attrs = BTreeMap::new();
         attrs.insert(
             "initial_conditions".into(),
@@ -824,28 +1095,22 @@ impl<'a> Run<'a> {
         );
         attrs.insert("ensemble_size".into(), AttrValue::U64(ics.len() as u64));
         // the solver's attributes come from the members (assemble)
-        self.provenance(&mut attrs, x0, smp, opts, noise, SolverStats::default(), "");
+        let stats = SolverStats::default();
+        self.provenance(&mut attrs, &p.x0, smp, &p.opts, p.noise.as_ref(), stats, "");
+        // the times every member recorded (the first member's, if not the grid's)
+        let time = members
+            .values()
+            .next()
+            .and_then(|(_, t)| t.clone())
+            .unwrap_or(grid);
         let base = EnsembleBase {
-            time: recs[0].time.clone(),
+            time,
             variables: self.sys.model().components.clone(),
             attrs,
             sampling: *smp,
             members: ics.len(),
         };
-        let members = own
-            .into_iter()
-            .zip(recs)
-            .map(|(k, r)| {
-                (
-                    k,
-                    Member {
-                        state: r.state,
-                        stats: r.stats,
-                        methods: r.methods.iter().map(|m| m.to_string()).collect(),
-                    },
-                )
-            })
-            .collect();
+        let members = members.into_iter().map(|(k, (m, _))| (k, m)).collect();
         Ok((base, members))
     }
 
@@ -855,12 +1120,15 @@ impl<'a> Run<'a> {
     /// [`Run::write`] writes for the whole ensemble. `command`: the command line recorded for
     /// the merged file, as [`super::command_template`] makes it (`None`: no `command_line`
     /// attribute). Refuses a run that is not an ensemble and a shard without members (N > M).
+    /// Finished members are kept in the partial file beside `path` until the shard file is
+    /// written, as [`Run::write`] keeps an ensemble's ([`Run::resume`]). Returns what was
+    /// written and the number of members taken over from the partial file.
     pub fn write_ensemble_shard(
         &self,
         path: &Path,
         shard: crate::shard::Shard,
         command: Option<Vec<String>>,
-    ) -> Result<crate::shard::Published, SimulateError> {
+    ) -> Result<(crate::shard::Published, usize), SimulateError> {
         if !matches!(self.start, Start::Attractor(_) | Start::States(_)) {
             return invalid("--shard splits an ensemble (--ensemble M): this run is not one");
         }
@@ -868,13 +1136,16 @@ impl<'a> Run<'a> {
         crate::io::check_output_path(path).map_err(SimulateError::Io)?;
         let p = self.prepare()?;
         let ics = p.ensemble_ics.as_deref().unwrap_or_default();
-        let (base, members) =
-            self.ensemble_part(&p.ro, &p.x0, &p.smp, &p.opts, p.noise.as_ref(), ics, shard)?;
+        check_shard_has_members(shard, ics.len())?;
+        // held until the shard file is published
+        let _lock = crate::io::h5md::OutputLock::acquire(path).map_err(SimulateError::Io)?;
+        let mut kept = self.kept_members(path, ics, Some(shard))?;
+        let reused = kept.found.len();
+        let (base, members) = self.ensemble_part(&p, shard, Some(&mut kept))?;
         let table = super::ensemble::shard_table(&base, &members, command);
-        crate::shard::publish(path, &table, Some(shard)).map_err(|e| match e {
-            crate::shard::ShardError::Io(io) => SimulateError::Io(io),
-            other => SimulateError::Invalid(other.to_string()),
-        })
+        let published = crate::shard::publish(path, &table, Some(shard)).map_err(shard_error)?;
+        kept.file.remove();
+        Ok((published, reused))
     }
 
     /// The root attributes of the output: the system, its definition and parameters, the
@@ -945,6 +1216,40 @@ impl<'a> Run<'a> {
             "phaseflow_version",
             AttrValue::Str(env!("CARGO_PKG_VERSION").into()),
         );
+    }
+}
+
+/// An ensemble's partial file while it runs: the members found in it (with their times where
+/// they are not the grid's; [`Run::ensemble_part`] takes them) and the file the others are
+/// appended to.
+struct Kept {
+    file: crate::shard::PartialFile,
+    found: BTreeMap<usize, Timed>,
+}
+
+/// A member with its recorded times where they are not the grid's (see
+/// [`super::ensemble::member_row`]).
+type Timed = (Member, Option<Vec<f64>>);
+
+/// Refuses a shard without members (more shards than members).
+fn check_shard_has_members(
+    shard: crate::shard::Shard,
+    members: usize,
+) -> Result<(), SimulateError> {
+    if shard.items(members).is_empty() {
+        return invalid(format!(
+            "shard {shard} has no members: an ensemble of {members} is split into at most {members} shards"
+        ));
+    }
+    Ok(())
+}
+
+/// A sharding or partial-file error as the run's.
+fn shard_error(e: crate::shard::ShardError) -> SimulateError {
+    match e {
+        crate::shard::ShardError::Io(io) => SimulateError::Io(io),
+        crate::shard::ShardError::File { path, msg } => SimulateError::Partial { path, msg },
+        other => SimulateError::Invalid(other.to_string()),
     }
 }
 

@@ -16,7 +16,23 @@
 //! The command line (`command_line` attribute): a shard records its own with `--shard I/N`
 //! removed and the value of `-o` replaced by [`OUTPUT_MARKER`]; the merged file stores that
 //! command with `-o` naming the merge's output as given to `phaseflow merge`, i.e. the command
-//! line of the unsharded run that writes the same file.
+//! line of the unsharded run that writes the same file. Neither records `--resume`
+//! ([`recorded_command`]).
+//!
+//! # Resuming
+//!
+//! While an ensemble (whole or a shard) is written to a file, each finished member is appended,
+//! synced, to the partial file `.NAME.partial` beside it ([`crate::shard::PartialFile`], as
+//! `phaseflow sweep` keeps its rows): a first line ([`PARTIAL_FORMAT`]) recording by name every
+//! setting the members depend on (system, definition text, parameters, M, seed or initial
+//! conditions, solver, grid, noise, shard, phaseflow version), then one line `k<TAB>row` per
+//! member, the row as in shard files (exact bits). `--resume` ([`super::Run::resume`]) takes the
+//! members found there when the settings are the same (a difference is refused, naming it),
+//! runs the others, and writes the bytes of an uninterrupted run: members are independent
+//! (member `k` from `ics[k]`, noise stream `k`), and the file is assembled from all members in
+//! member order whichever run computed them. A line cut short by a kill is dropped (that member
+//! runs again); without `--resume`, a partial file is refused, not overwritten. The partial file
+//! is removed once the output is in place, or when a member fails (it would fail again).
 
 use super::builder::Simulated;
 use super::Sampling;
@@ -185,7 +201,7 @@ struct Head {
     command: Option<Vec<String>>,
 }
 
-/// A row of an ensemble's shard file: one member.
+/// A row of an ensemble's shard file or partial file: one member.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Row {
     state: String,
@@ -194,6 +210,55 @@ struct Row {
     rhs_evals: u64,
     t_final: String,
     methods: Vec<String>,
+    /// The member's recorded times, where they are not the sampling's grid bit for bit (a map
+    /// whose `t0` is not a whole number counts its iterations by additions); partial files only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
+}
+
+/// Member `m` as a row (one line of JSON, no line end) of a shard or partial file; `time`: its
+/// recorded times where they are not the grid's (see [`Row`]).
+pub(super) fn member_row(m: &Member, time: Option<&[f64]>) -> String {
+    let row = Row {
+        state: hex(&m.state),
+        accepted: m.stats.accepted,
+        rejected: m.stats.rejected,
+        rhs_evals: m.stats.rhs_evals,
+        t_final: hex(&[m.stats.t_final]),
+        methods: m.methods.clone(),
+        time: time.map(hex),
+    };
+    serde_json::to_string(&row).expect("a row serialises")
+}
+
+/// The member of a row written by [`member_row`], with its times if the row has them; `values`:
+/// the number of state values a member has (`T × D`).
+pub(super) fn parse_member_row(
+    text: &str,
+    values: usize,
+) -> Result<(Member, Option<Vec<f64>>), String> {
+    let r: Row = serde_json::from_str(text.trim_end()).map_err(|e| e.to_string())?;
+    let state = unhex(&r.state)?;
+    if state.len() != values {
+        return Err(format!("{} values, not {values}", state.len()));
+    }
+    let time = r.time.as_deref().map(unhex).transpose()?;
+    let t_final = *unhex(&r.t_final)?
+        .first()
+        .ok_or_else(|| "a number is damaged".to_string())?;
+    Ok((
+        Member {
+            state,
+            stats: SolverStats {
+                accepted: r.accepted,
+                rejected: r.rejected,
+                rhs_evals: r.rhs_evals,
+                t_final,
+            },
+            methods: r.methods,
+        },
+        time,
+    ))
 }
 
 /// The shard table of `members` (`(k, member)`, the shard's) of the ensemble `base`; `command`:
@@ -220,17 +285,7 @@ pub(super) fn shard_table(
     let head = serde_json::to_string(&head).expect("the head serialises");
     let rows = members
         .iter()
-        .map(|(k, m)| {
-            let row = Row {
-                state: hex(&m.state),
-                accepted: m.stats.accepted,
-                rejected: m.stats.rejected,
-                rhs_evals: m.stats.rhs_evals,
-                t_final: hex(&[m.stats.t_final]),
-                methods: m.methods.clone(),
-            };
-            (*k, serde_json::to_string(&row).expect("a row serialises"))
-        })
+        .map(|(k, m)| (*k, member_row(m, None)))
         .collect();
     crate::shard::Table {
         command: ENSEMBLE_SHARD_COMMAND.into(),
@@ -240,6 +295,87 @@ pub(super) fn shard_table(
         rows,
         tail: String::new(),
     }
+}
+
+/// The `format` of an ensemble's partial file (its first line).
+pub const PARTIAL_FORMAT: &str = "phaseflow-ensemble-partial";
+
+/// The first line of an ensemble's partial file: the settings that make its members what they
+/// are, by name (as on the command line) and value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PartialHead {
+    format: String,
+    version: u32,
+    settings: Vec<(String, String)>,
+}
+
+/// The first line (with its line end) of the partial file of an ensemble run with `settings`.
+pub(super) fn partial_first_line(settings: &[(String, String)]) -> String {
+    let head = PartialHead {
+        format: PARTIAL_FORMAT.into(),
+        version: 1,
+        settings: settings.to_vec(),
+    };
+    format!(
+        "{}\n",
+        serde_json::to_string(&head).expect("the head serialises")
+    )
+}
+
+/// How the settings recorded in a partial file's `first_line` differ from `settings` (this
+/// run's), each difference named: empty when they are the same. Fails when `first_line` is not
+/// that of an ensemble's partial file.
+pub(super) fn settings_differences(
+    first_line: &str,
+    settings: &[(String, String)],
+) -> Result<Vec<String>, String> {
+    let head: PartialHead = serde_json::from_str(first_line.trim_end())
+        .ok()
+        .filter(|h: &PartialHead| h.format == PARTIAL_FORMAT && h.version == 1)
+        .ok_or_else(|| {
+            "not the partial file of an ensemble (of this phaseflow version)".to_string()
+        })?;
+    let recorded: BTreeMap<&str, &str> = head
+        .settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for (k, v) in settings {
+        match recorded.get(k.as_str()) {
+            None => out.push(format!("{k} is not recorded in it")),
+            Some(r) if r == v => {}
+            Some(_) if k == "definition" => {
+                out.push("the definition file's text has changed since".into())
+            }
+            Some(r) => out.push(format!("{k} is {v} here but {r} in it")),
+        }
+    }
+    Ok(out)
+}
+
+/// The command line an ensemble's output records: `argv` without `--resume` and the testing
+/// aid `--abort-after-members K`, so that a resumed run records the command of the
+/// uninterrupted run that writes the same file.
+pub fn recorded_command(argv: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut it = argv.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            out.push(a.clone());
+            out.extend(it.by_ref().cloned());
+            break;
+        }
+        if a == "--resume" || a.starts_with("--abort-after-members=") {
+            continue;
+        }
+        if a == "--abort-after-members" {
+            it.next();
+            continue;
+        }
+        out.push(a.clone());
+    }
+    out
 }
 
 /// The command line of a shard as the template its merge fills in: `--shard I/N` (or
@@ -349,27 +485,11 @@ pub fn merge_ensemble(
     let mut rows: Vec<&(usize, String)> = table.rows.iter().collect();
     rows.sort_by_key(|r| r.0);
     let mut members = Vec::with_capacity(rows.len());
+    let values = base.time.len() * base.variables.len();
     for (k, text) in rows {
-        let r: Row = serde_json::from_str(text).map_err(|e| bad(format!("member {k}: {e}")))?;
-        let state = unhex(&r.state).map_err(|e| bad(format!("member {k}: {e}")))?;
-        if state.len() != base.time.len() * base.variables.len() {
-            return Err(bad(format!(
-                "member {k} has {} values, not {} × {}",
-                state.len(),
-                base.time.len(),
-                base.variables.len()
-            )));
-        }
-        members.push(Member {
-            state,
-            stats: SolverStats {
-                accepted: r.accepted,
-                rejected: r.rejected,
-                rhs_evals: r.rhs_evals,
-                t_final: one(&r.t_final).map_err(|e| bad(format!("member {k}: {e}")))?,
-            },
-            methods: r.methods,
-        });
+        let (member, _) =
+            parse_member_row(text, values).map_err(|e| bad(format!("member {k}: {e}")))?;
+        members.push(member);
     }
     if members.len() != base.members {
         return Err(bad(format!(
@@ -427,5 +547,69 @@ mod tests {
         let back = unhex(&hex(&v)).unwrap();
         assert!(v.iter().zip(&back).all(|(a, b)| a.to_bits() == b.to_bits()));
         assert!(unhex("123").is_err());
+    }
+
+    #[test]
+    fn recorded_command_drops_resume_and_the_abort_aid() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            recorded_command(&s(&[
+                "pf",
+                "simulate",
+                "--resume",
+                "lorenz",
+                "--abort-after-members",
+                "2",
+                "--abort-after-members=3",
+                "-o",
+                "x",
+                "--",
+                "--resume"
+            ])),
+            s(&["pf", "simulate", "lorenz", "-o", "x", "--", "--resume"])
+        );
+    }
+
+    #[test]
+    fn member_rows_and_partial_heads_round_trip() {
+        let m = Member {
+            state: vec![0.1, -0.0, f64::NAN, 3e300],
+            stats: SolverStats {
+                accepted: 3,
+                rejected: 1,
+                rhs_evals: 40,
+                t_final: 2.5,
+            },
+            methods: vec!["dop853".into(), "rosenbrock".into()],
+        };
+        let text = member_row(&m, Some(&[0.5, 1.5]));
+        assert!(!text.contains('\n'));
+        let (back, time) = parse_member_row(&text, 4).unwrap();
+        assert_eq!(time, Some(vec![0.5, 1.5]));
+        assert!(back
+            .state
+            .iter()
+            .zip(&m.state)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert_eq!((back.stats, &back.methods), (m.stats, &m.methods));
+        assert!(parse_member_row(&member_row(&m, None), 4)
+            .unwrap()
+            .1
+            .is_none());
+        assert!(parse_member_row(&text, 5).is_err());
+        let set = |seed: &str| {
+            vec![
+                ("--seed".to_string(), seed.to_string()),
+                ("definition".to_string(), "1".to_string()),
+            ]
+        };
+        let line = partial_first_line(&set("4"));
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        assert!(settings_differences(&line, &set("4")).unwrap().is_empty());
+        assert_eq!(
+            settings_differences(&line, &set("5")).unwrap(),
+            vec!["--seed is 5 here but 4 in it".to_string()]
+        );
+        assert!(settings_differences("phaseflow-sweep-partial work=1\n", &set("4")).is_err());
     }
 }

@@ -15,8 +15,8 @@ pub use builder::{
 };
 pub use definition::{Definition, DefinitionError};
 pub use ensemble::{
-    assemble, command_template, merge_ensemble, EnsembleBase, Member, MergedEnsemble,
-    ENSEMBLE_SHARD_COMMAND, OUTPUT_MARKER,
+    assemble, command_template, merge_ensemble, recorded_command, EnsembleBase, Member,
+    MergedEnsemble, ENSEMBLE_SHARD_COMMAND, OUTPUT_MARKER, PARTIAL_FORMAT,
 };
 
 use crate::integrate::{self, IntegrationError, SolveReport, SolverOptions, SolverStats};
