@@ -18,7 +18,10 @@
 //! propulsion after any number of steps are those of a one-process run, bit for bit, whatever
 //! K and the grid. The root gathers each frame and writes the H5MD file as one process does
 //! (measured in `benches/mpi_scaling.sh`: the gather is a small part of a frame interval), so
-//! the file is the same as well.
+//! the file is the same as well. The frame's pair statistics (g(r), local packing, dense
+//! clusters) are counted on every rank and added up on the root
+//! ([`Replica::pair_counts`](super::run::Replica::pair_counts)): integer counts, the
+//! one-process ones exactly.
 
 use super::cells::CellList;
 use super::decomposition::Grid;
