@@ -20,7 +20,9 @@ Usage:
   python3 benches/mpi_scaling.py                    # N = 65536 per rank, 2000 steps
   python3 benches/mpi_scaling.py --n-per-rank 262144 --steps 500 --json
 Options: --phaseflow PATH (default target/release/phaseflow), --ranks 1,2, --repeats R,
-  --bind core (pin the ranks to cores: MPICH's -bind-to core).
+  --bind core (pin the ranks to cores: MPICH's -bind-to core), --stepping-only (the rate of
+  the steps alone: runs of --steps and 2 x --steps differenced, so that the two frames with
+  their observables and the start-up cancel).
 """
 
 import argparse
@@ -55,9 +57,22 @@ def run(bin_path, n, steps, ranks=None, threads=None):
         return json.loads(p.stdout)
 
 
-def best(repeats, *a, **kw):
-    runs = [run(*a, **kw) for _ in range(repeats)]
-    return max(runs, key=lambda r: r["particle_steps_per_second"])
+STEPPING_ONLY = []
+
+
+def best(repeats, bin_path, n, steps, **kw):
+    """The best of `repeats` runs. With --stepping-only: the rate of the stepping alone, from the
+    best runs of `steps` and `2 steps` steps (both with the same two frames and start-up), as
+    N steps / (wall(2 steps) - wall(steps))."""
+    runs = [run(bin_path, n, steps, **kw) for _ in range(repeats)]
+    short = max(runs, key=lambda r: r["particle_steps_per_second"])
+    if not STEPPING_ONLY:
+        return short
+    runs = [run(bin_path, n, 2 * steps, **kw) for _ in range(repeats)]
+    long = max(runs, key=lambda r: r["particle_steps_per_second"])
+    out = dict(long)
+    out["particle_steps_per_second"] = n * steps / (long["wall_seconds"] - short["wall_seconds"])
+    return out
 
 
 def main():
@@ -69,8 +84,13 @@ def main():
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--bind", default=None,
                     help="pin the MPI ranks (MPICH's -bind-to, e.g. core); default: not pinned")
+    ap.add_argument("--stepping-only", action="store_true",
+                    help="time the stepping alone: runs of --steps and twice as many, differenced "
+                         "(the two frames, their observables and the start-up cancel)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    if a.stepping_only:
+        STEPPING_ONLY.append(True)
     if a.bind:
         BIND.extend(["-bind-to", a.bind])
     ranks = [int(k) for k in a.ranks.split(",")]
@@ -103,8 +123,8 @@ def main():
     if a.json:
         print(json.dumps({"rows": rows, "summary": summary}, indent=2))
         return
-    print(f"2-D ABP-WCA (phi 0.6, Pe 150), {a.steps} steps, best of {a.repeats}; "
-          f"{os.cpu_count()} cores")
+    what = f"stepping only ({a.steps} vs {2 * a.steps} steps)" if a.stepping_only else f"{a.steps} steps"
+    print(f"2-D ABP-WCA (phi 0.6, Pe 150), {what}, best of {a.repeats}; {os.cpu_count()} cores")
     print(f"{'run':9} {'N':>8} {'ranks':>5} {'thr':>4} {'p-steps/s':>11} {'ghosts/N':>9} "
           f"{'msgs/step':>9} {'kB/step':>8} {'rebuilds':>8}")
     for r in rows:
