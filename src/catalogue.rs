@@ -294,38 +294,125 @@ pub fn check_row(r: &CheckResult) -> String {
     format!("{v}\n")
 }
 
-/// Checks the files of `shard` (all when `None`; file `k` belongs to shard `k mod N`) like
-/// [`check_files`], and returns the results with their table for
-/// [`crate::shard::publish`]: JSON Lines, one [`check_row`] per file in the order of `files`.
-pub fn check_table(
-    files: &[PathBuf],
-    opts: &CheckOptions,
-    shard: Option<crate::shard::Shard>,
-    progress: &(dyn Fn(&CheckResult) + Sync),
-) -> (Vec<CheckResult>, crate::shard::Table) {
-    let s = shard.unwrap_or(crate::shard::Shard::WHOLE);
-    let mine = s.items(files.len());
-    let chosen: Vec<PathBuf> = mine.iter().map(|&k| files[k].clone()).collect();
-    let results = check_files(&chosen, opts, progress);
+/// The identity of a catalogue check's work ([`crate::shard::work_id`]): the settings, and each
+/// file's path and text.
+fn check_identity(files: &[PathBuf], opts: &CheckOptions) -> String {
     let mut d = format!("catalogue check\n{opts:?}\n").into_bytes();
     for f in files {
         d.extend_from_slice(format!("{}\n", f.display()).as_bytes());
         d.extend_from_slice(&std::fs::read(f).unwrap_or_default());
         d.push(b'\n');
     }
+    crate::shard::work_id(&d)
+}
+
+/// The systems a catalogue check written to a file has finished so far, kept in its partial
+/// file ([`check_partial`]) for a run that is killed or interrupted.
+#[derive(Debug)]
+pub struct CheckPartial {
+    /// Rows (of [`check_row`]) of the systems finished by an earlier run, by file index.
+    pub done: std::collections::BTreeMap<usize, String>,
+    /// Where each newly finished row is appended.
+    pub file: crate::shard::PartialFile,
+}
+
+/// The partial file `.NAME.partial` of a catalogue check of `files` (its `shard`) written to
+/// `output`: with `resume`, the rows an interrupted run of the same check (same files and texts,
+/// settings and shard) kept there, and the file continued; else a new file. A partial file
+/// found without `resume` is refused, not overwritten (its rows are finished work), and so is
+/// one of another check. Hold the output's lock ([`crate::io::h5md::OutputLock`]) while using
+/// it.
+pub fn check_partial(
+    output: &Path,
+    files: &[PathBuf],
+    opts: &CheckOptions,
+    shard: Option<crate::shard::Shard>,
+    resume: bool,
+) -> Result<CheckPartial, crate::shard::ShardError> {
+    use crate::shard::{PartialFile, Shard, ShardError};
+    let path = PartialFile::path_of(output)?;
+    let s = shard.unwrap_or(Shard::WHOLE);
+    let first_line = format!(
+        "phaseflow-check-partial work={} shard={s} items={}\n",
+        check_identity(files, opts),
+        files.len()
+    );
+    let bad = |msg: &str| ShardError::File {
+        path: path.clone(),
+        msg: msg.to_string(),
+    };
+    match PartialFile::read(&path, s, files.len())? {
+        None => Ok(CheckPartial {
+            done: Default::default(),
+            file: PartialFile::create(&path, &first_line)?,
+        }),
+        Some(_) if !resume => Err(bad(
+            "an unfinished check of this output kept its finished systems here: continue it with --resume (the same command), or remove the file to start afresh",
+        )),
+        Some(found) if found.first_line != first_line => Err(bad(
+            "cannot resume: it holds another check (other systems, definition texts, settings or shard); give the same command, or remove the file to start afresh",
+        )),
+        Some(found) => Ok(CheckPartial {
+            file: PartialFile::resume(&path, &found)?,
+            done: found.rows,
+        }),
+    }
+}
+
+/// Checks the files of `shard` (all when `None`; file `k` belongs to shard `k mod N`) in
+/// parallel, and returns the results computed now with the table of all of them for
+/// [`crate::shard::publish`]: JSON Lines, one [`check_row`] per file in the order of `files`.
+/// With `kept` ([`check_partial`]), the files it has done are not checked again (their rows
+/// come from it), and each newly finished row is appended to it before `progress` sees it.
+pub fn check_table(
+    files: &[PathBuf],
+    opts: &CheckOptions,
+    shard: Option<crate::shard::Shard>,
+    kept: Option<&CheckPartial>,
+    progress: &(dyn Fn(&CheckResult) + Sync),
+) -> Result<(Vec<CheckResult>, crate::shard::Table), crate::shard::ShardError> {
+    let s = shard.unwrap_or(crate::shard::Shard::WHOLE);
+    let mine = s.items(files.len());
+    let done = |k: usize| kept.and_then(|p| p.done.get(&k));
+    let todo: Vec<usize> = mine
+        .iter()
+        .copied()
+        .filter(|&k| done(k).is_none())
+        .collect();
+    let results: Vec<(usize, CheckResult)> = todo
+        .par_iter()
+        .map(
+            |&k| -> Result<(usize, CheckResult), crate::shard::ShardError> {
+                let r = check_file(&files[k], opts);
+                if let Some(p) = kept {
+                    p.file.append(k, &check_row(&r))?;
+                }
+                progress(&r);
+                Ok((k, r))
+            },
+        )
+        .collect::<Result<_, _>>()?;
+    let mut now: std::collections::BTreeMap<usize, &CheckResult> =
+        results.iter().map(|(k, r)| (*k, r)).collect();
+    let rows = mine
+        .iter()
+        .map(|&k| {
+            let row = match done(k) {
+                Some(text) => text.clone(),
+                None => check_row(now.remove(&k).expect("checked above")),
+            };
+            (k, row)
+        })
+        .collect();
     let table = crate::shard::Table {
         command: "catalogue check".into(),
-        work: crate::shard::work_id(&d),
+        work: check_identity(files, opts),
         items: files.len(),
         head: String::new(),
-        rows: mine
-            .iter()
-            .copied()
-            .zip(results.iter().map(check_row))
-            .collect(),
+        rows,
         tail: String::new(),
     };
-    (results, table)
+    Ok((results.into_iter().map(|(_, r)| r).collect(), table))
 }
 
 /// Why [`write_phaseflow_reference`] could not update a file (the message names it).

@@ -1,8 +1,9 @@
 //! Sharded runs (`--shard I/N`, Slurm job arrays) and `phaseflow merge`: shard specs and the
 //! Slurm environment, byte-identical merges for N = 1, 2, 3 of every sharded command, merges
 //! refused (missing, duplicated, foreign, damaged shards), `phaseflow sweep` resumed after an
-//! interruption and after `kill -9`, and `simulate --ensemble` (whole and sharded) resumed with
-//! `--resume` after an interruption and after `kill -9`.
+//! interruption and after `kill -9`, `simulate --ensemble` (whole and sharded) resumed with
+//! `--resume` after an interruption and after `kill -9`, and `catalogue check` resumed with
+//! `--resume`.
 
 #[allow(dead_code)] // the particle and training helpers serve other tests
 mod common;
@@ -388,6 +389,63 @@ fn sweep_resumes_after_an_interruption() {
         "{}",
         stderr(&o)
     );
+}
+
+/// `catalogue check -o` (whole and shard 1/2) interrupted after some systems keeps their rows in
+/// its partial table; `--resume` checks only the others and writes the bytes of an
+/// uninterrupted check; a kill's torn row is dropped; without `--resume`, or with other
+/// settings, the partial table is refused and kept.
+#[test]
+fn catalogue_check_resumes_after_an_interruption() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, shard) in [("check.jsonl", None), ("part.jsonl", Some("1/2"))] {
+        let with = |out: &Path, more: &[&str]| {
+            let mut a = check_args(out);
+            if let Some(sh) = shard {
+                a.extend(s(&["--shard", sh]));
+            }
+            a.extend(s(more));
+            a
+        };
+        let full = dir.path().join(format!("full-{name}"));
+        let _ = phaseflow_env(&with(&full, &[]), &[]);
+        assert!(full.exists(), "{name}");
+        let out = dir.path().join(name);
+        let partial = dir.path().join(format!(".{name}.partial"));
+        // one thread: the abort comes after exactly one system
+        let o = phaseflow_env(
+            &with(&out, &["--abort-after-systems", "1"]),
+            &[("RAYON_NUM_THREADS", "1")],
+        );
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+        assert!(!out.exists());
+        let kept = std::fs::read_to_string(&partial).unwrap();
+        assert_eq!(kept.lines().count(), 2, "{kept}");
+        assert!(kept.starts_with("phaseflow-check-partial work="), "{kept}");
+        // without --resume: refused, kept
+        let o = phaseflow_env(&with(&out, &[]), &[]);
+        assert_eq!(o.status.code(), Some(1));
+        for says in [".partial", "--resume", "remove the file to start afresh"] {
+            assert!(stderr(&o).contains(says), "{name}: {}", stderr(&o));
+        }
+        // other settings: refused, kept
+        let o = phaseflow_env(&with(&out, &["--resume", "--points", "300"]), &[]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("cannot resume"), "{}", stderr(&o));
+        assert!(partial.exists());
+        // a row cut short by a kill (file 3 belongs to both the whole check and shard 1/2)
+        std::fs::write(&partial, format!("{kept}3\t{{\"system\":\"chu")).unwrap();
+        let o = phaseflow_env(&with(&out, &["--resume"]), &[]);
+        assert!(stderr(&o).contains("resuming: 1 systems"), "{}", stderr(&o));
+        // --json lists every system of the table, the resumed one included
+        let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        // (5 systems; shard 1/2 holds files 1 and 3)
+        let rows = if shard.is_some() { 2 } else { 5 };
+        assert_eq!(listed.as_array().map(Vec::len), Some(rows), "{name}");
+        same_bytes(&full, &out, name);
+        assert!(!partial.exists(), "{name}");
+    }
 }
 
 /// `kill -9` in the middle of a sweep shard: the same command continues from the synced rows and

@@ -70,6 +70,13 @@ pub struct CheckArgs {
     /// when set]
     #[arg(long, value_name = "I/N")]
     pub shard: Option<crate::shard::Shard>,
+    /// Continue an interrupted or killed check from the partial table it kept beside --output
+    /// (.NAME.partial; the same command: systems, settings and shard are checked)
+    #[arg(long, requires = "output")]
+    pub resume: bool,
+    /// Testing aid: stop (as a kill would) once this many systems are in the partial table
+    #[arg(long, hide = true, requires = "output")]
+    pub abort_after_systems: Option<usize>,
 }
 
 /// `phaseflow catalogue invariants`: the invariants table of the whole catalogue.
@@ -138,7 +145,22 @@ pub(super) fn catalogue_check(args: &CheckArgs) -> Result<()> {
     if let Some(o) = &args.output {
         crate::io::check_output_path(o)?;
     }
-    let mine = shard.map_or(files.len(), |s| s.items(files.len()).len());
+    // one process at a time writes an output; the partial table keeps its finished systems
+    let _lock = args
+        .output
+        .as_deref()
+        .map(crate::io::h5md::OutputLock::acquire)
+        .transpose()?;
+    let kept = args
+        .output
+        .as_deref()
+        .map(|o| crate::catalogue::check_partial(o, &files, &opts, shard, args.resume))
+        .transpose()?;
+    let reused = kept.as_ref().map_or(0, |k| k.done.len());
+    if reused > 0 {
+        eprintln!("resuming: {reused} systems from the partial table");
+    }
+    let mine = shard.map_or(files.len(), |s| s.items(files.len()).len()) - reused;
     if let Some(s) = shard {
         eprintln!("shard {s}: {mine} of {} systems", files.len());
     }
@@ -153,20 +175,51 @@ pub(super) fn catalogue_check(args: &CheckArgs) -> Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let start = Instant::now();
-    let (results, table) = check_table(&files, &opts, shard, &|r| {
+    let finished = std::sync::atomic::AtomicUsize::new(0);
+    let (results, table) = check_table(&files, &opts, shard, kept.as_ref(), &|r| {
         bar.set_message(r.system.clone());
         bar.inc(1);
-    });
+        let n = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if args.abort_after_systems.is_some_and(|k| n >= k) {
+            // the row is in the partial table already: as a kill here would leave it
+            eprintln!("error: interrupted after {n} systems (--abort-after-systems); the partial table is kept: continue with --resume");
+            std::process::exit(1);
+        }
+    })?;
     bar.finish_and_clear();
     if let Some(o) = &args.output {
         crate::shard::publish(o, &table, shard)?;
     }
-    let n_fail = results
-        .iter()
-        .filter(|r| r.verdict == Verdict::Fail)
-        .count();
+    let kept_done = kept.map(|k| {
+        k.file.remove();
+        k.done
+    });
+    // verdicts over all rows, the resumed ones included
+    let count = |verdict: Verdict| {
+        let want = serde_json::to_value(verdict).unwrap_or_default();
+        table
+            .rows
+            .iter()
+            .filter(|(_, row)| {
+                serde_json::from_str::<serde_json::Value>(row).is_ok_and(|v| v["verdict"] == want)
+            })
+            .count()
+    };
+    let n_fail = count(Verdict::Fail);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        // every system of the table: as checked now, or as the interrupted run's row (the
+        // output file's, without wall_seconds)
+        let done = kept_done.unwrap_or_default();
+        let mut now = results.iter();
+        let all: Vec<serde_json::Value> = table
+            .rows
+            .iter()
+            .map(|(k, row)| match done.get(k) {
+                Some(_) => serde_json::from_str(row).unwrap_or(serde_json::Value::Null),
+                None => serde_json::to_value(now.next()).unwrap_or_default(),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
         println!(
             "{:<26} {:<5} {:>3} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9}  verdict",
@@ -200,17 +253,13 @@ pub(super) fn catalogue_check(args: &CheckArgs) -> Result<()> {
                 r.rhs_evaluations,
             );
         }
-        let pass = results
-            .iter()
-            .filter(|r| r.verdict == Verdict::Pass)
-            .count();
-        let explained = results
-            .iter()
-            .filter(|r| r.verdict == Verdict::Explained)
-            .count();
+        let (pass, explained) = (count(Verdict::Pass), count(Verdict::Explained));
+        if reused > 0 {
+            println!("(and {reused} systems checked by the interrupted run, in the output file)");
+        }
         println!(
             "{pass} of {} systems within {} of the reference std ({explained} explained deviations, {n_fail} failures); {:.2} s",
-            results.len(),
+            table.rows.len(),
             args.tolerance,
             start.elapsed().as_secs_f64()
         );
@@ -218,7 +267,7 @@ pub(super) fn catalogue_check(args: &CheckArgs) -> Result<()> {
     if n_fail > 0 {
         bail!(
             "{n_fail} of {} systems failed the catalogue check",
-            results.len()
+            table.rows.len()
         );
     }
     Ok(())
