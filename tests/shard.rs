@@ -448,6 +448,37 @@ fn catalogue_check_resumes_after_an_interruption() {
     }
 }
 
+/// Starts `phaseflow ARGS` in `dir` and kills it (SIGKILL) once its partial file holds 3 rows
+/// (`what` ran: for the messages).
+fn kill_after_rows(args: &[String], dir: &Path, partial: &Path, what: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let rows = std::fs::read_to_string(partial)
+            .map(|t| t.lines().count().saturating_sub(1))
+            .unwrap_or(0);
+        if rows >= 3 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what} finished before it could be killed: make it longer"
+        );
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "{what}: no rows after 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
 /// `kill -9` in the middle of a sweep shard: the same command continues from the synced rows and
 /// the shard file equals that of an uninterrupted run.
 #[test]
@@ -477,29 +508,12 @@ fn sweep_resumes_after_kill_9() {
     ok(&phaseflow_env(&args(&full), &[]), "sweep");
     let out = dir.path().join("killed.shard");
     let partial = dir.path().join(".killed.shard.partial");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .args(args(&out))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    loop {
-        let rows = std::fs::read_to_string(&partial)
-            .map(|t| t.lines().count().saturating_sub(1))
-            .unwrap_or(0);
-        if rows >= 3 {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the sweep finished before it could be killed: make it longer"
-        );
-        assert!(started.elapsed().as_secs() < 60, "no rows after 60 s");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_after_rows(
+        &args(&out),
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &partial,
+        "the sweep",
+    );
     assert!(!out.exists(), "killed before the end, yet an output exists");
     let o = phaseflow_env(&args(&out), &[]);
     ok(&o, "resumed sweep");
@@ -985,29 +999,7 @@ fn ensemble_resumes_after_kill_9() {
     std::fs::create_dir(&cut).unwrap();
     ok(&phaseflow_in(&full, &args("e.h5"), &[]), "ensemble");
     let partial = cut.join(".e.h5.partial");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_phaseflow"))
-        .args(args("e.h5"))
-        .current_dir(&cut)
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    loop {
-        let rows = std::fs::read_to_string(&partial)
-            .map(|t| t.lines().count().saturating_sub(1))
-            .unwrap_or(0);
-        if rows >= 3 {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the ensemble finished before it could be killed: make it longer"
-        );
-        assert!(started.elapsed().as_secs() < 60, "no members after 60 s");
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_after_rows(&args("e.h5"), &cut, &partial, "the ensemble");
     assert!(
         !cut.join("e.h5").exists(),
         "killed before the end, yet an output exists"
